@@ -1,0 +1,57 @@
+# An embedded PostgreSQL 15 in a directory of ours. Sourced by run.sh, test.sh and bench/run.sh.
+# PostgreSQL refuses to run as root, so as root it runs as the `postgres` user.
+WACHAT_PG_BIN=${WACHAT_PG_BIN:-/usr/lib/postgresql/15/bin}
+
+wachat_as_pg() {
+  if [ "$(id -u)" -eq 0 ]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+# wachat_pg_init DIR PASSWORD_FILE: a new cluster whose superuser is `wachat`.
+wachat_pg_init() {
+  local dir=$1 pwfile=$2
+  mkdir -p "$dir"
+  if [ "$(id -u)" -eq 0 ]; then
+    chown postgres:postgres "$dir"
+    chmod 700 "$dir"
+  fi
+  local tmp_pw
+  tmp_pw=$(mktemp)
+  cp "$pwfile" "$tmp_pw"
+  chmod 644 "$tmp_pw"  # initdb runs as postgres and must read it; removed right after
+  wachat_as_pg "$WACHAT_PG_BIN/initdb" -D "$dir" -U wachat --pwfile="$tmp_pw" \
+    --auth-host=scram-sha-256 --auth-local=trust -E UTF8 --locale=C.UTF-8 >/dev/null
+  rm -f "$tmp_pw"
+}
+
+# wachat_pg_start DIR PORT LOGFILE: starts the cluster on 127.0.0.1:PORT, sockets in DIR.
+wachat_pg_start() {
+  local dir=$1 port=$2 log=$3
+  touch "$log"
+  if [ "$(id -u)" -eq 0 ]; then
+    chown postgres:postgres "$log"
+  fi
+  wachat_as_pg "$WACHAT_PG_BIN/pg_ctl" -D "$dir" -l "$log" -w -t 60 start \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=256MB -c synchronous_commit=on" >/dev/null
+}
+
+wachat_pg_stop() {
+  local dir=$1
+  if [ -f "$dir/postmaster.pid" ]; then
+    wachat_as_pg "$WACHAT_PG_BIN/pg_ctl" -D "$dir" -m fast -w -t 30 stop >/dev/null 2>&1 || true
+  fi
+}
+
+wachat_pg_running() {
+  local dir=$1
+  wachat_as_pg "$WACHAT_PG_BIN/pg_ctl" -D "$dir" status >/dev/null 2>&1
+}
+
+# A TCP port nobody listens on right now.
+wachat_free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null \
+    || echo $((20000 + RANDOM % 20000))
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, starts an embedded PostgreSQL under ./var/ and runs wachatd.
+# Usage: scripts/run.sh   (WACHAT_LISTEN, WHATSAPP_* and the other settings pass through)
+set -euo pipefail
+WACHAT_ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$WACHAT_ROOT"
+. scripts/lib/deps.sh
+. scripts/lib/pg.sh
+
+wachat_install_deps
+wachat_build "$WACHAT_ROOT/build"
+
+var="$WACHAT_ROOT/var"
+mkdir -p "$var"
+chmod 755 "$var"
+umask 077
+# Secrets are made once and kept, readable by their owner only.
+[ -s "$var/admin_token" ] || openssl rand -hex 32 > "$var/admin_token"
+[ -s "$var/master_key" ] || openssl rand -base64 32 > "$var/master_key"
+[ -s "$var/pg_password" ] || openssl rand -hex 24 > "$var/pg_password"
+chmod 600 "$var/admin_token" "$var/master_key" "$var/pg_password"
+umask 022
+
+pg_port=${WACHAT_PG_PORT:-54329}
+if [ ! -f "$var/pg/PG_VERSION" ]; then
+  wachat_pg_init "$var/pg" "$var/pg_password"
+fi
+if ! wachat_pg_running "$var/pg"; then
+  wachat_pg_start "$var/pg" "$pg_port" "$var/postgresql.log"
+fi
+wachat_as_pg "$WACHAT_PG_BIN/psql" -h "$var/pg" -p "$pg_port" -U wachat -d postgres -tAc \
+  "SELECT 1 FROM pg_database WHERE datname='wachat'" | grep -q 1 \
+  || wachat_as_pg "$WACHAT_PG_BIN/createdb" -h "$var/pg" -p "$pg_port" -U wachat wachat
+
+export WACHAT_DATABASE_URL="postgresql://wachat:$(cat "$var/pg_password")@127.0.0.1:$pg_port/wachat"
+export WACHAT_ADMIN_TOKEN="${WACHAT_ADMIN_TOKEN:-$(cat "$var/admin_token")}"
+export WACHAT_MASTER_KEY="${WACHAT_MASTER_KEY:-$(cat "$var/master_key")}"
+export WACHAT_MEDIA_DIR="${WACHAT_MEDIA_DIR:-$var/media}"
+echo "wachat: admin token is in $var/admin_token; PostgreSQL log in $var/postgresql.log" >&2
+echo "wachat: the embedded PostgreSQL keeps running for the next start; stop it with" >&2
+echo "        runuser -u postgres -- $WACHAT_PG_BIN/pg_ctl -D $var/pg stop   (plain pg_ctl when not root)" >&2
+exec "$WACHAT_ROOT/build/wachatd" "$@"

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, starts a throwaway PostgreSQL, runs every test, stops it.
+# Usage: scripts/test.sh        WACHAT_SANITIZE=1 scripts/test.sh  (address + UB sanitizers)
+set -euo pipefail
+WACHAT_ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$WACHAT_ROOT"
+. scripts/lib/deps.sh
+. scripts/lib/pg.sh
+
+wachat_install_deps
+build_dir="$WACHAT_ROOT/build"
+extra=()
+if [ "${WACHAT_SANITIZE:-0}" = 1 ]; then
+  build_dir="$WACHAT_ROOT/build-sanitize"
+  extra+=(-DWACHAT_SANITIZE=ON)
+fi
+wachat_build "$build_dir" "${extra[@]}"
+
+pg_dir=$(mktemp -d /tmp/wachat-test-pg.XXXXXX)
+chmod 755 "$pg_dir"
+cleanup() {
+  wachat_pg_stop "$pg_dir/data"
+  rm -rf "$pg_dir"
+}
+trap cleanup EXIT
+pw=$(openssl rand -hex 16)
+echo "$pw" > "$pg_dir/pw"
+wachat_pg_init "$pg_dir/data" "$pg_dir/pw"
+pg_port=$(wachat_free_port)
+wachat_pg_start "$pg_dir/data" "$pg_port" "$pg_dir/postgresql.log"
+export WACHAT_TEST_DATABASE_URL="postgresql://wachat:$pw@127.0.0.1:$pg_port/postgres"
+# Tests that stop and restart the database (outage handling) use these.
+export WACHAT_TEST_PG_DATA="$pg_dir/data"
+export WACHAT_TEST_PG_PORT="$pg_port"
+export WACHAT_TEST_PG_LOG="$pg_dir/postgresql.log"
+
+cd "$build_dir"
+ctest --output-on-failure --timeout 900

@@ -1,0 +1,12 @@
+#pragma once
+#include <caf/atom.hpp>
+
+// Message tags shared between actors. CAF 0.17 atoms hold at most 10 characters.
+namespace wachat::actors {
+
+using commit_atom = caf::atom_constant<caf::atom("commit")>;
+using flush_atom = caf::atom_constant<caf::atom("flush")>;
+using probe_atom = caf::atom_constant<caf::atom("probe")>;
+using stop_atom = caf::atom_constant<caf::atom("stop")>;
+
+}  // namespace wachat::actors

@@ -1,0 +1,226 @@
+#include "actors/intake.hpp"
+
+#include <caf/all.hpp>
+#include <fmt/format.h>
+#include <chrono>
+#include <pqxx/pqxx>
+
+#include "actors/atoms.hpp"
+#include "infra/log.hpp"
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::intake_item)
+
+namespace wachat::actors {
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+struct writer_state {
+  intake_settings settings;
+  std::unique_ptr<pqxx::connection> conn;
+  std::vector<intake_item> batch;
+  bool flush_queued = false;
+  // Reconnect back-off after the database went away: callers get 503 at once meanwhile.
+  clock::time_point next_connect_attempt{};
+  std::chrono::milliseconds backoff{0};
+  std::vector<bool> prepared;  // prepared[n]: statement for a batch of n rows exists
+  infra::metrics::counter* committed = nullptr;
+  infra::metrics::counter* batches = nullptr;
+  infra::metrics::counter* failed = nullptr;
+  infra::metrics::gauge* db_up = nullptr;
+  static inline const char* name = "intake_writer";
+};
+
+std::string insert_sql(std::size_t n) {
+  // Bodies are $1..$n (binary), statuses $n+1..$2n, errors $2n+1..$3n.
+  std::string sql = "INSERT INTO wa_webhook_events (body, status, error) VALUES ";
+  for (std::size_t i = 1; i <= n; ++i) {
+    sql += fmt::format("{}(${}, ${}, ${})", i == 1 ? "" : ",", i, n + i, 2 * n + i);
+  }
+  sql += " RETURNING id";
+  return sql;
+}
+
+void mark_down(writer_state& st, const std::string& why) {
+  st.conn.reset();
+  st.prepared.clear();
+  st.backoff = std::min(std::chrono::milliseconds{2000},
+                        std::max(std::chrono::milliseconds{100}, st.backoff * 2));
+  st.next_connect_attempt = clock::now() + st.backoff;
+  st.db_up->store(0);
+  infra::log_warn("intake_db_unavailable", {{"error", why}});
+}
+
+bool ensure_connected(writer_state& st) {
+  if (st.conn && st.conn->is_open()) {
+    return true;
+  }
+  if (clock::now() < st.next_connect_attempt) {
+    return false;
+  }
+  try {
+    st.conn = std::make_unique<pqxx::connection>(st.settings.database_url);
+    pqxx::nontransaction nt{*st.conn};
+    // A stuck commit must not hold its callers for ever; the HTTP side answers 503 at 5 s anyway.
+    nt.exec("SET statement_timeout = '10s'");
+    st.backoff = std::chrono::milliseconds{0};
+    st.db_up->store(1);
+    infra::log_info("intake_db_connected");
+    return true;
+  } catch (const std::exception& e) {
+    mark_down(st, e.what());
+    return false;
+  }
+}
+
+void fail_all(std::vector<intake_item>& items, writer_state& st) {
+  st.failed->fetch_add(items.size(), std::memory_order_relaxed);
+  for (auto& item : items) {
+    item.done(intake_outcome{false, 0});
+  }
+  items.clear();
+}
+
+void flush(writer_state& st) {
+  if (st.batch.empty()) {
+    return;
+  }
+  auto items = std::move(st.batch);
+  st.batch.clear();
+  if (!ensure_connected(st)) {
+    fail_all(items, st);
+    return;
+  }
+  const auto n = items.size();
+  std::vector<pqxx::binarystring> bodies;
+  std::vector<std::string> statuses;
+  std::vector<std::optional<std::string>> errors;
+  bodies.reserve(n);
+  statuses.reserve(n);
+  errors.reserve(n);
+  for (auto& item : items) {
+    bodies.emplace_back(item.body);
+    statuses.push_back(item.status);
+    errors.push_back(item.error.empty() ? std::nullopt : std::optional<std::string>{item.error});
+  }
+  std::vector<std::int64_t> ids;
+  try {
+    if (st.prepared.size() <= n) {
+      st.prepared.resize(n + 1, false);
+    }
+    const auto stmt = fmt::format("intake_{}", n);
+    if (!st.prepared[n]) {
+      st.conn->prepare(stmt, insert_sql(n));
+      st.prepared[n] = true;
+    }
+    pqxx::work w{*st.conn};
+    auto r = w.exec_prepared(stmt, pqxx::prepare::make_dynamic_params(bodies),
+                             pqxx::prepare::make_dynamic_params(statuses),
+                             pqxx::prepare::make_dynamic_params(errors));
+    w.commit();
+    ids.reserve(r.size());
+    for (const auto& row : r) {
+      ids.push_back(row[0].as<std::int64_t>());
+    }
+  } catch (const pqxx::in_doubt_error& e) {
+    // The commit may or may not have happened: refuse, Meta redelivers, processing dedupes.
+    mark_down(st, e.what());
+    fail_all(items, st);
+    return;
+  } catch (const pqxx::broken_connection& e) {
+    mark_down(st, e.what());
+    fail_all(items, st);
+    return;
+  } catch (const std::exception& e) {
+    infra::log_error("intake_commit_failed", {{"error", e.what()}});
+    mark_down(st, e.what());
+    fail_all(items, st);
+    return;
+  }
+  st.committed->fetch_add(n, std::memory_order_relaxed);
+  st.batches->fetch_add(1, std::memory_order_relaxed);
+  for (std::size_t i = 0; i < n; ++i) {
+    items[i].done(intake_outcome{true, i < ids.size() ? ids[i] : 0});
+  }
+}
+
+caf::behavior intake_writer(caf::stateful_actor<writer_state>* self, intake_settings settings) {
+  auto& st = self->state;
+  st.settings = std::move(settings);
+  auto& m = *st.settings.metrics;
+  st.committed = &m.get_counter("wachat_webhooks_committed_total",
+                                "Webhook bodies committed to wa_webhook_events.");
+  st.batches = &m.get_counter("wachat_intake_batches_total", "Intake group-commit transactions.");
+  st.failed = &m.get_counter("wachat_webhooks_commit_failed_total",
+                             "Webhook bodies that could not be committed (answered 503).");
+  st.db_up = &m.get_gauge("wachat_intake_db_up", "1 while the intake writers reach PostgreSQL.");
+  ensure_connected(st);
+  return {
+      [=](commit_atom, intake_item& item) {
+        auto& s = self->state;
+        // While the database is known to be away, answer at once instead of queueing.
+        if (!s.conn && clock::now() < s.next_connect_attempt) {
+          s.failed->fetch_add(1, std::memory_order_relaxed);
+          item.done(intake_outcome{false, 0});
+          return;
+        }
+        s.batch.push_back(std::move(item));
+        if (s.batch.size() >= s.settings.batch_max) {
+          flush(s);
+        } else if (!s.flush_queued) {
+          // The flush tag lands behind everything already in the mailbox, so one commit takes
+          // all that arrived while the previous commit ran: group commit without a timer.
+          s.flush_queued = true;
+          self->send(self, flush_atom::value);
+        }
+      },
+      [=](flush_atom) {
+        self->state.flush_queued = false;
+        flush(self->state);
+      },
+      [=](stop_atom) {
+        flush(self->state);
+        self->quit();
+      },
+  };
+}
+
+}  // namespace
+
+struct intake::impl {
+  std::vector<caf::actor> writers;
+  std::atomic<std::size_t> next{0};
+  caf::actor_system* sys = nullptr;
+};
+
+intake::intake(caf::actor_system& sys, intake_settings settings) : impl_(std::make_unique<impl>()) {
+  impl_->sys = &sys;
+  for (std::uint32_t i = 0; i < settings.writers; ++i) {
+    // Detached: each writer blocks on its own connection and thread, never on the scheduler's.
+    impl_->writers.push_back(sys.spawn<caf::detached>(intake_writer, settings));
+  }
+}
+
+intake::~intake() { shutdown(); }
+
+void intake::submit(intake_item item) {
+  auto i = impl_->next.fetch_add(1, std::memory_order_relaxed) % impl_->writers.size();
+  caf::anon_send(impl_->writers[i], commit_atom::value, std::move(item));
+}
+
+void intake::shutdown() {
+  if (impl_->writers.empty()) {
+    return;
+  }
+  caf::scoped_actor self{*impl_->sys};
+  for (auto& w : impl_->writers) {
+    self->monitor(w);
+    self->send(w, stop_atom::value);
+  }
+  for (std::size_t i = 0; i < impl_->writers.size(); ++i) {
+    self->receive([](const caf::down_msg&) {});
+  }
+  impl_->writers.clear();
+}
+
+}  // namespace wachat::actors

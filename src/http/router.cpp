@@ -1,0 +1,73 @@
+#include "http/router.hpp"
+
+#include "http/url.hpp"
+
+namespace wachat::http {
+namespace {
+
+std::vector<std::string_view> split_path(std::string_view path) {
+  std::vector<std::string_view> out;
+  if (path.empty() || path.front() != '/') {
+    return out;
+  }
+  path.remove_prefix(1);
+  while (true) {
+    auto slash = path.find('/');
+    out.push_back(path.substr(0, slash));
+    if (slash == std::string_view::npos) {
+      break;
+    }
+    path.remove_prefix(slash + 1);
+  }
+  return out;
+}
+
+bool match_pattern(std::string_view pattern, std::string_view path,
+                   std::map<std::string, std::string>& params) {
+  auto ps = split_path(pattern);
+  auto xs = split_path(path);
+  if (ps.size() != xs.size() || ps.empty()) {
+    return false;
+  }
+  for (std::size_t i = 0; i < ps.size(); ++i) {
+    auto p = ps[i];
+    if (p.size() > 2 && p.front() == '{' && p.back() == '}') {
+      if (xs[i].empty()) {
+        return false;
+      }
+      auto value = percent_decode(xs[i], false);
+      if (!value) {
+        return false;
+      }
+      params[std::string{p.substr(1, p.size() - 2)}] = std::move(*value);
+    } else if (p != xs[i]) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+void router::add(bhttp::verb method, std::string pattern, std::size_t max_body, handler h) {
+  routes_.push_back(route{method, pattern, pattern, max_body, std::move(h)});
+}
+
+route_match router::match(bhttp::verb method, std::string_view path) const {
+  route_match m;
+  for (const auto& r : routes_) {
+    std::map<std::string, std::string> params;
+    if (!match_pattern(r.pattern, path, params)) {
+      continue;
+    }
+    m.path_known = true;
+    m.allowed.push_back(r.method);
+    if (r.method == method && m.matched == nullptr) {
+      m.matched = &r;
+      m.params = std::move(params);
+    }
+  }
+  return m;
+}
+
+}  // namespace wachat::http

@@ -1,0 +1,200 @@
+#include "http/session.hpp"
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <optional>
+
+#include "http/responses.hpp"
+#include "http/url.hpp"
+
+namespace wachat::http {
+namespace {
+
+namespace beast = boost::beast;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+class session : public std::enable_shared_from_this<session> {
+ public:
+  session(tcp::socket socket, std::shared_ptr<server_shared> shared)
+      : stream_(std::move(socket)), shared_(std::move(shared)) {}
+
+  void run() {
+    net::dispatch(stream_.get_executor(),
+                  beast::bind_front_handler(&session::do_read, shared_from_this()));
+  }
+
+ private:
+  void do_read() {
+    if (shared_->draining) {
+      return close_now();
+    }
+    parser_.emplace();
+    parser_->header_limit(shared_->limits.header_limit);
+    parser_->body_limit(shared_->limits.default_body_limit);
+    route_name_ = "unmatched";
+    // One deadline for headers and body together: a client that trickles bytes is still cut off.
+    stream_.expires_after(shared_->limits.request_timeout);
+    bhttp::async_read_header(stream_, buffer_, *parser_,
+                             beast::bind_front_handler(&session::on_header, shared_from_this()));
+  }
+
+  void on_header(beast::error_code ec, std::size_t) {
+    if (ec == bhttp::error::header_limit) {
+      begin_request();
+      return reply_and_close(json_error(bhttp::status::request_header_fields_too_large,
+                                        "headers_too_large",
+                                        "Request headers exceed 16 KiB."));
+    }
+    if (ec) {
+      return close_now();
+    }
+    begin_request();
+    const auto& h = parser_->get();
+    auto [path, query] = split_target(h.target());
+    match_ = shared_->routes->match(h.method(), path);
+    if (match_.matched != nullptr) {
+      parser_->body_limit(match_.matched->max_body);
+      route_name_ = match_.matched->name;
+    }
+    if (parser_->is_done()) {
+      return on_body({}, 0);
+    }
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      beast::bind_front_handler(&session::on_body, shared_from_this()));
+  }
+
+  void on_body(beast::error_code ec, std::size_t) {
+    if (ec == bhttp::error::body_limit) {
+      return reply_and_close(
+          json_error(bhttp::status::payload_too_large, "payload_too_large",
+                     "Request body exceeds the limit for this path."));
+    }
+    if (ec == beast::error::timeout || ec == net::error::eof ||
+        ec == net::error::connection_reset) {
+      end_request();
+      return close_now();
+    }
+    if (ec) {
+      return reply_and_close(json_error(bhttp::status::bad_request, "invalid_request",
+                                        "Malformed HTTP request."));
+    }
+    keep_alive_ = parser_->get().keep_alive();
+    if (match_.matched == nullptr) {
+      if (match_.path_known) {
+        return reply(json_error(bhttp::status::method_not_allowed, "method_not_allowed",
+                                "Method not allowed on this path."));
+      }
+      return reply(json_error(bhttp::status::not_found, "not_found", "No such resource."));
+    }
+    // The handler may take its time (an actor, the database); no read is pending meanwhile.
+    stream_.expires_never();
+    request_context ctx;
+    ctx.req = parser_->release();
+    auto [path, query] = split_target(ctx.req.target());
+    ctx.path = std::string{path};
+    ctx.query = parse_query(query);
+    ctx.params = std::move(match_.params);
+    ctx.executor = stream_.get_executor();
+    auto self = shared_from_this();
+    responder respond{[self](response res) {
+      net::post(self->stream_.get_executor(), [self, res = std::move(res)]() mutable {
+        self->reply(std::move(res));
+      });
+    }};
+    match_.matched->handle(ctx, std::move(respond));
+  }
+
+  void reply_and_close(response res) {
+    close_after_ = true;
+    reply(std::move(res));
+  }
+
+  void reply(response res) {
+    bool keep = keep_alive_ && !close_after_ && !shared_->draining;
+    res.keep_alive(keep);
+    res.set(bhttp::field::server, "wachat");
+    shared_->metrics->count_request(route_name_, static_cast<int>(res.result_int()));
+    res_ = std::make_shared<response>(std::move(res));
+    stream_.expires_after(shared_->limits.write_timeout);
+    bhttp::async_write(stream_, *res_,
+                       beast::bind_front_handler(&session::on_write, shared_from_this(), !keep));
+  }
+
+  void on_write(bool close, beast::error_code ec, std::size_t) {
+    res_.reset();
+    end_request();
+    if (ec) {
+      return close_now();
+    }
+    if (close) {
+      return close_gracefully();
+    }
+    do_read();
+  }
+
+  // Half-close, then read and discard what the client still sends for a moment, so that the
+  // client sees our answer (say a 413) instead of a reset caused by its unread upload.
+  void close_gracefully() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    stream_.expires_after(std::chrono::seconds(2));
+    drained_ = 0;
+    drain();
+  }
+
+  void drain() {
+    stream_.async_read_some(
+        net::buffer(drain_buf_),
+        [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+          self->drained_ += n;
+          if (ec || self->drained_ > 64 * 1024 * 1024) {
+            return self->close_now();
+          }
+          self->drain();
+        });
+  }
+
+  void close_now() {
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.close();
+  }
+
+  void begin_request() {
+    if (!counted_) {
+      counted_ = true;
+      ++shared_->in_flight;
+    }
+  }
+
+  void end_request() {
+    if (counted_) {
+      counted_ = false;
+      --shared_->in_flight;
+    }
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::shared_ptr<server_shared> shared_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  route_match match_;
+  std::string route_name_;
+  std::shared_ptr<response> res_;
+  std::array<char, 16384> drain_buf_{};
+  std::size_t drained_ = 0;
+  bool keep_alive_ = false;
+  bool close_after_ = false;
+  bool counted_ = false;
+};
+
+}  // namespace
+
+void start_session(tcp::socket socket, std::shared_ptr<server_shared> shared) {
+  std::make_shared<session>(std::move(socket), std::move(shared))->run();
+}
+
+}  // namespace wachat::http

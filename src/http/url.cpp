@@ -1,0 +1,74 @@
+#include "http/url.hpp"
+
+namespace wachat::http {
+
+std::pair<std::string_view, std::string_view> split_target(std::string_view target) {
+  auto q = target.find('?');
+  if (q == std::string_view::npos) {
+    return {target, {}};
+  }
+  return {target.substr(0, q), target.substr(q + 1)};
+}
+
+std::optional<std::string> percent_decode(std::string_view in, bool plus_is_space) {
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  out.reserve(in.size());
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    char c = in[i];
+    if (c == '%') {
+      if (i + 2 >= in.size()) {
+        return std::nullopt;
+      }
+      int hi = hex(in[i + 1]);
+      int lo = hex(in[i + 2]);
+      if (hi < 0 || lo < 0) {
+        return std::nullopt;
+      }
+      out.push_back(static_cast<char>(hi << 4 | lo));
+      i += 2;
+    } else if (c == '+' && plus_is_space) {
+      out.push_back(' ');
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> parse_query(std::string_view query) {
+  std::vector<std::pair<std::string, std::string>> out;
+  while (!query.empty()) {
+    auto amp = query.find('&');
+    auto part = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
+    if (part.empty()) {
+      continue;
+    }
+    auto eq = part.find('=');
+    auto key = percent_decode(part.substr(0, eq), true);
+    auto value = eq == std::string_view::npos ? std::optional<std::string>{""}
+                                              : percent_decode(part.substr(eq + 1), true);
+    if (key && value) {
+      out.emplace_back(std::move(*key), std::move(*value));
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> query_value(const std::vector<std::pair<std::string, std::string>>& q,
+                                       std::string_view key) {
+  for (const auto& [k, v] : q) {
+    if (k == key) {
+      return v;
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace wachat::http

@@ -1,0 +1,31 @@
+#pragma once
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "http/router.hpp"
+#include "infra/metrics.hpp"
+
+namespace wachat::actors {
+class intake;
+}
+
+namespace wachat::http {
+
+struct webhook_settings {
+  std::optional<std::string> app_secret;
+  std::optional<std::string> verify_token;
+  std::size_t max_bytes = 4194304;
+  std::chrono::milliseconds commit_timeout{5000};
+  // Site verify tokens (API.md §3.2) are checked here when the env token does not match.
+  std::function<bool(const std::string&)> site_verify_token_known;
+};
+
+inline constexpr const char* webhook_path = "/api/modules/live-chat/webhooks/whatsapp";
+
+// GET verification and signed POST intake (API.md §2).
+void add_webhook_routes(router& r, webhook_settings settings, actors::intake& intake,
+                        std::shared_ptr<infra::metrics> metrics);
+
+}  // namespace wachat::http

@@ -1,0 +1,39 @@
+#pragma once
+#include <array>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace wachat::infra {
+
+std::optional<std::vector<unsigned char>> base64_decode(std::string_view text);
+std::string base64_encode(const unsigned char* data, std::size_t size);
+std::string hex_encode(const unsigned char* data, std::size_t size);
+
+// Constant-time equality of two byte strings (length differences leak only the length).
+bool constant_time_equal(std::string_view a, std::string_view b);
+
+// `bytes` cryptographically random bytes from OpenSSL's generator, hex encoded.
+std::string random_hex(std::size_t bytes);
+
+std::array<unsigned char, 32> sha256(std::string_view data);
+
+// An HMAC-SHA256 key set up once and reused for every message (keying costs more than
+// hashing a typical webhook). Thread-safe: each call works on its own copy of the context.
+class hmac_sha256_key {
+ public:
+  explicit hmac_sha256_key(std::string_view secret);
+  ~hmac_sha256_key();
+  hmac_sha256_key(const hmac_sha256_key&) = delete;
+  hmac_sha256_key& operator=(const hmac_sha256_key&) = delete;
+
+  std::array<unsigned char, 32> sign(std::string_view data) const;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace wachat::infra

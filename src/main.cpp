@@ -1,0 +1,170 @@
+// wachatd: the wachat server. Reads its configuration, migrates the schema, serves HTTP.
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <caf/all.hpp>
+#include <fmt/format.h>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <future>
+#include <iostream>
+#include <pqxx/pqxx>
+#include <sstream>
+#include <thread>
+
+#include "actors/db_probe.hpp"
+#include "actors/intake.hpp"
+#include "http/ops_handler.hpp"
+#include "http/server.hpp"
+#include "http/webhook_handler.hpp"
+#include "infra/config.hpp"
+#include "infra/log.hpp"
+#include "infra/migrations.hpp"
+
+namespace {
+
+using namespace wachat;
+
+[[noreturn]] void die(const std::string& line) {
+  std::fprintf(stderr, "wachatd: %s\n", line.c_str());
+  std::exit(2);
+}
+
+infra::config load(int argc, char** argv) {
+  std::string config_path;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view a{argv[i]};
+    if (a == "--help" || a == "-h") {
+      std::cout << infra::help_text();
+      std::exit(0);
+    } else if (a == "--version") {
+      std::cout << "wachatd 0.1.0\n";
+      std::exit(0);
+    } else if (a == "--config" && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (a.starts_with("--config=")) {
+      config_path = std::string{a.substr(9)};
+    } else {
+      die("unknown option '" + std::string{a} + "' (see --help)");
+    }
+  }
+  infra::settings_map file_settings;
+  if (!config_path.empty()) {
+    std::ifstream in{config_path};
+    if (!in) {
+      die("cannot read config file " + config_path);
+    }
+    std::stringstream text;
+    text << in.rdbuf();
+    auto parsed = infra::parse_config_file(text.str());
+    if (auto* err = std::get_if<std::string>(&parsed)) {
+      die(config_path + ": " + *err);
+    }
+    file_settings = std::get<infra::settings_map>(parsed);
+  }
+  auto built = infra::build_config(file_settings, infra::read_environment());
+  if (auto* err = std::get_if<std::string>(&built)) {
+    die(*err);
+  }
+  return std::get<infra::config>(built);
+}
+
+// The database may still be starting (embedded PostgreSQL, a container): retry for a while.
+void migrate_with_retry(const std::string& url) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  while (true) {
+    try {
+      infra::apply_migrations(url);
+      return;
+    } catch (const pqxx::broken_connection& e) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        die(std::string{"cannot connect to WACHAT_DATABASE_URL: "} + e.what());
+      }
+    } catch (const std::exception& e) {
+      std::string msg = e.what();
+      if (msg.find("connect") == std::string::npos ||
+          std::chrono::steady_clock::now() > deadline) {
+        die(msg);
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto cfg = load(argc, argv);
+  // Fail fast on an unreachable server instead of hanging in connect().
+  ::setenv("PGCONNECT_TIMEOUT", "3", 0);
+  migrate_with_retry(cfg.database_url);
+
+  caf::actor_system_config caf_cfg;
+  caf_cfg.set("scheduler.max-threads", 2);
+  caf_cfg.set("logger.verbosity", caf::atom("quiet"));
+  caf::actor_system sys{caf_cfg};
+
+  auto metrics = std::make_shared<infra::metrics>();
+  actors::intake intake{sys, actors::intake_settings{cfg.database_url, cfg.intake_writers,
+                                                     cfg.intake_batch_max, metrics}};
+  actors::db_probe probe{sys, cfg.database_url};
+
+  http::router routes;
+  http::webhook_settings wh;
+  wh.app_secret = cfg.app_secret;
+  wh.verify_token = cfg.verify_token;
+  wh.max_bytes = cfg.webhook_max_bytes;
+  wh.commit_timeout = std::chrono::milliseconds(cfg.commit_timeout_ms);
+  http::add_webhook_routes(routes, wh, intake, metrics);
+  http::add_ops_routes(routes, probe, metrics);
+
+  auto shared = std::make_shared<http::server_shared>();
+  shared->routes = &routes;
+  shared->metrics = metrics;
+  shared->limits.request_timeout = std::chrono::milliseconds(cfg.request_timeout_ms);
+  shared->limits.default_body_limit = cfg.api_max_body_bytes;
+
+  boost::asio::io_context ioc{static_cast<int>(cfg.http_threads)};
+  std::unique_ptr<http::server> srv;
+  try {
+    srv = std::make_unique<http::server>(ioc, cfg.listen_host, cfg.listen_port, shared);
+  } catch (const std::exception& e) {
+    die(e.what());
+  }
+  srv->start();
+  std::promise<int> stop_signal;
+  boost::asio::signal_set signals{ioc, SIGINT, SIGTERM};
+  signals.async_wait([&](boost::system::error_code ec, int sig) {
+    if (!ec) {
+      stop_signal.set_value(sig);
+    }
+  });
+  std::vector<std::thread> threads;
+  for (std::uint32_t i = 0; i < cfg.http_threads; ++i) {
+    threads.emplace_back([&ioc] { ioc.run(); });
+  }
+  auto listen = fmt::format("{}:{}", cfg.listen_host, srv->port());
+  auto public_url = cfg.public_url;
+  if (cfg.listen_port == 0 && public_url.ends_with(":0")) {
+    public_url = fmt::format("http://{}", listen);
+  }
+  const auto webhook_url = public_url + http::webhook_path;
+  infra::log_info("listening", {{"address", listen}, {"webhook_url", webhook_url}});
+
+  int sig = stop_signal.get_future().get();
+  infra::log_info("shutting_down", {{"signal", std::to_string(sig)}});
+  // Stop taking connections, let requests in flight finish (their commits included), then stop.
+  srv->stop_accepting();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(8);
+  while (srv->in_flight() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  intake.shutdown();
+  ioc.stop();
+  for (auto& t : threads) {
+    t.join();
+  }
+  infra::log_info("stopped", {{"unfinished_requests", std::to_string(srv->in_flight())}});
+  return 0;
+}

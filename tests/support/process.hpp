@@ -1,0 +1,49 @@
+#pragma once
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace wachat::test {
+
+// A child process with the given environment (nothing inherited but PATH and HOME) whose
+// stderr goes to a file the test can read.
+class child_process {
+ public:
+  child_process(const std::string& path, const std::vector<std::string>& args,
+                const std::map<std::string, std::string>& env);
+  ~child_process();
+  child_process(const child_process&) = delete;
+  child_process& operator=(const child_process&) = delete;
+
+  void signal(int sig);
+  // The exit code once the process exits within `timeout_ms`; nullopt if it did not.
+  std::optional<int> wait_exit(int timeout_ms);
+  std::string stderr_text() const;
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+  std::string stderr_path_;
+  std::optional<int> status_;
+};
+
+// wachatd started on a free port against `database_url` with extra settings; waits until
+// /healthz answers (or throws with its stderr).
+class wachatd {
+ public:
+  explicit wachatd(const std::string& database_url,
+                   std::map<std::string, std::string> extra_env = {});
+  std::uint16_t port() const { return port_; }
+  child_process& process() { return *proc_; }
+
+ private:
+  std::uint16_t port_;
+  std::unique_ptr<child_process> proc_;
+};
+
+}  // namespace wachat::test

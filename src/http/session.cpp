@@ -59,6 +59,15 @@ class session : public std::enable_shared_from_this<session> {
       parser_->body_limit(match_.matched->max_body);
       route_name_ = match_.matched->name;
     }
+    // Beast checks Content-Length against the limit in force while the header was parsed;
+    // the route's own limit is only known now, so check it here (chunked bodies are checked
+    // by the parser as they arrive).
+    auto length = parser_->content_length();
+    auto limit = match_.matched != nullptr ? match_.matched->max_body
+                                           : shared_->limits.default_body_limit;
+    if (length && *length > limit) {
+      return on_body(bhttp::error::body_limit, 0);
+    }
     if (parser_->is_done()) {
       return on_body({}, 0);
     }

@@ -1,0 +1,35 @@
+#pragma once
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace wachat::bench {
+
+// A bad command line: main() prints what() as one line and exits 2.
+struct usage_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// `--name value` / `--name=value` options, each known in advance; `--help` is a flag.
+class cli_args {
+ public:
+  // Throws usage_error on an unknown option or a missing value.
+  cli_args(int argc, char** argv, const std::vector<std::string>& known);
+
+  bool help() const { return help_; }
+  bool has(const std::string& name) const { return values_.contains(name); }
+  std::string text(const std::string& name, const std::string& fallback) const;
+  // Throws usage_error unless the value is a whole number in [min, max].
+  std::uint64_t number(const std::string& name, std::uint64_t fallback, std::uint64_t min,
+                       std::uint64_t max) const;
+  // Seconds, fractions allowed; throws usage_error unless in [min, max].
+  double seconds(const std::string& name, double fallback, double min, double max) const;
+
+ private:
+  std::map<std::string, std::string> values_;
+  bool help_ = false;
+};
+
+}  // namespace wachat::bench

@@ -1,0 +1,191 @@
+#pragma once
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+// What one webhook POST from Meta says, as plain values (META.md "Webhook envelope").
+// Strings are copies: a delivery outlives the JSON parser and can travel between actors.
+
+namespace wachat::domain {
+
+// `errors[]` at any level (value, message, status). Meta puts the useful text in
+// `error_data.details`; `code` is what callers branch on (META.md: never on text).
+struct webhook_error {
+  int64_t code = 0;
+  std::string title;
+  std::string message;
+  std::string details;
+};
+
+// `value.contacts[]`: who wrote, with the name from their WhatsApp profile.
+struct webhook_contact {
+  std::string wa_id;
+  std::string profile_name;
+};
+
+// `messages[].context`: set when the customer replied to, or forwarded, a message.
+struct message_context {
+  std::string from;
+  std::string id;  // the wamid replied to; empty when not a reply
+  bool forwarded = false;
+  bool frequently_forwarded = false;
+};
+
+// image|video|audio|document|sticker. The id is only good for 7 days (META.md "Media"),
+// which is why the media worker fetches it right away.
+struct media_ref {
+  std::string id;
+  std::string mime_type;
+  std::string sha256;
+  std::string filename;  // documents only
+  bool voice = false;    // audio recorded as a voice note
+  bool animated = false; // stickers
+};
+
+// `reaction{message_id, emoji}`; an empty emoji means the customer removed their reaction.
+struct reaction_ref {
+  std::string message_id;
+  std::string emoji;
+
+  bool is_removal() const { return emoji.empty(); }
+};
+
+// interactive button_reply/list_reply/nfm_reply and template quick-reply `button`.
+// The title becomes the message content; the id or payload is what bots route on.
+struct reply_ref {
+  std::string kind;           // "button_reply", "list_reply", "nfm_reply" or "button"
+  std::string id;             // button/list id, button payload, or the flow's name
+  std::string title;          // what the customer saw and tapped
+  std::string description;    // list_reply only
+  std::string response_json;  // nfm_reply only: the flow's answers as Meta sent them
+};
+
+// `system{body, type, new_wa_id}`: e.g. the customer changed their number.
+struct system_notice {
+  std::string type;
+  std::string new_wa_id;
+};
+
+struct inbound_message {
+  std::string wamid;
+  std::string from;
+  int64_t timestamp = 0;  // Unix seconds, Meta's clock; 0 when absent or unreadable
+  std::string type;       // exactly as Meta sent it
+  // DESIGN.md §3.5: the WhatsApp type when we understand it, else "unsupported".
+  std::string content_type;
+  // text body; media caption; location/contacts/order as JSON; reply title; system body;
+  // reaction emoji.
+  std::string content;
+  message_context context;
+  std::optional<media_ref> media;
+  std::optional<reaction_ref> reaction;
+  std::optional<reply_ref> reply;
+  std::optional<system_notice> system;
+  std::string referral_json;  // click-to-WhatsApp ad referral, minified; empty when none
+  std::vector<webhook_error> errors;
+};
+
+struct status_pricing {
+  bool billable = false;
+  std::string pricing_model;
+  std::string category;
+  std::string type;  // newer per-message pricing: "regular", "free_customer_service", ...
+};
+
+struct message_status {
+  std::string wamid;
+  std::string status;  // sent|delivered|read|failed|played, unknown values kept verbatim
+  int64_t timestamp = 0;
+  std::string recipient_id;
+  std::string conversation_id;
+  std::optional<int64_t> conversation_expiration;  // only on `sent`
+  std::string conversation_origin_type;
+  std::optional<status_pricing> pricing;
+  std::vector<webhook_error> errors;
+};
+
+// One `entry[].changes[]` item, flattened with its entry's id.
+struct webhook_change {
+  std::string field;  // "messages", "message_template_status_update", ...
+  std::string entry_id;  // the WABA id
+  std::string messaging_product;
+  std::string phone_number_id;
+  std::string display_phone_number;
+  std::vector<webhook_contact> contacts;
+  std::vector<inbound_message> messages;
+  std::vector<message_status> statuses;
+  std::vector<webhook_error> errors;
+  // The minified `value` for fields other than "messages", kept so they can be routed
+  // (templates, quality, account) without this parser knowing their shape.
+  std::string raw_value;
+};
+
+// Something skipped or unreadable, with where it was ("entry[0].changes[1].messages[2]").
+struct parse_problem {
+  std::string where;
+  std::string reason;
+};
+
+struct webhook_delivery {
+  std::string object;  // "whatsapp_business_account"
+  std::vector<webhook_change> changes;
+  std::vector<parse_problem> problems;
+};
+
+// The profile name `contacts[]` gives for `wa_id`; empty when the change names none.
+inline std::string_view profile_name_for(const webhook_change& change, std::string_view wa_id) {
+  for (const auto& contact : change.contacts) {
+    if (contact.wa_id == wa_id) {
+      return contact.profile_name;
+    }
+  }
+  return {};
+}
+
+// API.md §3.4: sent < failed < delivered < read < played. Meta's order of arrival is not
+// that order, so a status is applied only when it ranks higher. Unknown statuses rank 0
+// and never replace a known one.
+constexpr int status_rank(std::string_view status) {
+  if (status == "sent") {
+    return 1;
+  }
+  if (status == "failed") {
+    return 2;
+  }
+  if (status == "delivered") {
+    return 3;
+  }
+  if (status == "read") {
+    return 4;
+  }
+  if (status == "played") {
+    return 5;
+  }
+  return 0;
+}
+
+// Whether `next` replaces `current`; equal is not an advance, so a redelivered status is a no-op.
+// Local states such as "queued" or "received" rank 0, so any known status advances them.
+constexpr bool status_may_advance(std::string_view current, std::string_view next) {
+  return status_rank(next) > status_rank(current);
+}
+
+inline constexpr int64_t customer_service_window_seconds = 24 * 60 * 60;
+
+// DESIGN.md §3.4: the window runs 24 h from Meta's timestamp of the customer's message and
+// never shrinks, so a delivery retried days later cannot reopen it. Saturates instead of
+// overflowing on absurd timestamps from hostile input.
+constexpr int64_t window_expiry_after(int64_t current_expiry, int64_t message_timestamp) {
+  int64_t candidate = message_timestamp;
+  if (message_timestamp > std::numeric_limits<int64_t>::max() - customer_service_window_seconds) {
+    candidate = std::numeric_limits<int64_t>::max();
+  } else {
+    candidate = message_timestamp + customer_service_window_seconds;
+  }
+  return candidate > current_expiry ? candidate : current_expiry;
+}
+
+}  // namespace wachat::domain

@@ -16,7 +16,9 @@ double percentile_ms(const std::vector<std::uint32_t>& sorted, double q) {
   return sorted[rank - 1] / 1000.0;
 }
 
-double round3(double v) { return std::round(v * 1000.0) / 1000.0; }
+double round3(double v) {
+  return std::round(v * 1000.0) / 1000.0;
+}
 
 }  // namespace
 
@@ -41,8 +43,8 @@ latency_summary latency_summary::of(std::vector<std::uint32_t>& samples_us) {
 }
 
 nlohmann::ordered_json latency_summary::to_json() const {
-  return {{"count", count},        {"p50", round3(p50_ms)},   {"p90", round3(p90_ms)},
-          {"p99", round3(p99_ms)}, {"p99_9", round3(p999_ms)}, {"max", round3(max_ms)},
+  return {{"count", count},         {"p50", round3(p50_ms)},    {"p90", round3(p90_ms)},
+          {"p99", round3(p99_ms)},  {"p99_9", round3(p999_ms)}, {"max", round3(max_ms)},
           {"mean", round3(mean_ms)}};
 }
 

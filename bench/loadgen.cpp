@@ -1,23 +1,26 @@
 // wachat_loadgen: keeps N keep-alive connections busy with distinct, correctly signed Meta
 // webhooks for a fixed time, then reports 2xx/s, statuses and latency percentiles, and (with
 // --check-db) proves that every acknowledged webhook is in wa_webhook_events.
+#include <fmt/format.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
-#include <pqxx/pqxx>
-
-#include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
+#include <pqxx/pqxx>
 #include <thread>
 #include <vector>
 
@@ -71,6 +74,10 @@ struct run_plan {
 
 // Counts of one io_context thread; only that thread's connections touch it.
 struct thread_tally {
+  // Connections of this thread still working, and the timer that gives up on them at the hard
+  // stop: cancelled when the last one finishes, so that io_context::run() returns at once.
+  std::size_t live = 0;
+  net::steady_timer* hard_stop = nullptr;
   std::map<int, std::uint64_t> by_status;  // every response of the run
   std::uint64_t sent = 0;
   std::uint64_t acked = 0;            // 2xx of the whole run: what --check-db must find
@@ -109,12 +116,26 @@ class connection : public std::enable_shared_from_this<connection> {
     req_.keep_alive(true);
   }
 
-  void start() { do_connect(); }
+  void start() {
+    ++tally_.live;
+    do_connect();
+  }
 
  private:
+  // The run is over for this connection: no new request, no reconnect.
+  void finish() {
+    close();
+    if (!finished_) {
+      finished_ = true;
+      if (--tally_.live == 0 && tally_.hard_stop != nullptr) {
+        tally_.hard_stop->cancel();
+      }
+    }
+  }
+
   void do_connect() {
     if (clock_type::now() >= plan_.stop_at) {
-      return;
+      return finish();
     }
     buffer_.clear();
     stream_.expires_after(std::chrono::seconds(5));
@@ -135,7 +156,7 @@ class connection : public std::enable_shared_from_this<connection> {
   void retry_later() {
     close();
     if (clock_type::now() >= plan_.stop_at) {
-      return;
+      return finish();
     }
     retry_timer_.expires_after(std::chrono::milliseconds(100));
     retry_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
@@ -147,7 +168,7 @@ class connection : public std::enable_shared_from_this<connection> {
 
   void do_request() {
     if (clock_type::now() >= plan_.stop_at) {
-      return close();
+      return finish();
     }
     const auto seq = plan_.next_seq->fetch_add(1, std::memory_order_relaxed);
     const auto unix_now = std::chrono::duration_cast<std::chrono::seconds>(
@@ -188,7 +209,8 @@ class connection : public std::enable_shared_from_this<connection> {
     }
     if (started_ >= plan_.measure_from && done <= plan_.stop_at) {
       auto us = std::chrono::duration_cast<std::chrono::microseconds>(done - started_).count();
-      tally_.latencies_us.push_back(static_cast<std::uint32_t>(std::min<long long>(us, UINT32_MAX)));
+      tally_.latencies_us.push_back(
+          static_cast<std::uint32_t>(std::min<long long>(us, UINT32_MAX)));
       if (acked) {
         ++tally_.acked_in_window;
       }
@@ -223,6 +245,7 @@ class connection : public std::enable_shared_from_this<connection> {
   bhttp::request<bhttp::string_body> req_;
   std::optional<bhttp::response_parser<bhttp::string_body>> res_;
   clock_type::time_point started_{};
+  bool finished_ = false;
 };
 
 struct db_check {
@@ -252,7 +275,17 @@ db_check check_db(const std::string& url, const std::string& marker, std::uint64
   return out;
 }
 
-double round1(double v) { return std::round(v * 10.0) / 10.0; }
+// This process's user + system CPU: on 2 shared cores, what the client costs is part of the result.
+double own_cpu_seconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto sec = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) + tv.tv_usec / 1e6; };
+  return sec(usage.ru_utime) + sec(usage.ru_stime);
+}
+
+double round1(double v) {
+  return std::round(v * 10.0) / 10.0;
+}
 
 int run(int argc, char** argv) {
   cli_args args{argc,
@@ -266,7 +299,8 @@ int run(int argc, char** argv) {
   const auto host = args.text("host", "127.0.0.1");
   const auto port = static_cast<std::uint16_t>(args.number("port", 8080, 1, 65535));
   const auto connections = args.number("connections", 64, 1, 10000);
-  const auto threads = args.number("threads", 1, 1, 64);
+  // A thread without connections would only wait for the hard stop.
+  const auto threads = std::min(args.number("threads", 1, 1, 64), connections);
   const double duration = args.seconds("duration", 20, 0.1, 86400);
   const double warmup = args.seconds("warmup", 1, 0, 3600);
   const double timeout = args.seconds("timeout", 10, 0.1, 600);
@@ -312,17 +346,25 @@ int run(int argc, char** argv) {
   // Requests still out at stop_at get their full timeout to answer, then we give up on them.
   const auto hard_stop = plan.stop_at + plan.request_timeout + std::chrono::seconds(1);
 
-  fmt::print("wachat_loadgen: run_id={} target={}:{}{} connections={} threads={} warmup={}s "
-             "duration={}s body_bytes={}\n",
-             run_id, host, port, plan.path, connections, threads, warmup, duration,
-             generator.body_size());
+  fmt::print(
+      "wachat_loadgen: run_id={} target={}:{}{} connections={} threads={} warmup={}s "
+      "duration={}s body_bytes={}\n",
+      run_id, host, port, plan.path, connections, threads, warmup, duration, generator.body_size());
   std::fflush(stdout);
 
   // Tallies outlive the contexts whose pending handlers still refer to them.
   std::vector<thread_tally> tallies(threads);
   std::vector<std::unique_ptr<net::io_context>> contexts;
+  std::vector<std::unique_ptr<net::steady_timer>> hard_stops;
   for (std::uint64_t t = 0; t < threads; ++t) {
     contexts.push_back(std::make_unique<net::io_context>(1));
+    hard_stops.push_back(std::make_unique<net::steady_timer>(*contexts[t], hard_stop));
+    hard_stops[t]->async_wait([&ctx = *contexts[t]](beast::error_code ec) {
+      if (!ec) {
+        ctx.stop();
+      }
+    });
+    tallies[t].hard_stop = hard_stops[t].get();
   }
   for (std::uint64_t c = 0; c < connections; ++c) {
     auto t = c % threads;
@@ -330,7 +372,7 @@ int run(int argc, char** argv) {
   }
   std::vector<std::thread> workers;
   for (std::uint64_t t = 0; t < threads; ++t) {
-    workers.emplace_back([&ctx = *contexts[t], hard_stop] { ctx.run_until(hard_stop); });
+    workers.emplace_back([&ctx = *contexts[t]] { ctx.run(); });
   }
   for (auto& w : workers) {
     w.join();
@@ -398,6 +440,7 @@ int run(int argc, char** argv) {
         {"timeout", total.timeouts},
         {"unfinished", unfinished}}},
       {"latency_ms", latency.to_json()},
+      {"cpu_s", round1(own_cpu_seconds())},
       {"check_db", nullptr},
   };
   if (check.ran) {

@@ -1,7 +1,6 @@
 #include "webhook_generator.hpp"
 
 #include <nlohmann/json.hpp>
-
 #include <stdexcept>
 #include <string_view>
 
@@ -11,7 +10,7 @@ namespace {
 // Placeholder runs made of characters that JSON does not escape and that neither a run id nor
 // the filler text can contain, so every run found in the dumped template is one of ours.
 constexpr std::size_t seq_width = 12;
-constexpr std::size_t phone_width = 9;
+constexpr std::size_t phone_width = 8;
 constexpr std::size_t time_width = 10;
 const std::string seq_placeholder(seq_width, '~');
 const std::string phone_placeholder(phone_width, '^');
@@ -19,8 +18,8 @@ const std::string time_placeholder(time_width, '|');
 
 // What customers write; a non-ASCII letter keeps the server's UTF-8 path honest.
 constexpr std::string_view filler_words[] = {
-    "Olá,", "preciso", "de", "ajuda", "com", "o", "meu", "pedido", "que", "ainda", "não",
-    "chegou.", "Podem", "verificar", "o", "status", "da", "entrega", "por", "favor?"};
+    "Olá,", "preciso", "de",    "ajuda",     "com", "o",      "meu", "pedido",  "que", "ainda",
+    "não",  "chegou.", "Podem", "verificar", "o",   "status", "da",  "entrega", "por", "favor?"};
 
 std::vector<std::size_t> find_all(const std::string& text, const std::string& needle) {
   std::vector<std::size_t> out;
@@ -60,7 +59,8 @@ webhook_generator::webhook_generator(std::string run_id, std::size_t approx_byte
     throw std::invalid_argument("run id must be 1-64 characters of [A-Za-z0-9_-]");
   }
   // Size the customer's text so that the whole body lands near the requested size.
-  auto bare = build_template(0).size();
+  // The bare template already holds one word of text (a body is never empty).
+  auto bare = build_template(0).size() - filler_words[0].size();
   template_ = build_template(approx_bytes > bare ? approx_bytes - bare : 0);
   locate_placeholders();
 }
@@ -73,6 +73,7 @@ std::string webhook_generator::build_template(std::size_t filler_bytes) const {
     }
     text += filler_words[i % std::size(filler_words)];
   }
+  // A Brazilian mobile number (13 digits), as WhatsApp ids are: country code, area, number.
   const std::string phone = "55119" + phone_placeholder;
   // Field order and ids as in Meta's documented example of a text message notification.
   nlohmann::ordered_json doc = {
@@ -111,7 +112,7 @@ void webhook_generator::render(std::uint64_t seq, std::int64_t unix_time, std::s
     write_digits(out, at, seq_width, seq);
   }
   // Spread senders over many numbers, as many customers write to one business at once.
-  const std::uint64_t phone_tail = (seq * 2654435761ULL) % 1000000000ULL;
+  const std::uint64_t phone_tail = (seq * 2654435761ULL) % 100000000ULL;
   for (auto at : phone_at_) {
     write_digits(out, at, phone_width, phone_tail);
   }
@@ -120,6 +121,8 @@ void webhook_generator::render(std::uint64_t seq, std::int64_t unix_time, std::s
   }
 }
 
-std::string webhook_generator::run_marker() const { return "wamid." + run_id_ + "."; }
+std::string webhook_generator::run_marker() const {
+  return "wamid." + run_id_ + ".";
+}
 
 }  // namespace wachat::bench

@@ -34,7 +34,7 @@ class webhook_generator {
   std::string run_id_;
   std::string template_;
   std::vector<std::size_t> seq_at_;    // 12-digit sequence number
-  std::vector<std::size_t> phone_at_;  // 9-digit tail of the customer's phone number
+  std::vector<std::size_t> phone_at_;  // 8-digit tail of the customer's phone number
   std::vector<std::size_t> time_at_;   // 10-digit unix timestamp
 };
 

@@ -13,9 +13,16 @@
 #include <sstream>
 #include <thread>
 
+#include "actors/db_pool.hpp"
 #include "actors/db_probe.hpp"
+#include "actors/inbox_dispatcher.hpp"
 #include "actors/intake.hpp"
+#include "http/api_common.hpp"
+#include "http/conversations_handler.hpp"
+#include "http/event_hub.hpp"
+#include "http/events_handler.hpp"
 #include "http/ops_handler.hpp"
+#include "http/sites_handler.hpp"
 #include "http/server.hpp"
 #include "http/webhook_handler.hpp"
 #include "infra/config.hpp"
@@ -106,8 +113,10 @@ int main(int argc, char** argv) {
   caf::actor_system sys{caf_cfg};
 
   auto metrics = std::make_shared<infra::metrics>();
+  actors::inbox_dispatcher dispatcher{sys, cfg.database_url, metrics};
   actors::intake intake{sys, actors::intake_settings{cfg.database_url, cfg.intake_writers,
-                                                     cfg.intake_batch_max, metrics}};
+                                                     cfg.intake_batch_max, metrics,
+                                                     [&dispatcher] { dispatcher.wake(); }}};
   actors::db_probe probe{sys, cfg.database_url};
 
   http::router routes;
@@ -118,6 +127,18 @@ int main(int argc, char** argv) {
   wh.commit_timeout = std::chrono::milliseconds(cfg.commit_timeout_ms);
   http::add_webhook_routes(routes, wh, intake, metrics);
   http::add_ops_routes(routes, probe, metrics);
+  actors::db_pool db{sys, cfg.database_url, 4};
+  http::api_context api;
+  api.cfg = &cfg;
+  api.db = &db;
+  api.metrics = metrics;
+  api.wake_dispatcher = [&dispatcher] { dispatcher.wake_routing(); };
+  http::add_site_routes(routes, api);
+  http::add_conversation_routes(routes, api);
+  http::event_hub events{cfg.database_url, metrics};
+  api.events = &events;
+  http::add_event_routes(routes, api);
+  events.start();
 
   auto shared = std::make_shared<http::server_shared>();
   shared->routes = &routes;
@@ -161,6 +182,9 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   intake.shutdown();
+  dispatcher.shutdown();
+  db.shutdown();
+  events.stop();
   ioc.stop();
   for (auto& t : threads) {
     t.join();

@@ -142,6 +142,9 @@ void flush(writer_state& st) {
   for (std::size_t i = 0; i < n; ++i) {
     items[i].done(intake_outcome{true, i < ids.size() ? ids[i] : 0});
   }
+  if (st.settings.on_commit) {
+    st.settings.on_commit();
+  }
 }
 
 caf::behavior intake_writer(caf::stateful_actor<writer_state>* self, intake_settings settings) {

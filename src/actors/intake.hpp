@@ -29,6 +29,8 @@ struct intake_settings {
   std::uint32_t writers = 2;
   std::uint32_t batch_max = 1000;
   std::shared_ptr<infra::metrics> metrics;
+  // Called on the writer's thread after each commit (wakes the inbox dispatcher).
+  std::function<void()> on_commit;
 };
 
 // The group-committing writers: each owns one database connection and commits everything that

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <utility>
 
 namespace wachat::domain {
 namespace {
@@ -46,7 +47,7 @@ std::string read_details(od::value value) {
   for (auto field_result : data) {
     od::field field;
     std::string_view key;
-    if (field_result.get(field) || field.unescaped_key().get(key)) {
+    if (std::move(field_result).get(field) || field.unescaped_key().get(key)) {
       return {};
     }
     if (key == "details") {
@@ -67,7 +68,7 @@ bool read_error_object(od::value value, graph_error& out) {
   for (auto field_result : error) {
     od::field field;
     std::string_view key;
-    if (field_result.get(field) || field.unescaped_key().get(key)) {
+    if (std::move(field_result).get(field) || field.unescaped_key().get(key)) {
       return false;
     }
     if (key == "message") {
@@ -113,7 +114,7 @@ bool parse_meta_error(std::string_view body, graph_error& out) {
   for (auto field_result : root) {
     od::field field;
     std::string_view key;
-    if (field_result.get(field) || field.unescaped_key().get(key)) {
+    if (std::move(field_result).get(field) || field.unescaped_key().get(key)) {
       return false;
     }
     if (key == "error") {

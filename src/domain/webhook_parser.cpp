@@ -219,12 +219,17 @@ std::string json_text(const nlohmann::ordered_json& value) {
   return value.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
-nlohmann::ordered_json optional_json(const std::optional<double>& value) {
+nlohmann::ordered_json optional_number_json(const std::optional<double>& value) {
   return value ? nlohmann::ordered_json(*value) : nlohmann::ordered_json(nullptr);
 }
 
-nlohmann::ordered_json optional_json(const std::string& value, bool present) {
-  return present ? nlohmann::ordered_json(value) : nlohmann::ordered_json(nullptr);
+nlohmann::ordered_json optional_text_json(object parent, std::string_view key) {
+  auto value = member(parent, key);
+  std::string_view text;
+  if (!value || value->get_string().get(text) != simdjson::SUCCESS) {
+    return nullptr;
+  }
+  return std::string{text};
 }
 
 class delivery_reader {
@@ -511,18 +516,17 @@ class delivery_reader {
 
   static void map_location(const std::optional<object>& body, inbound_message& message) {
     nlohmann::ordered_json location = nlohmann::ordered_json::object();
-    std::optional<double> latitude;
-    std::optional<double> longitude;
     if (body) {
-      latitude = number_member(*body, "latitude");
-      longitude = number_member(*body, "longitude");
+      location["latitude"] = optional_number_json(number_member(*body, "latitude"));
+      location["longitude"] = optional_number_json(number_member(*body, "longitude"));
+      location["name"] = optional_text_json(*body, "name");
+      location["address"] = optional_text_json(*body, "address");
+    } else {
+      location["latitude"] = nullptr;
+      location["longitude"] = nullptr;
+      location["name"] = nullptr;
+      location["address"] = nullptr;
     }
-    location["latitude"] = optional_json(latitude);
-    location["longitude"] = optional_json(longitude);
-    const std::string place_name = body ? text_member(*body, "name") : std::string{};
-    const std::string place_address = body ? text_member(*body, "address") : std::string{};
-    location["name"] = optional_json(place_name, body && member(*body, "name").has_value());
-    location["address"] = optional_json(place_address, body && member(*body, "address").has_value());
     message.content = json_text(location);
   }
 

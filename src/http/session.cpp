@@ -4,7 +4,10 @@
 #include <boost/asio/post.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/asio/write.hpp>
+#include <deque>
 #include <optional>
+#include <sstream>
 
 #include "http/responses.hpp"
 #include "http/url.hpp"
@@ -108,6 +111,9 @@ class session : public std::enable_shared_from_this<session> {
     ctx.params = std::move(match_.params);
     ctx.executor = stream_.get_executor();
     auto self = shared_from_this();
+    ctx.open_stream = [self](std::string content_type) -> std::shared_ptr<stream_sink> {
+      return self->open_stream(std::move(content_type));
+    };
     responder respond{[self](response res) {
       net::post(self->stream_.get_executor(), [self, res = std::move(res)]() mutable {
         self->reply(std::move(res));
@@ -116,12 +122,98 @@ class session : public std::enable_shared_from_this<session> {
     match_.matched->handle(ctx, std::move(respond));
   }
 
+  class sink : public stream_sink {
+   public:
+    explicit sink(std::shared_ptr<session> s) : s_(std::move(s)) {}
+    void send(std::string chunk) override {
+      if (!open_) {
+        return;
+      }
+      net::post(s_->stream_.get_executor(), [s = s_, chunk = std::move(chunk)]() mutable {
+        s->stream_queue_.push_back(std::move(chunk));
+        s->stream_write();
+      });
+    }
+    bool is_open() const override { return open_ && s_->stream_open_; }
+    void close() override {
+      open_ = false;
+      net::post(s_->stream_.get_executor(), [s = s_] { s->close_now(); });
+    }
+
+   private:
+    std::shared_ptr<session> s_;
+    std::atomic<bool> open_{true};
+  };
+
+  std::shared_ptr<stream_sink> open_stream(std::string content_type) {
+    response head{bhttp::status::ok, 11};
+    head.set(bhttp::field::content_type, content_type);
+    head.set(bhttp::field::cache_control, "no-store");
+    head.set(bhttp::field::server, "wachat");
+    head.set("X-Accel-Buffering", "no");
+    head.keep_alive(false);
+    std::ostringstream text;
+    // No Content-Length: the body runs until the connection closes (RFC 9112 §6.3).
+    text << head.base();
+    auto s = std::make_shared<sink>(shared_from_this());
+    auto self = shared_from_this();
+    net::post(stream_.get_executor(), [self, head_text = text.str()]() mutable {
+      self->shared_->metrics->count_request(self->route_name_, 200);
+      self->end_request();  // a stream is not a request in flight: shutdown need not wait for it
+      self->stream_open_ = true;
+      self->streaming_ = true;
+      self->stream_.expires_never();
+      self->stream_queue_.push_front(std::move(head_text));
+      self->stream_write();
+      self->watch_stream_close();
+    });
+    return s;
+  }
+
+  void stream_write() {
+    if (stream_writing_ || stream_queue_.empty() || !stream_open_) {
+      return;
+    }
+    if (stream_queue_.size() > 10000) {
+      // A reader this far behind is gone or hostile: drop it rather than grow without bound.
+      stream_open_ = false;
+      return close_now();
+    }
+    stream_writing_ = true;
+    net::async_write(stream_.socket(), net::buffer(stream_queue_.front()),
+                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                       self->stream_writing_ = false;
+                       self->stream_queue_.pop_front();
+                       if (ec) {
+                         self->stream_open_ = false;
+                         return self->close_now();
+                       }
+                       self->stream_write();
+                     });
+  }
+
+  // The client never sends anything on an event stream; any read completion means it left.
+  void watch_stream_close() {
+    stream_.socket().async_read_some(
+        net::buffer(drain_buf_), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+          if (ec) {
+            self->stream_open_ = false;
+            self->close_now();
+            return;
+          }
+          self->watch_stream_close();
+        });
+  }
+
   void reply_and_close(response res) {
     close_after_ = true;
     reply(std::move(res));
   }
 
   void reply(response res) {
+    if (stream_open_ || streaming_) {
+      return;  // the connection became an event stream; a late plain answer has no place
+    }
     bool keep = keep_alive_ && !close_after_ && !shared_->draining;
     res.keep_alive(keep);
     res.set(bhttp::field::server, "wachat");
@@ -195,6 +287,10 @@ class session : public std::enable_shared_from_this<session> {
   std::shared_ptr<response> res_;
   std::array<char, 16384> drain_buf_{};
   std::size_t drained_ = 0;
+  std::deque<std::string> stream_queue_;
+  bool stream_writing_ = false;
+  bool streaming_ = false;
+  std::atomic<bool> stream_open_{false};
   bool keep_alive_ = false;
   bool close_after_ = false;
   bool counted_ = false;

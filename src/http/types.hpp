@@ -38,6 +38,15 @@ class responder {
   std::shared_ptr<state> state_;
 };
 
+// A response body written piece by piece (Server-Sent Events). Thread-safe; send() queues.
+class stream_sink {
+ public:
+  virtual ~stream_sink() = default;
+  virtual void send(std::string chunk) = 0;
+  virtual bool is_open() const = 0;
+  virtual void close() = 0;
+};
+
 // What a handler is given: the whole request, the values of `{name}` path segments, the
 // decoded query, and the session's executor for timers.
 struct request_context {
@@ -46,6 +55,9 @@ struct request_context {
   std::map<std::string, std::string> params;
   std::vector<std::pair<std::string, std::string>> query;
   boost::asio::any_io_executor executor;
+  // Turns the connection into a stream: writes `content_type` headers, then what is sent.
+  // Use instead of the responder, never both.
+  std::function<std::shared_ptr<stream_sink>(std::string content_type)> open_stream;
 };
 
 using handler = std::function<void(request_context&, responder)>;

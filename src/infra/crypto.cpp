@@ -73,6 +73,69 @@ std::array<unsigned char, 32> sha256(std::string_view data) {
   return out;
 }
 
+namespace {
+constexpr std::size_t nonce_size = 12;
+constexpr std::size_t tag_size = 16;
+
+struct cipher_ctx {
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  ~cipher_ctx() { EVP_CIPHER_CTX_free(ctx); }
+};
+}  // namespace
+
+std::string seal(const master_key& key, std::string_view plaintext, std::string_view context) {
+  std::string out(nonce_size + plaintext.size() + tag_size, '\0');
+  auto* bytes = reinterpret_cast<unsigned char*>(out.data());
+  if (RAND_bytes(bytes, nonce_size) != 1) {
+    throw std::runtime_error("OpenSSL random generator failed");
+  }
+  cipher_ctx c;
+  int len = 0;
+  bool ok = c.ctx != nullptr &&
+            EVP_EncryptInit_ex(c.ctx, EVP_aes_256_gcm(), nullptr, key.data(), bytes) == 1 &&
+            EVP_EncryptUpdate(c.ctx, nullptr, &len,
+                              reinterpret_cast<const unsigned char*>(context.data()),
+                              static_cast<int>(context.size())) == 1 &&
+            EVP_EncryptUpdate(c.ctx, bytes + nonce_size, &len,
+                              reinterpret_cast<const unsigned char*>(plaintext.data()),
+                              static_cast<int>(plaintext.size())) == 1 &&
+            EVP_EncryptFinal_ex(c.ctx, bytes + nonce_size + len, &len) == 1 &&
+            EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_GET_TAG, tag_size,
+                                bytes + nonce_size + plaintext.size()) == 1;
+  if (!ok) {
+    throw std::runtime_error("AES-GCM encryption failed");
+  }
+  return out;
+}
+
+std::optional<std::string> unseal(const master_key& key, std::string_view blob,
+                                  std::string_view context) {
+  if (blob.size() < nonce_size + tag_size) {
+    return std::nullopt;
+  }
+  const auto* bytes = reinterpret_cast<const unsigned char*>(blob.data());
+  const auto text_size = blob.size() - nonce_size - tag_size;
+  std::string out(text_size, '\0');
+  cipher_ctx c;
+  int len = 0;
+  std::array<unsigned char, tag_size> tag{};
+  std::copy(bytes + nonce_size + text_size, bytes + blob.size(), tag.begin());
+  bool ok = c.ctx != nullptr &&
+            EVP_DecryptInit_ex(c.ctx, EVP_aes_256_gcm(), nullptr, key.data(), bytes) == 1 &&
+            EVP_DecryptUpdate(c.ctx, nullptr, &len,
+                              reinterpret_cast<const unsigned char*>(context.data()),
+                              static_cast<int>(context.size())) == 1 &&
+            EVP_DecryptUpdate(c.ctx, reinterpret_cast<unsigned char*>(out.data()), &len,
+                              bytes + nonce_size, static_cast<int>(text_size)) == 1 &&
+            EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_TAG, tag_size, tag.data()) == 1 &&
+            EVP_DecryptFinal_ex(c.ctx, reinterpret_cast<unsigned char*>(out.data()) + len,
+                                &len) == 1;
+  if (!ok) {
+    return std::nullopt;
+  }
+  return out;
+}
+
 struct hmac_sha256_key::impl {
   EVP_MAC* mac = nullptr;
   EVP_MAC_CTX* keyed = nullptr;

@@ -20,6 +20,15 @@ std::string random_hex(std::size_t bytes);
 
 std::array<unsigned char, 32> sha256(std::string_view data);
 
+using master_key = std::array<unsigned char, 32>;
+
+// AES-256-GCM with a random 96-bit nonce: returns nonce || ciphertext || 16-byte tag.
+// `context` is authenticated but not stored (binds a ciphertext to, say, its site id).
+std::string seal(const master_key& key, std::string_view plaintext, std::string_view context);
+// nullopt when the blob was not sealed under this key and context, or was altered.
+std::optional<std::string> unseal(const master_key& key, std::string_view blob,
+                                  std::string_view context);
+
 // An HMAC-SHA256 key set up once and reused for every message (keying costs more than
 // hashing a typical webhook). Thread-safe: each call works on its own copy of the context.
 class hmac_sha256_key {

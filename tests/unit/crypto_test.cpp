@@ -33,3 +33,19 @@ TEST_CASE("random tokens differ") {
   CHECK(random_hex(16).size() == 32);
   CHECK(random_hex(16) != random_hex(16));
 }
+
+TEST_CASE("sealed tokens open only with the same key and context, and never show the plaintext") {
+  master_key k{};
+  k[0] = 7;
+  auto blob = seal(k, "EAABsecrettoken1234", "site:acme");
+  CHECK(blob.find("EAABsecrettoken1234") == std::string::npos);
+  CHECK(unseal(k, blob, "site:acme") == std::optional<std::string>{"EAABsecrettoken1234"});
+  CHECK_FALSE(unseal(k, blob, "site:other"));
+  master_key other = k;
+  other[1] = 1;
+  CHECK_FALSE(unseal(other, blob, "site:acme"));
+  auto tampered = blob;
+  tampered[14] ^= 1;
+  CHECK_FALSE(unseal(k, tampered, "site:acme"));
+  CHECK(seal(k, "x", "c") != seal(k, "x", "c"));  // fresh nonce each time
+}

@@ -1,0 +1,52 @@
+#include "http/auth.hpp"
+
+#include <pqxx/pqxx>
+
+#include "infra/crypto.hpp"
+
+namespace wachat::http {
+namespace {
+
+pqxx::binarystring token_hash(std::string_view token) {
+  auto d = infra::sha256(token);
+  return pqxx::binarystring{d.data(), d.size()};
+}
+
+}  // namespace
+
+std::optional<principal> authenticate(pqxx::connection_base& conn, std::string_view authorization,
+                                      const std::optional<std::string>& admin_token) {
+  constexpr std::string_view scheme = "Bearer ";
+  if (authorization.size() <= scheme.size() ||
+      !std::equal(scheme.begin(), scheme.end(), authorization.begin(),
+                  [](char a, char b) { return std::tolower(a) == std::tolower(b); })) {
+    return std::nullopt;
+  }
+  auto token = authorization.substr(scheme.size());
+  while (!token.empty() && token.front() == ' ') {
+    token.remove_prefix(1);
+  }
+  if (token.empty() || token.size() > 512) {
+    return std::nullopt;
+  }
+  if (admin_token && infra::constant_time_equal(token, *admin_token)) {
+    return principal{true, {}};
+  }
+  pqxx::nontransaction nt{conn};
+  auto r = nt.exec_params("SELECT site_id FROM api_tokens WHERE token_hash = $1", token_hash(token));
+  if (r.empty()) {
+    return std::nullopt;
+  }
+  return principal{false, r[0][0].as<std::string>()};
+}
+
+issued_token issue_site_token(pqxx::connection_base& conn, const std::string& site_id) {
+  issued_token t{"tok_" + infra::random_hex(8), "wct_" + infra::random_hex(32)};
+  pqxx::work w{conn};
+  w.exec_params("INSERT INTO api_tokens (id, site_id, token_hash) VALUES ($1, $2, $3)", t.id,
+                site_id, token_hash(t.token));
+  w.commit();
+  return t;
+}
+
+}  // namespace wachat::http

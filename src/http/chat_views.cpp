@@ -1,0 +1,136 @@
+#include "http/chat_views.hpp"
+
+#include <charconv>
+#include <ctime>
+#include <pqxx/pqxx>
+
+#include "domain/window.hpp"
+#include "http/api_common.hpp"
+
+namespace wachat::http {
+
+using nlohmann::json;
+
+const char* const conversation_select =
+    "SELECT c.id, c.site_id, c.channel, c.status, c.assigned_agent_id,"
+    " extract(epoch from c.whatsapp_window_expires_at)::bigint,"
+    " extract(epoch from c.last_message_at)::bigint, c.unread_count,"
+    " extract(epoch from c.created_at)::bigint, v.id, v.name, v.whatsapp_phone,"
+    " v.crm_contact_id, extract(epoch from now())::bigint"
+    " FROM mod_chat_conversations c JOIN mod_chat_visitors v ON v.id = c.visitor_id ";
+
+const char* const message_select =
+    "SELECT m.id, m.conversation_id, m.sender_type, m.sender_id, m.sender_name, m.content,"
+    " m.content_type, m.file_url, m.file_name, m.file_size, m.file_mime_type, m.media_status,"
+    " m.whatsapp_message_id, m.status, m.error_code, m.error_title, m.error_details,"
+    " m.reply_to, m.reactions::text, extract(epoch from m.whatsapp_timestamp)::bigint,"
+    " extract(epoch from m.created_at)::bigint, m.extra::text"
+    " FROM mod_chat_messages m ";
+
+namespace {
+
+json opt_text(const pqxx::field& f) { return f.is_null() ? json(nullptr) : json(f.c_str()); }
+json opt_time(const pqxx::field& f) {
+  return f.is_null() ? json(nullptr) : json(rfc3339(f.as<std::int64_t>()));
+}
+json opt_id(const pqxx::field& f) { return f.is_null() ? json(nullptr) : json(f.c_str()); }
+
+}  // namespace
+
+json conversation_json(const pqxx::row& row) {
+  auto expires = row[5].as<std::optional<std::int64_t>>();
+  auto now = row[13].as<std::int64_t>();
+  auto w = domain::view_window(expires, now);
+  json window = {{"open", w.open},
+                 {"expires_at", w.expires_at ? json(rfc3339(*w.expires_at)) : json(nullptr)},
+                 {"seconds_left", w.seconds_left},
+                 {"template_required", w.template_required}};
+  return {
+      {"id", row[0].c_str()},
+      {"site_id", row[1].c_str()},
+      {"channel", row[2].c_str()},
+      {"status", row[3].c_str()},
+      {"visitor",
+       {{"id", row[9].c_str()},
+        {"name", opt_text(row[10])},
+        {"whatsapp_phone", opt_text(row[11])},
+        {"crm_contact_id", opt_id(row[12])}}},
+      {"assigned_agent_id", opt_text(row[4])},
+      {"whatsapp_window_expires_at", opt_time(row[5])},
+      {"window", window},
+      {"last_message_at", opt_time(row[6])},
+      {"unread_count", row[7].as<int>()},
+      {"created_at", rfc3339(row[8].as<std::int64_t>())},
+  };
+}
+
+json message_json(const pqxx::row& row) {
+  json error = nullptr;
+  if (!row[14].is_null() || !row[15].is_null()) {
+    error = {{"code", row[14].is_null() ? json(nullptr) : json(row[14].as<int>())},
+             {"title", opt_text(row[15])},
+             {"details", opt_text(row[16])}};
+  }
+  json reactions = json::parse(row[18].c_str(), nullptr, false);
+  if (reactions.is_discarded()) {
+    reactions = json::array();
+  }
+  json j = {
+      {"id", row[0].c_str()},
+      {"conversation_id", row[1].c_str()},
+      {"sender_type", row[2].c_str()},
+      {"sender_id", opt_text(row[3])},
+      {"sender_name", opt_text(row[4])},
+      {"content", opt_text(row[5])},
+      {"content_type", row[6].c_str()},
+      {"file_url", opt_text(row[7])},
+      {"file_name", opt_text(row[8])},
+      {"file_size", row[9].is_null() ? json(nullptr) : json(row[9].as<std::int64_t>())},
+      {"file_mime_type", opt_text(row[10])},
+      {"media_status", row[11].c_str()},
+      {"whatsapp_message_id", opt_text(row[12])},
+      {"status", row[13].c_str()},
+      {"error", error},
+      {"reply_to", opt_id(row[17])},
+      {"reactions", reactions},
+      {"whatsapp_timestamp", opt_time(row[19])},
+      {"created_at", rfc3339(row[20].as<std::int64_t>())},
+  };
+  if (!row[21].is_null()) {
+    json extra = json::parse(row[21].c_str(), nullptr, false);
+    if (extra.is_object()) {
+      j["whatsapp"] = extra;
+    }
+  }
+  return j;
+}
+
+std::optional<json> load_conversation(pqxx::transaction_base& tx, std::int64_t id,
+                                      const std::optional<std::string>& site) {
+  auto r = tx.exec_params(std::string{conversation_select} + "WHERE c.id = $1", id);
+  if (r.empty() || (site && r[0][1].as<std::string>() != *site)) {
+    return std::nullopt;
+  }
+  return conversation_json(r[0]);
+}
+
+std::optional<json> load_message(pqxx::transaction_base& tx, std::int64_t id) {
+  auto r = tx.exec_params(std::string{message_select} + "WHERE m.id = $1", id);
+  if (r.empty()) {
+    return std::nullopt;
+  }
+  return message_json(r[0]);
+}
+
+std::optional<std::int64_t> parse_id(const std::string& text) {
+  std::int64_t v = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc{} || ptr != text.data() + text.size() || v <= 0 || text.size() > 19) {
+    return std::nullopt;
+  }
+  return v;
+}
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+}  // namespace wachat::http

@@ -1,0 +1,226 @@
+#include "http/event_hub.hpp"
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "http/chat_views.hpp"
+#include "infra/event_log.hpp"
+#include "infra/log.hpp"
+
+namespace wachat::http {
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+struct subscriber {
+  std::shared_ptr<stream_sink> sink;
+  std::int64_t cursor = 0;  // last event id written to it
+};
+
+struct pending_subscription {
+  std::string site;
+  std::optional<std::int64_t> last_event_id;
+  std::shared_ptr<stream_sink> sink;
+};
+
+std::string render_frame(pqxx::transaction_base& tx, const pqxx::row& ev) {
+  auto id = ev[0].as<std::int64_t>();
+  auto site = ev[1].as<std::string>();
+  auto type = ev[2].as<std::string>();
+  nlohmann::json data = {{"type", type},
+                         {"site_id", site},
+                         {"conversation_id", ev[3].is_null() ? nlohmann::json(nullptr)
+                                                             : nlohmann::json(ev[3].c_str())}};
+  if (!ev[3].is_null()) {
+    if (auto conv = load_conversation(tx, ev[3].as<std::int64_t>(), std::nullopt)) {
+      data["conversation"] = *conv;
+    }
+  }
+  if (!ev[4].is_null()) {
+    if (auto msg = load_message(tx, ev[4].as<std::int64_t>())) {
+      data["message"] = *msg;
+    }
+  }
+  return fmt::format("id: {}\nevent: {}\ndata: {}\n\n", id, type, dump(data));
+}
+
+}  // namespace
+
+struct event_hub::impl {
+  std::string url;
+  std::shared_ptr<infra::metrics> metrics;
+  infra::metrics::gauge* subscribers_gauge = nullptr;
+  std::atomic<bool> stopping{false};
+  std::thread thread;
+  std::mutex mutex;
+  std::vector<pending_subscription> pending;  // guarded by mutex
+  std::set<std::string> dirty_sites;          // guarded by mutex (notifications)
+  // Owned by the hub thread only:
+  std::map<std::string, std::vector<subscriber>> subs;
+
+  class receiver : public pqxx::notification_receiver {
+   public:
+    receiver(pqxx::connection_base& c, impl& owner)
+        : pqxx::notification_receiver(c, infra::events_channel), owner_(owner) {}
+    void operator()(const std::string& payload, int) override {
+      std::lock_guard lock{owner_.mutex};
+      owner_.dirty_sites.insert(payload);
+    }
+
+   private:
+    impl& owner_;
+  };
+
+  void deliver(pqxx::connection_base& conn, const std::string& site) {
+    auto it = subs.find(site);
+    if (it == subs.end() || it->second.empty()) {
+      return;
+    }
+    std::int64_t from = INT64_MAX;
+    for (auto& s : it->second) {
+      from = std::min(from, s.cursor);
+    }
+    pqxx::read_transaction tx{conn};
+    auto rows = tx.exec_params(
+        "SELECT id, site_id, type, conversation_id, message_id FROM wa_events"
+        " WHERE site_id = $1 AND id > $2 AND created_at > now() - interval '24 hours'"
+        " ORDER BY id LIMIT 5000",
+        site, from);
+    if (rows.size() == 5000) {
+      std::lock_guard lock{mutex};
+      dirty_sites.insert(site);  // more to come: continue on the next turn
+    }
+    for (const auto& ev : rows) {
+      auto id = ev[0].as<std::int64_t>();
+      auto frame = render_frame(tx, ev);
+      for (auto& s : it->second) {
+        if (s.cursor < id) {
+          s.sink->send(frame);
+          s.cursor = id;
+        }
+      }
+    }
+  }
+
+  void add_pending(pqxx::connection_base& conn, std::vector<pending_subscription>& list) {
+    for (auto& p : list) {
+      std::int64_t cursor = 0;
+      if (p.last_event_id) {
+        cursor = *p.last_event_id;
+      } else {
+        pqxx::read_transaction tx{conn};
+        auto r = tx.exec_params("SELECT coalesce(max(id), 0) FROM wa_events WHERE site_id = $1",
+                                p.site);
+        cursor = r[0][0].as<std::int64_t>();
+      }
+      subs[p.site].push_back(subscriber{p.sink, cursor});
+      // Replays what it missed (and anything newer) right away.
+      deliver(conn, p.site);
+    }
+  }
+
+  void prune_and_ping(bool ping) {
+    std::int64_t count = 0;
+    for (auto it = subs.begin(); it != subs.end();) {
+      auto& v = it->second;
+      std::erase_if(v, [](const subscriber& s) { return !s.sink->is_open(); });
+      if (ping) {
+        for (auto& s : v) {
+          s.sink->send(": keep-alive\n\n");
+        }
+      }
+      count += static_cast<std::int64_t>(v.size());
+      it = v.empty() ? subs.erase(it) : std::next(it);
+    }
+    subscribers_gauge->store(count);
+  }
+
+  void run() {
+    auto last_ping = clock::now();
+    while (!stopping) {
+      try {
+        pqxx::connection conn{url};
+        receiver rec{conn, *this};
+        // Anything published while we were away: deliver to whoever is subscribed.
+        {
+          std::lock_guard lock{mutex};
+          for (const auto& [site, _] : subs) {
+            dirty_sites.insert(site);
+          }
+        }
+        while (!stopping) {
+          conn.await_notification(0, 100000);  // 100 ms: also picks up new subscribers
+          std::vector<pending_subscription> new_subs;
+          std::set<std::string> sites;
+          {
+            std::lock_guard lock{mutex};
+            new_subs.swap(pending);
+            sites.swap(dirty_sites);
+          }
+          add_pending(conn, new_subs);
+          for (const auto& site : sites) {
+            deliver(conn, site);
+          }
+          bool ping = clock::now() - last_ping > std::chrono::seconds(15);
+          if (ping) {
+            last_ping = clock::now();
+          }
+          prune_and_ping(ping);
+        }
+      } catch (const std::exception& e) {
+        infra::log_warn("event_hub_reconnect", {{"error", e.what()}});
+        for (int i = 0; i < 10 && !stopping; ++i) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+      }
+    }
+    for (auto& [site, v] : subs) {
+      for (auto& s : v) {
+        s.sink->close();
+      }
+    }
+    std::lock_guard lock{mutex};
+    for (auto& p : pending) {
+      p.sink->close();
+    }
+  }
+};
+
+event_hub::event_hub(std::string database_url, std::shared_ptr<infra::metrics> metrics)
+    : impl_(std::make_unique<impl>()) {
+  impl_->url = std::move(database_url);
+  impl_->metrics = std::move(metrics);
+  impl_->subscribers_gauge =
+      &impl_->metrics->get_gauge("wachat_sse_subscribers", "Open live-event streams.");
+}
+
+event_hub::~event_hub() { stop(); }
+
+void event_hub::start() {
+  impl_->thread = std::thread([this] { impl_->run(); });
+}
+
+void event_hub::stop() {
+  impl_->stopping = true;
+  if (impl_->thread.joinable()) {
+    impl_->thread.join();
+  }
+}
+
+void event_hub::subscribe(const std::string& site_id, std::optional<std::int64_t> last_event_id,
+                          std::shared_ptr<stream_sink> sink) {
+  sink->send(": connected\nretry: 2000\n\n");
+  std::lock_guard lock{impl_->mutex};
+  impl_->pending.push_back(pending_subscription{site_id, last_event_id, std::move(sink)});
+}
+
+}  // namespace wachat::http

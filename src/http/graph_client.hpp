@@ -1,0 +1,105 @@
+#pragma once
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "domain/graph_error_policy.hpp"
+#include "infra/config.hpp"
+
+namespace wachat::http {
+
+namespace detail {
+struct graph_client_core;
+}
+
+using graph_error = domain::graph_error;
+
+enum class graph_method { get, post, del };
+
+// One call to the Graph API. `path` is relative to the configured base URL and version
+// ("/{phone_number_id}/messages" becomes "{base}/{version}/{phone_number_id}/messages"), or an
+// absolute http(s) URL used as is (media downloads, paging.next links).
+struct graph_request {
+  graph_method method = graph_method::get;
+  std::string path;
+  std::vector<std::pair<std::string, std::string>> query;  // appended, percent-encoded
+  std::string access_token;  // sent as `Authorization: Bearer`; never logged or returned
+  std::string body;          // JSON text for POST; empty sends no body
+  std::string content_type = "application/json";
+  std::optional<std::chrono::milliseconds> timeout;  // overrides the client's default
+  std::optional<std::size_t> max_body_bytes;          // overrides the client's default
+};
+
+struct graph_response {
+  int status = 0;  // HTTP status; 0 when the call failed before an answer arrived
+  std::string body;
+  std::string content_type;
+  // Set for every non-2xx answer and every transport failure; absent means success.
+  std::optional<graph_error> error;
+  // False only when no byte of the request left this process: then a failed call certainly did
+  // nothing at Meta. True with a transport error means Meta may have acted on it.
+  bool request_sent = false;
+
+  bool ok() const { return !error.has_value(); }
+};
+
+struct graph_client_options {
+  std::string base_url = "https://graph.facebook.com";  // http:// allowed for local fakes
+  std::string version = "v21.0";
+  std::optional<std::string> ca_file;  // PEM bundle trusted in addition to the system store
+  std::chrono::milliseconds timeout{10000};          // one whole request, from submit to body
+  std::chrono::milliseconds connect_timeout{5000};   // resolve + connect + TLS handshake
+  std::size_t max_idle_per_host = 8;                 // kept-alive connections kept per host
+  std::chrono::milliseconds idle_timeout{30000};     // an idle connection older than this is dropped
+  std::size_t max_body_bytes = 16 * 1024 * 1024;     // larger answers fail (transport error)
+
+  static graph_client_options from_config(const infra::config& c);
+};
+
+// Asynchronous client for Meta's Graph API. Runs its own I/O thread; `request` never blocks the
+// caller. Keeps a few kept-alive connections per host and reuses them. Thread-safe.
+class graph_client {
+ public:
+  using completion = std::function<void(graph_response)>;
+
+  // A client, or one clear line saying why it cannot be built (bad base URL, unreadable CA file).
+  static std::variant<std::unique_ptr<graph_client>, std::string> create(
+      graph_client_options options);
+
+  // Cancels calls in flight (they complete with a transport error) and joins the I/O thread.
+  // Must not run inside one of the client's own completion handlers.
+  ~graph_client();
+  graph_client(const graph_client&) = delete;
+  graph_client& operator=(const graph_client&) = delete;
+
+  // Sends `req`; `done` is called exactly once, on the client's I/O thread, so it must not
+  // block (hand the result to an actor or post it to a strand). A stale kept-alive connection
+  // is retried once on a fresh one only when that cannot repeat the call at Meta (nothing was
+  // sent, or the method is GET/DELETE).
+  void request(graph_request req, completion done);
+
+  // Waits for the answer. For tests and tools only: never call it from an asio or actor thread
+  // of the server. Called from the client's own I/O thread it fails instead of deadlocking.
+  graph_response request_blocking(graph_request req);
+
+  // The URL `path` resolves to (no query), e.g. for building paging links in tests.
+  std::string url_for(const std::string& path) const;
+
+  const graph_client_options& options() const;
+
+  // Connections opened since start (a kept-alive reuse does not count).
+  std::uint64_t connections_opened() const;
+
+ private:
+  explicit graph_client(std::shared_ptr<detail::graph_client_core> core);
+  std::shared_ptr<detail::graph_client_core> core_;
+};
+
+}  // namespace wachat::http

@@ -1,0 +1,154 @@
+#include "http/sites_handler.hpp"
+
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+
+#include "domain/masking.hpp"
+#include "http/site_queries.hpp"
+#include "infra/crypto.hpp"
+
+namespace wachat::http {
+namespace {
+
+using nlohmann::json;
+
+response json_ok(bhttp::status status, const json& j) {
+  return json_body(status, j.dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+json site_json(const pqxx::row& row) {
+  return {{"id", row[0].as<std::string>()},
+          {"name", row[1].as<std::string>()},
+          {"created_at", rfc3339(row[2].as<std::int64_t>())}};
+}
+
+}  // namespace
+
+void add_site_routes(router& r, api_context& api) {
+  const auto max_body = api.cfg->api_max_body_bytes;
+
+  r.add(bhttp::verb::post, "/api/sites", max_body, [&api](request_context& rc, responder respond) {
+    auto body = rc.req.body();
+    run_authenticated(api, rc, respond, access::admin_only,
+                      [body](pqxx::connection_base& c, const principal&) {
+                        auto doc = parse_json_object(body);
+                        auto id = req_string(doc->object, "id");
+                        auto name = opt_string(doc->object, "name").value_or(id);
+                        if (!domain::valid_site_id(id)) {
+                          fail(bhttp::status::unprocessable_entity, "invalid_field",
+                               "Field 'id' must match [a-z0-9][a-z0-9-]{0,62}.");
+                        }
+                        if (name.empty() || name.size() > 200) {
+                          fail(bhttp::status::unprocessable_entity, "invalid_field",
+                               "Field 'name' must be 1 to 200 characters.");
+                        }
+                        pqxx::work w{c};
+                        auto ins = w.exec_params(
+                            "INSERT INTO sites (id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+                            " RETURNING id, name, extract(epoch from created_at)::bigint",
+                            id, name);
+                        if (ins.empty()) {
+                          fail(bhttp::status::conflict, "site_exists",
+                               "A site with this id exists already.");
+                        }
+                        w.exec_params(
+                            "INSERT INTO mod_chat_widget_settings (site_id, whatsapp_verify_token)"
+                            " VALUES ($1, $2)",
+                            id, infra::random_hex(16));
+                        w.commit();
+                        return json_ok(bhttp::status::created, site_json(ins[0]));
+                      });
+  });
+
+  r.add(bhttp::verb::get, "/api/sites", 0, [&api](request_context& rc, responder respond) {
+    run_authenticated(api, rc, respond, access::admin_only,
+                      [](pqxx::connection_base& c, const principal&) {
+                        pqxx::nontransaction nt{c};
+                        json sites = json::array();
+                        for (const auto& row : nt.exec(
+                                 "SELECT id, name, extract(epoch from created_at)::bigint"
+                                 " FROM sites ORDER BY id")) {
+                          sites.push_back(site_json(row));
+                        }
+                        return json_ok(bhttp::status::ok, {{"sites", sites}});
+                      });
+  });
+
+  r.add(bhttp::verb::post, "/api/sites/{site}/tokens", max_body,
+        [&api](request_context& rc, responder respond) {
+          auto site = rc.params["site"];
+          run_authenticated(api, rc, respond, access::admin_only,
+                            [site](pqxx::connection_base& c, const principal&) {
+                              {
+                                pqxx::nontransaction nt{c};
+                                if (!site_exists(nt, site)) {
+                                  not_found();
+                                }
+                              }
+                              auto t = issue_site_token(c, site);
+                              return json_ok(bhttp::status::created,
+                                             {{"id", t.id}, {"token", t.token}, {"site_id", site}});
+                            });
+        });
+
+  r.add(bhttp::verb::delete_, "/api/tokens/{id}", 0,
+        [&api](request_context& rc, responder respond) {
+          auto id = rc.params["id"];
+          run_authenticated(api, rc, respond, access::admin_only,
+                            [id](pqxx::connection_base& c, const principal&) {
+                              pqxx::work w{c};
+                              auto r = w.exec_params("DELETE FROM api_tokens WHERE id = $1", id);
+                              w.commit();
+                              if (r.affected_rows() == 0) {
+                                not_found();
+                              }
+                              response res{bhttp::status::no_content, 11};
+                              return res;
+                            });
+        });
+
+  r.add(bhttp::verb::get, "/api/sites/{site}/whatsapp/status", 0,
+        [&api](request_context& rc, responder respond) {
+          auto site = rc.params["site"];
+          const auto* cfg = api.cfg;
+          run_authenticated(api, rc, respond, access::any_principal,
+                            [site, cfg](pqxx::connection_base& c, const principal& who) {
+                              if (!who.may_see(site)) {
+                                not_found();
+                              }
+                              pqxx::nontransaction nt{c};
+                              auto s = load_site_settings(nt, *cfg, site);
+                              if (!s) {
+                                not_found();
+                              }
+                              return json_ok(bhttp::status::ok, site_status_json(*s, *cfg));
+                            });
+        });
+
+  r.add(bhttp::verb::delete_, "/api/sites/{site}/whatsapp", 0,
+        [&api](request_context& rc, responder respond) {
+          auto site = rc.params["site"];
+          run_authenticated(api, rc, respond, access::any_principal,
+                            [site](pqxx::connection_base& c, const principal& who) {
+                              if (!who.may_see(site)) {
+                                not_found();
+                              }
+                              pqxx::work w{c};
+                              auto r = w.exec_params(
+                                  "UPDATE mod_chat_widget_settings SET whatsapp_enabled = false,"
+                                  " whatsapp_access_token_encrypted = NULL,"
+                                  " whatsapp_phone_number_id = NULL, whatsapp_phone_number = NULL,"
+                                  " whatsapp_business_account_id = NULL, last_check_at = NULL,"
+                                  " last_check_ok = NULL, last_check_error = NULL,"
+                                  " updated_at = now() WHERE site_id = $1",
+                                  site);
+                              w.commit();
+                              if (r.affected_rows() == 0) {
+                                not_found();
+                              }
+                              return response{bhttp::status::no_content, 11};
+                            });
+        });
+}
+
+}  // namespace wachat::http

@@ -292,7 +292,6 @@ TEST_CASE("a closed conversation stays closed; the next message opens a new one"
   CHECK(f.call("PATCH", "/api/conversations/" + id, R"({"status":"active"})").status != 200);
 }
 
-TEST_CASE("message pages walk back in time without overlap; conversations newest first") {
   test::wachat_fixture f;
   f.make_site("acme", phone_id);
   auto ts = now_s() - 1000;

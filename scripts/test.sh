@@ -7,7 +7,12 @@ cd "$WACHAT_ROOT"
 . scripts/lib/deps.sh
 . scripts/lib/pg.sh
 
-wachat_install_deps
+# clang and its sanitizer runtime build the libFuzzer target; node/npm run the OpenAPI linter.
+# Node comes from Debian only when no node is there (a nodesource node already bundles npm).
+node_pkgs=()
+command -v node >/dev/null || node_pkgs+=(nodejs)
+command -v npm >/dev/null || node_pkgs+=(npm)
+wachat_install_deps clang libclang-rt-14-dev "${node_pkgs[@]}"
 build_dir="$WACHAT_ROOT/build"
 extra=()
 if [ "${WACHAT_SANITIZE:-0}" = 1 ]; then
@@ -34,5 +39,7 @@ export WACHAT_TEST_PG_DATA="$pg_dir/data"
 export WACHAT_TEST_PG_PORT="$pg_port"
 export WACHAT_TEST_PG_LOG="$pg_dir/postgresql.log"
 
-cd "$build_dir"
-ctest --output-on-failure --timeout 900
+(cd "$build_dir" && ctest --output-on-failure --timeout 900)
+
+# Bounded fuzzing of the webhook parser (a crash fails the run; its input lands in fuzz-corpus-out/).
+WACHAT_FUZZ_SECONDS="${WACHAT_FUZZ_SECONDS:-60}" WACHAT_FUZZ_JOBS=2 fuzz/run.sh

@@ -21,10 +21,12 @@
 #include "http/conversations_handler.hpp"
 #include "http/event_hub.hpp"
 #include "http/events_handler.hpp"
+#include "http/graph_client.hpp"
 #include "http/ops_handler.hpp"
 #include "http/sites_handler.hpp"
 #include "http/server.hpp"
 #include "http/webhook_handler.hpp"
+#include "http/whatsapp_settings_handler.hpp"
 #include "infra/config.hpp"
 #include "infra/log.hpp"
 #include "infra/migrations.hpp"
@@ -119,21 +121,47 @@ int main(int argc, char** argv) {
                                                      [&dispatcher] { dispatcher.wake(); }}};
   actors::db_probe probe{sys, cfg.database_url};
 
+  auto graph_or_error = http::graph_client::create(http::graph_client_options::from_config(cfg));
+  if (auto* why = std::get_if<std::string>(&graph_or_error)) {
+    die("graph API client: " + *why);
+  }
+  auto graph = std::move(std::get<std::unique_ptr<http::graph_client>>(graph_or_error));
+
+  actors::db_pool db{sys, cfg.database_url, 4};
   http::router routes;
   http::webhook_settings wh;
   wh.app_secret = cfg.app_secret;
   wh.verify_token = cfg.verify_token;
   wh.max_bytes = cfg.webhook_max_bytes;
   wh.commit_timeout = std::chrono::milliseconds(cfg.commit_timeout_ms);
+  wh.site_verify_token_lookup = [&db](std::string token, std::function<void(bool)> done) {
+    db.run([token = std::move(token), done = std::move(done)](pqxx::connection_base* c) {
+      if (c == nullptr) {
+        return done(false);
+      }
+      try {
+        pqxx::nontransaction nt{*c};
+        done(!nt.exec_params("SELECT 1 FROM mod_chat_widget_settings WHERE whatsapp_verify_token = $1",
+                             token)
+                  .empty());
+      } catch (const pqxx::broken_connection&) {
+        done(false);
+        throw;  // the worker reconnects
+      } catch (const std::exception&) {
+        done(false);
+      }
+    });
+  };
   http::add_webhook_routes(routes, wh, intake, metrics);
   http::add_ops_routes(routes, probe, metrics);
-  actors::db_pool db{sys, cfg.database_url, 4};
   http::api_context api;
   api.cfg = &cfg;
   api.db = &db;
   api.metrics = metrics;
+  api.graph = graph.get();
   api.wake_dispatcher = [&dispatcher] { dispatcher.wake_routing(); };
   http::add_site_routes(routes, api);
+  http::add_whatsapp_settings_routes(routes, api);
   http::add_conversation_routes(routes, api);
   http::event_hub events{cfg.database_url, metrics};
   api.events = &events;
@@ -185,6 +213,7 @@ int main(int argc, char** argv) {
   dispatcher.shutdown();
   db.shutdown();
   events.stop();
+  graph.reset();
   ioc.stop();
   for (auto& t : threads) {
     t.join();

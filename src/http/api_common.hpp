@@ -51,6 +51,18 @@ using db_handler = std::function<response(pqxx::connection_base&, const principa
 void run_authenticated(api_context& api, request_context& rc, responder respond, access level,
                        db_handler fn);
 
+// Like run_authenticated, but `fn` answers through `done` when it is ready, possibly later and
+// from another thread (after a Graph API call). Exceptions `fn` throws are answered as above;
+// the 20 s timeout still applies.
+using deferred_db_handler =
+    std::function<void(pqxx::connection_base&, const principal&, responder done)>;
+void run_authenticated_deferred(api_context& api, request_context& rc, responder respond,
+                                access level, deferred_db_handler fn);
+
+// Runs `fn` on a database worker for a caller already authenticated (a second step after an
+// asynchronous call), answering what it returns or the mapped failure.
+void run_db(api_context& api, responder done, std::function<response(pqxx::connection_base&)> fn);
+
 // Parses a request body as a JSON object; throws api_error 400 invalid_json otherwise.
 // The returned document must stay alive while the object is used.
 struct json_body_doc {

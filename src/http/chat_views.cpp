@@ -24,7 +24,8 @@ const char* const message_select =
     " m.content_type, m.file_url, m.file_name, m.file_size, m.file_mime_type, m.media_status,"
     " m.whatsapp_message_id, m.status, m.error_code, m.error_title, m.error_details,"
     " m.reply_to, m.reactions::text, extract(epoch from m.whatsapp_timestamp)::bigint,"
-    " extract(epoch from m.created_at)::bigint, m.extra::text"
+    " extract(epoch from m.created_at)::bigint, m.extra::text,"
+    " (extract(epoch from m.created_at) * 1000000)::bigint"  // 22: the paging key, exact to 1 µs
     " FROM mod_chat_messages m ";
 
 namespace {

@@ -318,7 +318,6 @@ void add_conversation_routes(router& r, api_context& api) {
                 // Newest first from the cursor back, then reversed: oldest first within a page.
                 auto rows = nt.exec_params(
                     std::string{message_select} +
-                        ", LATERAL (SELECT (extract(epoch from m.created_at) * 1000000)::bigint AS k) k"
                         " WHERE m.conversation_id = $1 AND (m.created_at, m.id) <"
                         " (timestamptz 'epoch' + $2 * interval '1 microsecond', $3)"
                         " ORDER BY m.created_at DESC, m.id DESC LIMIT $4",

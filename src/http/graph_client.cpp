@@ -23,6 +23,7 @@
 #include <string_view>
 #include <thread>
 
+#include "http/url.hpp"
 #include "infra/log.hpp"
 
 namespace wachat::http {
@@ -127,23 +128,6 @@ std::string pool_key(const url_parts& u) {
   return fmt::format("{}://{}", u.tls ? "https" : "http", host_and_port(u));
 }
 
-std::string percent_encode(std::string_view in) {
-  static constexpr char hex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(in.size());
-  for (unsigned char c : in) {
-    bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                      c == '-' || c == '.' || c == '_' || c == '~';
-    if (unreserved) {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(hex[c >> 4]);
-      out.push_back(hex[c & 0xF]);
-    }
-  }
-  return out;
-}
 
 bhttp::verb to_verb(graph_method m) {
   switch (m) {

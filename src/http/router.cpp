@@ -1,5 +1,7 @@
 #include "http/router.hpp"
 
+#include <simdjson.h>
+
 #include "http/url.hpp"
 
 namespace wachat::http {
@@ -22,6 +24,21 @@ std::vector<std::string_view> split_path(std::string_view path) {
   return out;
 }
 
+// Ids reach SQL and logs: a hostile one (NUL, control characters, broken UTF-8, a novel) matches
+// no route, so it answers 404 like any id that does not exist.
+bool acceptable_param(const std::string& v) {
+  constexpr std::size_t max_param_bytes = 256;
+  if (v.empty() || v.size() > max_param_bytes) {
+    return false;
+  }
+  for (unsigned char c : v) {
+    if (c < 0x20 || c == 0x7f) {
+      return false;
+    }
+  }
+  return simdjson::validate_utf8(v.data(), v.size());
+}
+
 bool match_pattern(std::string_view pattern, std::string_view path,
                    std::map<std::string, std::string>& params) {
   auto ps = split_path(pattern);
@@ -36,7 +53,7 @@ bool match_pattern(std::string_view pattern, std::string_view path,
         return false;
       }
       auto value = percent_decode(xs[i], false);
-      if (!value) {
+      if (!value || !acceptable_param(*value)) {
         return false;
       }
       params[std::string{p.substr(1, p.size() - 2)}] = std::move(*value);

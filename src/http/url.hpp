@@ -13,6 +13,9 @@ std::pair<std::string_view, std::string_view> split_target(std::string_view targ
 // Decodes %XX escapes (and '+' as space when `plus_is_space`); nullopt on a malformed escape.
 std::optional<std::string> percent_decode(std::string_view in, bool plus_is_space);
 
+// Escapes everything but RFC 3986 unreserved characters, for one path segment or query value.
+std::string percent_encode(std::string_view in);
+
 // `a=1&b=x%20y` into decoded pairs; malformed pairs are dropped.
 std::vector<std::pair<std::string, std::string>> parse_query(std::string_view query);
 

@@ -63,18 +63,22 @@ void add_webhook_routes(router& r, webhook_settings settings, actors::intake& in
     auto mode = query_value(ctx.query, "hub.mode");
     auto token = query_value(ctx.query, "hub.verify_token");
     auto challenge = query_value(ctx.query, "hub.challenge");
-    bool token_ok = false;
-    if (token && !token->empty()) {
-      if (shared->verify_token && infra::constant_time_equal(*token, *shared->verify_token)) {
-        token_ok = true;
-      } else if (shared->site_verify_token_known) {
-        token_ok = shared->site_verify_token_known(*token);
+    auto answer = [respond, challenge](bool token_ok) {
+      if (token_ok && challenge) {
+        return respond(text_body(bhttp::status::ok, *challenge, "text/plain"));
       }
+      respond(json_error(bhttp::status::forbidden, "forbidden", "Webhook verification failed."));
+    };
+    if (mode != "subscribe" || !token || token->empty() || token->size() > 256 || !challenge) {
+      return answer(false);
     }
-    if (mode == "subscribe" && token_ok && challenge) {
-      return respond(text_body(bhttp::status::ok, *challenge, "text/plain"));
+    if (shared->verify_token && infra::constant_time_equal(*token, *shared->verify_token)) {
+      return answer(true);
     }
-    respond(json_error(bhttp::status::forbidden, "forbidden", "Webhook verification failed."));
+    if (!shared->site_verify_token_lookup) {
+      return answer(false);
+    }
+    shared->site_verify_token_lookup(*token, answer);
   });
 
   r.add(bhttp::verb::post, webhook_path, shared->max_bytes,

@@ -62,11 +62,11 @@ function deref(obj, ptr) {
   return [obj, ptr];
 }
 
+// The operation for a concrete request, or null when the spec has no such path and method.
 function operationFor(method, urlPath) {
-  const hit = specPaths.find((p) => p.regex.test(urlPath));
   const m = method.toLowerCase();
-  const op = hit && spec.paths[hit.template][m];
-  return op ? { op, ptr: `#/paths/${escapePtr(hit.template)}/${m}`, name: `${method} ${hit.template}` } : null;
+  const hit = specPaths.find((p) => p.regex.test(urlPath) && spec.paths[p.template][m]);
+  return hit ? { op: spec.paths[hit.template][m], ptr: `#/paths/${escapePtr(hit.template)}/${m}`, name: `${method} ${hit.template}` } : null;
 }
 
 const validators = new Map();

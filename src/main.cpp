@@ -115,7 +115,11 @@ int main(int argc, char** argv) {
   caf::actor_system sys{caf_cfg};
 
   auto metrics = std::make_shared<infra::metrics>();
-  actors::inbox_dispatcher dispatcher{sys, cfg.database_url, metrics};
+  actors::inbox_dispatcher dispatcher{
+      sys,
+      actors::inbox_dispatcher_settings{cfg.database_url, cfg.inbound_writers,
+                                        std::chrono::milliseconds(cfg.conversation_idle_ms)},
+      metrics};
   actors::intake intake{sys, actors::intake_settings{cfg.database_url, cfg.intake_writers,
                                                      cfg.intake_batch_max, metrics,
                                                      [&dispatcher] { dispatcher.wake(); }}};

@@ -2,10 +2,17 @@
 
 #include <caf/all.hpp>
 #include <chrono>
+#include <map>
 #include <pqxx/pqxx>
+#include <unordered_map>
 
 #include "actors/atoms.hpp"
-#include "infra/inbox_processor.hpp"
+#include "actors/inbound_messages.hpp"
+#include "actors/inbound_writer.hpp"
+#include "actors/site_actor.hpp"
+#include "domain/inbound_units.hpp"
+#include "domain/webhook_parser.hpp"
+#include "infra/inbox_claims.hpp"
 #include "infra/log.hpp"
 
 namespace wachat::actors {
@@ -14,33 +21,49 @@ namespace {
 using wake_atom = caf::atom_constant<caf::atom("wake")>;
 using route_atom = caf::atom_constant<caf::atom("route")>;
 using work_atom = caf::atom_constant<caf::atom("work")>;
+using done_atom = caf::atom_constant<caf::atom("done")>;
 
-constexpr std::size_t batch_size = 500;
+constexpr std::size_t claim_size = 500;
+// Rows parsed and handed out but not finished yet; bounds memory when the writers fall behind.
+constexpr std::size_t max_in_flight = 4000;
+// A 'processing' row older than this belongs to a process that died: it is done again.
+constexpr std::chrono::seconds lease{60};
 
 struct dispatcher_state {
-  std::string url;
+  inbox_dispatcher_settings settings;
   std::unique_ptr<pqxx::connection> conn;
+  std::vector<caf::actor> writers;
+  std::unordered_map<std::string, caf::actor> sites;
+  std::map<std::int64_t, domain::event_progress> in_flight;
+  std::vector<infra::event_finish> finished;
   bool work_queued = false;
+  bool finish_queued = false;
   bool started = false;
   infra::metrics::counter* processed = nullptr;
   infra::metrics::counter* messages = nullptr;
   infra::metrics::counter* statuses = nullptr;
   infra::metrics::counter* failures = nullptr;
   infra::metrics::gauge* lag = nullptr;
+  infra::metrics::gauge* live_conversations = nullptr;
   static inline const char* name = "inbox_dispatcher";
 };
+
+using dispatcher_actor = caf::stateful_actor<dispatcher_state>;
 
 pqxx::connection* connect(dispatcher_state& st) {
   if (st.conn && st.conn->is_open()) {
     return st.conn.get();
   }
   try {
-    st.conn = std::make_unique<pqxx::connection>(st.url);
+    st.conn = std::make_unique<pqxx::connection>(st.settings.database_url);
     if (!st.started) {
-      infra::inbox_processor p{*st.conn};
-      auto n = p.requeue_failed(5);
-      if (n > 0) {
-        infra::log_info("inbox_retry_failed", {{"rows", std::to_string(n)}});
+      // Crash recovery: rows a dead process left behind, rows that failed last time.
+      infra::inbox_claims claims{*st.conn};
+      auto stale = claims.requeue_stale(lease);
+      auto failed = claims.requeue_failed(5);
+      if (stale + failed > 0) {
+        infra::log_info("inbox_recovered", {{"stale", std::to_string(stale)},
+                                            {"failed", std::to_string(failed)}});
       }
       st.started = true;
     }
@@ -52,76 +75,228 @@ pqxx::connection* connect(dispatcher_state& st) {
   }
 }
 
-// One batch; true when there may be more.
-bool run_batch(dispatcher_state& st) {
+caf::actor site_actor_for(dispatcher_actor* self, const std::string& site) {
+  auto& st = self->state;
+  auto it = st.sites.find(site);
+  if (it == st.sites.end()) {
+    site_actor_settings s;
+    s.site = site;
+    s.writers = st.writers;
+    s.conversation_idle = st.settings.conversation_idle;
+    s.live_conversations = st.live_conversations;
+    it = st.sites.emplace(site, spawn_site_actor(self->home_system(), std::move(s))).first;
+  }
+  return it->second;
+}
+
+void queue_finish(dispatcher_actor* self) {
+  if (!self->state.finish_queued) {
+    self->state.finish_queued = true;
+    self->send(self, done_atom::value);
+  }
+}
+
+void complete(dispatcher_actor* self, std::int64_t id) {
+  auto& st = self->state;
+  auto it = st.in_flight.find(id);
+  auto verdict = it->second.verdict();
+  st.failures->fetch_add(verdict.status == "failed" ? 1 : 0, std::memory_order_relaxed);
+  st.finished.push_back({id, verdict.status, verdict.error, it->second.unroutable_ids});
+  st.in_flight.erase(it);
+  queue_finish(self);
+}
+
+void unit_answered(dispatcher_actor* self, std::int64_t id, const domain::unit_outcome& o) {
+  auto& st = self->state;
+  auto it = st.in_flight.find(id);
+  if (it == st.in_flight.end()) {
+    return;
+  }
+  st.messages->fetch_add(o.new_message ? 1 : 0, std::memory_order_relaxed);
+  st.statuses->fetch_add(o.new_status ? 1 : 0, std::memory_order_relaxed);
+  it->second.record(o);
+  if (it->second.complete()) {
+    complete(self, id);
+  }
+}
+
+// Parses one claimed row and sends each of its units to the actor of its conversation.
+void dispatch(dispatcher_actor* self, infra::inbox_claims& claims, const infra::claimed_event& ev,
+              std::map<std::string, std::optional<std::string>>& site_cache) {
+  auto& st = self->state;
+  auto parsed = domain::parse_webhook(ev.body);
+  if (auto* err = std::get_if<domain::webhook_parse_error>(&parsed)) {
+    st.finished.push_back({ev.id, "rejected", err->reason, {}});
+    queue_finish(self);
+    return;
+  }
+  const auto& delivery = std::get<domain::webhook_delivery>(parsed);
+  auto& progress = st.in_flight[ev.id];
+  progress.problems = delivery.problems;
+  std::vector<unit_job> jobs;
+  for (auto& unit : domain::split_delivery(delivery)) {
+    auto cached = site_cache.find(unit.phone_number_id);
+    if (cached == site_cache.end()) {
+      auto site = unit.phone_number_id.empty() ? std::nullopt
+                                               : claims.site_for_phone(unit.phone_number_id);
+      cached = site_cache.emplace(unit.phone_number_id, site).first;
+    }
+    if (!cached->second) {
+      progress.unroutable_ids.insert(unit.phone_number_id);
+      continue;
+    }
+    jobs.push_back({ev.id, *cached->second,
+                    std::make_shared<const domain::inbound_unit>(std::move(unit))});
+  }
+  progress.units = jobs.size();
+  if (jobs.empty()) {
+    complete(self, ev.id);
+    return;
+  }
+  for (auto& job : jobs) {
+    auto id = job.event_id;
+    auto site = site_actor_for(self, job.site);
+    self->request(site, caf::infinite, store_atom::value, std::move(job))
+        .then([=](domain::unit_outcome& o) { unit_answered(self, id, o); },
+              [=](caf::error& e) {
+                domain::unit_outcome o;
+                o.retryable = true;
+                o.error = to_string(e);
+                unit_answered(self, id, o);
+              });
+  }
+}
+
+// Claims one batch and hands it out; true when there may be more right away.
+bool claim_batch(dispatcher_actor* self) {
+  auto& st = self->state;
+  if (st.in_flight.size() >= max_in_flight) {
+    return false;  // finishing rows queues more work
+  }
   auto* c = connect(st);
   if (c == nullptr) {
     return false;
   }
   try {
-    infra::inbox_processor p{*c};
-    auto r = p.process_pending(batch_size);
-    st.processed->fetch_add(r.events, std::memory_order_relaxed);
-    st.messages->fetch_add(r.messages, std::memory_order_relaxed);
-    st.statuses->fetch_add(r.statuses, std::memory_order_relaxed);
-    st.failures->fetch_add(r.failed, std::memory_order_relaxed);
-    if (r.events < batch_size) {
-      pqxx::nontransaction nt{*c};
-      auto lag = nt.exec(
-          "SELECT coalesce(extract(epoch from now() - min(received_at)) * 1000, 0)::bigint"
-          " FROM wa_webhook_events WHERE status = 'pending'");
-      st.lag->store(lag[0][0].as<std::int64_t>());
+    infra::inbox_claims claims{*c};
+    auto rows = claims.claim(std::min(claim_size, max_in_flight - st.in_flight.size()));
+    // Phone number ids are looked up once per batch, so a site configured meanwhile is seen.
+    std::map<std::string, std::optional<std::string>> site_cache;
+    for (const auto& ev : rows) {
+      dispatch(self, claims, ev, site_cache);
     }
-    return r.events == batch_size;
+    if (rows.size() < claim_size) {
+      st.lag->store(claims.pending_lag_ms());
+    }
+    return rows.size() == claim_size;
   } catch (const pqxx::broken_connection& e) {
     st.conn.reset();
     infra::log_warn("inbox_db_lost", {{"error", e.what()}});
   } catch (const std::exception& e) {
-    // Deadlock with another process, serialization failure: the rows stay pending; retry soon.
-    infra::log_warn("inbox_batch_failed", {{"error", e.what()}});
+    infra::log_warn("inbox_claim_failed", {{"error", e.what()}});
   }
   return false;
 }
 
-caf::behavior dispatcher(caf::stateful_actor<dispatcher_state>* self, std::string url,
+void write_finished(dispatcher_actor* self) {
+  auto& st = self->state;
+  st.finish_queued = false;
+  if (st.finished.empty()) {
+    return;
+  }
+  auto* c = connect(st);
+  if (c == nullptr) {
+    return;  // the rows stay 'processing'; the next tick tries again, the lease is the backstop
+  }
+  try {
+    infra::inbox_claims{*c}.finish(st.finished);
+    st.processed->fetch_add(st.finished.size(), std::memory_order_relaxed);
+    st.finished.clear();
+  } catch (const pqxx::broken_connection& e) {
+    st.conn.reset();
+    infra::log_warn("inbox_db_lost", {{"error", e.what()}});
+  } catch (const std::exception& e) {
+    infra::log_warn("inbox_finish_failed", {{"error", e.what()}});
+  }
+}
+
+void queue_work(dispatcher_actor* self) {
+  if (!self->state.work_queued) {
+    self->state.work_queued = true;
+    self->send(self, work_atom::value);
+  }
+}
+
+caf::behavior dispatcher(dispatcher_actor* self, inbox_dispatcher_settings settings,
                          std::shared_ptr<infra::metrics> m) {
   auto& st = self->state;
-  st.url = std::move(url);
+  st.settings = std::move(settings);
   st.processed = &m->get_counter("wachat_inbox_events_processed_total", "Inbox rows handled.");
   st.messages = &m->get_counter("wachat_inbound_messages_total", "New inbound messages stored.");
   st.statuses = &m->get_counter("wachat_statuses_total", "New message statuses recorded.");
   st.failures = &m->get_counter("wachat_inbox_events_failed_total", "Inbox rows that failed.");
   st.lag = &m->get_gauge("wachat_inbox_lag_ms", "Age of the oldest pending inbox row, ms.");
-  auto queue_work = [self] {
-    if (!self->state.work_queued) {
-      self->state.work_queued = true;
-      self->send(self, work_atom::value);
-    }
-  };
-  queue_work();
+  st.live_conversations =
+      &m->get_gauge("wachat_conversation_actors", "Conversation actors alive in this process.");
+  st.writers = spawn_inbound_writers(self->home_system(), st.settings.database_url,
+                                     st.settings.writers);
+  queue_work(self);
   return {
-      [=](wake_atom) { queue_work(); },
+      [=](wake_atom) { queue_work(self); },
       [=](route_atom) {
         if (auto* c = connect(self->state)) {
           try {
-            infra::inbox_processor p{*c};
-            p.requeue_routable();
+            infra::inbox_claims claims{*c};
+            claims.requeue_routable();
+            claims.requeue_stale(lease);
           } catch (const std::exception& e) {
             infra::log_warn("inbox_requeue_failed", {{"error", e.what()}});
           }
         }
-        queue_work();
+        write_finished(self);
+        queue_work(self);
       },
       [=](work_atom) {
         self->state.work_queued = false;
-        // Wakes that arrived meanwhile are already in the mailbox behind us; one batch per
-        // turn keeps the actor responsive to shutdown.
-        if (run_batch(self->state)) {
-          queue_work();
+        // One batch per turn: answers from the writers and shutdown get their turn in between.
+        if (claim_batch(self)) {
+          queue_work(self);
         }
       },
-      [=](stop_atom) { self->quit(); },
-      // Idle for a second: look for rows another process committed and rows now routable.
+      [=](done_atom) {
+        write_finished(self);
+        // Room again below the in-flight bound: there may be rows waiting.
+        if (self->state.in_flight.size() < max_in_flight / 2) {
+          queue_work(self);
+        }
+      },
+      [=](stop_atom) {
+        auto& s = self->state;
+        write_finished(self);
+        if (!s.in_flight.empty()) {
+          // Not finished here: back to pending now instead of after the lease.
+          std::vector<std::int64_t> ids;
+          for (const auto& [id, p] : s.in_flight) {
+            ids.push_back(id);
+          }
+          if (auto* c = connect(s)) {
+            try {
+              infra::inbox_claims{*c}.release(ids);
+            } catch (const std::exception& e) {
+              infra::log_warn("inbox_release_failed", {{"error", e.what()}});
+            }
+          }
+        }
+        for (auto& [site, actor] : s.sites) {
+          self->send(actor, stop_atom::value);
+        }
+        for (auto& w : s.writers) {
+          self->send(w, stop_atom::value);
+        }
+        self->quit();
+      },
+      // Idle for a second: look for rows another process committed, rows now routable, and
+      // rows whose lease ran out.
       caf::after(std::chrono::seconds(1)) >> [=] { self->send(self, route_atom::value); },
   };
 }
@@ -133,11 +308,11 @@ struct inbox_dispatcher::impl {
   caf::actor_system* sys = nullptr;
 };
 
-inbox_dispatcher::inbox_dispatcher(caf::actor_system& sys, std::string database_url,
+inbox_dispatcher::inbox_dispatcher(caf::actor_system& sys, inbox_dispatcher_settings settings,
                                    std::shared_ptr<infra::metrics> metrics)
     : impl_(std::make_unique<impl>()) {
   impl_->sys = &sys;
-  impl_->actor = sys.spawn<caf::detached>(dispatcher, std::move(database_url), std::move(metrics));
+  impl_->actor = sys.spawn<caf::detached>(dispatcher, std::move(settings), std::move(metrics));
 }
 
 inbox_dispatcher::~inbox_dispatcher() { shutdown(); }

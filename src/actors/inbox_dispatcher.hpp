@@ -1,5 +1,6 @@
 #pragma once
 #include <caf/fwd.hpp>
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -7,12 +8,21 @@
 
 namespace wachat::actors {
 
+struct inbox_dispatcher_settings {
+  std::string database_url;
+  unsigned writers = 2;  // inbound writer actors, each with a connection
+  std::chrono::milliseconds conversation_idle{std::chrono::seconds(60)};
+};
+
 // Takes committed webhooks from the inbox and processes them (DESIGN.md §2, inbox dispatcher):
 // woken by intake after each commit, by settings changes (unroutable rows), and every second
-// (rows committed by another process, retries). On start it recovers rows left pending.
+// (rows committed by another process, retries). It claims rows, parses each once, and sends
+// every message and status to its site actor, which hands it to the customer's conversation
+// actor; a row is marked done when all of its units are stored. On start it recovers rows a
+// dead process left 'processing' and rows that failed.
 class inbox_dispatcher {
  public:
-  inbox_dispatcher(caf::actor_system& sys, std::string database_url,
+  inbox_dispatcher(caf::actor_system& sys, inbox_dispatcher_settings settings,
                    std::shared_ptr<infra::metrics> metrics);
   ~inbox_dispatcher();
   inbox_dispatcher(const inbox_dispatcher&) = delete;

@@ -78,6 +78,10 @@ const std::map<std::string, setting_doc>& known_settings() {
       {"WACHAT_COMMIT_TIMEOUT_MS",
        {"WACHAT_COMMIT_TIMEOUT_MS", "a webhook not committed within this answers 503", "5000"}},
       {"WACHAT_HTTP_THREADS", {"WACHAT_HTTP_THREADS", "threads serving HTTP", "2"}},
+      {"WACHAT_INBOUND_WRITERS",
+       {"WACHAT_INBOUND_WRITERS", "database connections storing inbound messages", "2"}},
+      {"WACHAT_CONVERSATION_IDLE_MS",
+       {"WACHAT_CONVERSATION_IDLE_MS", "an idle conversation actor stops after this", "60000"}},
       {"WACHAT_INTAKE_WRITERS",
        {"WACHAT_INTAKE_WRITERS", "database connections committing webhooks in batches", "2"}},
       {"WACHAT_INTAKE_BATCH_MAX",
@@ -216,7 +220,8 @@ std::variant<config, std::string> build_config(const settings_map& file_settings
                 ttl = c.media_url_ttl, req_to = c.request_timeout_ms,
                 commit_to = c.commit_timeout_ms, threads = c.http_threads,
                 writers = c.intake_writers, batch = c.intake_batch_max,
-                api_max = c.api_max_body_bytes;
+                api_max = c.api_max_body_bytes, inbound_writers = c.inbound_writers,
+                conversation_idle = c.conversation_idle_ms;
   const number_setting numbers[] = {
       {"WACHAT_WEBHOOK_MAX_BYTES", 1024, 1ULL << 30, &webhook_max},
       {"WACHAT_SEND_WAIT_MS", 0, 600000, &send_wait},
@@ -227,6 +232,8 @@ std::variant<config, std::string> build_config(const settings_map& file_settings
       {"WACHAT_INTAKE_WRITERS", 1, 64, &writers},
       {"WACHAT_INTAKE_BATCH_MAX", 1, 100000, &batch},
       {"WACHAT_API_MAX_BODY_BYTES", 1024, 1ULL << 30, &api_max},
+      {"WACHAT_INBOUND_WRITERS", 1, 64, &inbound_writers},
+      {"WACHAT_CONVERSATION_IDLE_MS", 10, 86400000, &conversation_idle},
   };
   for (const auto& n : numbers) {
     if (auto v = get(n.key)) {
@@ -247,6 +254,8 @@ std::variant<config, std::string> build_config(const settings_map& file_settings
   c.intake_writers = static_cast<std::uint32_t>(writers);
   c.intake_batch_max = static_cast<std::uint32_t>(batch);
   c.api_max_body_bytes = api_max;
+  c.inbound_writers = static_cast<std::uint32_t>(inbound_writers);
+  c.conversation_idle_ms = static_cast<std::uint32_t>(conversation_idle);
 
   c.phone_number_id = get("WHATSAPP_PHONE_NUMBER_ID");
   c.business_account_id = get("WHATSAPP_BUSINESS_ACCOUNT_ID");

@@ -1,4 +1,4 @@
-#include "infra/inbox_processor.hpp"
+#include "infra/inbound_store.hpp"
 
 #include <fmt/format.h>
 
@@ -7,7 +7,6 @@
 #include <pqxx/pqxx>
 #include <set>
 
-#include "domain/webhook_parser.hpp"
 #include "domain/window.hpp"
 #include "infra/log.hpp"
 
@@ -17,11 +16,6 @@ namespace {
 using nlohmann::json;
 
 // SQL in one place (STYLE.md): every value a parameter.
-constexpr const char* claim_sql =
-    "SELECT id, body FROM wa_webhook_events WHERE status = 'pending' ORDER BY id LIMIT $1"
-    " FOR UPDATE SKIP LOCKED";
-constexpr const char* site_by_phone_sql =
-    "SELECT site_id FROM mod_chat_widget_settings WHERE whatsapp_phone_number_id = $1";
 constexpr const char* upsert_visitor_sql =
     "INSERT INTO mod_chat_visitors (site_id, name, whatsapp_phone, phone) VALUES ($1, $2, $3, $4)"
     " ON CONFLICT (site_id, whatsapp_phone) WHERE whatsapp_phone IS NOT NULL DO UPDATE"
@@ -75,11 +69,6 @@ constexpr const char* close_window_sql =
     " AND NOT EXISTS (SELECT 1 FROM mod_chat_messages m WHERE m.conversation_id = c.id"
     "   AND m.sender_type = 'visitor' AND m.whatsapp_timestamp > to_timestamp($2))"
     " RETURNING c.id";
-constexpr const char* finish_sql =
-    "UPDATE wa_webhook_events SET status = $2, error = $3, processed_at = now(),"
-    " attempts = attempts + 1, unroutable_phone_ids ="
-    " CASE WHEN $4::jsonb IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text($4::jsonb)) END"
-    " WHERE id = $1";
 
 // PostgreSQL text cannot hold NUL, which JSON's \u0000 can smuggle in: drop it.
 std::string pg_text(std::string_view s) {
@@ -143,75 +132,22 @@ std::optional<std::string> extra_json(const domain::inbound_message& m) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-struct event_outcome {
-  std::string status = "processed";
-  std::optional<std::string> error;
-  std::set<std::string> unroutable_ids;
-};
-
-class event_processing {
+// The writes of one unit, inside the caller's transaction (a savepoint of the writer's batch).
+class unit_writer {
  public:
-  event_processing(pqxx::transaction_base& tx, std::int64_t event_id,
-                   std::vector<pending_event>& events, inbox_batch_result& totals)
-      : tx_(tx), event_id_(event_id), events_(events), totals_(totals) {}
+  unit_writer(pqxx::transaction_base& tx, std::int64_t event_id,
+              std::vector<pending_event>& events, domain::unit_outcome& outcome)
+      : tx_(tx), event_id_(event_id), events_(events), outcome_(outcome) {}
 
-  event_outcome run(std::string_view body) {
-    event_outcome out;
-    auto parsed = domain::parse_webhook(body);
-    if (auto* err = std::get_if<domain::webhook_parse_error>(&parsed)) {
-      out.status = "rejected";
-      out.error = err->reason;
-      return out;
+  void store(const std::string& site, const domain::inbound_unit& u) {
+    if (u.what == domain::inbound_unit::kind::message) {
+      message(site, u.profile_name, u.message);
+    } else {
+      status(site, u.status);
     }
-    const auto& delivery = std::get<domain::webhook_delivery>(parsed);
-    for (const auto& change : delivery.changes) {
-      if (change.messages.empty() && change.statuses.empty()) {
-        continue;  // other fields (template status, quality, account) are kept in the inbox
-      }
-      auto site = site_for(change.phone_number_id);
-      if (!site) {
-        out.unroutable_ids.insert(change.phone_number_id);
-        continue;
-      }
-      for (const auto& m : change.messages) {
-        message(*site, change, m);
-      }
-      for (const auto& s : change.statuses) {
-        status(*site, s);
-      }
-    }
-    if (!out.unroutable_ids.empty()) {
-      out.status = "unroutable";
-      std::string ids;
-      for (const auto& id : out.unroutable_ids) {
-        ids += (ids.empty() ? "" : ", ") + id;
-      }
-      out.error = "no site has phone_number_id " + ids;
-    } else if (!delivery.problems.empty()) {
-      out.error = fmt::format("{} item(s) skipped; first: {}: {}", delivery.problems.size(),
-                              delivery.problems[0].where, delivery.problems[0].reason);
-    }
-    return out;
   }
 
  private:
-  std::optional<std::string> site_for(const std::string& phone_number_id) {
-    if (phone_number_id.empty()) {
-      return std::nullopt;
-    }
-    auto it = sites_.find(phone_number_id);
-    if (it != sites_.end()) {
-      return it->second;
-    }
-    auto r = tx_.exec_params(site_by_phone_sql, phone_number_id);
-    std::optional<std::string> site;
-    if (!r.empty()) {
-      site = r[0][0].as<std::string>();
-    }
-    sites_[phone_number_id] = site;
-    return site;
-  }
-
   // The visitor's open WhatsApp conversation, else a new pending one; locked for this tx.
   std::int64_t conversation_for(const std::string& site, std::int64_t visitor, std::int64_t ts) {
     for (int attempt = 0; attempt < 3; ++attempt) {
@@ -230,9 +166,8 @@ class event_processing {
     throw std::runtime_error("could not find or open a conversation");
   }
 
-  void message(const std::string& site, const domain::webhook_change& change,
+  void message(const std::string& site, const std::string& name,
                const domain::inbound_message& m) {
-    auto name = std::string{domain::profile_name_for(change, m.from)};
     auto visitor = tx_.exec_params(upsert_visitor_sql, site, non_empty(name), pg_text(m.from),
                                    "+" + pg_text(m.from))[0][0]
                        .as<std::int64_t>();
@@ -255,7 +190,7 @@ class event_processing {
     }
     auto id = ins[0][0].as<std::int64_t>();
     tx_.exec_params(touch_conversation_sql, conversation, ts);
-    ++totals_.messages;
+    outcome_.new_message = true;
     events_.push_back({site, "message.created", conversation, id});
     events_.push_back({site, "conversation.updated", conversation, std::nullopt});
   }
@@ -307,7 +242,7 @@ class event_processing {
     if (ins.empty()) {
       return;  // the same status, redelivered
     }
-    ++totals_.statuses;
+    outcome_.new_status = true;
     std::optional<int> code;
     std::optional<std::string> title, details;
     if (!s.errors.empty()) {
@@ -337,72 +272,18 @@ class event_processing {
   pqxx::transaction_base& tx_;
   std::int64_t event_id_;
   std::vector<pending_event>& events_;
-  inbox_batch_result& totals_;
-  std::map<std::string, std::optional<std::string>> sites_;
+  domain::unit_outcome& outcome_;
 };
-
-std::optional<std::string> ids_json(const std::set<std::string>& ids) {
-  if (ids.empty()) {
-    return std::nullopt;
-  }
-  return json(ids).dump(-1, ' ', false, json::error_handler_t::replace);
-}
 
 }  // namespace
 
-inbox_batch_result inbox_processor::process_pending(std::size_t limit) {
-  inbox_batch_result totals;
-  std::vector<pending_event> events;
-  pqxx::work tx{conn_};
-  auto rows = tx.exec_params(claim_sql, static_cast<std::int64_t>(limit));
-  for (const auto& row : rows) {
-    auto id = row[0].as<std::int64_t>();
-    pqxx::binarystring body{row[1]};
-    event_outcome outcome;
-    auto events_before = events.size();
-    try {
-      // A savepoint per row: one bad row cannot undo the rest of the batch.
-      pqxx::subtransaction sub{tx, "event"};
-      event_processing p{sub, id, events, totals};
-      outcome = p.run(std::string_view{body.get(), body.size()});
-      sub.commit();
-    } catch (const pqxx::broken_connection&) {
-      throw;
-    } catch (const std::exception& e) {
-      events.resize(events_before);
-      outcome = event_outcome{};
-      outcome.status = "failed";
-      outcome.error = e.what();
-      log_warn("inbox_event_failed", {{"event_id", std::to_string(id)}, {"error", e.what()}});
-    }
-    totals.unroutable += outcome.status == "unroutable" ? 1 : 0;
-    totals.failed += outcome.status == "failed" ? 1 : 0;
-    tx.exec_params(finish_sql, id, outcome.status, outcome.error,
-                   ids_json(outcome.unroutable_ids));
-    ++totals.events;
-  }
-  append_events(tx, events);
-  tx.commit();
-  return totals;
-}
-
-std::size_t inbox_processor::requeue_routable() {
-  pqxx::work tx{conn_};
-  auto r = tx.exec(
-      "UPDATE wa_webhook_events SET status = 'pending', error = NULL WHERE status = 'unroutable'"
-      " AND unroutable_phone_ids && ARRAY(SELECT whatsapp_phone_number_id"
-      "   FROM mod_chat_widget_settings WHERE whatsapp_phone_number_id IS NOT NULL)");
-  tx.commit();
-  return r.affected_rows();
-}
-
-std::size_t inbox_processor::requeue_failed(int max_attempts) {
-  pqxx::work tx{conn_};
-  auto r = tx.exec_params(
-      "UPDATE wa_webhook_events SET status = 'pending' WHERE status = 'failed' AND attempts < $1",
-      max_attempts);
-  tx.commit();
-  return r.affected_rows();
+domain::unit_outcome store_unit(pqxx::transaction_base& tx, const std::string& site,
+                                std::int64_t event_id, const domain::inbound_unit& unit,
+                                std::vector<pending_event>& events) {
+  domain::unit_outcome outcome;
+  unit_writer{tx, event_id, events, outcome}.store(site, unit);
+  outcome.stored = true;
+  return outcome;
 }
 
 }  // namespace wachat::infra

@@ -1,0 +1,28 @@
+#pragma once
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "domain/inbound_units.hpp"
+
+namespace wachat::actors {
+
+// One unit on its way from the dispatcher through its site and conversation actors to a writer.
+struct unit_job {
+  std::int64_t event_id = 0;
+  std::string site;
+  std::shared_ptr<const domain::inbound_unit> unit;  // shared: copied across actors for free
+};
+
+using store_atom = caf::atom_constant<caf::atom("store")>;
+using write_atom = caf::atom_constant<caf::atom("write")>;
+using idle_atom = caf::atom_constant<caf::atom("idle")>;
+using count_atom = caf::atom_constant<caf::atom("count")>;
+
+}  // namespace wachat::actors
+
+// Local messages only: never serialized.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::unit_job)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::domain::unit_outcome)

@@ -1,0 +1,111 @@
+#include "actors/site_actor.hpp"
+
+#include <caf/all.hpp>
+#include <functional>
+#include <unordered_map>
+
+#include "actors/atoms.hpp"
+#include "actors/inbound_messages.hpp"
+
+namespace wachat::actors {
+namespace {
+
+struct conversation_state {
+  std::size_t in_flight = 0;
+  static inline const char* name = "conversation";
+};
+
+// The single writer of one customer's conversation within this process: units are stored one
+// after another, in the order they arrived, each waiting for the previous one's commit. Other
+// processes are kept in line by row locks and ON CONFLICT (DESIGN.md §4.4).
+caf::behavior conversation(caf::stateful_actor<conversation_state>* self, caf::actor writer,
+                           caf::actor site, std::string key, std::chrono::milliseconds idle) {
+  return {
+      [=](store_atom, unit_job& job) -> caf::result<domain::unit_outcome> {
+        auto rp = self->make_response_promise<domain::unit_outcome>();
+        ++self->state.in_flight;
+        // await, not then: the next unit waits until this one is committed.
+        self->request(writer, caf::infinite, write_atom::value, std::move(job))
+            .await(
+                [=](domain::unit_outcome& o) mutable {
+                  --self->state.in_flight;
+                  rp.deliver(std::move(o));
+                },
+                [=](caf::error& e) mutable {
+                  --self->state.in_flight;
+                  domain::unit_outcome o;
+                  o.retryable = true;
+                  o.error = "writer unavailable: " + to_string(e);
+                  rp.deliver(std::move(o));
+                });
+        return rp;
+      },
+      [=](stop_atom) { self->quit(); },
+      caf::after(idle) >>
+          [=] {
+            if (self->state.in_flight == 0) {
+              // The site decides: units it already forwarded are in our mailbox before its stop.
+              self->send(site, idle_atom::value, key, caf::actor{self});
+            }
+          },
+  };
+}
+
+struct site_state {
+  site_actor_settings settings;
+  std::unordered_map<std::string, caf::actor> conversations;
+  static inline const char* name = "site";
+};
+
+caf::behavior site(caf::stateful_actor<site_state>* self, site_actor_settings settings) {
+  self->state.settings = std::move(settings);
+  self->attach_functor([self] {
+    if (auto* g = self->state.settings.live_conversations) {
+      g->fetch_sub(static_cast<std::int64_t>(self->state.conversations.size()));
+    }
+    for (auto& [key, actor] : self->state.conversations) {
+      caf::anon_send(actor, stop_atom::value);
+    }
+  });
+  return {
+      [=](store_atom, unit_job& job) -> caf::result<domain::unit_outcome> {
+        auto& st = self->state;
+        const auto& key = job.unit->visitor_wa_id;
+        auto it = st.conversations.find(key);
+        if (it == st.conversations.end()) {
+          const auto& writers = st.settings.writers;
+          auto writer = writers[std::hash<std::string>{}(st.settings.site + "\n" + key) % writers.size()];
+          auto actor = self->spawn(conversation, writer, caf::actor{self}, key,
+                                   st.settings.conversation_idle);
+          it = st.conversations.emplace(key, actor).first;
+          if (auto* g = st.settings.live_conversations) {
+            g->fetch_add(1);
+          }
+        }
+        // The conversation actor answers the dispatcher directly.
+        self->delegate(it->second, store_atom::value, std::move(job));
+        return caf::delegated<domain::unit_outcome>{};
+      },
+      [=](idle_atom, const std::string& key, const caf::actor& who) {
+        auto& st = self->state;
+        auto it = st.conversations.find(key);
+        if (it != st.conversations.end() && it->second == who) {
+          st.conversations.erase(it);
+          self->send(who, stop_atom::value);
+          if (auto* g = st.settings.live_conversations) {
+            g->fetch_sub(1);
+          }
+        }
+      },
+      [=](count_atom) -> std::size_t { return self->state.conversations.size(); },
+      [=](stop_atom) { self->quit(); },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_site_actor(caf::actor_system& sys, site_actor_settings settings) {
+  return sys.spawn(site, std::move(settings));
+}
+
+}  // namespace wachat::actors

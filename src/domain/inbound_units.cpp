@@ -1,0 +1,64 @@
+#include "domain/inbound_units.hpp"
+
+namespace wachat::domain {
+
+std::vector<inbound_unit> split_delivery(const webhook_delivery& delivery) {
+  std::vector<inbound_unit> units;
+  for (const auto& change : delivery.changes) {
+    for (const auto& m : change.messages) {
+      inbound_unit u;
+      u.what = inbound_unit::kind::message;
+      u.phone_number_id = change.phone_number_id;
+      u.visitor_wa_id = m.from;
+      u.profile_name = std::string{profile_name_for(change, m.from)};
+      u.message = m;
+      units.push_back(std::move(u));
+    }
+    for (const auto& s : change.statuses) {
+      inbound_unit u;
+      u.what = inbound_unit::kind::status;
+      u.phone_number_id = change.phone_number_id;
+      u.visitor_wa_id = s.recipient_id;
+      u.status = s;
+      units.push_back(std::move(u));
+    }
+  }
+  return units;
+}
+
+void event_progress::record(const unit_outcome& o) {
+  ++answered;
+  if (o.stored) {
+    return;
+  }
+  if (o.retryable) {
+    ++retryable_failures;
+  } else {
+    errors.push_back(o.error);
+  }
+}
+
+event_verdict event_progress::verdict() const {
+  // A passing failure (database gone mid-way) wins: the whole row is tried again, and what was
+  // stored already is recognised by wamid and changes nothing the second time.
+  if (retryable_failures > 0) {
+    return {"pending", "will retry: a unit could not be stored for now"};
+  }
+  if (!errors.empty()) {
+    return {"failed", std::to_string(errors.size()) + " unit(s) failed; first: " + errors.front()};
+  }
+  if (!unroutable_ids.empty()) {
+    std::string ids;
+    for (const auto& id : unroutable_ids) {
+      ids += (ids.empty() ? "" : ", ") + id;
+    }
+    return {"unroutable", "no site has phone_number_id " + ids};
+  }
+  if (!problems.empty()) {
+    return {"processed", std::to_string(problems.size()) + " item(s) skipped; first: " +
+                             problems.front().where + ": " + problems.front().reason};
+  }
+  return {"processed", std::nullopt};
+}
+
+}  // namespace wachat::domain

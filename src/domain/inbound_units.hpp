@@ -1,0 +1,59 @@
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "domain/webhook_model.hpp"
+
+namespace wachat::domain {
+
+// One message or status of a delivery, ready for the conversation actor that owns it
+// (DESIGN.md §2). Plain data, copied between actors.
+struct inbound_unit {
+  enum class kind { message, status };
+  kind what = kind::message;
+  std::string phone_number_id;  // routes to the site
+  // Which conversation actor: the customer's WhatsApp id (`from` of a message, `recipient_id`
+  // of a status), so a customer's messages, reactions and statuses stay in order.
+  std::string visitor_wa_id;
+  std::string profile_name;  // contacts[].profile.name for that customer; may be empty
+  inbound_message message;   // when what == message
+  message_status status;     // when what == status
+};
+
+// Every message and status of every change, in delivery order (DESIGN.md §3: all entries, all
+// changes, not just the first). Changes without messages or statuses (template updates,
+// quality, account) add nothing here; they stay in the inbox.
+std::vector<inbound_unit> split_delivery(const webhook_delivery& delivery);
+
+// What happened to one unit, reported back to the dispatcher.
+struct unit_outcome {
+  bool stored = false;      // committed (including "nothing new": a redelivery)
+  bool retryable = false;   // not stored for a passing reason (database down, deadlock)
+  std::string error;        // why not, for the inbox row
+  bool new_message = false;
+  bool new_status = false;
+};
+
+// How one inbox row ends once all of its units have answered.
+struct event_verdict {
+  std::string status;  // processed | unroutable | failed | pending (retry soon)
+  std::optional<std::string> error;
+};
+
+struct event_progress {
+  std::size_t units = 0;
+  std::size_t answered = 0;
+  std::size_t retryable_failures = 0;
+  std::vector<std::string> errors;        // units that failed for good
+  std::set<std::string> unroutable_ids;   // phone number ids no site has
+  std::vector<parse_problem> problems;    // skipped parts of the delivery
+
+  bool complete() const { return answered >= units; }
+  void record(const unit_outcome& o);
+  event_verdict verdict() const;
+};
+
+}  // namespace wachat::domain

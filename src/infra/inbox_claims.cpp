@@ -1,0 +1,117 @@
+#include "infra/inbox_claims.hpp"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+
+namespace wachat::infra {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* claim_sql =
+    "UPDATE wa_webhook_events SET status = 'processing', claimed_at = now(),"
+    " attempts = attempts + 1 WHERE id IN (SELECT id FROM wa_webhook_events"
+    "   WHERE status = 'pending' ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)"
+    " RETURNING id, body";
+// Only rows still 'processing' are finished: a row another process re-claimed after our lease
+// ran out is theirs now.
+constexpr const char* finish_sql =
+    "UPDATE wa_webhook_events SET status = $2, error = $3,"
+    " processed_at = CASE WHEN $2 = 'pending' THEN NULL ELSE now() END, claimed_at = NULL,"
+    " unroutable_phone_ids = CASE WHEN $4::jsonb IS NULL THEN NULL"
+    "   ELSE ARRAY(SELECT jsonb_array_elements_text($4::jsonb)) END"
+    " WHERE id = $1 AND status = 'processing'";
+
+std::optional<std::string> ids_json(const std::set<std::string>& ids) {
+  if (ids.empty()) {
+    return std::nullopt;
+  }
+  return json(ids).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+}  // namespace
+
+std::vector<claimed_event> inbox_claims::claim(std::size_t limit) {
+  pqxx::work tx{conn_};
+  auto rows = tx.exec_params(claim_sql, static_cast<std::int64_t>(limit));
+  tx.commit();
+  std::vector<claimed_event> out;
+  out.reserve(rows.size());
+  for (const auto& row : rows) {
+    pqxx::binarystring body{row[1]};
+    out.push_back({row[0].as<std::int64_t>(), std::string{body.get(), body.size()}});
+  }
+  // UPDATE ... RETURNING does not keep the subquery's order.
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+  return out;
+}
+
+void inbox_claims::finish(const std::vector<event_finish>& rows) {
+  if (rows.empty()) {
+    return;
+  }
+  pqxx::work tx{conn_};
+  for (const auto& r : rows) {
+    tx.exec_params(finish_sql, r.id, r.status, r.error, ids_json(r.unroutable_ids));
+  }
+  tx.commit();
+}
+
+void inbox_claims::release(const std::vector<std::int64_t>& ids) {
+  std::vector<event_finish> rows;
+  for (auto id : ids) {
+    rows.push_back({id, "pending", std::nullopt, {}});
+  }
+  finish(rows);
+}
+
+std::size_t inbox_claims::requeue_stale(std::chrono::seconds lease) {
+  pqxx::work tx{conn_};
+  auto r = tx.exec_params(
+      "UPDATE wa_webhook_events SET status = 'pending', claimed_at = NULL"
+      " WHERE status = 'processing' AND claimed_at < now() - $1 * interval '1 second'",
+      static_cast<std::int64_t>(lease.count()));
+  tx.commit();
+  return r.affected_rows();
+}
+
+std::size_t inbox_claims::requeue_routable() {
+  pqxx::work tx{conn_};
+  auto r = tx.exec(
+      "UPDATE wa_webhook_events SET status = 'pending', error = NULL WHERE status = 'unroutable'"
+      " AND unroutable_phone_ids && ARRAY(SELECT whatsapp_phone_number_id"
+      "   FROM mod_chat_widget_settings WHERE whatsapp_phone_number_id IS NOT NULL)");
+  tx.commit();
+  return r.affected_rows();
+}
+
+std::size_t inbox_claims::requeue_failed(int max_attempts) {
+  pqxx::work tx{conn_};
+  auto r = tx.exec_params(
+      "UPDATE wa_webhook_events SET status = 'pending' WHERE status = 'failed' AND attempts < $1",
+      max_attempts);
+  tx.commit();
+  return r.affected_rows();
+}
+
+std::optional<std::string> inbox_claims::site_for_phone(const std::string& phone_number_id) {
+  pqxx::nontransaction nt{conn_};
+  auto r = nt.exec_params(
+      "SELECT site_id FROM mod_chat_widget_settings WHERE whatsapp_phone_number_id = $1",
+      phone_number_id);
+  if (r.empty()) {
+    return std::nullopt;
+  }
+  return r[0][0].as<std::string>();
+}
+
+std::int64_t inbox_claims::pending_lag_ms() {
+  pqxx::nontransaction nt{conn_};
+  auto r = nt.exec(
+      "SELECT coalesce(extract(epoch from now() - min(received_at)) * 1000, 0)::bigint"
+      " FROM wa_webhook_events WHERE status = 'pending'");
+  return r[0][0].as<std::int64_t>();
+}
+
+}  // namespace wachat::infra

@@ -1,0 +1,54 @@
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace pqxx {
+class connection_base;
+}
+
+namespace wachat::infra {
+
+struct claimed_event {
+  std::int64_t id = 0;
+  std::string body;
+};
+
+struct event_finish {
+  std::int64_t id = 0;
+  std::string status;  // processed | rejected | unroutable | failed | pending
+  std::optional<std::string> error;
+  std::set<std::string> unroutable_ids;
+};
+
+// The inbox's bookkeeping for the dispatcher. Rows are claimed with FOR UPDATE SKIP LOCKED and
+// a lease, so several processes share the work and a dead process's rows come back.
+class inbox_claims {
+ public:
+  explicit inbox_claims(pqxx::connection_base& conn) : conn_(conn) {}
+
+  // Marks up to `limit` pending rows 'processing' (oldest first) and returns them.
+  std::vector<claimed_event> claim(std::size_t limit);
+  // Records how rows ended, in one transaction.
+  void finish(const std::vector<event_finish>& rows);
+  // Puts rows of ours that are still 'processing' back (orderly shutdown).
+  void release(const std::vector<std::int64_t>& ids);
+  // 'processing' rows whose lease ran out (their process died) go back to pending.
+  std::size_t requeue_stale(std::chrono::seconds lease);
+  // Unroutable rows that name a phone number id some site now has go back to pending.
+  std::size_t requeue_routable();
+  // At start: failed rows get another chance (bounded by attempts).
+  std::size_t requeue_failed(int max_attempts);
+  // The site whose settings hold `phone_number_id`.
+  std::optional<std::string> site_for_phone(const std::string& phone_number_id);
+  // Age of the oldest pending row in milliseconds (0 when none).
+  std::int64_t pending_lag_ms();
+
+ private:
+  pqxx::connection_base& conn_;
+};
+
+}  // namespace wachat::infra

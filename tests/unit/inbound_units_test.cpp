@@ -1,0 +1,99 @@
+#include <catch2/catch.hpp>
+
+#include <variant>
+
+#include "domain/inbound_units.hpp"
+#include "domain/webhook_parser.hpp"
+
+using namespace wachat::domain;
+
+namespace {
+
+webhook_delivery parse_ok(std::string_view body) {
+  auto result = parse_webhook(body);
+  REQUIRE(std::holds_alternative<webhook_delivery>(result));
+  return std::get<webhook_delivery>(std::move(result));
+}
+
+// Two entries; the first has two changes (two customers on one number, then statuses), the
+// second a change for another phone number id.
+const char* const two_entries = R"({"object":"whatsapp_business_account","entry":[
+ {"id":"1","changes":[
+   {"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"1","phone_number_id":"111"},
+     "contacts":[{"profile":{"name":"Ann"},"wa_id":"201"},{"profile":{"name":"Bob"},"wa_id":"202"}],
+     "messages":[{"from":"201","id":"wamid.1","timestamp":"1700000000","type":"text","text":{"body":"hi"}},
+                 {"from":"202","id":"wamid.2","timestamp":"1700000001","type":"text","text":{"body":"yo"}}]}},
+   {"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"1","phone_number_id":"111"},
+     "statuses":[{"id":"wamid.out","status":"read","timestamp":"1700000002","recipient_id":"201"}]}}]},
+ {"id":"2","changes":[
+   {"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"2","phone_number_id":"222"},
+     "messages":[{"from":"301","id":"wamid.3","timestamp":"1700000003","type":"text","text":{"body":"x"}}]}},
+   {"field":"message_template_status_update","value":{"event":"APPROVED","message_template_id":1}}]}]})";
+
+}  // namespace
+
+TEST_CASE("split_delivery yields every message and status of every entry and change, in order") {
+  auto units = split_delivery(parse_ok(two_entries));
+  REQUIRE(units.size() == 4);
+  CHECK(units[0].what == inbound_unit::kind::message);
+  CHECK(units[0].message.wamid == "wamid.1");
+  CHECK(units[0].visitor_wa_id == "201");
+  CHECK(units[0].profile_name == "Ann");
+  CHECK(units[0].phone_number_id == "111");
+  CHECK(units[1].visitor_wa_id == "202");
+  CHECK(units[1].profile_name == "Bob");
+  CHECK(units[2].what == inbound_unit::kind::status);
+  CHECK(units[2].status.wamid == "wamid.out");
+  CHECK(units[2].visitor_wa_id == "201");  // same actor as Ann's messages: kept in order
+  CHECK(units[3].phone_number_id == "222");
+  CHECK(units[3].profile_name.empty());
+}
+
+TEST_CASE("event_progress: complete only when every unit answered; verdict by precedence") {
+  event_progress p;
+  p.units = 3;
+  unit_outcome ok;
+  ok.stored = true;
+  p.record(ok);
+  CHECK_FALSE(p.complete());
+  p.record(ok);
+  p.record(ok);
+  REQUIRE(p.complete());
+  CHECK(p.verdict().status == "processed");
+  CHECK_FALSE(p.verdict().error);
+
+  SECTION("a failed unit fails the row with its reason") {
+    event_progress q;
+    q.units = 2;
+    q.record(ok);
+    unit_outcome bad;
+    bad.error = "value too long";
+    q.record(bad);
+    CHECK(q.verdict().status == "failed");
+    CHECK(q.verdict().error->find("value too long") != std::string::npos);
+  }
+  SECTION("a passing failure sends the row back to pending, even next to a hard failure") {
+    event_progress q;
+    q.units = 2;
+    unit_outcome bad;
+    bad.error = "boom";
+    unit_outcome passing;
+    passing.retryable = true;
+    q.record(bad);
+    q.record(passing);
+    CHECK(q.verdict().status == "pending");
+  }
+  SECTION("unknown phone number ids make it unroutable, naming them") {
+    event_progress q;
+    q.unroutable_ids = {"999", "888"};
+    CHECK(q.complete());
+    CHECK(q.verdict().status == "unroutable");
+    CHECK(*q.verdict().error == "no site has phone_number_id 888, 999");
+  }
+  SECTION("skipped parts are reported on a processed row") {
+    event_progress q;
+    q.problems.push_back({"entry[0].changes[0].messages[1]", "no id"});
+    CHECK(q.verdict().status == "processed");
+    CHECK(q.verdict().error->find("messages[1]: no id") != std::string::npos);
+  }
+}

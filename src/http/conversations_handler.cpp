@@ -219,37 +219,23 @@ void add_conversation_routes(router& r, api_context& api) {
               });
         });
 
-  r.add(bhttp::verb::get, "/api/conversations/{id}", 0,
-        [&api](request_context& rc, responder respond) {
-          auto params = rc.params;
-          run_authenticated(api, rc, respond, access::any_principal,
-                            [params](pqxx::connection_base& c, const principal& who) {
-                              auto id = parse_id(params.at("id"));
-                              pqxx::nontransaction nt{c};
-                              auto conv = id ? load_conversation(nt, *id, scope_of(who))
-                                             : std::nullopt;
-                              if (!conv) {
-                                not_found();
-                              }
-                              return ok(*conv);
-                            });
-        });
-
-  r.add(bhttp::verb::get, "/api/conversations/{id}/window", 0,
-        [&api](request_context& rc, responder respond) {
-          auto params = rc.params;
-          run_authenticated(api, rc, respond, access::any_principal,
-                            [params](pqxx::connection_base& c, const principal& who) {
-                              auto id = parse_id(params.at("id"));
-                              pqxx::nontransaction nt{c};
-                              auto conv = id ? load_conversation(nt, *id, scope_of(who))
-                                             : std::nullopt;
-                              if (!conv) {
-                                not_found();
-                              }
-                              return ok((*conv)["window"]);
-                            });
-        });
+  // The conversation, or just its window (the countdown the dashboard polls).
+  for (const auto& [pattern, window_only] :
+       {std::pair{"/api/conversations/{id}", false}, std::pair{"/api/conversations/{id}/window", true}}) {
+    r.add(bhttp::verb::get, pattern, 0, [&api, window_only](request_context& rc, responder respond) {
+      auto params = rc.params;
+      run_authenticated(api, rc, respond, access::any_principal,
+                        [params, window_only](pqxx::connection_base& c, const principal& who) {
+                          auto id = parse_id(params.at("id"));
+                          pqxx::nontransaction nt{c};
+                          auto conv = id ? load_conversation(nt, *id, scope_of(who)) : std::nullopt;
+                          if (!conv) {
+                            not_found();
+                          }
+                          return ok(window_only ? (*conv)["window"] : *conv);
+                        });
+    });
+  }
 
   r.add(bhttp::verb::patch, "/api/conversations/{id}", max_body,
         [&api](request_context& rc, responder respond) {

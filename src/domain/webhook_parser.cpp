@@ -84,6 +84,10 @@ std::string text_member(object parent, std::string_view key) {
   return std::string{out};
 }
 
+// Meta's wamids are about 60 bytes and wa_ids are phone numbers; anything far longer is hostile
+// and would not fit PostgreSQL's unique indexes (about 2.7 kB a key), failing the whole row.
+constexpr std::size_t max_id_bytes = 256;
+
 // Identifiers (wamids, wa_ids, phone number ids) are strings at Meta, but an integer is
 // unambiguous, so it is accepted rather than losing the item over it.
 std::string id_member(object parent, std::string_view key) {
@@ -423,6 +427,10 @@ class delivery_reader {
       note(where, "message without from");
       return;
     }
+    if (message.wamid.size() > max_id_bytes || message.from.size() > max_id_bytes) {
+      note(where, "message id or from longer than 256 bytes");
+      return;
+    }
     if (!take_item()) {
       return;
     }
@@ -562,6 +570,10 @@ class delivery_reader {
     }
     if (status.status.empty()) {
       note(where, "status without status");
+      return;
+    }
+    if (status.wamid.size() > max_id_bytes || status.status.size() > 64) {
+      note(where, "status id or status value too long");
       return;
     }
     if (!take_item()) {

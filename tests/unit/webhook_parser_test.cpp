@@ -698,3 +698,19 @@ TEST_CASE("the window extends to 24 h after the customer's message, never back")
   CHECK(window_expiry_after(0, max - day + 1) == max);
   CHECK(window_expiry_after(5, std::numeric_limits<int64_t>::min()) == 5);
 }
+
+TEST_CASE("hostile identifiers too long for an index are skipped as problems, not stored") {
+  const std::string long_id(300, 'w');
+  auto delivery = parse_ok(envelope(
+      R"("messages":[{"from":"16505551234","id":")" + long_id +
+      R"(","timestamp":"1749416383","type":"text","text":{"body":"x"}},)"
+      R"({"from":")" + long_id + R"(","id":"wamid.ok","timestamp":"1749416383","type":"text","text":{"body":"y"}},)"
+      R"({"from":"16505551234","id":"wamid.fine","timestamp":"1749416383","type":"text","text":{"body":"z"}}],)"
+      R"("statuses":[{"id":")" + long_id + R"(","status":"read","timestamp":"1749416383","recipient_id":"1"},)"
+      R"({"id":"wamid.s","status":")" + std::string(100, 's') + R"(","timestamp":"1749416383","recipient_id":"1"}])"));
+  REQUIRE(delivery.changes.size() == 1);
+  REQUIRE(delivery.changes[0].messages.size() == 1);
+  CHECK(delivery.changes[0].messages[0].wamid == "wamid.fine");
+  CHECK(delivery.changes[0].statuses.empty());
+  CHECK(delivery.problems.size() == 4);
+}

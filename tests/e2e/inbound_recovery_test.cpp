@@ -1,0 +1,116 @@
+// Processing survives crashes and hostile content (DESIGN.md §2 crash recovery, §4.2 nothing lost;
+// issue "Bad input": invalid UTF-8 or gigantic strings inside a signed webhook).
+#include <catch2/catch.hpp>
+#include <csignal>
+#include <ctime>
+#include <thread>
+
+#include "support/pg_control.hpp"
+#include "support/test_env.hpp"
+#include "support/wachat_fixture.hpp"
+
+using namespace wachat;
+using nlohmann::json;
+
+namespace {
+
+const std::string phone_id = "106540352242922";
+
+std::int64_t now_s() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+std::string count(const std::string& db, const std::string& sql) { return test::query_scalar(db, sql); }
+
+bool inbox_settled(const std::string& db) {
+  return count(db, "SELECT count(*) FROM wa_webhook_events WHERE status IN ('pending','processing')") == "0";
+}
+
+}  // namespace
+
+TEST_CASE("rows a killed process left 'processing' are done again once their lease runs out") {
+  auto db = test::fresh_database();
+  {
+    test::wachat_fixture f{{}, db};
+    f.make_site("acme", phone_id);
+  }
+  // What a process that died mid-way leaves behind: claimed rows, one of them half done.
+  auto body = [](int i) {
+    return test::text_webhook(phone_id, "1650555" + std::to_string(1000 + i), "wamid.crash." + std::to_string(i),
+                              now_s() - 100 + i, "before the crash " + std::to_string(i));
+  };
+  for (int i = 0; i < 20; ++i) {
+    auto b = body(i);
+    std::string escaped;
+    for (char c : b) {
+      escaped += c == '\'' ? std::string{"''"} : std::string(1, c);
+    }
+    count(db, "INSERT INTO wa_webhook_events (body, status, claimed_at, attempts) VALUES (convert_to('" +
+                  escaped + "', 'UTF8'), 'processing', now() - interval '5 minutes', 1) RETURNING 1");
+  }
+  test::wachat_fixture f{{}, db};
+  REQUIRE(test::eventually([&] { return inbox_settled(db); }, std::chrono::seconds(20)));
+  CHECK(count(db, "SELECT count(*) FROM wa_webhook_events WHERE status = 'processed'") == "20");
+  CHECK(count(db, "SELECT count(*) FROM mod_chat_messages WHERE whatsapp_message_id LIKE 'wamid.crash.%'") == "20");
+  CHECK(count(db, "SELECT count(*) FROM mod_chat_conversations") == "20");
+  // A fresh claim by a live process is left alone until its lease runs out.
+  count(db, "INSERT INTO wa_webhook_events (body, status, claimed_at) VALUES (convert_to('" +
+                test::text_webhook(phone_id, "16505559999", "wamid.fresh", now_s(), "fresh") +
+                "', 'UTF8'), 'processing', now()) RETURNING 1");
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  CHECK(count(db, "SELECT count(*) FROM mod_chat_messages WHERE whatsapp_message_id = 'wamid.fresh'") == "0");
+}
+
+TEST_CASE("SIGKILL mid-processing loses nothing: a new process finishes every row exactly once") {
+  auto db = test::fresh_database();
+  std::size_t posted = 0;
+  {
+    test::wachat_fixture f{{{"WACHAT_CONVERSATION_IDLE_MS", "100"}}, db};
+    f.make_site("acme", phone_id);
+    for (int i = 0; i < 300; ++i) {
+      auto r = f.post_webhook(test::text_webhook(phone_id, "1650666" + std::to_string(1000 + i % 50),
+                                                 "wamid.kill." + std::to_string(i), now_s() - 300 + i,
+                                                 "m" + std::to_string(i)));
+      posted += r.status == 200 ? 1 : 0;
+    }
+    f.server->process().signal(SIGKILL);
+    f.server->process().wait_exit(5000);
+  }
+  REQUIRE(posted == 300);
+  // Make the dead process's leases run out now instead of in a minute.
+  count(db, "WITH aged AS (UPDATE wa_webhook_events SET claimed_at = now() - interval '1 hour'"
+            " WHERE status = 'processing' RETURNING 1) SELECT count(*) FROM aged");
+  test::wachat_fixture f{{}, db};
+  REQUIRE(test::eventually([&] { return inbox_settled(db); }, std::chrono::seconds(30)));
+  CHECK(count(db, "SELECT count(*) FROM wa_webhook_events WHERE status = 'processed'") == "300");
+  CHECK(count(db, "SELECT count(*) FROM mod_chat_messages") == "300");
+  CHECK(count(db, "SELECT count(DISTINCT whatsapp_message_id) FROM mod_chat_messages") == "300");
+  CHECK(count(db, "SELECT count(*) FROM mod_chat_conversations") == "50");
+  CHECK(count(db, "SELECT sum(unread_count) FROM mod_chat_conversations") == "300");
+}
+
+TEST_CASE("gigantic strings and NUL inside a signed webhook are stored intact or cleaned, never crash") {
+  test::wachat_fixture f;
+  f.make_site("acme", phone_id);
+  std::string huge(1'000'000, 'x');
+  huge.replace(0, 6, "\xE2\x82\xAC long");  // a multi-byte character first
+  REQUIRE(f.post_webhook(test::text_webhook(phone_id, "16505551234", "wamid.huge", now_s(), huge)).status == 200);
+  REQUIRE(f.post_webhook(test::text_webhook(phone_id, "16505551234", "wamid.nul", now_s(),
+                                            std::string{"before\0after", 12}, std::string{"Ann\0Evil", 8}))
+              .status == 200);
+  // A name of 100,000 characters and a wamid of 5,000.
+  REQUIRE(f.post_webhook(test::text_webhook(phone_id, "16505557777", "wamid." + std::string(5000, 'w'), now_s(),
+                                            "long id", std::string(100'000, 'n')))
+              .status == 200);
+  REQUIRE(test::eventually([&] { return inbox_settled(f.db); }));
+  // "€ long" is 6 characters in 8 bytes, put in place of 6 one-byte ones.
+  CHECK(count(f.db, "SELECT length(content) FROM mod_chat_messages WHERE whatsapp_message_id = 'wamid.huge'") ==
+        "1000000");
+  CHECK(count(f.db, "SELECT content FROM mod_chat_messages WHERE whatsapp_message_id = 'wamid.nul'") == "beforeafter");
+  CHECK(count(f.db, "SELECT count(*) FROM wa_webhook_events WHERE status <> 'processed'") == "0");
+  CHECK(count(f.db, "SELECT visitor.name FROM mod_chat_visitors visitor WHERE whatsapp_phone = '16505551234'") == "AnnEvil");
+  // The 5,000-byte wamid is skipped and named in the row's error; the row is still processed.
+  CHECK(count(f.db, "SELECT count(*) FROM mod_chat_messages WHERE length(whatsapp_message_id) > 256") == "0");
+  CHECK(count(f.db, "SELECT count(*) FROM wa_webhook_events WHERE error LIKE '%longer than 256%'") == "1");
+  auto r = f.call("GET", "/api/sites/acme/conversations");
+  CHECK(r.status == 200);
+  CHECK(f.call("GET", "/healthz").status == 200);
+}

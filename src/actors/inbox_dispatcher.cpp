@@ -22,6 +22,7 @@ using wake_atom = caf::atom_constant<caf::atom("wake")>;
 using route_atom = caf::atom_constant<caf::atom("route")>;
 using work_atom = caf::atom_constant<caf::atom("work")>;
 using done_atom = caf::atom_constant<caf::atom("done")>;
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
 
 constexpr std::size_t claim_size = 500;
 // Rows parsed and handed out but not finished yet; bounds memory when the writers fall behind.
@@ -241,8 +242,15 @@ caf::behavior dispatcher(dispatcher_actor* self, inbox_dispatcher_settings setti
   st.writers = spawn_inbound_writers(self->home_system(), st.settings.database_url,
                                      st.settings.writers);
   queue_work(self);
+  self->delayed_send(self, std::chrono::seconds(1), tick_atom::value);
   return {
       [=](wake_atom) { queue_work(self); },
+      // Every second, busy or not: rows another process committed, rows now routable, rows
+      // whose lease ran out.
+      [=](tick_atom) {
+        self->send(self, route_atom::value);
+        self->delayed_send(self, std::chrono::seconds(1), tick_atom::value);
+      },
       [=](route_atom) {
         if (auto* c = connect(self->state)) {
           try {
@@ -295,9 +303,6 @@ caf::behavior dispatcher(dispatcher_actor* self, inbox_dispatcher_settings setti
         }
         self->quit();
       },
-      // Idle for a second: look for rows another process committed, rows now routable, and
-      // rows whose lease ran out.
-      caf::after(std::chrono::seconds(1)) >> [=] { self->send(self, route_atom::value); },
   };
 }
 

@@ -134,6 +134,12 @@ void dispatch(dispatcher_actor* self, infra::inbox_claims& claims, const infra::
   const auto& delivery = std::get<domain::webhook_delivery>(parsed);
   auto& progress = st.in_flight[ev.id];
   progress.problems = delivery.problems;
+  progress.meta_errors = domain::delivery_errors(delivery);
+  for (const auto& e : progress.meta_errors) {
+    infra::log_warn("meta_reported_error", {{"event_id", std::to_string(ev.id)},
+                                            {"code", std::to_string(e.code)},
+                                            {"title", e.title.empty() ? e.message : e.title}});
+  }
   std::vector<unit_job> jobs;
   for (auto& unit : domain::split_delivery(delivery)) {
     auto cached = site_cache.find(unit.phone_number_id);

@@ -26,6 +26,14 @@ std::vector<inbound_unit> split_delivery(const webhook_delivery& delivery) {
   return units;
 }
 
+std::vector<webhook_error> delivery_errors(const webhook_delivery& delivery) {
+  std::vector<webhook_error> out;
+  for (const auto& change : delivery.changes) {
+    out.insert(out.end(), change.errors.begin(), change.errors.end());
+  }
+  return out;
+}
+
 void event_progress::record(const unit_outcome& o) {
   ++answered;
   if (o.stored) {
@@ -54,11 +62,23 @@ event_verdict event_progress::verdict() const {
     }
     return {"unroutable", "no site has phone_number_id " + ids};
   }
-  if (!problems.empty()) {
-    return {"processed", std::to_string(problems.size()) + " item(s) skipped; first: " +
-                             problems.front().where + ": " + problems.front().reason};
+  // A processed row still says what Meta reported and what was skipped, for the operator.
+  std::string notes;
+  for (const auto& e : meta_errors) {
+    notes += (notes.empty() ? "Meta reported: " : "; ") + std::to_string(e.code) + " " +
+             (e.title.empty() ? e.message : e.title);
+    if (!e.details.empty()) {
+      notes += " (" + e.details + ")";
+    }
   }
-  return {"processed", std::nullopt};
+  if (!problems.empty()) {
+    notes += (notes.empty() ? "" : "; ") + std::to_string(problems.size()) +
+             " item(s) skipped; first: " + problems.front().where + ": " + problems.front().reason;
+  }
+  if (notes.empty()) {
+    return {"processed", std::nullopt};
+  }
+  return {"processed", notes};
 }
 
 }  // namespace wachat::domain

@@ -28,6 +28,9 @@ struct inbound_unit {
 // quality, account) add nothing here; they stay in the inbox.
 std::vector<inbound_unit> split_delivery(const webhook_delivery& delivery);
 
+// Every `value.errors[]` of every change (DESIGN.md §3: errors too, not just messages).
+std::vector<webhook_error> delivery_errors(const webhook_delivery& delivery);
+
 // What happened to one unit, reported back to the dispatcher.
 struct unit_outcome {
   bool stored = false;      // committed (including "nothing new": a redelivery)
@@ -50,6 +53,7 @@ struct event_progress {
   std::vector<std::string> errors;        // units that failed for good
   std::set<std::string> unroutable_ids;   // phone number ids no site has
   std::vector<parse_problem> problems;    // skipped parts of the delivery
+  std::vector<webhook_error> meta_errors; // `value.errors[]`: what Meta says went wrong
 
   bool complete() const { return answered >= units; }
   void record(const unit_outcome& o);

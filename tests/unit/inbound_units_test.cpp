@@ -97,3 +97,19 @@ TEST_CASE("event_progress: complete only when every unit answered; verdict by pr
     CHECK(q.verdict().error->find("messages[1]: no id") != std::string::npos);
   }
 }
+
+TEST_CASE("errors Meta reports in value.errors[] are kept on the processed row") {
+  auto delivery = parse_ok(R"({"object":"whatsapp_business_account","entry":[{"id":"1","changes":[
+    {"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"1","phone_number_id":"111"},
+     "errors":[{"code":131051,"title":"Message type unknown","message":"Message type unknown","error_data":{"details":"not supported"}}]}},
+    {"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"1","phone_number_id":"111"},
+     "errors":[{"code":131000,"title":"Something went wrong"}]}}]}]})");
+  event_progress p;
+  p.meta_errors = delivery_errors(delivery);
+  REQUIRE(p.meta_errors.size() == 2);
+  auto v = p.verdict();
+  CHECK(v.status == "processed");
+  REQUIRE(v.error);
+  CHECK(v.error->find("131051 Message type unknown (not supported)") != std::string::npos);
+  CHECK(v.error->find("131000 Something went wrong") != std::string::npos);
+}

@@ -12,6 +12,7 @@ namespace {
 
 struct conversation_state {
   std::size_t in_flight = 0;
+  std::uint64_t received = 0;  // units taken, so the site can tell whether its idle ask is stale
   static inline const char* name = "conversation";
 };
 
@@ -24,6 +25,7 @@ caf::behavior conversation(caf::stateful_actor<conversation_state>* self, caf::a
       [=](store_atom, unit_job& job) -> caf::result<domain::unit_outcome> {
         auto rp = self->make_response_promise<domain::unit_outcome>();
         ++self->state.in_flight;
+        ++self->state.received;
         // await, not then: the next unit waits until this one is committed.
         self->request(writer, caf::infinite, write_atom::value, std::move(job))
             .await(
@@ -45,15 +47,20 @@ caf::behavior conversation(caf::stateful_actor<conversation_state>* self, caf::a
           [=] {
             if (self->state.in_flight == 0) {
               // The site decides: units it already forwarded are in our mailbox before its stop.
-              self->send(site, idle_atom::value, key, caf::actor{self});
+              self->send(site, idle_atom::value, key, self->id(), self->state.received);
             }
           },
   };
 }
 
+struct live_conversation {
+  caf::actor actor;
+  std::uint64_t forwarded = 0;  // units handed to it so far
+};
+
 struct site_state {
   site_actor_settings settings;
-  std::unordered_map<std::string, caf::actor> conversations;
+  std::unordered_map<std::string, live_conversation> conversations;
   static inline const char* name = "site";
 };
 
@@ -63,8 +70,8 @@ caf::behavior site(caf::stateful_actor<site_state>* self, site_actor_settings se
     if (auto* g = self->state.settings.live_conversations) {
       g->fetch_sub(static_cast<std::int64_t>(self->state.conversations.size()));
     }
-    for (auto& [key, actor] : self->state.conversations) {
-      caf::anon_send(actor, stop_atom::value);
+    for (auto& [key, conv] : self->state.conversations) {
+      caf::anon_send(conv.actor, stop_atom::value);
     }
   });
   return {
@@ -77,21 +84,26 @@ caf::behavior site(caf::stateful_actor<site_state>* self, site_actor_settings se
           auto writer = writers[std::hash<std::string>{}(st.settings.site + "\n" + key) % writers.size()];
           auto actor = self->spawn(conversation, writer, caf::actor{self}, key,
                                    st.settings.conversation_idle);
-          it = st.conversations.emplace(key, actor).first;
+          it = st.conversations.emplace(key, live_conversation{actor, 0}).first;
           if (auto* g = st.settings.live_conversations) {
             g->fetch_add(1);
           }
         }
         // The conversation actor answers the dispatcher directly.
-        self->delegate(it->second, store_atom::value, std::move(job));
+        ++it->second.forwarded;
+        self->delegate(it->second.actor, store_atom::value, std::move(job));
         return caf::delegated<domain::unit_outcome>{};
       },
-      [=](idle_atom, const std::string& key, const caf::actor& who) {
+      [=](idle_atom, const std::string& key, caf::actor_id who, std::uint64_t received) {
         auto& st = self->state;
         auto it = st.conversations.find(key);
-        if (it != st.conversations.end() && it->second == who) {
+        // Retire it only if it has taken every unit we sent it: a unit still on its way means
+        // it is not idle, and a replacement could otherwise run beside it, out of order.
+        if (it != st.conversations.end() && it->second.actor.id() == who &&
+            it->second.forwarded == received) {
+          auto actor = it->second.actor;
           st.conversations.erase(it);
-          self->send(who, stop_atom::value);
+          self->send(actor, stop_atom::value);
           if (auto* g = st.settings.live_conversations) {
             g->fetch_sub(1);
           }

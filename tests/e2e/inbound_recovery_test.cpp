@@ -114,3 +114,38 @@ TEST_CASE("gigantic strings and NUL inside a signed webhook are stored intact or
   CHECK(r.status == 200);
   CHECK(f.call("GET", "/healthz").status == 200);
 }
+
+namespace {
+
+long gauge(test::wachat_fixture& f, const std::string& name) {
+  auto body = f.call("GET", "/metrics", {}, "").body;
+  auto at = body.find("\n" + name + " ");
+  if (at == std::string::npos) {
+    return -1;
+  }
+  return std::stol(body.substr(at + name.size() + 2));
+}
+
+}  // namespace
+
+TEST_CASE("idle conversation actors stop and come back on demand, in the same conversation") {
+  test::wachat_fixture f{{{"WACHAT_CONVERSATION_IDLE_MS", "300"}}};
+  f.make_site("acme", phone_id);
+  for (int v = 0; v < 3; ++v) {
+    REQUIRE(f.post_webhook(test::text_webhook(phone_id, "1650777000" + std::to_string(v), "wamid.idle.a" + std::to_string(v),
+                                              now_s() - 50, "first"))
+                .status == 200);
+  }
+  REQUIRE(test::eventually([&] { return gauge(f, "wachat_conversation_actors") == 3; }));
+  REQUIRE(test::eventually([&] { return gauge(f, "wachat_conversation_actors") == 0; }));
+  REQUIRE(f.post_webhook(test::text_webhook(phone_id, "16507770000", "wamid.idle.b", now_s() - 10, "again")).status == 200);
+  REQUIRE(test::eventually([&] {
+    return count(f.db, "SELECT count(*) FROM mod_chat_messages WHERE whatsapp_message_id = 'wamid.idle.b'") == "1";
+  }));
+  CHECK(count(f.db, "SELECT count(DISTINCT conversation_id) FROM mod_chat_messages m JOIN mod_chat_visitors v"
+                    " ON v.whatsapp_phone = '16507770000' JOIN mod_chat_conversations c ON c.visitor_id = v.id"
+                    " AND c.id = m.conversation_id") == "1");
+  CHECK(count(f.db, "SELECT unread_count FROM mod_chat_conversations c JOIN mod_chat_visitors v ON v.id = c.visitor_id"
+                    " WHERE v.whatsapp_phone = '16507770000'") == "2");
+  CHECK(test::eventually([&] { return gauge(f, "wachat_conversation_actors") == 0; }));
+}

@@ -59,6 +59,15 @@ std::uint64_t cli_args::number(const std::string& name, std::uint64_t fallback, 
 }
 
 double cli_args::seconds(const std::string& name, double fallback, double min, double max) const {
+  return parse_real(name, fallback, min, max, "a number of seconds");
+}
+
+double cli_args::real(const std::string& name, double fallback, double min, double max) const {
+  return parse_real(name, fallback, min, max, "a number");
+}
+
+double cli_args::parse_real(const std::string& name, double fallback, double min, double max,
+                            const char* what) const {
   auto it = values_.find(name);
   if (it == values_.end()) {
     return fallback;
@@ -73,7 +82,7 @@ double cli_args::seconds(const std::string& name, double fallback, double min, d
   }
   if (used == 0 || used != s.size() || !(value >= min && value <= max)) {
     throw usage_error(
-        fmt::format("--{} must be a number of seconds from {} to {}, got '{}'", name, min, max, s));
+        fmt::format("--{} must be {} from {} to {}, got '{}'", name, what, min, max, s));
   }
   return value;
 }

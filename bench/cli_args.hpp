@@ -26,8 +26,13 @@ class cli_args {
                        std::uint64_t max) const;
   // Seconds, fractions allowed; throws usage_error unless in [min, max].
   double seconds(const std::string& name, double fallback, double min, double max) const;
+  // Any number, fractions allowed; throws usage_error unless in [min, max].
+  double real(const std::string& name, double fallback, double min, double max) const;
 
  private:
+  double parse_real(const std::string& name, double fallback, double min, double max,
+                    const char* what) const;
+
   std::map<std::string, std::string> values_;
   bool help_ = false;
 };

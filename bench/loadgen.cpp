@@ -1,6 +1,7 @@
 // wachat_loadgen: keeps N keep-alive connections busy with distinct, correctly signed Meta
-// webhooks for a fixed time, then reports 2xx/s, statuses and latency percentiles, and (with
-// --check-db) proves that every acknowledged webhook is in wa_webhook_events.
+// webhooks for a fixed time (or a fixed count, optionally at a fixed rate), then reports 2xx/s,
+// statuses and latency percentiles, and (with --check-db) proves that every acknowledged
+// webhook is in wa_webhook_events.
 #include <fmt/format.h>
 #include <sys/resource.h>
 
@@ -15,6 +16,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -42,8 +44,8 @@ using bench::usage_error;
 
 constexpr const char* help_text =
     "Usage: wachat_loadgen [options]\n\n"
-    "Sends distinct, signed WhatsApp webhooks over keep-alive connections (closed loop: each\n"
-    "connection has one request in flight) and reports 2xx/s and latency percentiles.\n\n"
+    "Sends distinct, signed WhatsApp webhooks over keep-alive connections (each connection has\n"
+    "one request in flight; closed loop unless --rate) and reports 2xx/s and latency.\n\n"
     "  --host H            server address (IP)                         [127.0.0.1]\n"
     "  --port P            server port                                 [8080]\n"
     "  --path P            webhook path   [/api/modules/live-chat/webhooks/whatsapp]\n"
@@ -55,7 +57,14 @@ constexpr const char* help_text =
     "  --secret S          app secret (else $WHATSAPP_APP_SECRET)\n"
     "  --body-bytes N      approximate body size                       [1024]\n"
     "  --run-id ID         [A-Za-z0-9_-]{1,64}, in every wamid         [random]\n"
-    "  --check-db URL      afterwards, require a stored row for every 2xx\n\n"
+    "  --check-db URL      afterwards, require a stored row for every 2xx\n"
+    "  --visitors N        fixed number of distinct senders, 0 = a new one nearly every body [0]\n"
+    "  --rate R            open loop: request k is sent at start + k/R (if a connection is\n"
+    "                      free by then), 0 = as fast as answers come back [0]\n"
+    "  --count N           send at most N requests (0 = until --duration ends) [0]\n"
+    "  --start-seq S       number of the first body (wamid and sender derive from it) [0]\n"
+    "  --ack-log FILE      afterwards, write \"<seq> <unix us>\" per 2xx (wall clock at the\n"
+    "                      answer), renamed into place when complete\n\n"
     "Prints human-readable lines, then one JSON line. Exit 0; 1 when --check-db finds a 2xx\n"
     "that is not stored (or cannot check); 2 on a bad command line.\n";
 
@@ -70,7 +79,18 @@ struct run_plan {
   const bench::webhook_generator* generator = nullptr;
   const infra::hmac_sha256_key* key = nullptr;
   std::atomic<std::uint64_t>* next_seq = nullptr;
+  std::uint64_t start_seq = 0;
+  std::uint64_t end_seq = UINT64_MAX;  // first seq not to send (--count)
+  double rate = 0;                     // requests per second, 0: closed loop
+  clock_type::time_point pace_from;    // when request start_seq is due
+  bool log_acks = false;
 };
+
+std::int64_t unix_us_now() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 // Counts of one io_context thread; only that thread's connections touch it.
 struct thread_tally {
@@ -86,8 +106,14 @@ struct thread_tally {
   std::uint64_t io_errors = 0;
   std::uint64_t timeouts = 0;
   std::vector<std::uint32_t> latencies_us;  // every response sent and answered in the window
+  std::vector<std::pair<std::uint64_t, std::int64_t>> acks;  // (seq, unix us) with --ack-log
+  std::int64_t first_send_us = INT64_MAX;
+  std::int64_t last_ack_us = 0;
 
   void merge(const thread_tally& o) {
+    acks.insert(acks.end(), o.acks.begin(), o.acks.end());
+    first_send_us = std::min(first_send_us, o.first_send_us);
+    last_ack_us = std::max(last_ack_us, o.last_ack_us);
     for (const auto& [status, n] : o.by_status) {
       by_status[status] += n;
     }
@@ -167,10 +193,35 @@ class connection : public std::enable_shared_from_this<connection> {
   }
 
   void do_request() {
-    if (clock_type::now() >= plan_.stop_at) {
+    const auto now = clock_type::now();
+    if (now >= plan_.stop_at) {
       return finish();
     }
-    const auto seq = plan_.next_seq->fetch_add(1, std::memory_order_relaxed);
+    seq_ = plan_.next_seq->fetch_add(1, std::memory_order_relaxed);
+    if (seq_ >= plan_.end_seq) {
+      return finish();
+    }
+    if (plan_.rate > 0) {
+      // Open loop: wait for this request's turn; a late one goes at once.
+      const auto due = plan_.pace_from + std::chrono::duration_cast<clock_type::duration>(
+                                             std::chrono::duration<double>(
+                                                 static_cast<double>(seq_ - plan_.start_seq) /
+                                                 plan_.rate));
+      if (due > now) {
+        retry_timer_.expires_at(due);
+        retry_timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+          if (!ec) {
+            self->send_request();
+          }
+        });
+        return;
+      }
+    }
+    send_request();
+  }
+
+  void send_request() {
+    const auto seq = seq_;
     const auto unix_now = std::chrono::duration_cast<std::chrono::seconds>(
                               std::chrono::system_clock::now().time_since_epoch())
                               .count();
@@ -180,6 +231,7 @@ class connection : public std::enable_shared_from_this<connection> {
     req_.content_length(req_.body().size());
     ++tally_.sent;
     started_ = clock_type::now();
+    tally_.first_send_us = std::min(tally_.first_send_us, unix_us_now());
     stream_.expires_after(plan_.request_timeout);
     bhttp::async_write(stream_, req_,
                        beast::bind_front_handler(&connection::on_write, shared_from_this()));
@@ -206,6 +258,11 @@ class connection : public std::enable_shared_from_this<connection> {
     ++tally_.by_status[status];
     if (acked) {
       ++tally_.acked;
+      const auto at = unix_us_now();
+      tally_.last_ack_us = std::max(tally_.last_ack_us, at);
+      if (plan_.log_acks) {
+        tally_.acks.emplace_back(seq_, at);
+      }
     }
     if (started_ >= plan_.measure_from && done <= plan_.stop_at) {
       auto us = std::chrono::duration_cast<std::chrono::microseconds>(done - started_).count();
@@ -245,6 +302,7 @@ class connection : public std::enable_shared_from_this<connection> {
   bhttp::request<bhttp::string_body> req_;
   std::optional<bhttp::response_parser<bhttp::string_body>> res_;
   clock_type::time_point started_{};
+  std::uint64_t seq_ = 0;
   bool finished_ = false;
 };
 
@@ -291,7 +349,8 @@ int run(int argc, char** argv) {
   cli_args args{argc,
                 argv,
                 {"host", "port", "path", "connections", "threads", "duration", "warmup", "timeout",
-                 "secret", "body-bytes", "run-id", "check-db"}};
+                 "secret", "body-bytes", "run-id", "check-db", "visitors", "rate", "count",
+                 "start-seq", "ack-log"}};
   if (args.help()) {
     std::cout << help_text;
     return 0;
@@ -319,15 +378,20 @@ int run(int argc, char** argv) {
     throw usage_error("--run-id must be 1-64 characters of [A-Za-z0-9_-]");
   }
   const auto check_url = args.text("check-db", "");
+  const auto visitors = args.number("visitors", 0, 0, 100000000);
+  const double rate = args.real("rate", 0, 0, 1e7);
+  const auto count = args.number("count", 0, 0, UINT64_MAX / 2);
+  const auto start_seq = args.number("start-seq", 0, 0, UINT64_MAX / 2);
+  const auto ack_log = args.text("ack-log", "");
   boost::system::error_code ec;
   const auto address = net::ip::make_address(host, ec);
   if (ec) {
     throw usage_error(fmt::format("--host must be an IP address, got '{}'", host));
   }
 
-  const bench::webhook_generator generator{run_id, body_bytes};
+  const bench::webhook_generator generator{run_id, body_bytes, visitors};
   const infra::hmac_sha256_key key{secret};
-  std::atomic<std::uint64_t> next_seq{0};
+  std::atomic<std::uint64_t> next_seq{start_seq};
 
   run_plan plan;
   plan.endpoint = tcp::endpoint{address, port};
@@ -337,7 +401,12 @@ int run(int argc, char** argv) {
   plan.generator = &generator;
   plan.key = &key;
   plan.next_seq = &next_seq;
+  plan.start_seq = start_seq;
+  plan.end_seq = count > 0 ? start_seq + count : UINT64_MAX;
+  plan.rate = rate;
+  plan.log_acks = !ack_log.empty();
   const auto start = clock_type::now();
+  plan.pace_from = start;
   auto to_duration = [](double s) {
     return std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(s));
   };
@@ -348,8 +417,9 @@ int run(int argc, char** argv) {
 
   fmt::print(
       "wachat_loadgen: run_id={} target={}:{}{} connections={} threads={} warmup={}s "
-      "duration={}s body_bytes={}\n",
-      run_id, host, port, plan.path, connections, threads, warmup, duration, generator.body_size());
+      "duration={}s body_bytes={} visitors={} rate={} count={} start_seq={}\n",
+      run_id, host, port, plan.path, connections, threads, warmup, duration, generator.body_size(),
+      visitors, rate, count, start_seq);
   std::fflush(stdout);
 
   // Tallies outlive the contexts whose pending handlers still refer to them.
@@ -407,6 +477,27 @@ int run(int argc, char** argv) {
              latency.p50_ms, latency.p90_ms, latency.p99_ms, latency.p999_ms, latency.max_ms,
              latency.count);
 
+  if (!ack_log.empty()) {
+    // Written under a temporary name and renamed: a reader waiting for the file sees it whole.
+    const auto tmp = ack_log + ".tmp";
+    {
+      std::ofstream out{tmp, std::ios::trunc};
+      for (const auto& [seq, at] : total.acks) {
+        out << seq << ' ' << at << '\n';
+      }
+      if (!out) {
+        throw std::runtime_error("cannot write " + tmp);
+      }
+    }
+    if (std::rename(tmp.c_str(), ack_log.c_str()) != 0) {
+      throw std::runtime_error("cannot rename " + tmp + " to " + ack_log);
+    }
+  }
+  const double active_s =
+      total.last_ack_us > total.first_send_us ? (total.last_ack_us - total.first_send_us) / 1e6 : 0;
+  fmt::print("first send to last 2xx: {:.3f} s, {:.1f} 2xx/s over it\n", active_s,
+             active_s > 0 ? static_cast<double>(total.acked) / active_s : 0.0);
+
   db_check check;
   if (!check_url.empty()) {
     check = check_db(check_url, generator.run_marker(), total.acked);
@@ -440,6 +531,10 @@ int run(int argc, char** argv) {
         {"timeout", total.timeouts},
         {"unfinished", unfinished}}},
       {"latency_ms", latency.to_json()},
+      {"visitors", visitors},
+      {"rate", rate},
+      {"first_send_unix_us", total.first_send_us == INT64_MAX ? 0 : total.first_send_us},
+      {"last_ack_unix_us", total.last_ack_us},
       {"cpu_s", round1(own_cpu_seconds())},
       {"check_db", nullptr},
   };

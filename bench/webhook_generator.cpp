@@ -53,10 +53,14 @@ bool webhook_generator::valid_run_id(const std::string& run_id) {
   return true;
 }
 
-webhook_generator::webhook_generator(std::string run_id, std::size_t approx_bytes)
-    : run_id_(std::move(run_id)) {
+webhook_generator::webhook_generator(std::string run_id, std::size_t approx_bytes,
+                                     std::uint64_t visitors)
+    : run_id_(std::move(run_id)), visitors_(visitors) {
   if (!valid_run_id(run_id_)) {
     throw std::invalid_argument("run id must be 1-64 characters of [A-Za-z0-9_-]");
+  }
+  if (visitors_ > 100000000ULL) {
+    throw std::invalid_argument("at most 10^8 visitors (8 digits of phone number)");
   }
   // Size the customer's text so that the whole body lands near the requested size.
   // The bare template already holds one word of text (a body is never empty).
@@ -111,14 +115,26 @@ void webhook_generator::render(std::uint64_t seq, std::int64_t unix_time, std::s
   for (auto at : seq_at_) {
     write_digits(out, at, seq_width, seq);
   }
-  // Spread senders over many numbers, as many customers write to one business at once.
-  const std::uint64_t phone_tail = (seq * 2654435761ULL) % 100000000ULL;
+  const auto tail = phone_tail(seq);
   for (auto at : phone_at_) {
-    write_digits(out, at, phone_width, phone_tail);
+    write_digits(out, at, phone_width, tail);
   }
   for (auto at : time_at_) {
     write_digits(out, at, time_width, static_cast<std::uint64_t>(unix_time));
   }
+}
+
+// Spread senders over many numbers, as many customers write to one business at once. The
+// multiplier is odd and not a multiple of 5, so distinct visitors below 10^8 get distinct numbers.
+std::uint64_t webhook_generator::phone_tail(std::uint64_t seq) const {
+  const std::uint64_t who = visitors_ > 0 ? seq % visitors_ : seq;
+  return (who * 2654435761ULL) % 100000000ULL;
+}
+
+std::string webhook_generator::wa_id(std::uint64_t seq) const {
+  std::string out = "55119" + std::string(phone_width, '0');
+  write_digits(out, 5, phone_width, phone_tail(seq));
+  return out;
 }
 
 std::string webhook_generator::run_marker() const {

@@ -1,0 +1,47 @@
+# Helpers of the benchmark scripts: CPU accounting on a shared machine, JSON lines, medians.
+# Sourced by bench/processing.sh.
+
+# CPU seconds (user + system) of a process, from /proc; 0 when it is gone.
+cpu_of() {
+  awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+# pg_cpu DATA_DIR: CPU seconds of PostgreSQL, the postmaster with the children it has reaped
+# (backends that came and went) plus its live children (backends, walwriter, checkpointer).
+pg_cpu() {
+  local pm sum pid
+  pm=$(head -1 "$1/postmaster.pid")
+  sum=$(awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15 + $16 + $17) / hz }' "/proc/$pm/stat")
+  for pid in $(ps -o pid= --ppid "$pm"); do
+    sum=$(awk -v a="$sum" -v b="$(cpu_of "$pid")" 'BEGIN { printf "%.2f", a + b }')
+  done
+  echo "$sum"
+}
+
+# Busy CPU seconds of the whole machine (other people's work included), from /proc/stat.
+machine_busy() {
+  awk -v hz="$(getconf CLK_TCK)" '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8) / hz }' /proc/stat
+}
+
+# With BENCH_WAIT_QUIET=1, wait (at most BENCH_QUIET_MAX s, default 600) until the machine uses
+# less than a fifth of a core, so that a measurement does not start inside someone's build.
+wait_quiet() {
+  [ "${BENCH_WAIT_QUIET:-0}" = 1 ] || return 0
+  local waited=0 a b
+  while [ "$waited" -lt "${BENCH_QUIET_MAX:-600}" ]; do
+    a=$(machine_busy); sleep 2; b=$(machine_busy)
+    if awk -v a="$a" -v b="$b" 'BEGIN { exit !((b - a) / 2 < 0.2) }'; then
+      return 0
+    fi
+    waited=$((waited + 2))
+  done
+  echo "bench: machine still busy after ${waited}s; measuring anyway" >&2
+}
+
+json_num() {  # json_num KEY LINE: the first numeric value of "KEY": in our one-line JSON
+  { grep -o "\"$1\":[-0-9.e+]*" <<<"$2" | head -1 | cut -d: -f2; } || true
+}
+
+median() {
+  sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}

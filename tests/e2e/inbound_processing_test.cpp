@@ -106,9 +106,10 @@ TEST_CASE("every entry, change and message of one delivery is processed") {
                     {{"field", "message_template_status_update"}, {"value", {{"event", "APPROVED"}}}}}}}}}};
   REQUIRE(f.post_webhook(body.dump()).status == 200);
   json list;
+  // Units of one delivery are stored by their conversations' actors, not all at once: wait for all.
   REQUIRE(test::eventually([&] {
     list = conversations(f, "acme");
-    return list.size() == 2;
+    return list.size() == 2 && list[0]["unread_count"] == 2 && list[1]["unread_count"] == 2;
   }));
   std::size_t total = 0;
   for (const auto& c : list) {

@@ -1,5 +1,5 @@
 # Helpers of the benchmark scripts: CPU accounting on a shared machine, JSON lines, medians.
-# Sourced by bench/processing.sh.
+# Sourced by bench/run.sh and bench/processing.sh.
 
 # CPU seconds (user + system) of a process, from /proc; 0 when it is gone.
 cpu_of() {

@@ -100,40 +100,8 @@ for _ in $(seq 1 300); do
 done
 grep -q 'event=listening' "$work/wachatd.log" || { echo "bench: wachatd did not start in 30 s" >&2; exit 1; }
 
-# CPU seconds (user + system) of a process, from /proc; 0 when it is gone.
-cpu_of() {
-  awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0
-}
-# CPU seconds of PostgreSQL: the postmaster with the children it has reaped (backends that
-# came and went), plus its live children (backends, walwriter, checkpointer).
-pg_cpu() {
-  local pm sum pid
-  pm=$(head -1 "$work/pg/postmaster.pid")
-  sum=$(awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15 + $16 + $17) / hz }' "/proc/$pm/stat")
-  for pid in $(ps -o pid= --ppid "$pm"); do
-    sum=$(awk -v a="$sum" -v b="$(cpu_of "$pid")" 'BEGIN { printf "%.2f", a + b }')
-  done
-  echo "$sum"
-}
-# The machine is shared: with BENCH_WAIT_QUIET=1, wait (at most BENCH_QUIET_MAX s, default 600)
-# until others use less than a fifth of a core, so that a phase does not start inside a build.
-wait_quiet() {
-  [ "${BENCH_WAIT_QUIET:-0}" = 1 ] || return 0
-  local waited=0 a b
-  while [ "$waited" -lt "${BENCH_QUIET_MAX:-600}" ]; do
-    a=$(machine_busy); sleep 2; b=$(machine_busy)
-    if awk -v a="$a" -v b="$b" 'BEGIN { exit !((b - a) / 2 < 0.2) }'; then
-      return 0
-    fi
-    waited=$((waited + 2))
-  done
-  echo "bench: machine still busy after ${waited}s; measuring anyway" >&2
-}
-# Busy CPU seconds of the whole machine (other people's work included), from /proc/stat.
-machine_busy() {
-  awk -v hz="$(getconf CLK_TCK)" '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8) / hz }' /proc/stat
-}
-# Commits, WAL flushes and WAL volume so far: commits per flush is what group commit buys.
+# cpu_of, pg_cpu, machine_busy, wait_quiet, json_num, median.
+. bench/lib.sh
 pg_counters() {
   psql_bench "SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()),
                      wal_sync, wal_bytes FROM pg_stat_wal" | tr '|' ' '
@@ -152,12 +120,6 @@ intake_counters() {
   curl -s --max-time 2 "http://127.0.0.1:$http_port/metrics" \
     | awk '/^wachat_webhooks_committed_total / { c = $2 } /^wachat_intake_batches_total / { b = $2 } END { print c + 0, b + 0 }'
 }
-json_num() {  # json_num KEY LINE: the first numeric value of "KEY": in our one-line JSON
-  grep -o "\"$1\":[-0-9.e+]*" <<<"$2" | head -1 | cut -d: -f2
-}
-median() {
-  sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
 
 echo "bench: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "bench: wachatd on 127.0.0.1:$http_port (HTTP threads ${WACHAT_HTTP_THREADS:-default}, intake writers ${WACHAT_INTAKE_WRITERS:-default}, batch max ${WACHAT_INTAKE_BATCH_MAX:-default}); PostgreSQL 15 on port $pg_port"
@@ -173,7 +135,7 @@ for run in $(seq 1 "$runs"); do
   psql_bench "CHECKPOINT"
   wait_quiet
   q0=$(pg_counters); i0=$(intake_counters)
-  w0=$(cpu_of "$wachatd_pid"); p0=$(pg_cpu); m0=$(machine_busy)
+  w0=$(cpu_of "$wachatd_pid"); p0=$(pg_cpu "$work/pg"); m0=$(machine_busy)
   set +e
   timeout "$guard_s" "$build_dir/wachat_loadgen" --host 127.0.0.1 --port "$http_port" \
     --connections "$connections" --threads "$lg_threads" --duration "$duration" --warmup "$warmup" \
@@ -182,7 +144,7 @@ for run in $(seq 1 "$runs"); do
   rc=${PIPESTATUS[0]}
   set -e
   sleep 0.5  # lets the postmaster reap the check's backend, so that its CPU is counted
-  w1=$(cpu_of "$wachatd_pid"); p1=$(pg_cpu); m1=$(machine_busy)
+  w1=$(cpu_of "$wachatd_pid"); p1=$(pg_cpu "$work/pg"); m1=$(machine_busy)
   q1=$(pg_counters); i1=$(intake_counters)
   line=$(tail -1 "$work/loadgen-$run.out")
   pg_delta "$q0" "$q1" "$(json_num acked "$line")"
@@ -214,7 +176,7 @@ for run in $(seq 1 "$runs"); do
   psql_bench "CHECKPOINT"
   wait_quiet
   q0=$(pg_counters)
-  p0=$(pg_cpu); m0=$(machine_busy)
+  p0=$(pg_cpu "$work/pg"); m0=$(machine_busy)
   set +e
   timeout "$guard_s" "$build_dir/wachat_pg_baseline" --db "$db_url" \
     --connections "$base_connections" --batch "$base_batch" --duration "$duration" --warmup "$warmup" \
@@ -223,7 +185,7 @@ for run in $(seq 1 "$runs"); do
   rc=${PIPESTATUS[0]}
   set -e
   sleep 0.5  # lets the postmaster reap the baseline's backends, so that their CPU is counted
-  p1=$(pg_cpu); m1=$(machine_busy)
+  p1=$(pg_cpu "$work/pg"); m1=$(machine_busy)
   q1=$(pg_counters)
   line=$(tail -1 "$work/baseline-$run.out")
   echo "$line" >> "$work/baseline.jsonl"

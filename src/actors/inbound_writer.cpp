@@ -5,6 +5,7 @@
 
 #include "actors/atoms.hpp"
 #include "actors/inbound_messages.hpp"
+#include "infra/inbound_batch.hpp"
 #include "infra/inbound_store.hpp"
 #include "infra/log.hpp"
 
@@ -27,10 +28,12 @@ struct writer_state {
 };
 
 // Serialization failures, deadlocks, lost connections, shutdowns: trying again later can work.
+// 25P02 ("current transaction is aborted") is what a savepoint-less statement reports after
+// one of those broke the transaction, so it is passing too.
 bool passing(const pqxx::sql_error& e) {
   auto state = e.sqlstate();
   return state.rfind("40", 0) == 0 || state.rfind("08", 0) == 0 || state.rfind("53", 0) == 0 ||
-         state.rfind("57", 0) == 0;
+         state.rfind("57", 0) == 0 || state == "25P02";
 }
 
 domain::unit_outcome failure(bool retryable, std::string why) {
@@ -40,20 +43,30 @@ domain::unit_outcome failure(bool retryable, std::string why) {
   return o;
 }
 
-// Stores the batch in one transaction. With `savepoints`, a unit that fails is rolled back alone
-// and reported; without, the first failure throws and the caller retries with savepoints.
-std::vector<domain::unit_outcome> store_batch(pqxx::connection& c,
-                                              const std::vector<pending_write>& batch,
-                                              bool savepoints) {
+// The whole batch in one transaction, set-based (infra::store_units); throws on any error.
+std::vector<domain::unit_outcome> store_together(pqxx::connection& c,
+                                                 const std::vector<pending_write>& batch) {
+  std::vector<infra::batch_unit> units;
+  units.reserve(batch.size());
+  for (const auto& w : batch) {
+    units.push_back({&w.job.site, w.job.event_id, w.job.unit.get()});
+  }
+  std::vector<infra::pending_event> events;
+  pqxx::work tx{c};
+  auto outcomes = infra::store_units(tx, units, events);
+  infra::append_events(tx, events);
+  tx.commit();
+  return outcomes;
+}
+
+// Each unit in its own savepoint, so that one bad unit is reported alone and the rest stored.
+std::vector<domain::unit_outcome> store_one_by_one(pqxx::connection& c,
+                                                   const std::vector<pending_write>& batch) {
   std::vector<domain::unit_outcome> outcomes;
   std::vector<infra::pending_event> events;
   pqxx::work tx{c};
   for (const auto& w : batch) {
     const auto& job = w.job;
-    if (!savepoints) {
-      outcomes.push_back(infra::store_unit(tx, job.site, job.event_id, *job.unit, events));
-      continue;
-    }
     auto events_before = events.size();
     try {
       pqxx::subtransaction sub{tx, "unit"};
@@ -74,6 +87,31 @@ std::vector<domain::unit_outcome> store_batch(pqxx::connection& c,
   return outcomes;
 }
 
+std::vector<domain::unit_outcome> store_batch(pqxx::connection& c,
+                                              const std::vector<pending_write>& batch) {
+  // Another process storing the same customers can still deadlock with us in rare orders
+  // (a renamed visitor); PostgreSQL then aborts one side, which simply goes again.
+  for (int attempt = 1;; ++attempt) {
+    try {
+      return store_together(c, batch);
+    } catch (const pqxx::broken_connection&) {
+      throw;
+    } catch (const pqxx::sql_error& e) {
+      if (!passing(e) || attempt == 3) {
+        infra::log_info("inbound_batch_split", {{"units", std::to_string(batch.size())},
+                                                {"error", e.what()}});
+        break;
+      }
+    } catch (const std::exception& e) {
+      infra::log_info("inbound_batch_split",
+                      {{"units", std::to_string(batch.size())}, {"error", e.what()}});
+      break;
+    }
+  }
+  // One unit spoiled the batch (the transaction is rolled back): again, each unit alone.
+  return store_one_by_one(c, batch);
+}
+
 void flush(writer_state& st) {
   st.flush_queued = false;
   if (st.batch.empty()) {
@@ -86,14 +124,7 @@ void flush(writer_state& st) {
     if (!st.conn || !st.conn->is_open()) {
       st.conn = std::make_unique<pqxx::connection>(st.url);
     }
-    try {
-      outcomes = store_batch(*st.conn, batch, false);
-    } catch (const pqxx::broken_connection&) {
-      throw;
-    } catch (const std::exception&) {
-      // One unit spoiled the batch (the transaction is rolled back): again, each unit alone.
-      outcomes = store_batch(*st.conn, batch, true);
-    }
+    outcomes = store_batch(*st.conn, batch);
   } catch (const std::exception& e) {
     // The database went away (or would not commit): nothing of this batch is known to be
     // stored, so every unit is retried later.

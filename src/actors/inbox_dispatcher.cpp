@@ -29,6 +29,8 @@ constexpr std::size_t claim_size = 500;
 constexpr std::size_t max_in_flight = 4000;
 // A 'processing' row older than this belongs to a process that died: it is done again.
 constexpr std::chrono::seconds lease{60};
+// A failed row is tried this many times in all (inbox_claims::requeue_failed spaces them out).
+constexpr int max_attempts = 5;
 
 struct dispatcher_state {
   inbox_dispatcher_settings settings;
@@ -61,7 +63,7 @@ pqxx::connection* connect(dispatcher_state& st) {
       // Crash recovery: rows a dead process left behind, rows that failed last time.
       infra::inbox_claims claims{*st.conn};
       auto stale = claims.requeue_stale(lease);
-      auto failed = claims.requeue_failed(5);
+      auto failed = claims.requeue_failed(max_attempts);
       if (stale + failed > 0) {
         infra::log_info("inbox_recovered", {{"stale", std::to_string(stale)},
                                             {"failed", std::to_string(failed)}});
@@ -263,6 +265,7 @@ caf::behavior dispatcher(dispatcher_actor* self, inbox_dispatcher_settings setti
             infra::inbox_claims claims{*c};
             claims.requeue_routable();
             claims.requeue_stale(lease);
+            claims.requeue_failed(max_attempts);
           } catch (const std::exception& e) {
             infra::log_warn("inbox_requeue_failed", {{"error", e.what()}});
           }

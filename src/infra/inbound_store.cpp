@@ -8,6 +8,7 @@
 #include <set>
 
 #include "domain/window.hpp"
+#include "infra/inbound_values.hpp"
 #include "infra/log.hpp"
 
 namespace wachat::infra {
@@ -70,66 +71,9 @@ constexpr const char* close_window_sql =
     "   AND m.sender_type = 'visitor' AND m.whatsapp_timestamp > to_timestamp($2))"
     " RETURNING c.id";
 
-// PostgreSQL text cannot hold NUL, which JSON's \u0000 can smuggle in: drop it.
-std::string pg_text(std::string_view s) {
-  std::string out{s};
-  std::erase(out, '\0');
-  return out;
-}
-
-std::optional<std::string> non_empty(const std::string& s) {
-  return s.empty() ? std::nullopt : std::optional<std::string>{pg_text(s)};
-}
-
-std::string errors_json(const std::vector<domain::webhook_error>& errors) {
-  json arr = json::array();
-  for (const auto& e : errors) {
-    arr.push_back({{"code", e.code}, {"title", e.title}, {"message", e.message},
-                   {"details", e.details}});
-  }
-  return arr.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
-// What the dashboard shows besides the content: reply ids, forwarding, referral, errors.
-std::optional<std::string> extra_json(const domain::inbound_message& m) {
-  json j = json::object();
-  if (m.reply) {
-    j["reply"] = {{"kind", m.reply->kind}, {"id", m.reply->id}, {"title", m.reply->title}};
-    if (!m.reply->description.empty()) {
-      j["reply"]["description"] = m.reply->description;
-    }
-    if (!m.reply->response_json.empty()) {
-      j["reply"]["response_json"] = m.reply->response_json;
-    }
-  }
-  if (m.context.forwarded || m.context.frequently_forwarded) {
-    j["forwarded"] = true;
-    j["frequently_forwarded"] = m.context.frequently_forwarded;
-  }
-  if (!m.referral_json.empty()) {
-    j["referral"] = json::parse(m.referral_json, nullptr, false);
-  }
-  if (m.system) {
-    j["system"] = {{"type", m.system->type}, {"new_wa_id", m.system->new_wa_id}};
-  }
-  if (m.media) {
-    if (m.media->voice) {
-      j["voice"] = true;
-    }
-    if (m.media->animated) {
-      j["animated"] = true;
-    }
-  }
-  if (!m.errors.empty()) {
-    j["errors"] = json::parse(errors_json(m.errors));
-  }
-  if (m.type != m.content_type) {
-    j["type"] = m.type;
-  }
-  if (j.empty()) {
-    return std::nullopt;
-  }
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+std::optional<std::string> extra_text(const domain::inbound_message& m) {
+  auto extra = extra_value(m);
+  return extra.is_null() ? std::nullopt : std::optional<std::string>{pg_json(extra)};
 }
 
 // The writes of one unit, inside the caller's transaction (a savepoint of the writer's batch).
@@ -184,7 +128,7 @@ class unit_writer {
         std::string{has_media ? "pending" : "none"},
         has_media ? non_empty(m.media->id) : std::nullopt,
         has_media ? non_empty(m.media->sha256) : std::nullopt, pg_text(m.wamid),
-        non_empty(m.context.id), extra_json(m), ts);
+        non_empty(m.context.id), extra_text(m), ts);
     if (ins.empty()) {
       return;  // this wamid is stored already: a redelivery
     }
@@ -213,31 +157,29 @@ class unit_writer {
       }
     }
     if (!m.reaction->is_removal()) {
-      updated.push_back({{"emoji", m.reaction->emoji}, {"by", "visitor"}});
+      updated.push_back({{"emoji", pg_text(m.reaction->emoji)}, {"by", "visitor"}});
     }
     if (updated == reactions) {
       return;
     }
-    auto r = tx_.exec_params(set_reactions_sql, id,
-                             updated.dump(-1, ' ', false, json::error_handler_t::replace));
+    auto r = tx_.exec_params(set_reactions_sql, id, pg_json(updated));
     events_.push_back({site, "message.updated", r[0][0].as<std::int64_t>(), id});
   }
 
   void status(const std::string& site, const domain::message_status& s) {
     std::optional<std::string> pricing;
     if (s.pricing) {
-      pricing = json{{"billable", s.pricing->billable},
-                     {"pricing_model", s.pricing->pricing_model},
-                     {"category", s.pricing->category},
-                     {"type", s.pricing->type}}
-                    .dump();
+      pricing = pg_json(json{{"billable", s.pricing->billable},
+                             {"pricing_model", pg_text(s.pricing->pricing_model)},
+                             {"category", pg_text(s.pricing->category)},
+                             {"type", pg_text(s.pricing->type)}});
     }
     auto ins = tx_.exec_params(
         insert_status_sql, site, pg_text(s.wamid), pg_text(s.status),
         domain::plausible_timestamp(s.timestamp, static_cast<std::int64_t>(std::time(nullptr))), non_empty(s.recipient_id),
         non_empty(s.conversation_id), s.conversation_expiration,
         non_empty(s.conversation_origin_type), pricing,
-        s.errors.empty() ? std::nullopt : std::optional<std::string>{errors_json(s.errors)},
+        s.errors.empty() ? std::nullopt : std::optional<std::string>{pg_json(errors_value(s.errors))},
         event_id_);
     if (ins.empty()) {
       return;  // the same status, redelivered

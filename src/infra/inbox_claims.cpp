@@ -16,18 +16,23 @@ constexpr const char* claim_sql =
     " RETURNING id, body";
 // Only rows still 'processing' are finished: a row another process re-claimed after our lease
 // ran out is theirs now.
+// All rows of a turn in one statement (json_to_recordset: one parameter for any number of rows).
 constexpr const char* finish_sql =
-    "UPDATE wa_webhook_events SET status = $2, error = $3,"
-    " processed_at = CASE WHEN $2 = 'pending' THEN NULL ELSE now() END, claimed_at = NULL,"
-    " unroutable_phone_ids = CASE WHEN $4::jsonb IS NULL THEN NULL"
-    "   ELSE ARRAY(SELECT jsonb_array_elements_text($4::jsonb)) END"
-    " WHERE id = $1 AND status = 'processing'";
+    "UPDATE wa_webhook_events e SET status = t.status, error = t.error,"
+    " processed_at = CASE WHEN t.status = 'pending' THEN NULL ELSE now() END, claimed_at = NULL,"
+    " unroutable_phone_ids = CASE WHEN t.unroutable IS NULL THEN NULL"
+    "   ELSE ARRAY(SELECT json_array_elements_text(t.unroutable)) END"
+    " FROM json_to_recordset($1::json) AS t(id bigint, status text, error text, unroutable json)"
+    " WHERE e.id = t.id AND e.status = 'processing'";
 
-std::optional<std::string> ids_json(const std::set<std::string>& ids) {
-  if (ids.empty()) {
-    return std::nullopt;
+// Error texts can quote webhook content; PostgreSQL text cannot hold NUL.
+json text_or_null(const std::optional<std::string>& s) {
+  if (!s) {
+    return nullptr;
   }
-  return json(ids).dump(-1, ' ', false, json::error_handler_t::replace);
+  std::string out = *s;
+  std::erase(out, '\0');
+  return out;
 }
 
 }  // namespace
@@ -51,10 +56,15 @@ void inbox_claims::finish(const std::vector<event_finish>& rows) {
   if (rows.empty()) {
     return;
   }
-  pqxx::work tx{conn_};
+  json list = json::array();
   for (const auto& r : rows) {
-    tx.exec_params(finish_sql, r.id, r.status, r.error, ids_json(r.unroutable_ids));
+    list.push_back({{"id", r.id},
+                    {"status", r.status},
+                    {"error", text_or_null(r.error)},
+                    {"unroutable", r.unroutable_ids.empty() ? json(nullptr) : json(r.unroutable_ids)}});
   }
+  pqxx::work tx{conn_};
+  tx.exec_params(finish_sql, list.dump(-1, ' ', false, json::error_handler_t::replace));
   tx.commit();
 }
 
@@ -89,7 +99,8 @@ std::size_t inbox_claims::requeue_routable() {
 std::size_t inbox_claims::requeue_failed(int max_attempts) {
   pqxx::work tx{conn_};
   auto r = tx.exec_params(
-      "UPDATE wa_webhook_events SET status = 'pending' WHERE status = 'failed' AND attempts < $1",
+      "UPDATE wa_webhook_events SET status = 'pending' WHERE status = 'failed' AND attempts < $1"
+      " AND processed_at < now() - attempts * attempts * interval '10 seconds'",
       max_attempts);
   tx.commit();
   return r.affected_rows();
@@ -109,8 +120,8 @@ std::optional<std::string> inbox_claims::site_for_phone(const std::string& phone
 std::int64_t inbox_claims::pending_lag_ms() {
   pqxx::nontransaction nt{conn_};
   auto r = nt.exec(
-      "SELECT coalesce(extract(epoch from now() - min(received_at)) * 1000, 0)::bigint"
-      " FROM wa_webhook_events WHERE status = 'pending'");
+      "SELECT coalesce((SELECT extract(epoch from now() - received_at) * 1000"
+      "   FROM wa_webhook_events WHERE status = 'pending' ORDER BY id LIMIT 1), 0)::bigint");
   return r[0][0].as<std::int64_t>();
 }
 

@@ -40,7 +40,9 @@ class inbox_claims {
   std::size_t requeue_stale(std::chrono::seconds lease);
   // Unroutable rows that name a phone number id some site now has go back to pending.
   std::size_t requeue_routable();
-  // At start: failed rows get another chance (bounded by attempts).
+  // Failed rows get another chance, bounded by attempts, after a back-off that grows with the
+  // square of the attempts (10 s, 40 s, 90 s, ...): a deadlock or a bug fixed by a restart
+  // heals by itself, a payload that always fails stops costing work.
   std::size_t requeue_failed(int max_attempts);
   // The site whose settings hold `phone_number_id`.
   std::optional<std::string> site_for_phone(const std::string& phone_number_id);

@@ -1,0 +1,318 @@
+#include "infra/inbound_batch.hpp"
+
+#include <ctime>
+#include <algorithm>
+#include <map>
+#include <set>
+#include <tuple>
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+#include <stdexcept>
+
+#include "domain/window.hpp"
+#include "infra/inbound_store.hpp"
+#include "infra/inbound_values.hpp"
+
+namespace wachat::infra {
+namespace {
+
+using nlohmann::json;
+
+// Each statement takes its rows as one JSON array (json_to_recordset): one parameter, escaped
+// by a JSON writer, whatever the batch size.
+// Messages stored before (Meta redelivers for days): left out before any visitor or
+// conversation work, so that a redelivery after an agent closed the conversation does not open
+// an empty new one.
+constexpr const char* known_messages_sql =
+    "SELECT t.site, t.wamid FROM json_to_recordset($1::json) AS t(site text, wamid text)"
+    " WHERE EXISTS (SELECT 1 FROM mod_chat_messages m WHERE m.site_id = t.site"
+    "   AND m.whatsapp_message_id = t.wamid)";
+constexpr const char* visitors_sql =
+    "WITH input AS (SELECT * FROM json_to_recordset($1::json) AS t(site text, phone text,"
+    "   name text)),"
+    " ins AS (INSERT INTO mod_chat_visitors (site_id, name, whatsapp_phone, phone)"
+    "   SELECT site, nullif(name, ''), phone, '+' || phone FROM input"
+    "   ON CONFLICT (site_id, whatsapp_phone) WHERE whatsapp_phone IS NOT NULL DO NOTHING"
+    "   RETURNING id, site_id, whatsapp_phone, name)"
+    " SELECT id, site_id, whatsapp_phone, name FROM ins"
+    " UNION ALL SELECT v.id, v.site_id, v.whatsapp_phone, v.name FROM input"
+    "   JOIN mod_chat_visitors v ON v.site_id = input.site AND v.whatsapp_phone = input.phone";
+constexpr const char* rename_visitors_sql =
+    "UPDATE mod_chat_visitors v SET name = t.name"
+    " FROM json_to_recordset($1::json) AS t(id bigint, name text) WHERE v.id = t.id";
+// Locks the open conversations (an agent closing one meanwhile is waited for, and then a new
+// one is opened), in id order.
+constexpr const char* open_conversations_sql =
+    "SELECT c.id, c.visitor_id FROM mod_chat_conversations c"
+    " JOIN json_to_recordset($1::json) AS t(site text, visitor bigint)"
+    "   ON c.site_id = t.site AND c.visitor_id = t.visitor"
+    " WHERE c.channel = 'whatsapp' AND c.status IN ('pending', 'active')"
+    " ORDER BY c.id FOR UPDATE OF c";
+constexpr const char* new_conversations_sql =
+    "INSERT INTO mod_chat_conversations (site_id, visitor_id, channel, status, last_message_at)"
+    " SELECT t.site, t.visitor, 'whatsapp', 'pending', to_timestamp(t.ts)"
+    " FROM json_to_recordset($1::json) AS t(site text, visitor bigint, ts bigint)"
+    " ON CONFLICT (site_id, visitor_id) WHERE channel = 'whatsapp' AND status IN ('pending', 'active')"
+    " DO NOTHING RETURNING id, visitor_id";
+constexpr const char* insert_messages_sql =
+    "INSERT INTO mod_chat_messages (conversation_id, site_id, sender_type, sender_id, sender_name,"
+    " content, content_type, file_name, file_mime_type, media_status, media_id, media_sha256,"
+    " whatsapp_message_id, status, reply_to, reply_to_wamid, extra, whatsapp_timestamp, created_at)"
+    " SELECT t.conversation, t.site, 'visitor', t.sender, t.name, t.content, t.content_type,"
+    "   t.file_name, t.mime_type, t.media_status, t.media_id, t.sha256, t.wamid, 'received',"
+    "   (SELECT m.id FROM mod_chat_messages m WHERE m.site_id = t.site"
+    "     AND m.whatsapp_message_id = t.reply_wamid),"
+    "   t.reply_wamid, t.extra::jsonb, to_timestamp(t.ts), to_timestamp(t.ts)"
+    " FROM json_to_recordset($1::json) AS t(conversation bigint, site text, sender text,"
+    "   name text, content text, content_type text, file_name text, mime_type text,"
+    "   media_status text, media_id text, sha256 text, wamid text, reply_wamid text, extra json,"
+    "   ts bigint)"
+    " ON CONFLICT (site_id, whatsapp_message_id) WHERE whatsapp_message_id IS NOT NULL DO NOTHING"
+    " RETURNING id, site_id, whatsapp_message_id";
+constexpr const char* touch_conversations_sql =
+    "UPDATE mod_chat_conversations c SET unread_count = c.unread_count + t.n,"
+    " last_message_at = greatest(c.last_message_at, to_timestamp(t.ts)),"
+    " whatsapp_window_expires_at = greatest(coalesce(c.whatsapp_window_expires_at, '-infinity'),"
+    "   to_timestamp(t.ts) + interval '24 hours'),"
+    " updated_at = now()"
+    " FROM json_to_recordset($1::json) AS t(id bigint, n integer, ts bigint) WHERE c.id = t.id";
+
+// A plain message of the batch and what became of it.
+struct message_item {
+  std::size_t index;  // in the caller's units
+  const std::string* site;
+  const domain::inbound_message* message;
+  std::string name;  // profile name, without NUL
+  std::string from;
+  std::string wamid;
+  std::int64_t ts = 0;
+  std::int64_t visitor = 0;
+  std::int64_t conversation = 0;
+  bool created_conversation = false;
+  std::int64_t message_id = 0;  // 0: stored before (a redelivery)
+};
+
+using site_key = std::pair<std::string, std::string>;  // (site, phone or wamid)
+
+// Drops the items whose message is stored already; they stay in `all` with message_id 0.
+std::vector<message_item*> unknown_messages(pqxx::transaction_base& tx,
+                                            std::vector<message_item>& all) {
+  json keys = json::array();
+  for (const auto& it : all) {
+    keys.push_back({{"site", *it.site}, {"wamid", it.wamid}});
+  }
+  std::set<site_key> known;
+  for (const auto& r : tx.exec_params(known_messages_sql, pg_json(keys))) {
+    known.emplace(r[0].as<std::string>(), r[1].as<std::string>());
+  }
+  std::vector<message_item*> out;
+  for (auto& it : all) {
+    if (!known.contains({*it.site, it.wamid})) {
+      out.push_back(&it);
+    }
+  }
+  return out;
+}
+
+void find_visitors(pqxx::transaction_base& tx, std::vector<message_item*>& items) {
+  // One row per customer, sorted: the insert takes the unique-index locks in this order.
+  std::map<site_key, std::string> wanted;  // -> the latest non-empty profile name
+  for (const auto* it : items) {
+    auto& name = wanted[{*it->site, it->from}];
+    if (!it->name.empty()) {
+      name = it->name;
+    }
+  }
+  std::map<site_key, std::int64_t> ids;
+  json renames = json::array();
+  for (int attempt = 0; attempt < 3 && ids.size() < wanted.size(); ++attempt) {
+    json rows = json::array();
+    for (const auto& [key, name] : wanted) {
+      if (!ids.contains(key)) {
+        rows.push_back({{"site", key.first}, {"phone", key.second}, {"name", name}});
+      }
+    }
+    for (const auto& r : tx.exec_params(visitors_sql, pg_json(rows))) {
+      site_key key{r[1].as<std::string>(), r[2].as<std::string>()};
+      auto id = r[0].as<std::int64_t>();
+      if (!ids.emplace(key, id).second) {
+        continue;
+      }
+      const auto& name = wanted[key];
+      if (!name.empty() && (r[3].is_null() || name != r[3].c_str())) {
+        renames.push_back({{"id", id}, {"name", name}});
+      }
+    }
+    // Still missing: another process inserted it after this statement's snapshot; read again.
+  }
+  if (ids.size() < wanted.size()) {
+    throw std::runtime_error("could not find or add a visitor");
+  }
+  if (!renames.empty()) {
+    tx.exec_params(rename_visitors_sql, pg_json(renames));
+  }
+  for (auto* it : items) {
+    it->visitor = ids.at({*it->site, it->from});
+  }
+}
+
+void find_conversations(pqxx::transaction_base& tx, std::vector<message_item*>& items) {
+  // visitor id -> (site, earliest timestamp of the batch for a new conversation)
+  std::map<std::int64_t, std::pair<const std::string*, std::int64_t>> wanted;
+  for (const auto* it : items) {
+    auto [pos, added] = wanted.emplace(it->visitor, std::make_pair(it->site, it->ts));
+    if (!added) {
+      pos->second.second = std::min(pos->second.second, it->ts);
+    }
+  }
+  std::map<std::int64_t, std::int64_t> open;  // visitor -> conversation
+  std::map<std::int64_t, bool> created;
+  for (int attempt = 0; attempt < 3 && open.size() < wanted.size(); ++attempt) {
+    json keys = json::array();
+    for (const auto& [visitor, v] : wanted) {
+      if (!open.contains(visitor)) {
+        keys.push_back({{"site", *v.first}, {"visitor", visitor}});
+      }
+    }
+    for (const auto& r : tx.exec_params(open_conversations_sql, pg_json(keys))) {
+      open.emplace(r[1].as<std::int64_t>(), r[0].as<std::int64_t>());
+    }
+    json fresh = json::array();
+    for (const auto& [visitor, v] : wanted) {
+      if (!open.contains(visitor)) {
+        fresh.push_back({{"site", *v.first}, {"visitor", visitor}, {"ts", v.second}});
+      }
+    }
+    if (fresh.empty()) {
+      break;
+    }
+    for (const auto& r : tx.exec_params(new_conversations_sql, pg_json(fresh))) {
+      auto visitor = r[1].as<std::int64_t>();
+      open.emplace(visitor, r[0].as<std::int64_t>());
+      created[visitor] = true;
+    }
+    // Still missing: another process opened it after our SELECT; the next round reads it->
+  }
+  if (open.size() < wanted.size()) {
+    throw std::runtime_error("could not find or open a conversation");
+  }
+  for (auto* it : items) {
+    it->conversation = open.at(it->visitor);
+  }
+  // Announced once, by the first message of the batch that uses it->
+  for (auto* it : items) {
+    if (auto c = created.find(it->visitor); c != created.end() && c->second) {
+      it->created_conversation = true;
+      c->second = false;
+    }
+  }
+}
+
+void insert_messages(pqxx::transaction_base& tx, std::vector<message_item*>& items) {
+  // Sorted by wamid: two processes inserting the same redelivered messages lock them in order.
+  std::vector<message_item*> order = items;
+  std::sort(order.begin(), order.end(), [](const message_item* a, const message_item* b) {
+    return std::tie(*a->site, a->wamid) < std::tie(*b->site, b->wamid);
+  });
+  json rows = json::array();
+  for (const auto* it : order) {
+    const auto& m = *it->message;
+    const bool media = m.media.has_value();
+    auto opt = [](const std::optional<std::string>& s) { return s ? json(*s) : json(nullptr); };
+    rows.push_back({{"conversation", it->conversation},
+                    {"site", *it->site},
+                    {"sender", it->from},
+                    {"name", opt(non_empty(it->name))},
+                    {"content", opt(non_empty(m.content))},
+                    {"content_type", pg_text(m.content_type)},
+                    {"file_name", media ? opt(non_empty(m.media->filename)) : json(nullptr)},
+                    {"mime_type", media ? opt(non_empty(m.media->mime_type)) : json(nullptr)},
+                    {"media_status", media ? "pending" : "none"},
+                    {"media_id", media ? opt(non_empty(m.media->id)) : json(nullptr)},
+                    {"sha256", media ? opt(non_empty(m.media->sha256)) : json(nullptr)},
+                    {"wamid", it->wamid},
+                    {"reply_wamid", opt(non_empty(m.context.id))},
+                    {"extra", extra_value(m)},
+                    {"ts", it->ts}});
+  }
+  std::map<site_key, std::int64_t> inserted;
+  for (const auto& r : tx.exec_params(insert_messages_sql, pg_json(rows))) {
+    inserted.emplace(site_key{r[1].as<std::string>(), r[2].as<std::string>()},
+                     r[0].as<std::int64_t>());
+  }
+  for (auto* it : items) {
+    if (auto pos = inserted.find({*it->site, it->wamid}); pos != inserted.end()) {
+      it->message_id = pos->second;
+      inserted.erase(pos);  // the same wamid twice in a batch: only the first is new
+    }
+  }
+}
+
+void touch_conversations(pqxx::transaction_base& tx, const std::vector<message_item*>& items) {
+  std::map<std::int64_t, std::pair<int, std::int64_t>> touched;  // id -> (new messages, max ts)
+  for (const auto* it : items) {
+    if (it->message_id != 0) {
+      auto& t = touched[it->conversation];
+      t.first += 1;
+      t.second = t.first == 1 ? it->ts : std::max(t.second, it->ts);
+    }
+  }
+  if (touched.empty()) {
+    return;
+  }
+  json rows = json::array();
+  for (const auto& [id, t] : touched) {
+    rows.push_back({{"id", id}, {"n", t.first}, {"ts", t.second}});
+  }
+  tx.exec_params(touch_conversations_sql, pg_json(rows));
+}
+
+}  // namespace
+
+std::vector<domain::unit_outcome> store_units(pqxx::transaction_base& tx,
+                                              const std::vector<batch_unit>& units,
+                                              std::vector<pending_event>& events) {
+  std::vector<domain::unit_outcome> outcomes(units.size());
+  const auto now = static_cast<std::int64_t>(std::time(nullptr));
+  std::vector<message_item> items;
+  for (std::size_t i = 0; i < units.size(); ++i) {
+    const auto& u = *units[i].unit;
+    if (u.what == domain::inbound_unit::kind::message && !u.message.reaction) {
+      items.push_back({i, units[i].site, &u.message, pg_text(u.profile_name), pg_text(u.message.from),
+                       pg_text(u.message.wamid),
+                       domain::plausible_timestamp(u.message.timestamp, now)});
+    }
+  }
+  if (!items.empty()) {
+    auto fresh = unknown_messages(tx, items);
+    if (!fresh.empty()) {
+      find_visitors(tx, fresh);
+      find_conversations(tx, fresh);
+      insert_messages(tx, fresh);
+      touch_conversations(tx, fresh);
+    }
+  }
+  // Events in the units' order, as store_unit would have announced them one by one.
+  std::size_t next = 0;
+  for (std::size_t i = 0; i < units.size(); ++i) {
+    if (next < items.size() && items[next].index == i) {
+      const auto& it = items[next++];
+      const auto& site = *it.site;
+      if (it.created_conversation) {
+        events.push_back({site, "conversation.created", it.conversation, std::nullopt});
+      }
+      if (it.message_id != 0) {
+        outcomes[i].new_message = true;
+        events.push_back({site, "message.created", it.conversation, it.message_id});
+        events.push_back({site, "conversation.updated", it.conversation, std::nullopt});
+      }
+      outcomes[i].stored = true;
+      continue;
+    }
+    // Reactions and statuses: they refer to messages, which are all stored by now.
+    outcomes[i] = store_unit(tx, *units[i].site, units[i].event_id, *units[i].unit, events);
+  }
+  return outcomes;
+}
+
+}  // namespace wachat::infra

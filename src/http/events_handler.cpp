@@ -35,13 +35,23 @@ void add_event_routes(router& r, api_context& api) {
                               if (!who.may_see(site)) {
                                 not_found();
                               }
+                              auto from = last;
                               {
                                 pqxx::nontransaction nt{c};
                                 if (!site_exists(nt, site)) {
                                   not_found();
                                 }
+                                // A new stream starts after the newest event committed before
+                                // its 200, not when the hub gets to it: whatever commits in
+                                // between is replayed, not lost (ids commit in order per site).
+                                if (!from) {
+                                  from = nt.exec_params("SELECT coalesce(max(id), 0) FROM wa_events"
+                                                        " WHERE site_id = $1",
+                                                        site)[0][0]
+                                             .as<std::int64_t>();
+                                }
                               }
-                              hub->subscribe(site, last, open_stream("text/event-stream"));
+                              hub->subscribe(site, from, open_stream("text/event-stream"));
                               // The responder is not used: the stream answered instead.
                               return response{};
                             });

@@ -283,6 +283,13 @@ TEST_CASE("a closed conversation stays closed; the next message opens a new one"
   CHECK(read["unread_count"] == 0);
   f.call_json("PATCH", "/api/conversations/" + id, {{"status", "closed"}});
   CHECK(f.call_json("GET", "/api/sites/acme/agents")["agents"][0]["active_chats"] == 0);
+  // Meta redelivers a message after it was closed: it is known, so no empty conversation opens.
+  REQUIRE(f.post_webhook(test::text_webhook(phone_id, "888", "wamid.C1", now_s(), "first")).status == 200);
+  REQUIRE(test::eventually([&] {
+    return test::query_scalar(f.db, "SELECT count(*) FROM wa_webhook_events WHERE status = 'processed'") == "2";
+  }));
+  CHECK(conversations(f, "acme").size() == 1);
+  CHECK(test::query_scalar(f.db, "SELECT count(*) FROM wa_events WHERE type = 'conversation.created'") == "1");
   REQUIRE(f.post_webhook(test::text_webhook(phone_id, "888", "wamid.C2", now_s(), "again")).status == 200);
   REQUIRE(test::eventually([&] { return conversations(f, "acme").size() == 2; }));
   CHECK(conversations(f, "acme", "?status=closed").size() == 1);

@@ -123,14 +123,31 @@ raw_connection::raw_connection(std::uint16_t port) {
   addr.sin_port = htons(port);
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (fd_ < 0 || ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close();
     throw std::runtime_error("raw connect failed");
   }
 }
 
-raw_connection::~raw_connection() {
+raw_connection::~raw_connection() { close(); }
+
+void raw_connection::close() {
   if (fd_ >= 0) {
     ::close(fd_);
+    fd_ = -1;
   }
+}
+
+std::optional<std::string> raw_connection::receive(int timeout_ms) {
+  if (fd_ < 0) {
+    return std::string{};
+  }
+  pollfd p{fd_, POLLIN, 0};
+  if (::poll(&p, 1, timeout_ms) <= 0) {
+    return std::nullopt;
+  }
+  char buf[65536];
+  auto n = ::recv(fd_, buf, sizeof buf, 0);
+  return n <= 0 ? std::string{} : std::string(buf, static_cast<std::size_t>(n));
 }
 
 void raw_connection::send(const std::string& bytes) {

@@ -1,6 +1,7 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,9 @@ class raw_connection {
   std::string read_all(int timeout_ms);
   // True when the peer has closed the connection (read returns EOF or reset) within timeout.
   bool closed_by_peer_within(int timeout_ms);
+  // One read: nullopt when nothing arrived within the timeout, "" when the peer closed.
+  std::optional<std::string> receive(int timeout_ms);
+  void close();
 
  private:
   int fd_ = -1;

@@ -1,11 +1,5 @@
 #include "support/sse_client.hpp"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <cctype>
 #include <stdexcept>
 
@@ -37,15 +31,7 @@ std::string trim(const std::string& s) {
 sse_client::sse_client(std::uint16_t port, const std::string& target, const std::string& token,
                        const std::optional<std::string>& last_event_id,
                        std::chrono::milliseconds timeout) {
-  fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (fd_ < 0 || ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    close();
-    throw std::runtime_error("sse connect failed");
-  }
+  conn_ = std::make_unique<raw_connection>(port);
   std::string req = "GET " + target + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
                     "\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n";
   if (!token.empty()) {
@@ -55,26 +41,13 @@ sse_client::sse_client(std::uint16_t port, const std::string& target, const std:
     req += "Last-Event-ID: " + *last_event_id + "\r\n";
   }
   req += "\r\n";
-  std::size_t off = 0;
-  while (off < req.size()) {
-    auto n = ::send(fd_, req.data() + off, req.size() - off, MSG_NOSIGNAL);
-    if (n <= 0) {
-      close();
-      throw std::runtime_error("sse send failed");
-    }
-    off += static_cast<std::size_t>(n);
-  }
+  conn_->send(req);
   read_head(timeout);
 }
 
 sse_client::~sse_client() { close(); }
 
-void sse_client::close() {
-  if (fd_ >= 0) {
-    ::close(fd_);
-    fd_ = -1;
-  }
-}
+void sse_client::close() { conn_->close(); }
 
 std::string sse_client::header(const std::string& name) const {
   auto it = headers_.find(name);
@@ -90,16 +63,14 @@ void sse_client::read_head(std::chrono::milliseconds timeout) {
   std::string head;
   std::size_t end = std::string::npos;
   while ((end = head.find("\r\n\r\n")) == std::string::npos) {
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, millis_left(deadline)) <= 0) {
+    auto bytes = conn_->receive(millis_left(deadline));
+    if (!bytes) {
       throw std::runtime_error("sse: no response head within the timeout: [" + head + "]");
     }
-    char buf[4096];
-    auto n = ::recv(fd_, buf, sizeof buf, 0);
-    if (n <= 0) {
+    if (bytes->empty()) {
       throw std::runtime_error("sse: connection closed before the response head: [" + head + "]");
     }
-    head.append(buf, static_cast<std::size_t>(n));
+    head += *bytes;
     if (head.size() > 64 * 1024) {
       throw std::runtime_error("sse: response head too large");
     }
@@ -223,20 +194,18 @@ void sse_client::take_line(const std::string& line) {
 }
 
 bool sse_client::read_some(std::chrono::milliseconds timeout) {
-  if (ended_ || fd_ < 0) {
+  if (ended_) {
     return false;
   }
-  pollfd p{fd_, POLLIN, 0};
-  if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) {
+  auto bytes = conn_->receive(static_cast<int>(timeout.count()));
+  if (!bytes) {
     return false;
   }
-  char buf[65536];
-  auto n = ::recv(fd_, buf, sizeof buf, 0);
-  if (n <= 0) {
+  if (bytes->empty()) {
     ended_ = true;
     return false;
   }
-  feed(std::string(buf, static_cast<std::size_t>(n)));
+  feed(*bytes);
   return true;
 }
 

@@ -96,11 +96,6 @@ std::vector<test::sse_event> read_exactly(test::sse_client& s, std::size_t count
   return out;
 }
 
-// The hub registers a new stream on its next turn (up to ~100 ms after the 200), and until then
-// events are not sent to it: see "an event committed right after the stream answered is not
-// missed", which pins that. The other cases wait that turn out so they test one thing each.
-void settle() { std::this_thread::sleep_for(300ms); }
-
 void check_well_formed(const std::vector<test::sse_event>& events, const std::string& site) {
   std::int64_t previous = 0;
   for (const auto& e : events) {
@@ -139,7 +134,6 @@ TEST_CASE("a signed text webhook appears as conversation.created and message.cre
   f.make_site("acme", phone_a);
   test::sse_client s{f.port(), events_path("acme"), test::admin_token};
   REQUIRE(s.is_stream());
-  settle();
   auto sent_at = std::chrono::steady_clock::now();
   REQUIRE(f.post_webhook(test::text_webhook(phone_a, "16505551234", "wamid.LIVE1", now_s() - 5, "Hello live")).status == 200);
   auto w = s.wait_for(message_created("wamid.LIVE1"), 5s);
@@ -216,7 +210,6 @@ TEST_CASE("Last-Event-ID resumes with exactly the missed events, in order, none 
   {
     test::sse_client s{f.port(), events_path("acme"), test::admin_token};
     REQUIRE(s.is_stream());
-    settle();
     REQUIRE(f.post_webhook(test::text_webhook(phone_a, "111", "wamid.RS1", now_s() - 30, "one")).status == 200);
     auto w = s.wait_for(message_created("wamid.RS1"));
     REQUIRE(w.found);
@@ -325,7 +318,6 @@ TEST_CASE("a site token gets its own site's stream only; no token answers 401") 
   REQUIRE(a.is_stream());
   REQUIRE(b.is_stream());
   REQUIRE(admin_b.is_stream());
-  settle();
   // Bravo's events first: were they leaked, they would be on acme's stream before acme's own.
   REQUIRE(f.post_webhook(test::text_webhook(phone_b, "222", "wamid.B1", now_s(), "for bravo")).status == 200);
   REQUIRE(b.wait_for(message_created("wamid.B1")).found);
@@ -370,7 +362,6 @@ TEST_CASE("a conversation PATCH, a read and a message status each reach the stre
   auto conv = f.call_json("GET", "/api/sites/acme/conversations")["conversations"][0]["id"].get<std::string>();
   test::sse_client s{f.port(), events_path("acme"), test::admin_token};
   REQUIRE(s.is_stream());
-  settle();
 
   f.call_json("PUT", "/api/sites/acme/agents/ann", {{"name", "Ann"}, {"status", "online"}, {"max_chats", 3}});
   f.call_json("PATCH", "/api/conversations/" + conv, {{"status", "active"}, {"assigned_agent_id", "ann"}});
@@ -413,7 +404,6 @@ TEST_CASE("two processes on one database: an event made by one reaches the other
   test::sse_client on_b{b.port(), events_path("acme"), test::admin_token};
   REQUIRE(on_a.is_stream());
   REQUIRE(on_b.is_stream());
-  settle();
 
   // A webhook delivered to B shows on A's stream (and B's), with the same ids.
   REQUIRE(b.post_webhook(test::text_webhook(phone_a, "555", "wamid.X1", now_s() - 5, "via b")).status == 200);
@@ -453,7 +443,6 @@ TEST_CASE("an idle stream gets keep-alive comments and stays open") {
   f.make_site("acme", phone_a);
   test::sse_client s{f.port(), events_path("acme"), test::admin_token};
   REQUIRE(s.is_stream());
-  settle();
   auto deadline = std::chrono::steady_clock::now() + 20s;
   auto keep_alive = [&] {
     return std::count(s.comments().begin(), s.comments().end(), "keep-alive") > 0;

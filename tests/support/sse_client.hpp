@@ -4,10 +4,13 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "support/http_client.hpp"
 
 namespace wachat::test {
 
@@ -71,7 +74,7 @@ class sse_client {
   void parse_lines();
   void take_line(const std::string& line);
 
-  int fd_ = -1;
+  std::unique_ptr<raw_connection> conn_;
   int status_ = 0;
   std::map<std::string, std::string> headers_;
   bool chunked_ = false;

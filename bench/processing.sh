@@ -26,6 +26,8 @@
 #   BENCH_SHORT_IDLE_MS [5000]      WACHAT_CONVERSATION_IDLE_MS for the second resident step
 #   BENCH_BUILD_DIR [build-bench2]  build directory; BENCH_BUILD_JOBS [1]; BENCH_SKIP_BUILD=1
 #   BENCH_WAIT_QUIET=1              before each measurement, wait (bounded) for an idle machine
+#   BENCH_PG_STATS=1                PostgreSQL with pg_stat_statements; after each backlog run, the
+#                                   statements that took the most time
 #   BENCH_KEEP_LOGS=1               keep the work directory (logs, JSON lines) after exit
 #   WACHAT_INBOUND_WRITERS, WACHAT_HTTP_THREADS, WACHAT_INTAKE_WRITERS pass through to wachatd.
 set -euo pipefail
@@ -81,6 +83,9 @@ trap 'exit 130' INT TERM
 openssl rand -hex 16 > "$work/pg_password"
 wachat_pg_init "$work/pg" "$work/pg_password"
 pg_port=$(wachat_free_port)
+if [ "${BENCH_PG_STATS:-0}" = 1 ]; then
+  export WACHAT_PG_OPTIONS="-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
+fi
 wachat_pg_start "$work/pg" "$pg_port" "$work/postgresql.log"
 wachat_as_pg "$WACHAT_PG_BIN/createdb" -h "$work/pg" -p "$pg_port" -U wachat wachat_bench
 db_url="postgresql://wachat:$(cat "$work/pg_password")@127.0.0.1:$pg_port/wachat_bench"
@@ -178,6 +183,9 @@ run_backlog() {
   psql_bench "ANALYZE wa_webhook_events"
   psql_bench "CHECKPOINT"
   wait_quiet
+  if [ "${BENCH_PG_STATS:-0}" = 1 ]; then
+    psql_bench "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset()" >/dev/null
+  fi
   measure_begin
   start_wachatd 60000 "$work/wachatd-backlog-$run.log"
   set +e
@@ -190,6 +198,12 @@ run_backlog() {
   echo "wachatd: conversation actors $(metric wachat_conversation_actors), VmRSS $(rss_mib VmRSS) MiB (peak $(rss_mib VmHWM) MiB)"
   measure_end "$backlog" 0 "$(json_num cpu_s "$line")" 2>> "$work/backlog-cpu.txt"
   stop_wachatd
+  if [ "${BENCH_PG_STATS:-0}" = 1 ]; then
+    echo "statements by total time (ms, calls, rows, statement):"
+    psql_bench "SELECT round(total_exec_time)::bigint || ' ' || calls || ' ' || rows || ' '
+                       || left(regexp_replace(query, '\s+', ' ', 'g'), 110)
+                FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 15"
+  fi
 
   echo "== baseline run $run/$runs: bare PostgreSQL, the same $backlog messages from $visitors visitors =="
   reset_data

@@ -79,7 +79,8 @@ std::string webhook_generator::build_template(std::size_t filler_bytes) const {
   }
   // A Brazilian mobile number (13 digits), as WhatsApp ids are: country code, area, number.
   const std::string phone = "55119" + phone_placeholder;
-  // Field order and ids as in Meta's documented example of a text message notification.
+  // Field order and ids as in Meta's documented example of a text message notification. The
+  // profile name is the customer's, so it stays the same across their messages.
   nlohmann::ordered_json doc = {
       {"object", "whatsapp_business_account"},
       {"entry",
@@ -90,7 +91,7 @@ std::string webhook_generator::build_template(std::size_t filler_bytes) const {
               {"metadata",
                {{"display_phone_number", "15550783881"}, {"phone_number_id", "106540352242922"}}},
               {"contacts",
-               {{{"profile", {{"name", "Cliente " + seq_placeholder}}}, {"wa_id", phone}}}},
+               {{{"profile", {{"name", "Cliente " + phone_placeholder}}}, {"wa_id", phone}}}},
               {"messages",
                {{{"from", phone},
                  {"id", "wamid." + run_id_ + "." + seq_placeholder},
@@ -105,7 +106,7 @@ void webhook_generator::locate_placeholders() {
   seq_at_ = find_all(template_, seq_placeholder);
   phone_at_ = find_all(template_, phone_placeholder);
   time_at_ = find_all(template_, time_placeholder);
-  if (seq_at_.size() != 2 || phone_at_.size() != 2 || time_at_.size() != 1) {
+  if (seq_at_.size() != 1 || phone_at_.size() != 3 || time_at_.size() != 1) {
     throw std::logic_error("webhook template placeholders not where expected");
   }
 }

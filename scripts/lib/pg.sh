@@ -28,6 +28,7 @@ wachat_pg_init() {
 }
 
 # wachat_pg_start DIR PORT LOGFILE: starts the cluster on 127.0.0.1:PORT, sockets in DIR.
+# WACHAT_PG_OPTIONS adds server options (the benchmark's statement statistics use it).
 wachat_pg_start() {
   local dir=$1 port=$2 log=$3
   touch "$log"
@@ -35,7 +36,7 @@ wachat_pg_start() {
     chown postgres:postgres "$log"
   fi
   wachat_as_pg "$WACHAT_PG_BIN/pg_ctl" -D "$dir" -l "$log" -w -t 60 start \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=256MB -c synchronous_commit=on" >/dev/null
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=256MB -c synchronous_commit=on ${WACHAT_PG_OPTIONS:-}" >/dev/null
 }
 
 wachat_pg_stop() {

@@ -40,20 +40,31 @@ constexpr const char* visitors_sql =
 constexpr const char* rename_visitors_sql =
     "UPDATE mod_chat_visitors v SET name = t.name"
     " FROM json_to_recordset($1::json) AS t(id bigint, name text) WHERE v.id = t.id";
-// Locks the open conversations (an agent closing one meanwhile is waited for, and then a new
-// one is opened), in id order.
-constexpr const char* open_conversations_sql =
-    "SELECT c.id, c.visitor_id FROM mod_chat_conversations c"
-    " JOIN json_to_recordset($1::json) AS t(site text, visitor bigint)"
-    "   ON c.site_id = t.site AND c.visitor_id = t.visitor"
-    " WHERE c.channel = 'whatsapp' AND c.status IN ('pending', 'active')"
-    " ORDER BY c.id FOR UPDATE OF c";
+// The customers' open conversations get their new messages counted (unread, last activity, the
+// window from Meta's timestamp) and are locked to commit; one that an agent closed meanwhile no
+// longer matches, and a new one is opened instead. Counting before the messages are inserted
+// is one round trip less; the rare message another process stored in between is taken back.
+constexpr const char* touch_open_sql =
+    "UPDATE mod_chat_conversations c SET unread_count = c.unread_count + t.n,"
+    " last_message_at = greatest(c.last_message_at, to_timestamp(t.ts)),"
+    " whatsapp_window_expires_at = greatest(coalesce(c.whatsapp_window_expires_at, '-infinity'),"
+    "   to_timestamp(t.ts) + interval '24 hours'),"
+    " updated_at = now()"
+    " FROM json_to_recordset($1::json) AS t(site text, visitor bigint, n integer, ts bigint)"
+    " WHERE c.site_id = t.site AND c.visitor_id = t.visitor"
+    " AND c.channel = 'whatsapp' AND c.status IN ('pending', 'active')"
+    " RETURNING c.id, c.visitor_id";
 constexpr const char* new_conversations_sql =
-    "INSERT INTO mod_chat_conversations (site_id, visitor_id, channel, status, last_message_at)"
-    " SELECT t.site, t.visitor, 'whatsapp', 'pending', to_timestamp(t.ts)"
-    " FROM json_to_recordset($1::json) AS t(site text, visitor bigint, ts bigint)"
+    "INSERT INTO mod_chat_conversations (site_id, visitor_id, channel, status, last_message_at,"
+    " unread_count, whatsapp_window_expires_at)"
+    " SELECT t.site, t.visitor, 'whatsapp', 'pending', to_timestamp(t.ts), t.n,"
+    "   to_timestamp(t.ts) + interval '24 hours'"
+    " FROM json_to_recordset($1::json) AS t(site text, visitor bigint, n integer, ts bigint)"
     " ON CONFLICT (site_id, visitor_id) WHERE channel = 'whatsapp' AND status IN ('pending', 'active')"
     " DO NOTHING RETURNING id, visitor_id";
+constexpr const char* uncount_sql =
+    "UPDATE mod_chat_conversations c SET unread_count = greatest(c.unread_count - t.n, 0)"
+    " FROM json_to_recordset($1::json) AS t(id bigint, n integer) WHERE c.id = t.id";
 constexpr const char* insert_messages_sql =
     "INSERT INTO mod_chat_messages (conversation_id, site_id, sender_type, sender_id, sender_name,"
     " content, content_type, file_name, file_mime_type, media_status, media_id, media_sha256,"
@@ -69,14 +80,6 @@ constexpr const char* insert_messages_sql =
     "   ts bigint)"
     " ON CONFLICT (site_id, whatsapp_message_id) WHERE whatsapp_message_id IS NOT NULL DO NOTHING"
     " RETURNING id, site_id, whatsapp_message_id";
-constexpr const char* touch_conversations_sql =
-    "UPDATE mod_chat_conversations c SET unread_count = c.unread_count + t.n,"
-    " last_message_at = greatest(c.last_message_at, to_timestamp(t.ts)),"
-    " whatsapp_window_expires_at = greatest(coalesce(c.whatsapp_window_expires_at, '-infinity'),"
-    "   to_timestamp(t.ts) + interval '24 hours'),"
-    " updated_at = now()"
-    " FROM json_to_recordset($1::json) AS t(id bigint, n integer, ts bigint) WHERE c.id = t.id";
-
 // A plain message of the batch and what became of it.
 struct message_item {
   std::size_t index;  // in the caller's units
@@ -156,55 +159,54 @@ void find_visitors(pqxx::transaction_base& tx, std::vector<message_item*>& items
   }
 }
 
-void find_conversations(pqxx::transaction_base& tx, std::vector<message_item*>& items) {
-  // visitor id -> (site, earliest timestamp of the batch for a new conversation)
-  std::map<std::int64_t, std::pair<const std::string*, std::int64_t>> wanted;
+// Counts the items' messages in their visitors' open conversations, opening one where there is
+// none, and sets each item's conversation.
+void count_in_conversations(pqxx::transaction_base& tx, std::vector<message_item*>& items) {
+  struct visitor_batch {
+    const std::string* site;
+    int n = 0;
+    std::int64_t ts = 0;  // Meta's time of the newest message
+  };
+  std::map<std::int64_t, visitor_batch> wanted;  // by visitor id: locks are taken in this order
   for (const auto* it : items) {
-    auto [pos, added] = wanted.emplace(it->visitor, std::make_pair(it->site, it->ts));
-    if (!added) {
-      pos->second.second = std::min(pos->second.second, it->ts);
-    }
+    auto& w = wanted[it->visitor];
+    w.site = it->site;
+    w.ts = w.n == 0 ? it->ts : std::max(w.ts, it->ts);
+    w.n += 1;
   }
-  std::map<std::int64_t, std::int64_t> open;  // visitor -> conversation
-  std::map<std::int64_t, bool> created;
-  for (int attempt = 0; attempt < 3 && open.size() < wanted.size(); ++attempt) {
-    json keys = json::array();
-    for (const auto& [visitor, v] : wanted) {
-      if (!open.contains(visitor)) {
-        keys.push_back({{"site", *v.first}, {"visitor", visitor}});
+  auto rows_for = [&](const std::map<std::int64_t, std::int64_t>& done) {
+    json rows = json::array();
+    for (const auto& [visitor, w] : wanted) {
+      if (!done.contains(visitor)) {
+        rows.push_back({{"site", *w.site}, {"visitor", visitor}, {"n", w.n}, {"ts", w.ts}});
       }
     }
-    for (const auto& r : tx.exec_params(open_conversations_sql, pg_json(keys))) {
-      open.emplace(r[1].as<std::int64_t>(), r[0].as<std::int64_t>());
+    return rows;
+  };
+  std::map<std::int64_t, std::int64_t> conversation;  // visitor -> conversation
+  std::set<std::int64_t> created;                      // visitors whose conversation is new
+  for (int attempt = 0; attempt < 3 && conversation.size() < wanted.size(); ++attempt) {
+    for (const auto& r : tx.exec_params(touch_open_sql, pg_json(rows_for(conversation)))) {
+      conversation.emplace(r[1].as<std::int64_t>(), r[0].as<std::int64_t>());
     }
-    json fresh = json::array();
-    for (const auto& [visitor, v] : wanted) {
-      if (!open.contains(visitor)) {
-        fresh.push_back({{"site", *v.first}, {"visitor", visitor}, {"ts", v.second}});
-      }
-    }
+    auto fresh = rows_for(conversation);
     if (fresh.empty()) {
       break;
     }
     for (const auto& r : tx.exec_params(new_conversations_sql, pg_json(fresh))) {
       auto visitor = r[1].as<std::int64_t>();
-      open.emplace(visitor, r[0].as<std::int64_t>());
-      created[visitor] = true;
+      conversation.emplace(visitor, r[0].as<std::int64_t>());
+      created.insert(visitor);
     }
-    // Still missing: another process opened it after our SELECT; the next round reads it->
+    // Still missing: another process opened it after our UPDATE; the next round counts in it.
   }
-  if (open.size() < wanted.size()) {
+  if (conversation.size() < wanted.size()) {
     throw std::runtime_error("could not find or open a conversation");
   }
   for (auto* it : items) {
-    it->conversation = open.at(it->visitor);
-  }
-  // Announced once, by the first message of the batch that uses it->
-  for (auto* it : items) {
-    if (auto c = created.find(it->visitor); c != created.end() && c->second) {
-      it->created_conversation = true;
-      c->second = false;
-    }
+    it->conversation = conversation.at(it->visitor);
+    // Announced once, by the first message of the batch in it.
+    it->created_conversation = created.erase(it->visitor) > 0;
   }
 }
 
@@ -248,23 +250,23 @@ void insert_messages(pqxx::transaction_base& tx, std::vector<message_item*>& ite
   }
 }
 
-void touch_conversations(pqxx::transaction_base& tx, const std::vector<message_item*>& items) {
-  std::map<std::int64_t, std::pair<int, std::int64_t>> touched;  // id -> (new messages, max ts)
+// Messages counted in count_in_conversations that turned out to be stored already (another
+// process stored them after unknown_messages looked): their unread count is taken back.
+void uncount_redelivered(pqxx::transaction_base& tx, const std::vector<message_item*>& items) {
+  std::map<std::int64_t, int> extra;
   for (const auto* it : items) {
-    if (it->message_id != 0) {
-      auto& t = touched[it->conversation];
-      t.first += 1;
-      t.second = t.first == 1 ? it->ts : std::max(t.second, it->ts);
+    if (it->message_id == 0) {
+      extra[it->conversation] += 1;
     }
   }
-  if (touched.empty()) {
+  if (extra.empty()) {
     return;
   }
   json rows = json::array();
-  for (const auto& [id, t] : touched) {
-    rows.push_back({{"id", id}, {"n", t.first}, {"ts", t.second}});
+  for (const auto& [id, n] : extra) {
+    rows.push_back({{"id", id}, {"n", n}});
   }
-  tx.exec_params(touch_conversations_sql, pg_json(rows));
+  tx.exec_params(uncount_sql, pg_json(rows));
 }
 
 }  // namespace
@@ -287,9 +289,9 @@ std::vector<domain::unit_outcome> store_units(pqxx::transaction_base& tx,
     auto fresh = unknown_messages(tx, items);
     if (!fresh.empty()) {
       find_visitors(tx, fresh);
-      find_conversations(tx, fresh);
+      count_in_conversations(tx, fresh);
       insert_messages(tx, fresh);
-      touch_conversations(tx, fresh);
+      uncount_redelivered(tx, fresh);
     }
   }
   // Events in the units' order, as store_unit would have announced them one by one.

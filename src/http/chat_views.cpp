@@ -123,6 +123,45 @@ std::optional<json> load_message(pqxx::transaction_base& tx, std::int64_t id) {
   return message_json(r[0]);
 }
 
+namespace {
+
+// `{1,2,3}`: only integers go in, so the literal needs no quoting.
+std::string id_array(const std::set<std::int64_t>& ids) {
+  std::string out = "{";
+  for (auto id : ids) {
+    out += (out.size() > 1 ? "," : "") + std::to_string(id);
+  }
+  return out + "}";
+}
+
+}  // namespace
+
+std::map<std::int64_t, json> load_conversations(pqxx::transaction_base& tx,
+                                                const std::set<std::int64_t>& ids) {
+  std::map<std::int64_t, json> out;
+  if (ids.empty()) {
+    return out;
+  }
+  for (const auto& row : tx.exec_params(
+           std::string{conversation_select} + "WHERE c.id = ANY($1::bigint[])", id_array(ids))) {
+    out.emplace(row[0].as<std::int64_t>(), conversation_json(row));
+  }
+  return out;
+}
+
+std::map<std::int64_t, json> load_messages(pqxx::transaction_base& tx,
+                                           const std::set<std::int64_t>& ids) {
+  std::map<std::int64_t, json> out;
+  if (ids.empty()) {
+    return out;
+  }
+  for (const auto& row : tx.exec_params(
+           std::string{message_select} + "WHERE m.id = ANY($1::bigint[])", id_array(ids))) {
+    out.emplace(row[0].as<std::int64_t>(), message_json(row));
+  }
+  return out;
+}
+
 std::optional<std::int64_t> parse_id(const std::string& text) {
   std::int64_t v = 0;
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);

@@ -1,7 +1,9 @@
 #pragma once
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <map>
 #include <optional>
+#include <set>
 #include <string>
 
 namespace pqxx {
@@ -17,6 +19,12 @@ namespace wachat::http {
 std::optional<nlohmann::json> load_conversation(pqxx::transaction_base& tx, std::int64_t id,
                                                 const std::optional<std::string>& site);
 std::optional<nlohmann::json> load_message(pqxx::transaction_base& tx, std::int64_t id);
+
+// Many at once, by id (one query each, for the event hub); ids not found are left out.
+std::map<std::int64_t, nlohmann::json> load_conversations(pqxx::transaction_base& tx,
+                                                          const std::set<std::int64_t>& ids);
+std::map<std::int64_t, nlohmann::json> load_messages(pqxx::transaction_base& tx,
+                                                     const std::set<std::int64_t>& ids);
 
 // The SELECT lists the renderers expect, for callers that page through rows.
 extern const char* const conversation_select;  // ... FROM c JOIN v; add WHERE/ORDER

@@ -32,7 +32,26 @@ struct pending_subscription {
   std::shared_ptr<stream_sink> sink;
 };
 
-std::string render_frame(pqxx::transaction_base& tx, const pqxx::row& ev) {
+// The conversations and messages a run of events names, loaded with one query each.
+struct event_objects {
+  std::map<std::int64_t, nlohmann::json> conversations;
+  std::map<std::int64_t, nlohmann::json> messages;
+};
+
+event_objects load_objects(pqxx::transaction_base& tx, const pqxx::result& events) {
+  std::set<std::int64_t> conversations, messages;
+  for (const auto& ev : events) {
+    if (!ev[3].is_null()) {
+      conversations.insert(ev[3].as<std::int64_t>());
+    }
+    if (!ev[4].is_null()) {
+      messages.insert(ev[4].as<std::int64_t>());
+    }
+  }
+  return {load_conversations(tx, conversations), load_messages(tx, messages)};
+}
+
+std::string render_frame(const pqxx::row& ev, const event_objects& objects) {
   auto id = ev[0].as<std::int64_t>();
   auto site = ev[1].as<std::string>();
   auto type = ev[2].as<std::string>();
@@ -41,13 +60,14 @@ std::string render_frame(pqxx::transaction_base& tx, const pqxx::row& ev) {
                          {"conversation_id", ev[3].is_null() ? nlohmann::json(nullptr)
                                                              : nlohmann::json(ev[3].c_str())}};
   if (!ev[3].is_null()) {
-    if (auto conv = load_conversation(tx, ev[3].as<std::int64_t>(), std::nullopt)) {
-      data["conversation"] = *conv;
+    if (auto c = objects.conversations.find(ev[3].as<std::int64_t>());
+        c != objects.conversations.end()) {
+      data["conversation"] = c->second;
     }
   }
   if (!ev[4].is_null()) {
-    if (auto msg = load_message(tx, ev[4].as<std::int64_t>())) {
-      data["message"] = *msg;
+    if (auto m = objects.messages.find(ev[4].as<std::int64_t>()); m != objects.messages.end()) {
+      data["message"] = m->second;
     }
   }
   return fmt::format("id: {}\nevent: {}\ndata: {}\n\n", id, type, dump(data));
@@ -99,9 +119,13 @@ struct event_hub::impl {
       std::lock_guard lock{mutex};
       dirty_sites.insert(site);  // more to come: continue on the next turn
     }
+    // Objects as they are now, not when the event was written: a replayed event shows the
+    // current state of its conversation and message; API.md §3.5 asks for the objects, and the
+    // latest state is what a dashboard that reconnects must show anyway.
+    auto objects = load_objects(tx, rows);
     for (const auto& ev : rows) {
       auto id = ev[0].as<std::int64_t>();
-      auto frame = render_frame(tx, ev);
+      auto frame = render_frame(ev, objects);
       for (auto& s : it->second) {
         if (s.cursor < id) {
           s.sink->send(frame);

@@ -137,6 +137,18 @@ rss_mib() {  # rss_mib FIELD (VmRSS, VmHWM) of wachatd
   awk -v f="$1:" '$1 == f { printf "%.0f", $2 / 1024 }' "/proc/$wachatd_pid/status"
 }
 # Every phase starts from empty chat tables and inbox; the site and its settings stay.
+# With BENCH_PG_STATS=1: statement statistics from here on / the statements that took longest.
+pg_stats_reset() {
+  [ "${BENCH_PG_STATS:-0}" = 1 ] || return 0
+  psql_bench "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset()" >/dev/null
+}
+pg_stats_report() {
+  [ "${BENCH_PG_STATS:-0}" = 1 ] || return 0
+  echo "statements by total time (ms, calls, rows, statement):"
+  psql_bench "SELECT round(total_exec_time)::bigint || ' ' || calls || ' ' || rows || ' '
+                     || left(regexp_replace(query, '\s+', ' ', 'g'), 110)
+              FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 15"
+}
 reset_data() {
   psql_bench "TRUNCATE wa_webhook_events, wa_events, wa_message_statuses, mod_chat_messages,
               mod_chat_conversations, mod_chat_visitors, mod_chat_notifications RESTART IDENTITY"
@@ -183,9 +195,7 @@ run_backlog() {
   psql_bench "ANALYZE wa_webhook_events"
   psql_bench "CHECKPOINT"
   wait_quiet
-  if [ "${BENCH_PG_STATS:-0}" = 1 ]; then
-    psql_bench "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; SELECT pg_stat_statements_reset()" >/dev/null
-  fi
+  pg_stats_reset
   measure_begin
   start_wachatd 60000 "$work/wachatd-backlog-$run.log"
   set +e
@@ -198,12 +208,7 @@ run_backlog() {
   echo "wachatd: conversation actors $(metric wachat_conversation_actors), VmRSS $(rss_mib VmRSS) MiB (peak $(rss_mib VmHWM) MiB)"
   measure_end "$backlog" 0 "$(json_num cpu_s "$line")" 2>> "$work/backlog-cpu.txt"
   stop_wachatd
-  if [ "${BENCH_PG_STATS:-0}" = 1 ]; then
-    echo "statements by total time (ms, calls, rows, statement):"
-    psql_bench "SELECT round(total_exec_time)::bigint || ' ' || calls || ' ' || rows || ' '
-                       || left(regexp_replace(query, '\s+', ' ', 'g'), 110)
-                FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 15"
-  fi
+  pg_stats_report
 
   echo "== baseline run $run/$runs: bare PostgreSQL, the same $backlog messages from $visitors visitors =="
   reset_data
@@ -266,6 +271,7 @@ run_sse() {
   done
   [ -e "$work/sse-ready-$run" ] || { echo "bench: the SSE subscriber did not connect" >&2; cat "$work/sse-$run.out" >&2; exit 1; }
   wait_quiet
+  pg_stats_reset
   measure_begin
   set +e
   "$build_dir/wachat_loadgen" --port "$http_port" --secret "$app_secret" --connections "$connections" \
@@ -285,6 +291,7 @@ run_sse() {
     'BEGIN { printf "%.1f", (p - f) / 1e6 }') s after the first send; the last event arrived $(json_num first_ack_to_last_event_s "$line") s after the first 2xx"
   measure_end "$(json_num acked "$lg")" "$(json_num cpu_s "$lg")" "$(json_num cpu_s "$line")" 2>> "$work/sse-cpu.txt"
   stop_wachatd
+  pg_stats_report
 }
 
 run_resident() {

@@ -27,7 +27,8 @@
 #   BENCH_BUILD_DIR [build-bench2]  build directory; BENCH_BUILD_JOBS [1]; BENCH_SKIP_BUILD=1
 #   BENCH_WAIT_QUIET=1              before each measurement, wait (bounded) for an idle machine
 #   BENCH_PG_STATS=1                PostgreSQL with pg_stat_statements; after each backlog run, the
-#                                   statements that took the most time
+#                                   statements that took the most time; plans of statements slower
+#                                   than BENCH_PG_EXPLAIN_MS [1000] go to the PostgreSQL log
 #   BENCH_KEEP_LOGS=1               keep the work directory (logs, JSON lines) after exit
 #   WACHAT_INBOUND_WRITERS, WACHAT_HTTP_THREADS, WACHAT_INTAKE_WRITERS pass through to wachatd.
 set -euo pipefail
@@ -84,7 +85,11 @@ openssl rand -hex 16 > "$work/pg_password"
 wachat_pg_init "$work/pg" "$work/pg_password"
 pg_port=$(wachat_free_port)
 if [ "${BENCH_PG_STATS:-0}" = 1 ]; then
-  export WACHAT_PG_OPTIONS="-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
+  WACHAT_PG_OPTIONS="-c shared_preload_libraries=pg_stat_statements,auto_explain"
+  WACHAT_PG_OPTIONS+=" -c pg_stat_statements.track=all"
+  WACHAT_PG_OPTIONS+=" -c auto_explain.log_min_duration=${BENCH_PG_EXPLAIN_MS:-1000}"
+  WACHAT_PG_OPTIONS+=" -c auto_explain.log_analyze=on -c auto_explain.log_buffers=on"
+  export WACHAT_PG_OPTIONS
 fi
 wachat_pg_start "$work/pg" "$pg_port" "$work/postgresql.log"
 wachat_as_pg "$WACHAT_PG_BIN/createdb" -h "$work/pg" -p "$pg_port" -U wachat wachat_bench

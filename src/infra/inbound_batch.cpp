@@ -53,7 +53,7 @@ constexpr const char* rename_visitors_sql =
 constexpr const char* touch_open_sql =
     "WITH t AS (SELECT * FROM json_to_recordset($1::json)"
     "   AS t(site text, visitor bigint, n integer, ts bigint)),"
-    " f AS (SELECT t.n, t.ts, o.id FROM t CROSS JOIN LATERAL (SELECT x.id"
+    " f AS (SELECT t.n, t.ts, o.id, o.ctid FROM t CROSS JOIN LATERAL (SELECT x.id, x.ctid"
     "   FROM mod_chat_conversations x WHERE x.site_id = t.site AND x.visitor_id = t.visitor"
     "   AND x.channel = 'whatsapp' AND x.status IN ('pending', 'active') LIMIT 1) o)"
     " UPDATE mod_chat_conversations c SET unread_count = c.unread_count + f.n,"
@@ -61,8 +61,9 @@ constexpr const char* touch_open_sql =
     " whatsapp_window_expires_at = greatest(coalesce(c.whatsapp_window_expires_at, '-infinity'),"
     "   to_timestamp(f.ts) + interval '24 hours'),"
     " updated_at = now()"
-    // The ANY(...) gives the planner a primary-key path into c (else: a scan of every row).
-    " FROM f WHERE c.id = f.id AND c.id = ANY(ARRAY(SELECT id FROM f))"
+    // The rows just found, by their physical address (a TID scan): with `c.id = f.id` alone the
+    // planner, misled by a young table's statistics, walked a whole index per statement.
+    " FROM f WHERE c.ctid = ANY(ARRAY(SELECT ctid FROM f)) AND c.id = f.id"
     // Re-checked on the newest row version: one an agent just closed is left out (and a new
     // conversation opened instead).
     " AND c.channel = 'whatsapp' AND c.status IN ('pending', 'active')"

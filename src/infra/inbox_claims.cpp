@@ -84,7 +84,8 @@ std::size_t inbox_claims::requeue_stale(std::chrono::seconds lease) {
   pqxx::work tx{conn_};
   auto r = tx.exec_params(
       "UPDATE wa_webhook_events SET status = 'pending', claimed_at = NULL"
-      " WHERE status = 'processing' AND claimed_at < now() - $1 * interval '1 second'",
+      " WHERE status = 'processing' AND claimed_at IS NOT NULL"
+      " AND claimed_at < now() - $1 * interval '1 second'",
       static_cast<std::int64_t>(lease.count()));
   tx.commit();
   return r.affected_rows();

@@ -32,45 +32,56 @@ struct pending_subscription {
   std::shared_ptr<stream_sink> sink;
 };
 
-// The conversations and messages a run of events names, loaded with one query each.
+// The conversations and messages a run of events names, loaded with one query each and
+// serialized once each: a message's events (message.created, conversation.updated, ...) share
+// them.
 struct event_objects {
-  std::map<std::int64_t, nlohmann::json> conversations;
-  std::map<std::int64_t, nlohmann::json> messages;
+  std::map<std::int64_t, std::string> conversations;  // id -> JSON text
+  std::map<std::int64_t, std::string> messages;
 };
 
 event_objects load_objects(pqxx::transaction_base& tx, const pqxx::result& events) {
-  std::set<std::int64_t> conversations, messages;
+  std::set<std::int64_t> conversation_ids, message_ids;
   for (const auto& ev : events) {
     if (!ev[3].is_null()) {
-      conversations.insert(ev[3].as<std::int64_t>());
+      conversation_ids.insert(ev[3].as<std::int64_t>());
     }
     if (!ev[4].is_null()) {
-      messages.insert(ev[4].as<std::int64_t>());
+      message_ids.insert(ev[4].as<std::int64_t>());
     }
   }
-  return {load_conversations(tx, conversations), load_messages(tx, messages)};
+  event_objects out;
+  for (auto& [id, j] : load_conversations(tx, conversation_ids)) {
+    out.conversations.emplace(id, dump(j));
+  }
+  for (auto& [id, j] : load_messages(tx, message_ids)) {
+    out.messages.emplace(id, dump(j));
+  }
+  return out;
 }
 
+// `id:`, `event:` and `data:` of one event. The data object is written member by member: the
+// scalar members through the JSON writer, the conversation and message as the JSON text
+// serialized above (each a complete JSON value), so nothing is escaped by hand.
 std::string render_frame(const pqxx::row& ev, const event_objects& objects) {
-  auto id = ev[0].as<std::int64_t>();
-  auto site = ev[1].as<std::string>();
   auto type = ev[2].as<std::string>();
-  nlohmann::json data = {{"type", type},
-                         {"site_id", site},
-                         {"conversation_id", ev[3].is_null() ? nlohmann::json(nullptr)
-                                                             : nlohmann::json(ev[3].c_str())}};
+  std::string data = "{\"type\":" + dump(nlohmann::json(type)) +
+                     ",\"site_id\":" + dump(nlohmann::json(ev[1].as<std::string>())) +
+                     ",\"conversation_id\":" +
+                     (ev[3].is_null() ? std::string{"null"} : dump(nlohmann::json(ev[3].c_str())));
   if (!ev[3].is_null()) {
     if (auto c = objects.conversations.find(ev[3].as<std::int64_t>());
         c != objects.conversations.end()) {
-      data["conversation"] = c->second;
+      data += ",\"conversation\":" + c->second;
     }
   }
   if (!ev[4].is_null()) {
     if (auto m = objects.messages.find(ev[4].as<std::int64_t>()); m != objects.messages.end()) {
-      data["message"] = m->second;
+      data += ",\"message\":" + m->second;
     }
   }
-  return fmt::format("id: {}\nevent: {}\ndata: {}\n\n", id, type, dump(data));
+  data += '}';
+  return fmt::format("id: {}\nevent: {}\ndata: {}\n\n", ev[0].as<std::int64_t>(), type, data);
 }
 
 }  // namespace
@@ -123,14 +134,22 @@ struct event_hub::impl {
     // current state of its conversation and message; API.md §3.5 asks for the objects, and the
     // latest state is what a dashboard that reconnects must show anyway.
     auto objects = load_objects(tx, rows);
+    // One write per subscriber for the whole run, of the frames it has not seen yet.
+    std::vector<std::string> chunks(it->second.size());
     for (const auto& ev : rows) {
       auto id = ev[0].as<std::int64_t>();
       auto frame = render_frame(ev, objects);
-      for (auto& s : it->second) {
+      for (std::size_t i = 0; i < it->second.size(); ++i) {
+        auto& s = it->second[i];
         if (s.cursor < id) {
-          s.sink->send(frame);
+          chunks[i] += frame;
           s.cursor = id;
         }
+      }
+    }
+    for (std::size_t i = 0; i < it->second.size(); ++i) {
+      if (!chunks[i].empty()) {
+        it->second[i].sink->send(std::move(chunks[i]));
       }
     }
   }

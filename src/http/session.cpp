@@ -19,6 +19,10 @@ namespace beast = boost::beast;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
+// Bytes of live events an SSE reader may have waiting before it is dropped: a reader this far
+// behind (minutes of a busy site) is gone or hostile, and must not make us grow without bound.
+constexpr std::size_t max_stream_backlog = 64 * 1024 * 1024;
+
 class session : public std::enable_shared_from_this<session> {
  public:
   session(tcp::socket socket, std::shared_ptr<server_shared> shared)
@@ -130,6 +134,7 @@ class session : public std::enable_shared_from_this<session> {
         return;
       }
       net::post(s_->stream_.get_executor(), [s = s_, chunk = std::move(chunk)]() mutable {
+        s->stream_queued_bytes_ += chunk.size();
         s->stream_queue_.push_back(std::move(chunk));
         s->stream_write();
       });
@@ -163,6 +168,7 @@ class session : public std::enable_shared_from_this<session> {
       self->stream_open_ = true;
       self->streaming_ = true;
       self->stream_.expires_never();
+      self->stream_queued_bytes_ += head_text.size();
       self->stream_queue_.push_front(std::move(head_text));
       self->stream_write();
       self->watch_stream_close();
@@ -174,7 +180,7 @@ class session : public std::enable_shared_from_this<session> {
     if (stream_writing_ || stream_queue_.empty() || !stream_open_) {
       return;
     }
-    if (stream_queue_.size() > 10000) {
+    if (stream_queued_bytes_ > max_stream_backlog) {
       // A reader this far behind is gone or hostile: drop it rather than grow without bound.
       stream_open_ = false;
       return close_now();
@@ -183,6 +189,7 @@ class session : public std::enable_shared_from_this<session> {
     net::async_write(stream_.socket(), net::buffer(stream_queue_.front()),
                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
                        self->stream_writing_ = false;
+                       self->stream_queued_bytes_ -= self->stream_queue_.front().size();
                        self->stream_queue_.pop_front();
                        if (ec) {
                          self->stream_open_ = false;
@@ -288,6 +295,7 @@ class session : public std::enable_shared_from_this<session> {
   std::array<char, 16384> drain_buf_{};
   std::size_t drained_ = 0;
   std::deque<std::string> stream_queue_;
+  std::size_t stream_queued_bytes_ = 0;
   bool stream_writing_ = false;
   bool streaming_ = false;
   std::atomic<bool> stream_open_{false};

@@ -11,26 +11,34 @@ namespace wachat::http {
 
 using nlohmann::json;
 
-const char* const conversation_select =
+namespace {
+
+constexpr const char* conversation_columns =
     "SELECT c.id, c.site_id, c.channel, c.status, c.assigned_agent_id,"
     " extract(epoch from c.whatsapp_window_expires_at)::bigint,"
     " extract(epoch from c.last_message_at)::bigint, c.unread_count,"
     " extract(epoch from c.created_at)::bigint, v.id, v.name, v.whatsapp_phone,"
-    " v.crm_contact_id, extract(epoch from now())::bigint"
-    " FROM mod_chat_conversations c"
-    // LATERAL ... LIMIT 1: one primary-key probe per conversation. As a plain join the planner
-    // hashed the whole visitor table to render a few hundred events (20 ms at 10,000 visitors).
+    " v.crm_contact_id, extract(epoch from now())::bigint";
+// LATERAL ... LIMIT 1: one primary-key probe per conversation. As a plain join the planner
+// hashed the whole visitor table to render a few hundred events (20 ms at 10,000 visitors).
+constexpr const char* conversation_visitor =
     " CROSS JOIN LATERAL (SELECT v.id, v.name, v.whatsapp_phone, v.crm_contact_id"
     "   FROM mod_chat_visitors v WHERE v.id = c.visitor_id LIMIT 1) v ";
 
-const char* const message_select =
+constexpr const char* message_columns =
     "SELECT m.id, m.conversation_id, m.sender_type, m.sender_id, m.sender_name, m.content,"
     " m.content_type, m.file_url, m.file_name, m.file_size, m.file_mime_type, m.media_status,"
     " m.whatsapp_message_id, m.status, m.error_code, m.error_title, m.error_details,"
     " m.reply_to, m.reactions::text, extract(epoch from m.whatsapp_timestamp)::bigint,"
     " extract(epoch from m.created_at)::bigint, m.extra::text,"
-    " (extract(epoch from m.created_at) * 1000000)::bigint"  // 22: the paging key, exact to 1 µs
-    " FROM mod_chat_messages m ";
+    " (extract(epoch from m.created_at) * 1000000)::bigint";  // 22: the paging key, exact to 1 µs
+
+}  // namespace
+
+const std::string conversation_select =
+    std::string{conversation_columns} + " FROM mod_chat_conversations c" + conversation_visitor;
+
+const std::string message_select = std::string{message_columns} + " FROM mod_chat_messages m ";
 
 namespace {
 
@@ -112,7 +120,7 @@ json message_json(const pqxx::row& row) {
 
 std::optional<json> load_conversation(pqxx::transaction_base& tx, std::int64_t id,
                                       const std::optional<std::string>& site) {
-  auto r = tx.exec_params(std::string{conversation_select} + "WHERE c.id = $1", id);
+  auto r = tx.exec_params(conversation_select + "WHERE c.id = $1", id);
   if (r.empty() || (site && r[0][1].as<std::string>() != *site)) {
     return std::nullopt;
   }
@@ -120,7 +128,7 @@ std::optional<json> load_conversation(pqxx::transaction_base& tx, std::int64_t i
 }
 
 std::optional<json> load_message(pqxx::transaction_base& tx, std::int64_t id) {
-  auto r = tx.exec_params(std::string{message_select} + "WHERE m.id = $1", id);
+  auto r = tx.exec_params(message_select + "WHERE m.id = $1", id);
   if (r.empty()) {
     return std::nullopt;
   }
@@ -146,8 +154,14 @@ std::map<std::int64_t, json> load_conversations(pqxx::transaction_base& tx,
   if (ids.empty()) {
     return out;
   }
-  for (const auto& row : tx.exec_params(
-           std::string{conversation_select} + "WHERE c.id = ANY($1::bigint[])", id_array(ids))) {
+  // Driven by the ids, one primary-key probe each (LATERAL ... LIMIT 1): with `c.id = ANY(...)`
+  // the planner, on a young table's statistics, sometimes walked another index instead.
+  static const std::string sql = std::string{conversation_columns} +
+                                 " FROM unnest($1::bigint[]) AS k(id) CROSS JOIN LATERAL"
+                                 " (SELECT * FROM mod_chat_conversations x WHERE x.id = k.id"
+                                 " LIMIT 1) c" +
+                                 conversation_visitor;
+  for (const auto& row : tx.exec_params(sql, id_array(ids))) {
     out.emplace(row[0].as<std::int64_t>(), conversation_json(row));
   }
   return out;
@@ -159,8 +173,10 @@ std::map<std::int64_t, json> load_messages(pqxx::transaction_base& tx,
   if (ids.empty()) {
     return out;
   }
-  for (const auto& row : tx.exec_params(
-           std::string{message_select} + "WHERE m.id = ANY($1::bigint[])", id_array(ids))) {
+  static const std::string sql = std::string{message_columns} +
+                                 " FROM unnest($1::bigint[]) AS k(id) CROSS JOIN LATERAL"
+                                 " (SELECT * FROM mod_chat_messages x WHERE x.id = k.id LIMIT 1) m";
+  for (const auto& row : tx.exec_params(sql, id_array(ids))) {
     out.emplace(row[0].as<std::int64_t>(), message_json(row));
   }
   return out;

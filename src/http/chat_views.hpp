@@ -27,8 +27,8 @@ std::map<std::int64_t, nlohmann::json> load_messages(pqxx::transaction_base& tx,
                                                      const std::set<std::int64_t>& ids);
 
 // The SELECT lists the renderers expect, for callers that page through rows.
-extern const char* const conversation_select;  // ... FROM c JOIN v; add WHERE/ORDER
-extern const char* const message_select;       // ... FROM mod_chat_messages m
+extern const std::string conversation_select;  // ... FROM c, its visitor v; add WHERE/ORDER
+extern const std::string message_select;       // ... FROM mod_chat_messages m
 nlohmann::json conversation_json(const pqxx::row& row);
 nlohmann::json message_json(const pqxx::row& row);
 

@@ -193,7 +193,7 @@ void add_conversation_routes(router& r, api_context& api) {
                   not_found();
                 }
                 auto rows = nt.exec_params(
-                    std::string{conversation_select} +
+                    conversation_select +
                         "WHERE c.site_id = $1 AND ($2::text IS NULL OR c.channel = $2)"
                         " AND ($3::text IS NULL OR c.status = $3)"
                         " AND (c.last_message_at, c.id) < (timestamptz 'epoch' + $4 *"
@@ -303,7 +303,7 @@ void add_conversation_routes(router& r, api_context& api) {
                 }
                 // Newest first from the cursor back, then reversed: oldest first within a page.
                 auto rows = nt.exec_params(
-                    std::string{message_select} +
+                    message_select +
                         " WHERE m.conversation_id = $1 AND (m.created_at, m.id) <"
                         " (timestamptz 'epoch' + $2 * interval '1 microsecond', $3)"
                         " ORDER BY m.created_at DESC, m.id DESC LIMIT $4",

@@ -111,6 +111,10 @@ int main(int argc, char** argv) {
 
   caf::actor_system_config caf_cfg;
   caf_cfg.set("scheduler.max-threads", 2);
+  // Work sharing: idle workers wait on a condition variable. Work stealing polls with short
+  // sleeps when idle, which cost about 8% of wachatd's CPU under a steady webhook load
+  // (bench/RESULTS.md); the heavy actors are detached anyway, so stealing buys nothing here.
+  caf_cfg.set("scheduler.policy", caf::atom("sharing"));
   caf_cfg.set("logger.verbosity", caf::atom("quiet"));
   caf::actor_system sys{caf_cfg};
 

@@ -146,40 +146,37 @@ std::string id_array(const std::set<std::int64_t>& ids) {
   return out + "}";
 }
 
-}  // namespace
-
-std::map<std::int64_t, json> load_conversations(pqxx::transaction_base& tx,
-                                                const std::set<std::int64_t>& ids) {
+// `columns` of the rows of `table` named by `ids`, as `alias`, rendered by `render`. Driven by
+// the ids, one primary-key probe each (LATERAL ... LIMIT 1): with `id = ANY(...)` the planner,
+// on a young table's statistics, sometimes walked another index instead.
+std::map<std::int64_t, json> load_by_ids(pqxx::transaction_base& tx, const std::string& columns,
+                                         const std::string& table, const std::string& alias,
+                                         const std::string& joins,
+                                         const std::set<std::int64_t>& ids,
+                                         json (*render)(const pqxx::row&)) {
   std::map<std::int64_t, json> out;
   if (ids.empty()) {
     return out;
   }
-  // Driven by the ids, one primary-key probe each (LATERAL ... LIMIT 1): with `c.id = ANY(...)`
-  // the planner, on a young table's statistics, sometimes walked another index instead.
-  static const std::string sql = std::string{conversation_columns} +
-                                 " FROM unnest($1::bigint[]) AS k(id) CROSS JOIN LATERAL"
-                                 " (SELECT * FROM mod_chat_conversations x WHERE x.id = k.id"
-                                 " LIMIT 1) c" +
-                                 conversation_visitor;
+  auto sql = columns + " FROM unnest($1::bigint[]) AS k(id) CROSS JOIN LATERAL (SELECT * FROM " +
+             table + " x WHERE x.id = k.id LIMIT 1) " + alias + joins;
   for (const auto& row : tx.exec_params(sql, id_array(ids))) {
-    out.emplace(row[0].as<std::int64_t>(), conversation_json(row));
+    out.emplace(row[0].as<std::int64_t>(), render(row));
   }
   return out;
 }
 
+}  // namespace
+
+std::map<std::int64_t, json> load_conversations(pqxx::transaction_base& tx,
+                                                const std::set<std::int64_t>& ids) {
+  return load_by_ids(tx, conversation_columns, "mod_chat_conversations", "c", conversation_visitor,
+                     ids, conversation_json);
+}
+
 std::map<std::int64_t, json> load_messages(pqxx::transaction_base& tx,
                                            const std::set<std::int64_t>& ids) {
-  std::map<std::int64_t, json> out;
-  if (ids.empty()) {
-    return out;
-  }
-  static const std::string sql = std::string{message_columns} +
-                                 " FROM unnest($1::bigint[]) AS k(id) CROSS JOIN LATERAL"
-                                 " (SELECT * FROM mod_chat_messages x WHERE x.id = k.id LIMIT 1) m";
-  for (const auto& row : tx.exec_params(sql, id_array(ids))) {
-    out.emplace(row[0].as<std::int64_t>(), message_json(row));
-  }
-  return out;
+  return load_by_ids(tx, message_columns, "mod_chat_messages", "m", "", ids, message_json);
 }
 
 std::optional<std::int64_t> parse_id(const std::string& text) {

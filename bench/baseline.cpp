@@ -255,13 +255,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const usage_error& e) {
-    std::fprintf(stderr, "wachat_pg_baseline: %s\n", e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "wachat_pg_baseline: %s\n", e.what());
-    return 1;
-  }
+  return wachat::bench::run_tool("wachat_pg_baseline", argc, argv, run);
 }

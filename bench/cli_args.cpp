@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <string_view>
 
 namespace wachat::bench {
@@ -85,6 +86,18 @@ double cli_args::parse_real(const std::string& name, double fallback, double min
         fmt::format("--{} must be {} from {} to {}, got '{}'", name, what, min, max, s));
   }
   return value;
+}
+
+int run_tool(const char* name, int argc, char** argv, int (*run)(int, char**)) {
+  try {
+    return run(argc, argv);
+  } catch (const usage_error& e) {
+    std::fprintf(stderr, "%s: %s\n", name, e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", name, e.what());
+    return 1;
+  }
 }
 
 }  // namespace wachat::bench

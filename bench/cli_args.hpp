@@ -12,6 +12,10 @@ struct usage_error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A tool's main(): runs `run`, and reports what it throws as one line `name: what` on stderr,
+// exiting 2 for a usage_error and 1 for anything else.
+int run_tool(const char* name, int argc, char** argv, int (*run)(int, char**));
+
 // `--name value` / `--name=value` options, each known in advance; `--help` is a flag.
 class cli_args {
  public:

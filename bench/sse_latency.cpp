@@ -286,13 +286,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const usage_error& e) {
-    std::fprintf(stderr, "wachat_sse_latency: %s\n", e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "wachat_sse_latency: %s\n", e.what());
-    return 1;
-  }
+  return wachat::bench::run_tool("wachat_sse_latency", argc, argv, run);
 }

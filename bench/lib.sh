@@ -45,3 +45,20 @@ json_num() {  # json_num KEY LINE: the first numeric value of "KEY": in our one-
 median() {
   sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
+
+# bench_pg_start WORK: a throwaway PostgreSQL in WORK/pg with the database wachat_bench; sets
+# pg_port and db_url and defines psql_bench SQL. WACHAT_PG_OPTIONS passes server options.
+bench_pg_start() {
+  local work=$1
+  openssl rand -hex 16 > "$work/pg_password"
+  wachat_pg_init "$work/pg" "$work/pg_password"
+  pg_port=$(wachat_free_port)
+  wachat_pg_start "$work/pg" "$pg_port" "$work/postgresql.log"
+  wachat_as_pg "$WACHAT_PG_BIN/createdb" -h "$work/pg" -p "$pg_port" -U wachat wachat_bench
+  db_url="postgresql://wachat:$(cat "$work/pg_password")@127.0.0.1:$pg_port/wachat_bench"
+  bench_pg_dir="$work/pg"
+}
+psql_bench() {
+  wachat_as_pg "$WACHAT_PG_BIN/psql" -h "$bench_pg_dir" -p "$pg_port" -U wachat -d wachat_bench \
+    -qtAc "$1"
+}

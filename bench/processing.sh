@@ -81,9 +81,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-openssl rand -hex 16 > "$work/pg_password"
-wachat_pg_init "$work/pg" "$work/pg_password"
-pg_port=$(wachat_free_port)
 if [ "${BENCH_PG_STATS:-0}" = 1 ]; then
   WACHAT_PG_OPTIONS="-c shared_preload_libraries=pg_stat_statements,auto_explain"
   WACHAT_PG_OPTIONS+=" -c pg_stat_statements.track=all"
@@ -91,12 +88,7 @@ if [ "${BENCH_PG_STATS:-0}" = 1 ]; then
   WACHAT_PG_OPTIONS+=" -c auto_explain.log_analyze=on -c auto_explain.log_buffers=on"
   export WACHAT_PG_OPTIONS
 fi
-wachat_pg_start "$work/pg" "$pg_port" "$work/postgresql.log"
-wachat_as_pg "$WACHAT_PG_BIN/createdb" -h "$work/pg" -p "$pg_port" -U wachat wachat_bench
-db_url="postgresql://wachat:$(cat "$work/pg_password")@127.0.0.1:$pg_port/wachat_bench"
-psql_bench() {
-  wachat_as_pg "$WACHAT_PG_BIN/psql" -h "$work/pg" -p "$pg_port" -U wachat -d wachat_bench -qtAc "$1"
-}
+bench_pg_start "$work"
 
 app_secret=$(openssl rand -hex 32)
 admin_token=$(openssl rand -hex 24)

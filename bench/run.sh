@@ -23,6 +23,8 @@ WACHAT_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$WACHAT_ROOT"
 . scripts/lib/deps.sh
 . scripts/lib/pg.sh
+# bench_pg_start, psql_bench, cpu_of, pg_cpu, machine_busy, wait_quiet, json_num, median.
+. bench/lib.sh
 
 duration=${BENCH_DURATION:-20}
 warmup=${BENCH_WARMUP:-2}
@@ -73,15 +75,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-openssl rand -hex 16 > "$work/pg_password"
-wachat_pg_init "$work/pg" "$work/pg_password"
-pg_port=$(wachat_free_port)
-wachat_pg_start "$work/pg" "$pg_port" "$work/postgresql.log"
-wachat_as_pg "$WACHAT_PG_BIN/createdb" -h "$work/pg" -p "$pg_port" -U wachat wachat_bench
-db_url="postgresql://wachat:$(cat "$work/pg_password")@127.0.0.1:$pg_port/wachat_bench"
-psql_bench() {
-  wachat_as_pg "$WACHAT_PG_BIN/psql" -h "$work/pg" -p "$pg_port" -U wachat -d wachat_bench -qtAc "$1"
-}
+bench_pg_start "$work"
 
 app_secret=$(openssl rand -hex 32)
 http_port=$(wachat_free_port)
@@ -100,8 +94,6 @@ for _ in $(seq 1 300); do
 done
 grep -q 'event=listening' "$work/wachatd.log" || { echo "bench: wachatd did not start in 30 s" >&2; exit 1; }
 
-# cpu_of, pg_cpu, machine_busy, wait_quiet, json_num, median.
-. bench/lib.sh
 pg_counters() {
   psql_bench "SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()),
                      wal_sync, wal_bytes FROM pg_stat_wal" | tr '|' ' '

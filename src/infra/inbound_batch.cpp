@@ -96,6 +96,7 @@ constexpr const char* insert_messages_sql =
     "   ts bigint)"
     " ON CONFLICT (site_id, whatsapp_message_id) WHERE whatsapp_message_id IS NOT NULL DO NOTHING"
     " RETURNING id, site_id, whatsapp_message_id";
+
 // A plain message of the batch and what became of it.
 struct message_item {
   std::size_t index;  // in the caller's units

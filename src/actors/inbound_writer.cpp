@@ -13,6 +13,10 @@ namespace wachat::actors {
 namespace {
 
 constexpr std::size_t max_batch = 1000;
+// A batch goes to PostgreSQL as one JSON parameter per statement, and a text value is limited
+// to 1 GB: signed webhooks of a few MiB each must not add up to that. Well below it, a batch is
+// flushed early.
+constexpr std::size_t max_batch_bytes = 64 * 1024 * 1024;
 
 struct pending_write {
   unit_job job;
@@ -23,6 +27,7 @@ struct writer_state {
   std::string url;
   std::unique_ptr<pqxx::connection> conn;
   std::vector<pending_write> batch;
+  std::size_t batch_bytes = 0;  // the text the batch carries, roughly
   bool flush_queued = false;
   static inline const char* name = "inbound_writer";
 };
@@ -119,6 +124,7 @@ void flush(writer_state& st) {
   }
   auto batch = std::move(st.batch);
   st.batch.clear();
+  st.batch_bytes = 0;
   std::vector<domain::unit_outcome> outcomes;
   try {
     if (!st.conn || !st.conn->is_open()) {
@@ -145,8 +151,11 @@ caf::behavior writer(caf::stateful_actor<writer_state>* self, std::string url) {
       [=](write_atom, unit_job& job) -> caf::result<domain::unit_outcome> {
         auto& st = self->state;
         auto rp = self->make_response_promise<domain::unit_outcome>();
+        const auto& u = *job.unit;
+        st.batch_bytes += u.message.content.size() + u.message.referral_json.size() +
+                          u.profile_name.size() + 256;
         st.batch.push_back({std::move(job), rp});
-        if (st.batch.size() >= max_batch) {
+        if (st.batch.size() >= max_batch || st.batch_bytes >= max_batch_bytes) {
           flush(st);
         } else if (!st.flush_queued) {
           // Behind the requests already in the mailbox: they join this batch.

@@ -134,6 +134,9 @@ class session : public std::enable_shared_from_this<session> {
         return;
       }
       net::post(s_->stream_.get_executor(), [s = s_, chunk = std::move(chunk)]() mutable {
+        if (s->stream_dropped_) {
+          return;  // the reader is gone: nothing more is kept for it
+        }
         s->stream_queued_bytes_ += chunk.size();
         s->stream_queue_.push_back(std::move(chunk));
         s->stream_write();
@@ -177,13 +180,20 @@ class session : public std::enable_shared_from_this<session> {
   }
 
   void stream_write() {
-    if (stream_writing_ || stream_queue_.empty() || !stream_open_) {
+    if (stream_queue_.empty() || !stream_open_) {
       return;
     }
+    // Checked also while a write is pending: a reader that stopped reading never completes it.
     if (stream_queued_bytes_ > max_stream_backlog) {
       // A reader this far behind is gone or hostile: drop it rather than grow without bound.
+      // It can resume with Last-Event-ID from the last frame it received. The queue is left
+      // as it is: a pending write still points into its front, and fails on the close.
       stream_open_ = false;
+      stream_dropped_ = true;
       return close_now();
+    }
+    if (stream_writing_) {
+      return;
     }
     stream_writing_ = true;
     net::async_write(stream_.socket(), net::buffer(stream_queue_.front()),
@@ -296,6 +306,7 @@ class session : public std::enable_shared_from_this<session> {
   std::size_t drained_ = 0;
   std::deque<std::string> stream_queue_;
   std::size_t stream_queued_bytes_ = 0;
+  bool stream_dropped_ = false;  // closed for lagging: later chunks are discarded
   bool stream_writing_ = false;
   bool streaming_ = false;
   std::atomic<bool> stream_open_{false};

@@ -97,6 +97,11 @@ constexpr const char* insert_messages_sql =
     " ON CONFLICT (site_id, whatsapp_message_id) WHERE whatsapp_message_id IS NOT NULL DO NOTHING"
     " RETURNING id, site_id, whatsapp_message_id";
 
+constexpr const char* link_replies_sql =
+    "UPDATE mod_chat_messages m SET reply_to = t.target"
+    " FROM json_to_recordset($1::json) AS t(id bigint, target bigint) WHERE m.id = t.id"
+    " AND m.id = ANY(ARRAY(SELECT r.id FROM json_to_recordset($1::json) AS r(id bigint)))";
+
 // A plain message of the batch and what became of it.
 struct message_item {
   std::size_t index;  // in the caller's units
@@ -259,11 +264,26 @@ void insert_messages(pqxx::transaction_base& tx, std::vector<message_item*>& ite
     inserted.emplace(site_key{r[1].as<std::string>(), r[2].as<std::string>()},
                      r[0].as<std::int64_t>());
   }
+  const auto by_wamid = inserted;
   for (auto* it : items) {
     if (auto pos = inserted.find({*it->site, it->wamid}); pos != inserted.end()) {
       it->message_id = pos->second;
       inserted.erase(pos);  // the same wamid twice in a batch: only the first is new
     }
+  }
+  // A reply to a message of this same batch: the insert's snapshot could not see its target.
+  json links = json::array();
+  for (const auto* it : items) {
+    const auto& quoted = it->message->context.id;
+    if (it->message_id == 0 || quoted.empty()) {
+      continue;
+    }
+    if (auto target = by_wamid.find({*it->site, pg_text(quoted)}); target != by_wamid.end()) {
+      links.push_back({{"id", it->message_id}, {"target", target->second}});
+    }
+  }
+  if (!links.empty()) {
+    tx.exec_params(link_replies_sql, pg_json(links));
   }
 }
 

@@ -39,6 +39,19 @@ json text_or_null(const std::optional<std::string>& s) {
   return out;
 }
 
+// Phone number ids come from signed webhooks and may carry \u0000, which PostgreSQL text
+// refuses: one such id would fail the whole turn's finish, again on every retry.
+json unroutable_json(const std::set<std::string>& ids) {
+  if (ids.empty()) {
+    return nullptr;
+  }
+  json out = json::array();
+  for (const auto& id : ids) {
+    out.push_back(text_or_null(id));
+  }
+  return out;
+}
+
 }  // namespace
 
 std::vector<claimed_event> inbox_claims::claim(std::size_t limit) {
@@ -65,7 +78,7 @@ void inbox_claims::finish(const std::vector<event_finish>& rows) {
     list.push_back({{"id", r.id},
                     {"status", r.status},
                     {"error", text_or_null(r.error)},
-                    {"unroutable", r.unroutable_ids.empty() ? json(nullptr) : json(r.unroutable_ids)}});
+                    {"unroutable", unroutable_json(r.unroutable_ids)}});
   }
   pqxx::work tx{conn_};
   tx.exec_params(finish_sql, list.dump(-1, ' ', false, json::error_handler_t::replace));

@@ -115,6 +115,21 @@ TEST_CASE("gigantic strings and NUL inside a signed webhook are stored intact or
   CHECK(f.call("GET", "/healthz").status == 200);
 }
 
+TEST_CASE("a phone number id with NUL is kept unroutable and does not stop other rows from finishing") {
+  test::wachat_fixture f;
+  f.make_site("acme", phone_id);
+  REQUIRE(f.post_webhook(test::text_webhook(std::string{"999\0evil", 8}, "16505551234", "wamid.nulphone", now_s(),
+                                            "to nobody"))
+              .status == 200);
+  REQUIRE(f.post_webhook(test::text_webhook(phone_id, "16505551234", "wamid.after", now_s(), "to acme")).status == 200);
+  REQUIRE(test::eventually([&] { return inbox_settled(f.db); }));
+  CHECK(count(f.db, "SELECT status FROM wa_webhook_events ORDER BY id LIMIT 1") == "unroutable");
+  CHECK(count(f.db, "SELECT array_to_string(unroutable_phone_ids, ',') FROM wa_webhook_events ORDER BY id LIMIT 1") ==
+        "999evil");
+  CHECK(count(f.db, "SELECT status FROM wa_webhook_events ORDER BY id DESC LIMIT 1") == "processed");
+  CHECK(count(f.db, "SELECT count(*) FROM mod_chat_messages WHERE whatsapp_message_id = 'wamid.after'") == "1");
+}
+
 namespace {
 
 long gauge(test::wachat_fixture& f, const std::string& name) {

@@ -177,3 +177,14 @@ TEST_CASE("a reaction in the same batch as its target applies to it; a new profi
   CHECK(db.scalar("SELECT name FROM mod_chat_visitors") == "Ann B.");
   CHECK(db.scalar("SELECT count(*) FROM mod_chat_visitors") == "1");
 }
+
+TEST_CASE("a reply to a message stored in the same batch is linked to it") {
+  batch_db db;
+  auto t = now_s() - 600;
+  auto reply = text("222", "wamid.Q", t + 1);
+  reply.message.context.id = "wamid.P";
+  db.store({text("111", "wamid.P", t), reply});
+  CHECK(db.scalar("SELECT q.reply_to = p.id FROM mod_chat_messages q, mod_chat_messages p"
+                  " WHERE q.whatsapp_message_id = 'wamid.Q' AND p.whatsapp_message_id = 'wamid.P'") == "t");
+  CHECK(db.scalar("SELECT reply_to_wamid FROM mod_chat_messages WHERE whatsapp_message_id = 'wamid.Q'") == "wamid.P");
+}

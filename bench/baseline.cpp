@@ -28,6 +28,8 @@ using clock_type = std::chrono::steady_clock;
 using namespace wachat;
 using bench::cli_args;
 using bench::usage_error;
+using bench::own_cpu_seconds;
+using bench::unix_us_now;
 
 constexpr const char* help_text =
     "Usage: wachat_pg_baseline --db URL [options]\n\n"
@@ -131,13 +133,6 @@ void write_batches(const run_plan& plan, writer_tally& tally) {
 }
 
 // This process's user + system CPU: on 2 shared cores, what the client costs is part of the result.
-double own_cpu_seconds() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  auto sec = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) + tv.tv_usec / 1e6; };
-  return sec(usage.ru_utime) + sec(usage.ru_stime);
-}
-
 double round1(double v) {
   return std::round(v * 10.0) / 10.0;
 }

@@ -2,7 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <sys/resource.h>
+
 #include <algorithm>
+#include <chrono>
 #include <charconv>
 #include <cstdio>
 #include <string_view>
@@ -86,6 +89,19 @@ double cli_args::parse_real(const std::string& name, double fallback, double min
         fmt::format("--{} must be {} from {} to {}, got '{}'", name, what, min, max, s));
   }
   return value;
+}
+
+double own_cpu_seconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto sec = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) + tv.tv_usec / 1e6; };
+  return sec(usage.ru_utime) + sec(usage.ru_stime);
+}
+
+std::int64_t unix_us_now() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 int run_tool(const char* name, int argc, char** argv, int (*run)(int, char**)) {

@@ -12,6 +12,11 @@ struct usage_error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// CPU seconds (user + system) this process has used so far.
+double own_cpu_seconds();
+// Wall-clock time in Unix microseconds, comparable across the tools of one run.
+std::int64_t unix_us_now();
+
 // A tool's main(): runs `run`, and reports what it throws as one line `name: what` on stderr,
 // exiting 2 for a usage_error and 1 for anything else.
 int run_tool(const char* name, int argc, char** argv, int (*run)(int, char**));

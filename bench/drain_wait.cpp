@@ -24,6 +24,8 @@ using clock_type = std::chrono::steady_clock;
 using namespace wachat;
 using bench::cli_args;
 using bench::usage_error;
+using bench::own_cpu_seconds;
+using bench::unix_us_now;
 
 constexpr const char* help_text =
     "Usage: wachat_drain_wait --db URL --since-us T [options]\n\n"
@@ -36,19 +38,6 @@ constexpr const char* help_text =
     "  --timeout S         give up after this                           [600]\n"
     "  --pid PID           also sample VmRSS of this process each second\n\n"
     "Prints a line per second, then one JSON line. Exit 1 on timeout.\n";
-
-double own_cpu_seconds() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  auto sec = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) + tv.tv_usec / 1e6; };
-  return sec(usage.ru_utime) + sec(usage.ru_stime);
-}
-
-std::int64_t unix_us_now() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // VmRSS of a process in KiB, 0 when it is gone.
 std::int64_t rss_kib(const std::string& pid) {

@@ -62,3 +62,15 @@ psql_bench() {
   wachat_as_pg "$WACHAT_PG_BIN/psql" -h "$bench_pg_dir" -p "$pg_port" -U wachat -d wachat_bench \
     -qtAc "$1"
 }
+
+# bench_remove_work WORK: stops the benchmark's PostgreSQL and removes WORK, unless
+# BENCH_KEEP_LOGS=1 asks to keep its logs.
+bench_remove_work() {
+  local work=$1
+  wachat_pg_stop "$work/pg"
+  if [ "${BENCH_KEEP_LOGS:-0}" = 1 ]; then
+    echo "bench: logs kept in $work" >&2
+  else
+    rm -rf "$work"
+  fi
+}

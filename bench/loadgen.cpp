@@ -41,6 +41,8 @@ using clock_type = std::chrono::steady_clock;
 using namespace wachat;
 using bench::cli_args;
 using bench::usage_error;
+using bench::own_cpu_seconds;
+using bench::unix_us_now;
 
 constexpr const char* help_text =
     "Usage: wachat_loadgen [options]\n\n"
@@ -85,12 +87,6 @@ struct run_plan {
   clock_type::time_point pace_from;    // when request start_seq is due
   bool log_acks = false;
 };
-
-std::int64_t unix_us_now() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // Counts of one io_context thread; only that thread's connections touch it.
 struct thread_tally {
@@ -334,13 +330,6 @@ db_check check_db(const std::string& url, const std::string& marker, std::uint64
 }
 
 // This process's user + system CPU: on 2 shared cores, what the client costs is part of the result.
-double own_cpu_seconds() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  auto sec = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) + tv.tv_usec / 1e6; };
-  return sec(usage.ru_utime) + sec(usage.ru_stime);
-}
-
 double round1(double v) {
   return std::round(v * 10.0) / 10.0;
 }

@@ -26,6 +26,8 @@ using clock_type = std::chrono::steady_clock;
 using namespace wachat;
 using bench::cli_args;
 using bench::usage_error;
+using bench::own_cpu_seconds;
+using bench::unix_us_now;
 
 constexpr const char* help_text =
     "Usage: wachat_pg_messages --db URL --site SITE --count N [options]\n\n"
@@ -59,13 +61,6 @@ std::string values_sql(const std::string& head, const std::vector<std::string>& 
     sql += ")";
   }
   return sql + tail;
-}
-
-double own_cpu_seconds() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  auto sec = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) + tv.tv_usec / 1e6; };
-  return sec(usage.ru_utime) + sec(usage.ru_stime);
 }
 
 // One multi-row INSERT per chunk of `batch` rows, each committed; cols[c][i] is column c of

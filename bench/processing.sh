@@ -71,12 +71,7 @@ cleanup() {
     kill -TERM "$pid" 2>/dev/null || true
   done
   stop_wachatd
-  wachat_pg_stop "$work/pg"
-  if [ "${BENCH_KEEP_LOGS:-0}" = 1 ]; then
-    echo "bench: logs kept in $work" >&2
-  else
-    rm -rf "$work"
-  fi
+  bench_remove_work "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

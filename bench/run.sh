@@ -65,12 +65,7 @@ cleanup() {
     done
     kill -KILL "$wachatd_pid" 2>/dev/null || true
   fi
-  wachat_pg_stop "$work/pg"
-  if [ "${BENCH_KEEP_LOGS:-0}" = 1 ]; then
-    echo "bench: logs kept in $work" >&2
-  else
-    rm -rf "$work"
-  fi
+  bench_remove_work "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -33,6 +33,8 @@ using clock_type = std::chrono::steady_clock;
 using namespace wachat;
 using bench::cli_args;
 using bench::usage_error;
+using bench::own_cpu_seconds;
+using bench::unix_us_now;
 
 constexpr const char* help_text =
     "Usage: wachat_sse_latency --port P --site S --token T --run-id ID --ack-log FILE [options]\n\n"
@@ -49,19 +51,6 @@ constexpr const char* help_text =
     "  --timeout S         give up after this in all                 [600]\n"
     "  --ready-file F      touched once the stream is open\n\n"
     "Prints human-readable lines, then one JSON line. Exit 1 when the stream fails.\n";
-
-double own_cpu_seconds() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  auto sec = [](const timeval& tv) { return static_cast<double>(tv.tv_sec) + tv.tv_usec / 1e6; };
-  return sec(usage.ru_utime) + sec(usage.ru_stime);
-}
-
-std::int64_t unix_us_now() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 bool file_exists(const std::string& path) {
   struct stat st{};

@@ -47,7 +47,8 @@ median() {
 }
 
 # bench_pg_start WORK: a throwaway PostgreSQL in WORK/pg with the database wachat_bench; sets
-# pg_port and db_url and defines psql_bench SQL. WACHAT_PG_OPTIONS passes server options.
+# pg_port and db_url and defines psql_bench SQL. WACHAT_PG_OPTIONS passes server options;
+# BENCH_PG_TCP=1 connects over 127.0.0.1 instead of the Unix socket.
 bench_pg_start() {
   local work=$1
   openssl rand -hex 16 > "$work/pg_password"
@@ -55,7 +56,13 @@ bench_pg_start() {
   pg_port=$(wachat_free_port)
   wachat_pg_start "$work/pg" "$pg_port" "$work/postgresql.log"
   wachat_as_pg "$WACHAT_PG_BIN/createdb" -h "$work/pg" -p "$pg_port" -U wachat wachat_bench
-  db_url="postgresql://wachat:$(cat "$work/pg_password")@127.0.0.1:$pg_port/wachat_bench"
+  if [ "${BENCH_PG_TCP:-0}" = 1 ]; then
+    db_url="postgresql://wachat:$(cat "$work/pg_password")@127.0.0.1:$pg_port/wachat_bench"
+  else
+    # The Unix socket, as for a PostgreSQL on the same host: loopback TCP costs both sides
+    # CPU in the kernel's TCP stack for every result and statement.
+    db_url="postgresql://wachat:$(cat "$work/pg_password")@/wachat_bench?host=$work/pg&port=$pg_port"
+  fi
   bench_pg_dir="$work/pg"
 }
 psql_bench() {

@@ -283,7 +283,22 @@ run_sse() {
     'BEGIN { printf "%.1f", (p - f) / 1e6 }') s after the first send; the last event arrived $(json_num first_ack_to_last_event_s "$line") s after the first 2xx"
   measure_end "$(json_num acked "$lg")" "$(json_num cpu_s "$lg")" "$(json_num cpu_s "$line")" 2>> "$work/sse-cpu.txt"
   stop_wachatd
+  sse_stages "sse-$$-$run" "$work/acks-$run.txt"
   pg_stats_report
+}
+
+# sse_stages RUN ACK_LOG: where the latency arises. The writer's transaction start (the
+# message.created event's created_at) and the inbox row's processed_at, each minus the 2xx.
+sse_stages() {
+  psql_bench "CREATE TABLE IF NOT EXISTS bench_acks (seq bigint, at_us bigint); TRUNCATE bench_acks"
+  wachat_as_pg "$WACHAT_PG_BIN/psql" -h "$bench_pg_dir" -p "$pg_port" -U wachat -d wachat_bench \
+    -qc "\\copy bench_acks FROM STDIN WITH (DELIMITER ' ')" < "$2"
+  psql_bench "WITH d AS (SELECT (extract(epoch FROM e.created_at) * 1e6 - a.at_us) / 1000 AS ms
+      FROM bench_acks a JOIN mod_chat_messages m
+        ON m.site_id = '$site' AND m.whatsapp_message_id = 'wamid.$1.' || lpad(a.seq::text, 12, '0')
+      JOIN wa_events e ON e.message_id = m.id AND e.type = 'message.created')
+    SELECT 'stages: 2xx -> writer transaction start ms: p50 ' || round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1)
+      || ' p99 ' || round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1) || ' (' || count(*) || ' messages)' FROM d"
 }
 
 run_resident() {

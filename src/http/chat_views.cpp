@@ -6,6 +6,7 @@
 
 #include "domain/window.hpp"
 #include "http/api_common.hpp"
+#include "infra/cached_statement.hpp"
 
 namespace wachat::http {
 
@@ -160,7 +161,7 @@ std::map<std::int64_t, json> load_by_ids(pqxx::transaction_base& tx, const std::
   }
   auto sql = columns + " FROM unnest($1::bigint[]) AS k(id) CROSS JOIN LATERAL (SELECT * FROM " +
              table + " x WHERE x.id = k.id LIMIT 1) " + alias + joins;
-  for (const auto& row : tx.exec_params(sql, id_array(ids))) {
+  for (const auto& row : infra::exec_cached(tx, "load_by_ids_" + table, sql, id_array(ids))) {
     out.emplace(row[0].as<std::int64_t>(), render(row));
   }
   return out;

@@ -4,6 +4,8 @@
 #include <stdexcept>
 #include <pqxx/pqxx>
 
+#include "infra/cached_statement.hpp"
+
 namespace wachat::infra {
 
 void append_event(pqxx::transaction_base& tx, const std::string& site_id, std::string_view type,
@@ -57,16 +59,18 @@ void append_events(pqxx::transaction_base& tx, const std::vector<pending_event>&
   }
   // Sites in a fixed order, so that two processes never wait on each other's locks in a cycle.
   for (const auto& [site, list] : by_site) {
-    tx.exec_params("SELECT pg_advisory_xact_lock(hashtext('wachat_events:' || $1))", site);
+    exec_cached(tx, "events_lock", "SELECT pg_advisory_xact_lock(hashtext('wachat_events:' || $1))",
+                site);
     // One statement for all of the site's events; WITH ORDINALITY keeps their order in the ids.
-    tx.exec_params(
+    exec_cached(
+        tx, "events_insert",
         "INSERT INTO wa_events (site_id, type, conversation_id, message_id)"
         " SELECT $1, t.type, t.conversation_id, t.message_id"
         " FROM unnest($2::text[], $3::bigint[], $4::bigint[]) WITH ORDINALITY"
         "   AS t(type, conversation_id, message_id, n) ORDER BY t.n",
         site, type_array(list), bigint_array(list, &pending_event::conversation_id),
         bigint_array(list, &pending_event::message_id));
-    tx.exec_params("SELECT pg_notify($1, $2)", std::string{events_channel}, site);
+    exec_cached(tx, "events_notify", "SELECT pg_notify($1, $2)", std::string{events_channel}, site);
   }
 }
 

@@ -120,7 +120,9 @@ struct event_hub::impl {
     for (auto& s : it->second) {
       from = std::min(from, s.cursor);
     }
-    pqxx::read_transaction tx{conn};
+    // Autocommit: no BEGIN and COMMIT round trips. The objects are read after the events, so
+    // they are at least as new as the events that name them.
+    pqxx::nontransaction tx{conn};
     auto rows = tx.exec_params(
         "SELECT id, site_id, type, conversation_id, message_id FROM wa_events"
         " WHERE site_id = $1 AND id > $2 AND created_at > now() - interval '24 hours'"

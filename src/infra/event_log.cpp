@@ -59,18 +59,20 @@ void append_events(pqxx::transaction_base& tx, const std::vector<pending_event>&
   }
   // Sites in a fixed order, so that two processes never wait on each other's locks in a cycle.
   for (const auto& [site, list] : by_site) {
-    exec_cached(tx, "events_lock", "SELECT pg_advisory_xact_lock(hashtext('wachat_events:' || $1))",
-                site);
-    // One statement for all of the site's events; WITH ORDINALITY keeps their order in the ids.
+    // One round trip for the site: the lock (every output row of the join needs it, so it is
+    // taken before any id is drawn), all of the site's events (WITH ORDINALITY keeps their order
+    // in the ids), and the notification, which PostgreSQL sends at commit.
     exec_cached(
-        tx, "events_insert",
-        "INSERT INTO wa_events (site_id, type, conversation_id, message_id)"
-        " SELECT $1, t.type, t.conversation_id, t.message_id"
-        " FROM unnest($2::text[], $3::bigint[], $4::bigint[]) WITH ORDINALITY"
-        "   AS t(type, conversation_id, message_id, n) ORDER BY t.n",
+        tx, "events_append",
+        "WITH locked AS MATERIALIZED"
+        "   (SELECT pg_advisory_xact_lock(hashtext('wachat_events:' || $1)) AS l),"
+        " ins AS (INSERT INTO wa_events (site_id, type, conversation_id, message_id)"
+        "   SELECT $1, t.type, t.conversation_id, t.message_id"
+        "   FROM locked, unnest($2::text[], $3::bigint[], $4::bigint[]) WITH ORDINALITY"
+        "     AS t(type, conversation_id, message_id, n) ORDER BY t.n RETURNING 1)"
+        " SELECT pg_notify($5, $1) FROM (SELECT count(*) FROM ins) c",
         site, type_array(list), bigint_array(list, &pending_event::conversation_id),
-        bigint_array(list, &pending_event::message_id));
-    exec_cached(tx, "events_notify", "SELECT pg_notify($1, $2)", std::string{events_channel}, site);
+        bigint_array(list, &pending_event::message_id), std::string{events_channel});
   }
 }
 

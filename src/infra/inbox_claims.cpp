@@ -54,10 +54,11 @@ json unroutable_json(const std::set<std::string>& ids) {
 
 }  // namespace
 
+// Every statement here is a single UPDATE, atomic by itself: run in autocommit, without the
+// round trips of BEGIN and COMMIT.
 std::vector<claimed_event> inbox_claims::claim(std::size_t limit) {
-  pqxx::work tx{conn_};
+  pqxx::nontransaction tx{conn_};
   auto rows = tx.exec_params(claim_sql, static_cast<std::int64_t>(limit));
-  tx.commit();
   std::vector<claimed_event> out;
   out.reserve(rows.size());
   for (const auto& row : rows) {
@@ -80,9 +81,8 @@ void inbox_claims::finish(const std::vector<event_finish>& rows) {
                     {"error", text_or_null(r.error)},
                     {"unroutable", unroutable_json(r.unroutable_ids)}});
   }
-  pqxx::work tx{conn_};
+  pqxx::nontransaction tx{conn_};
   tx.exec_params(finish_sql, list.dump(-1, ' ', false, json::error_handler_t::replace));
-  tx.commit();
 }
 
 void inbox_claims::release(const std::vector<std::int64_t>& ids) {
@@ -94,33 +94,30 @@ void inbox_claims::release(const std::vector<std::int64_t>& ids) {
 }
 
 std::size_t inbox_claims::requeue_stale(std::chrono::seconds lease) {
-  pqxx::work tx{conn_};
+  pqxx::nontransaction tx{conn_};
   auto r = tx.exec_params(
       "UPDATE wa_webhook_events SET status = 'pending', claimed_at = NULL"
       " WHERE status = 'processing' AND claimed_at IS NOT NULL"
       " AND claimed_at < now() - $1 * interval '1 second'",
       static_cast<std::int64_t>(lease.count()));
-  tx.commit();
   return r.affected_rows();
 }
 
 std::size_t inbox_claims::requeue_routable() {
-  pqxx::work tx{conn_};
+  pqxx::nontransaction tx{conn_};
   auto r = tx.exec(
       "UPDATE wa_webhook_events SET status = 'pending', error = NULL WHERE status = 'unroutable'"
       " AND unroutable_phone_ids && ARRAY(SELECT whatsapp_phone_number_id"
       "   FROM mod_chat_widget_settings WHERE whatsapp_phone_number_id IS NOT NULL)");
-  tx.commit();
   return r.affected_rows();
 }
 
 std::size_t inbox_claims::requeue_failed(int max_attempts) {
-  pqxx::work tx{conn_};
+  pqxx::nontransaction tx{conn_};
   auto r = tx.exec_params(
       "UPDATE wa_webhook_events SET status = 'pending' WHERE status = 'failed' AND attempts < $1"
       " AND processed_at < now() - attempts * attempts * interval '10 seconds'",
       max_attempts);
-  tx.commit();
   return r.affected_rows();
 }
 

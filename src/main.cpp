@@ -126,7 +126,7 @@ int main(int argc, char** argv) {
       metrics};
   actors::intake intake{sys, actors::intake_settings{cfg.database_url, cfg.intake_writers,
                                                      cfg.intake_batch_max, metrics,
-                                                     [&dispatcher] { dispatcher.wake(); }}};
+                                                     [&dispatcher](std::int64_t first_id) { dispatcher.wake(first_id); }}};
   actors::db_probe probe{sys, cfg.database_url};
 
   auto graph_or_error = http::graph_client::create(http::graph_client_options::from_config(cfg));

@@ -1,5 +1,6 @@
 #include "actors/inbox_dispatcher.hpp"
 
+#include <algorithm>
 #include <caf/all.hpp>
 #include <chrono>
 #include <map>
@@ -27,18 +28,37 @@ using tick_atom = caf::atom_constant<caf::atom("tick")>;
 constexpr std::size_t claim_size = 500;
 // Rows parsed and handed out but not finished yet; bounds memory when the writers fall behind.
 constexpr std::size_t max_in_flight = 4000;
-// A 'processing' row older than this belongs to a process that died: it is done again.
+// Claims whose transactions are open at once, each on its own connection.
+constexpr std::size_t max_open_claims = 8;
+// A 'processing' row older than this was left by a process of an older version that died.
 constexpr std::chrono::seconds lease{60};
 // A failed row is tried this many times in all (inbox_claims::requeue_failed spaces them out).
 constexpr int max_attempts = 5;
 
+// One claim: its rows stay locked by `tx` until every one of them is finished, then their
+// outcomes are written and committed together.
+struct open_claim {
+  std::unique_ptr<pqxx::connection> conn;
+  std::unique_ptr<pqxx::work> tx;
+  std::size_t open = 0;  // rows not finished yet
+  std::vector<infra::event_finish> finished;
+};
+
 struct dispatcher_state {
   inbox_dispatcher_settings settings;
-  std::unique_ptr<pqxx::connection> conn;
+  std::unique_ptr<pqxx::connection> conn;  // site lookups, requeues, lag
   std::vector<caf::actor> writers;
   std::unordered_map<std::string, caf::actor> sites;
   std::map<std::int64_t, domain::event_progress> in_flight;
-  std::vector<infra::event_finish> finished;
+  std::map<std::uint64_t, open_claim> claims;
+  std::unordered_map<std::int64_t, std::uint64_t> claim_of;  // event id -> its claim
+  std::uint64_t next_claim = 0;
+  // Claims look only above this id: below it are the rows our open claims hold locked, which a
+  // claim would otherwise walk past one by one. Lowered when intake commits lower ids (ids are
+  // drawn before commit, so they commit out of order), and reset to 0 on every tick and
+  // whenever no claim is open.
+  std::int64_t after = 0;
+  std::vector<std::unique_ptr<pqxx::connection>> idle;  // claim connections not in use
   bool work_queued = false;
   bool finish_queued = false;
   bool started = false;
@@ -99,14 +119,32 @@ void queue_finish(dispatcher_actor* self) {
   }
 }
 
+// Records how a row ended in its claim; the claim is written once all of its rows are.
+void finish_row(dispatcher_actor* self, infra::event_finish f) {
+  auto& st = self->state;
+  auto c = st.claim_of.find(f.id);
+  if (c == st.claim_of.end()) {
+    return;
+  }
+  auto claim = st.claims.find(c->second);
+  st.claim_of.erase(c);
+  if (claim == st.claims.end()) {
+    return;
+  }
+  claim->second.finished.push_back(std::move(f));
+  if (--claim->second.open == 0) {
+    queue_finish(self);
+  }
+}
+
 void complete(dispatcher_actor* self, std::int64_t id) {
   auto& st = self->state;
   auto it = st.in_flight.find(id);
   auto verdict = it->second.verdict();
   st.failures->fetch_add(verdict.status == "failed" ? 1 : 0, std::memory_order_relaxed);
-  st.finished.push_back({id, verdict.status, verdict.error, it->second.unroutable_ids});
+  infra::event_finish f{id, verdict.status, verdict.error, it->second.unroutable_ids};
   st.in_flight.erase(it);
-  queue_finish(self);
+  finish_row(self, std::move(f));
 }
 
 void unit_answered(dispatcher_actor* self, std::int64_t id, const domain::unit_outcome& o) {
@@ -129,8 +167,7 @@ void dispatch(dispatcher_actor* self, infra::inbox_claims& claims, const infra::
   auto& st = self->state;
   auto parsed = domain::parse_webhook(ev.body);
   if (auto* err = std::get_if<domain::webhook_parse_error>(&parsed)) {
-    st.finished.push_back({ev.id, "rejected", err->reason, {}});
-    queue_finish(self);
+    finish_row(self, {ev.id, "rejected", err->reason, {}});
     return;
   }
   const auto& delivery = std::get<domain::webhook_delivery>(parsed);
@@ -176,56 +213,125 @@ void dispatch(dispatcher_actor* self, infra::inbox_claims& claims, const infra::
   }
 }
 
+std::unique_ptr<pqxx::connection> claim_connection(dispatcher_state& st) {
+  if (!st.idle.empty()) {
+    auto c = std::move(st.idle.back());
+    st.idle.pop_back();
+    if (c->is_open()) {
+      return c;
+    }
+  }
+  return std::make_unique<pqxx::connection>(st.settings.database_url);
+}
+
 // Claims one batch and hands it out; true when there may be more right away.
 bool claim_batch(dispatcher_actor* self) {
   auto& st = self->state;
-  if (st.in_flight.size() >= max_in_flight) {
+  if (st.in_flight.size() >= max_in_flight || st.claims.size() >= max_open_claims) {
     return false;  // finishing rows queues more work
   }
   auto* c = connect(st);
   if (c == nullptr) {
     return false;
   }
+  std::vector<infra::claimed_event> rows;
+  std::uint64_t claim_id = 0;
   try {
-    infra::inbox_claims claims{*c};
-    auto rows = claims.claim(std::min(claim_size, max_in_flight - st.in_flight.size()));
-    // Phone number ids are looked up once per batch, so a site configured meanwhile is seen.
-    std::map<std::string, std::optional<std::string>> site_cache;
-    for (const auto& ev : rows) {
-      dispatch(self, claims, ev, site_cache);
+    auto conn = claim_connection(st);
+    auto tx = std::make_unique<pqxx::work>(*conn);
+    rows = infra::inbox_claims::claim(*tx, std::min(claim_size, max_in_flight - st.in_flight.size()),
+                                      st.after);
+    if (rows.empty()) {
+      tx->commit();
+      tx.reset();
+      st.idle.push_back(std::move(conn));
+      st.lag->store(infra::inbox_claims{*c}.pending_lag_ms());
+      return false;
     }
-    if (rows.size() < claim_size) {
-      st.lag->store(claims.pending_lag_ms());
-    }
-    return rows.size() == claim_size;
-  } catch (const pqxx::broken_connection& e) {
-    st.conn.reset();
-    infra::log_warn("inbox_db_lost", {{"error", e.what()}});
+    st.after = std::max(st.after, rows.back().id);
+    claim_id = st.next_claim++;
+    auto& claim = st.claims[claim_id];
+    claim.conn = std::move(conn);
+    claim.tx = std::move(tx);
+    claim.open = rows.size();
   } catch (const std::exception& e) {
     infra::log_warn("inbox_claim_failed", {{"error", e.what()}});
+    return false;
   }
-  return false;
+  auto& claim = st.claims[claim_id];
+  // Left pending, to be tried again after this claim commits.
+  auto put_back = [&](std::int64_t id, std::string why) {
+    claim.finished.push_back({id, "pending", std::move(why), {}});
+    --claim.open;
+  };
+  // Phone number ids are looked up once per batch, so a site configured meanwhile is seen.
+  std::map<std::string, std::optional<std::string>> site_cache;
+  for (const auto& ev : rows) {
+    if (c == nullptr) {
+      put_back(ev.id, "database unavailable");
+      continue;
+    }
+    if (st.in_flight.count(ev.id) > 0) {
+      // Still being processed under an earlier claim whose connection broke (so PostgreSQL let
+      // go of the row): left to that round.
+      put_back(ev.id, "still in progress");
+      continue;
+    }
+    st.claim_of[ev.id] = claim_id;
+    try {
+      infra::inbox_claims lookups{*c};
+      dispatch(self, lookups, ev, site_cache);
+    } catch (const std::exception& e) {
+      // The site lookup failed, most likely with the connection: this row is tried again.
+      if (!c->is_open()) {
+        st.conn.reset();
+        c = connect(st);
+      }
+      st.in_flight.erase(ev.id);
+      st.claim_of.erase(ev.id);
+      put_back(ev.id, std::string{"routing failed: "} + e.what());
+    }
+  }
+  if (claim.open == 0) {
+    queue_finish(self);
+  }
+  if (rows.size() < claim_size) {
+    if (auto* lc = connect(st)) {
+      try {
+        st.lag->store(infra::inbox_claims{*lc}.pending_lag_ms());
+      } catch (const std::exception&) {
+      }
+    }
+  }
+  return rows.size() == claim_size;
 }
 
+// Writes and commits every claim whose rows are all finished; their rows are released.
 void write_finished(dispatcher_actor* self) {
   auto& st = self->state;
   st.finish_queued = false;
-  if (st.finished.empty()) {
-    return;
+  for (auto it = st.claims.begin(); it != st.claims.end();) {
+    auto& claim = it->second;
+    if (claim.open > 0) {
+      ++it;
+      continue;
+    }
+    try {
+      infra::inbox_claims::finish(*claim.tx, claim.finished);
+      claim.tx->commit();
+      claim.tx.reset();
+      st.processed->fetch_add(claim.finished.size(), std::memory_order_relaxed);
+      st.idle.push_back(std::move(claim.conn));
+    } catch (const std::exception& e) {
+      // The transaction is gone and the rows with it: they are pending again, and what was
+      // stored of them is recognised by wamid the next time.
+      infra::log_warn("inbox_finish_failed",
+                      {{"rows", std::to_string(claim.finished.size())}, {"error", e.what()}});
+    }
+    it = st.claims.erase(it);
   }
-  auto* c = connect(st);
-  if (c == nullptr) {
-    return;  // the rows stay 'processing'; the next tick tries again, the lease is the backstop
-  }
-  try {
-    infra::inbox_claims{*c}.finish(st.finished);
-    st.processed->fetch_add(st.finished.size(), std::memory_order_relaxed);
-    st.finished.clear();
-  } catch (const pqxx::broken_connection& e) {
-    st.conn.reset();
-    infra::log_warn("inbox_db_lost", {{"error", e.what()}});
-  } catch (const std::exception& e) {
-    infra::log_warn("inbox_finish_failed", {{"error", e.what()}});
+  if (st.claims.empty()) {
+    st.after = 0;
   }
 }
 
@@ -252,7 +358,11 @@ caf::behavior dispatcher(dispatcher_actor* self, inbox_dispatcher_settings setti
   queue_work(self);
   self->delayed_send(self, std::chrono::seconds(1), tick_atom::value);
   return {
-      [=](wake_atom) { queue_work(self); },
+      [=](wake_atom, std::int64_t first_id) {
+        auto& s = self->state;
+        s.after = std::min(s.after, std::max<std::int64_t>(first_id - 1, 0));
+        queue_work(self);
+      },
       // Every second, busy or not: rows another process committed, rows now routable, rows
       // whose lease ran out.
       [=](tick_atom) {
@@ -260,6 +370,7 @@ caf::behavior dispatcher(dispatcher_actor* self, inbox_dispatcher_settings setti
         self->delayed_send(self, std::chrono::seconds(1), tick_atom::value);
       },
       [=](route_atom) {
+        self->state.after = 0;  // requeued rows, rows of other processes, rows put back
         if (auto* c = connect(self->state)) {
           try {
             infra::inbox_claims claims{*c};
@@ -290,20 +401,8 @@ caf::behavior dispatcher(dispatcher_actor* self, inbox_dispatcher_settings setti
       [=](stop_atom) {
         auto& s = self->state;
         write_finished(self);
-        if (!s.in_flight.empty()) {
-          // Not finished here: back to pending now instead of after the lease.
-          std::vector<std::int64_t> ids;
-          for (const auto& [id, p] : s.in_flight) {
-            ids.push_back(id);
-          }
-          if (auto* c = connect(s)) {
-            try {
-              infra::inbox_claims{*c}.release(ids);
-            } catch (const std::exception& e) {
-              infra::log_warn("inbox_release_failed", {{"error", e.what()}});
-            }
-          }
-        }
+        // Claims with rows not finished roll back: their rows are pending again at once.
+        s.claims.clear();
         for (auto& [site, actor] : s.sites) {
           self->send(actor, stop_atom::value);
         }
@@ -331,7 +430,10 @@ inbox_dispatcher::inbox_dispatcher(caf::actor_system& sys, inbox_dispatcher_sett
 
 inbox_dispatcher::~inbox_dispatcher() { shutdown(); }
 
-void inbox_dispatcher::wake() { caf::anon_send(impl_->actor, wake_atom::value); }
+void inbox_dispatcher::wake() { caf::anon_send(impl_->actor, wake_atom::value, std::int64_t{0}); }
+void inbox_dispatcher::wake(std::int64_t first_id) {
+  caf::anon_send(impl_->actor, wake_atom::value, first_id);
+}
 void inbox_dispatcher::wake_routing() { caf::anon_send(impl_->actor, route_atom::value); }
 
 void inbox_dispatcher::shutdown() {

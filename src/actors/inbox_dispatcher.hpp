@@ -18,8 +18,9 @@ struct inbox_dispatcher_settings {
 // woken by intake after each commit, by settings changes (unroutable rows), and every second
 // (rows committed by another process, retries). It claims rows, parses each once, and sends
 // every message and status to its site actor, which hands it to the customer's conversation
-// actor; a row is marked done when all of its units are stored. On start it recovers rows a
-// dead process left 'processing' and rows that failed.
+// actor; a row is marked done when all of its units are stored. Claimed rows stay locked in an
+// open transaction until then, so a dead process's rows are free again at once. On start it
+// requeues rows that failed (and rows an older version left 'processing').
 class inbox_dispatcher {
  public:
   inbox_dispatcher(caf::actor_system& sys, inbox_dispatcher_settings settings,
@@ -30,6 +31,8 @@ class inbox_dispatcher {
 
   // Thread-safe and cheap: many wakes while busy collapse into one more pass.
   void wake();
+  // The same, after rows from `first_id` on were committed.
+  void wake(std::int64_t first_id);
   // Also re-examines rows waiting for a site (call after a site's phone number id changed).
   void wake_routing();
   void shutdown();

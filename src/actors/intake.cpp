@@ -1,5 +1,6 @@
 #include "actors/intake.hpp"
 
+#include <algorithm>
 #include <caf/all.hpp>
 #include <fmt/format.h>
 #include <chrono>
@@ -142,8 +143,8 @@ void flush(writer_state& st) {
   for (std::size_t i = 0; i < n; ++i) {
     items[i].done(intake_outcome{true, i < ids.size() ? ids[i] : 0});
   }
-  if (st.settings.on_commit) {
-    st.settings.on_commit();
+  if (st.settings.on_commit && !ids.empty()) {
+    st.settings.on_commit(*std::min_element(ids.begin(), ids.end()));
   }
 }
 

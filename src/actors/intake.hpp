@@ -30,7 +30,7 @@ struct intake_settings {
   std::uint32_t batch_max = 1000;
   std::shared_ptr<infra::metrics> metrics;
   // Called on the writer's thread after each commit (wakes the inbox dispatcher).
-  std::function<void()> on_commit;
+  std::function<void(std::int64_t first_id)> on_commit;  // the batch's smallest id
 };
 
 // The group-committing writers: each owns one database connection and commits everything that

@@ -9,23 +9,22 @@ namespace {
 
 using nlohmann::json;
 
-// ANY(ARRAY(...)): the claimed ids go straight to the primary key (as IN, the planner could
-// choose a semi-join that scans the inbox).
+// Rows are claimed by locking them in a transaction the dispatcher keeps open until it finishes
+// them: no write at claim time (an UPDATE to 'processing' rewrote each 1 KiB row and its index
+// entries once more), and a process that dies releases its rows at once, with its connection.
+// Rows another process holds are skipped.
 constexpr const char* claim_sql =
-    "UPDATE wa_webhook_events SET status = 'processing', claimed_at = now(),"
-    " attempts = attempts + 1 WHERE id = ANY(ARRAY(SELECT id FROM wa_webhook_events"
-    "   WHERE status = 'pending' ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED))"
-    " RETURNING id, body";
-// Only rows still 'processing' are finished: a row another process re-claimed after our lease
-// ran out is theirs now.
-// All rows of a turn in one statement (json_to_recordset: one parameter for any number of rows).
+    "SELECT id, body FROM wa_webhook_events WHERE status = 'pending' AND id > $2"
+    " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED";
+// All rows of a claim in one statement (json_to_recordset: one parameter for any number of rows).
 constexpr const char* finish_sql =
     "UPDATE wa_webhook_events e SET status = t.status, error = t.error,"
     " processed_at = CASE WHEN t.status = 'pending' THEN NULL ELSE now() END, claimed_at = NULL,"
+    " attempts = e.attempts + 1,"
     " unroutable_phone_ids = CASE WHEN t.unroutable IS NULL THEN NULL"
     "   ELSE ARRAY(SELECT json_array_elements_text(t.unroutable)) END"
     " FROM json_to_recordset($1::json) AS t(id bigint, status text, error text, unroutable json)"
-    " WHERE e.id = t.id AND e.status = 'processing'"
+    " WHERE e.id = t.id"
     // A primary-key path into the inbox; as a plain join the planner scanned all of it.
     " AND e.id = ANY(ARRAY(SELECT r.id FROM json_to_recordset($1::json) AS r(id bigint)))";
 
@@ -54,23 +53,19 @@ json unroutable_json(const std::set<std::string>& ids) {
 
 }  // namespace
 
-// Every statement here is a single UPDATE, atomic by itself: run in autocommit, without the
-// round trips of BEGIN and COMMIT.
-std::vector<claimed_event> inbox_claims::claim(std::size_t limit) {
-  pqxx::nontransaction tx{conn_};
-  auto rows = tx.exec_params(claim_sql, static_cast<std::int64_t>(limit));
+std::vector<claimed_event> inbox_claims::claim(pqxx::transaction_base& tx, std::size_t limit,
+                                               std::int64_t after) {
+  auto rows = tx.exec_params(claim_sql, static_cast<std::int64_t>(limit), after);
   std::vector<claimed_event> out;
   out.reserve(rows.size());
   for (const auto& row : rows) {
     pqxx::binarystring body{row[1]};
     out.push_back({row[0].as<std::int64_t>(), std::string{body.get(), body.size()}});
   }
-  // UPDATE ... RETURNING does not keep the subquery's order.
-  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
   return out;
 }
 
-void inbox_claims::finish(const std::vector<event_finish>& rows) {
+void inbox_claims::finish(pqxx::transaction_base& tx, const std::vector<event_finish>& rows) {
   if (rows.empty()) {
     return;
   }
@@ -81,18 +76,11 @@ void inbox_claims::finish(const std::vector<event_finish>& rows) {
                     {"error", text_or_null(r.error)},
                     {"unroutable", unroutable_json(r.unroutable_ids)}});
   }
-  pqxx::nontransaction tx{conn_};
   tx.exec_params(finish_sql, list.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
-void inbox_claims::release(const std::vector<std::int64_t>& ids) {
-  std::vector<event_finish> rows;
-  for (auto id : ids) {
-    rows.push_back({id, "pending", std::nullopt, {}});
-  }
-  finish(rows);
-}
-
+// The statements below are each a single UPDATE, atomic by itself: run in autocommit, without
+// the round trips of BEGIN and COMMIT.
 std::size_t inbox_claims::requeue_stale(std::chrono::seconds lease) {
   pqxx::nontransaction tx{conn_};
   auto r = tx.exec_params(

@@ -8,6 +8,7 @@
 
 namespace pqxx {
 class connection_base;
+class transaction_base;
 }
 
 namespace wachat::infra {
@@ -19,24 +20,26 @@ struct claimed_event {
 
 struct event_finish {
   std::int64_t id = 0;
-  std::string status;  // processed | rejected | unroutable | failed | pending
+  std::string status;  // processed | rejected | unroutable | failed | pending (try again)
   std::optional<std::string> error;
   std::set<std::string> unroutable_ids;
 };
 
-// The inbox's bookkeeping for the dispatcher. Rows are claimed with FOR UPDATE SKIP LOCKED and
-// a lease, so several processes share the work and a dead process's rows come back.
+// The inbox's bookkeeping for the dispatcher. Rows are claimed with FOR UPDATE SKIP LOCKED in a
+// transaction that stays open until they are finished, so several processes share the work and
+// a dead process's rows come back as soon as its connection is gone.
 class inbox_claims {
  public:
   explicit inbox_claims(pqxx::connection_base& conn) : conn_(conn) {}
 
-  // Marks up to `limit` pending rows 'processing' (oldest first) and returns them.
-  std::vector<claimed_event> claim(std::size_t limit);
-  // Records how rows ended, in one transaction.
-  void finish(const std::vector<event_finish>& rows);
-  // Puts rows of ours that are still 'processing' back (orderly shutdown).
-  void release(const std::vector<std::int64_t>& ids);
-  // 'processing' rows whose lease ran out (their process died) go back to pending.
+  // Locks up to `limit` pending rows with ids above `after` (oldest first) in `tx` and returns
+  // them, in id order.
+  static std::vector<claimed_event> claim(pqxx::transaction_base& tx, std::size_t limit,
+                                          std::int64_t after);
+  // Records how rows claimed in `tx` ended; they are released when `tx` commits.
+  static void finish(pqxx::transaction_base& tx, const std::vector<event_finish>& rows);
+  // 'processing' rows whose lease ran out go back to pending. Versions before claims by row lock
+  // marked claimed rows 'processing'; a process of such a version may have died holding some.
   std::size_t requeue_stale(std::chrono::seconds lease);
   // Unroutable rows that name a phone number id some site now has go back to pending.
   std::size_t requeue_routable();

@@ -5,6 +5,7 @@
 
 #include "actors/atoms.hpp"
 #include "actors/inbound_messages.hpp"
+#include "infra/cached_statement.hpp"
 #include "infra/inbound_batch.hpp"
 #include "infra/inbound_store.hpp"
 #include "infra/log.hpp"
@@ -128,7 +129,7 @@ void flush(writer_state& st) {
   std::vector<domain::unit_outcome> outcomes;
   try {
     if (!st.conn || !st.conn->is_open()) {
-      st.conn = std::make_unique<pqxx::connection>(st.url);
+      st.conn = infra::connect_for_probes(st.url);
     }
     outcomes = store_batch(*st.conn, batch);
   } catch (const std::exception& e) {

@@ -13,6 +13,7 @@
 #include "actors/site_actor.hpp"
 #include "domain/inbound_units.hpp"
 #include "domain/webhook_parser.hpp"
+#include "infra/cached_statement.hpp"
 #include "infra/inbox_claims.hpp"
 #include "infra/log.hpp"
 
@@ -78,7 +79,7 @@ pqxx::connection* connect(dispatcher_state& st) {
     return st.conn.get();
   }
   try {
-    st.conn = std::make_unique<pqxx::connection>(st.settings.database_url);
+    st.conn = infra::connect_for_probes(st.settings.database_url);
     if (!st.started) {
       // Crash recovery: rows a dead process left behind, rows that failed last time.
       infra::inbox_claims claims{*st.conn};
@@ -221,7 +222,7 @@ std::unique_ptr<pqxx::connection> claim_connection(dispatcher_state& st) {
       return c;
     }
   }
-  return std::make_unique<pqxx::connection>(st.settings.database_url);
+  return infra::connect_for_probes(st.settings.database_url);
 }
 
 // Claims one batch and hands it out; true when there may be more right away.

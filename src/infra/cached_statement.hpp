@@ -1,5 +1,6 @@
 #pragma once
 
+#include <memory>
 #include <pqxx/pqxx>
 #include <string>
 #include <utility>
@@ -12,9 +13,20 @@ namespace wachat::infra {
 // machine's CPU at 2,000 messages/s (bench/RESULTS.md).
 //
 // Only for statements that have one sensible plan whatever the table statistics (index probes
-// through LATERAL ... LIMIT 1, TID scans, primary keys): after five runs PostgreSQL may settle on
-// a generic plan, made with the statistics of the moment, possibly of a young table.
+// through LATERAL ... LIMIT 1, TID scans, primary keys), or that run on a connection from
+// connect_for_probes: after five runs PostgreSQL may settle on a generic plan, made with the
+// statistics of the moment, possibly of a young table.
 // A name must always stand for the same text; libpqxx rejects a redefinition.
+// The inbound path's connections (writers, dispatcher) run only statements driven by primary
+// keys, unique indexes and TIDs. Sequential scans are priced out on them, so that a plan made
+// while a table is small (a generic plan above all) still probes instead of walking the table
+// once it has grown. Nothing becomes impossible: where no index applies, PostgreSQL still scans.
+inline std::unique_ptr<pqxx::connection> connect_for_probes(const std::string& url) {
+  auto c = std::make_unique<pqxx::connection>(url);
+  pqxx::nontransaction{*c}.exec("SET enable_seqscan = off");
+  return c;
+}
+
 template <typename... Args>
 pqxx::result exec_cached(pqxx::transaction_base& tx, const std::string& name,
                          const std::string& sql, Args&&... args) {

@@ -70,10 +70,9 @@ constexpr const char* touch_open_sql =
     // misled by a young table's statistics, walked that whole index for every statement.
     " AND c.status <> 'closed'"
     " RETURNING c.id, c.visitor_id";
-// Not a prepared statement (nor are the other UPDATEs here, nor the inbox's claim and finish):
-// their good plan depends on the table's current size. A generic plan made while the table was
-// small walked all of it for every batch (a sequential scan filtering on the ctid array, 110 ms
-// at 10,000 conversations).
+// Prepared, so on a connection from connect_for_probes only: a generic plan made while the table
+// was small walked all of it for every batch otherwise (a sequential scan filtering on the ctid
+// array, 110 ms at 10,000 conversations).
 constexpr const char* new_conversations_sql =
     "INSERT INTO mod_chat_conversations (site_id, visitor_id, channel, status, last_message_at,"
     " unread_count, whatsapp_window_expires_at)"
@@ -179,7 +178,7 @@ void find_visitors(pqxx::transaction_base& tx, std::vector<message_item*>& items
     throw std::runtime_error("could not find or add a visitor");
   }
   if (!renames.empty()) {
-    tx.exec_params(rename_visitors_sql, pg_json(renames));
+    exec_cached(tx, "batch_rename_visitors", rename_visitors_sql, pg_json(renames));
   }
   for (auto* it : items) {
     it->visitor = ids.at({*it->site, it->from});
@@ -213,7 +212,7 @@ void count_in_conversations(pqxx::transaction_base& tx, std::vector<message_item
   std::map<std::int64_t, std::int64_t> conversation;  // visitor -> conversation
   std::set<std::int64_t> created;                      // visitors whose conversation is new
   for (int attempt = 0; attempt < 3 && conversation.size() < wanted.size(); ++attempt) {
-    for (const auto& r : tx.exec_params(touch_open_sql, pg_json(rows_for(conversation)))) {
+    for (const auto& r : exec_cached(tx, "batch_touch_open", touch_open_sql, pg_json(rows_for(conversation)))) {
       conversation.emplace(r[1].as<std::int64_t>(), r[0].as<std::int64_t>());
     }
     auto fresh = rows_for(conversation);
@@ -288,7 +287,7 @@ void insert_messages(pqxx::transaction_base& tx, std::vector<message_item*>& ite
     }
   }
   if (!links.empty()) {
-    tx.exec_params(link_replies_sql, pg_json(links));
+    exec_cached(tx, "batch_link_replies", link_replies_sql, pg_json(links));
   }
 }
 
@@ -308,7 +307,7 @@ void uncount_redelivered(pqxx::transaction_base& tx, const std::vector<message_i
   for (const auto& [id, n] : extra) {
     rows.push_back({{"id", id}, {"n", n}});
   }
-  tx.exec_params(uncount_sql, pg_json(rows));
+  exec_cached(tx, "batch_uncount", uncount_sql, pg_json(rows));
 }
 
 }  // namespace

@@ -4,6 +4,8 @@
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
+#include "infra/cached_statement.hpp"
+
 namespace wachat::infra {
 namespace {
 
@@ -12,7 +14,8 @@ using nlohmann::json;
 // Rows are claimed by locking them in a transaction the dispatcher keeps open until it finishes
 // them: no write at claim time (an UPDATE to 'processing' rewrote each 1 KiB row and its index
 // entries once more), and a process that dies releases its rows at once, with its connection.
-// Rows another process holds are skipped.
+// Rows another process holds are skipped. Planned each time, not prepared: a generic plan took
+// the primary key with the status as a filter, and walked every finished row above `after`.
 constexpr const char* claim_sql =
     "SELECT id, body FROM wa_webhook_events WHERE status = 'pending' AND id > $2"
     " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED";
@@ -76,7 +79,7 @@ void inbox_claims::finish(pqxx::transaction_base& tx, const std::vector<event_fi
                     {"error", text_or_null(r.error)},
                     {"unroutable", unroutable_json(r.unroutable_ids)}});
   }
-  tx.exec_params(finish_sql, list.dump(-1, ' ', false, json::error_handler_t::replace));
+  exec_cached(tx, "inbox_finish", finish_sql, list.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
 // The statements below are each a single UPDATE, atomic by itself: run in autocommit, without

@@ -28,7 +28,8 @@
 #   BENCH_WAIT_QUIET=1              before each measurement, wait (bounded) for an idle machine
 #   BENCH_PG_STATS=1                PostgreSQL with pg_stat_statements; after each backlog run, the
 #                                   statements that took the most time; plans of statements slower
-#                                   than BENCH_PG_EXPLAIN_MS [1000] go to the PostgreSQL log
+#                                   than BENCH_PG_EXPLAIN_MS [1000] go to the PostgreSQL log; commit
+#                                   timestamps, for the sse phase's 2xx -> writer commit
 #   BENCH_KEEP_LOGS=1               keep the work directory (logs, JSON lines) after exit
 #   WACHAT_INBOUND_WRITERS, WACHAT_HTTP_THREADS, WACHAT_INTAKE_WRITERS pass through to wachatd.
 set -euo pipefail
@@ -81,6 +82,7 @@ if [ "${BENCH_PG_STATS:-0}" = 1 ]; then
   WACHAT_PG_OPTIONS+=" -c pg_stat_statements.track=all"
   WACHAT_PG_OPTIONS+=" -c auto_explain.log_min_duration=${BENCH_PG_EXPLAIN_MS:-1000}"
   WACHAT_PG_OPTIONS+=" -c auto_explain.log_analyze=on -c auto_explain.log_buffers=on"
+  WACHAT_PG_OPTIONS+=" -c track_commit_timestamp=on"
   export WACHAT_PG_OPTIONS
 fi
 bench_pg_start "$work"
@@ -299,6 +301,15 @@ sse_stages() {
       JOIN wa_events e ON e.message_id = m.id AND e.type = 'message.created')
     SELECT 'stages: 2xx -> writer transaction start ms: p50 ' || round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1)
       || ' p99 ' || round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1) || ' (' || count(*) || ' messages)' FROM d"
+  # With track_commit_timestamp (BENCH_PG_STATS=1 turns it on): the writer's commit as well.
+  if [ "$(psql_bench "SHOW track_commit_timestamp")" = on ]; then
+    psql_bench "WITH d AS (SELECT (extract(epoch FROM pg_xact_commit_timestamp(e.xmin)) * 1e6 - a.at_us) / 1000 AS ms
+        FROM bench_acks a JOIN mod_chat_messages m
+          ON m.site_id = '$site' AND m.whatsapp_message_id = 'wamid.$1.' || lpad(a.seq::text, 12, '0')
+        JOIN wa_events e ON e.message_id = m.id AND e.type = 'message.created')
+      SELECT 'stages: 2xx -> writer commit ms: p50 ' || round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1)
+        || ' p99 ' || round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1) FROM d"
+  fi
 }
 
 run_resident() {

@@ -203,7 +203,20 @@ struct event_hub::impl {
           }
         }
         while (!stopping) {
-          conn.await_notification(0, 100000);  // 100 ms: also picks up new subscribers
+          bool queued = false;
+          {
+            std::lock_guard lock{mutex};
+            queued = !dirty_sites.empty() || !pending.empty();
+          }
+          // Notifications that arrived during the last round's queries were taken in by then
+          // (libpqxx reads them after every statement): waiting for the next one would hold
+          // those events back until some other commit. Otherwise wait, at most 100 ms, which
+          // also picks up new subscribers.
+          if (queued) {
+            conn.get_notifs();
+          } else {
+            conn.await_notification(0, 100000);
+          }
           std::vector<pending_subscription> new_subs;
           std::set<std::string> sites;
           {

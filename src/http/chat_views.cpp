@@ -3,10 +3,10 @@
 #include <charconv>
 #include <ctime>
 #include <pqxx/pqxx>
+#include <stdexcept>
 
 #include "domain/window.hpp"
 #include "http/api_common.hpp"
-#include "infra/cached_statement.hpp"
 
 namespace wachat::http {
 
@@ -138,46 +138,42 @@ std::optional<json> load_message(pqxx::transaction_base& tx, std::int64_t id) {
 
 namespace {
 
-// `{1,2,3}`: only integers go in, so the literal needs no quoting.
-std::string id_array(const std::set<std::int64_t>& ids) {
-  std::string out = "{";
-  for (auto id : ids) {
-    out += (out.size() > 1 ? "," : "") + std::to_string(id);
-  }
-  return out + "}";
-}
-
-// `columns` of the rows of `table` named by `ids`, as `alias`, rendered by `render`. Driven by
-// the ids, one primary-key probe each (LATERAL ... LIMIT 1): with `id = ANY(...)` the planner,
-// on a young table's statistics, sometimes walked another index instead.
-std::map<std::int64_t, json> load_by_ids(pqxx::transaction_base& tx, const std::string& columns,
-                                         const std::string& table, const std::string& alias,
-                                         const std::string& joins,
-                                         const std::set<std::int64_t>& ids,
-                                         json (*render)(const pqxx::row&)) {
-  std::map<std::int64_t, json> out;
-  if (ids.empty()) {
-    return out;
-  }
-  auto sql = columns + " FROM unnest($1::bigint[]) AS k(id) CROSS JOIN LATERAL (SELECT * FROM " +
-             table + " x WHERE x.id = k.id LIMIT 1) " + alias + joins;
-  for (const auto& row : infra::exec_cached(tx, "load_by_ids_" + table, sql, id_array(ids))) {
-    out.emplace(row[0].as<std::int64_t>(), render(row));
-  }
-  return out;
-}
+// Columns of conversation_columns and message_columns, in that order after the event's five.
+constexpr int conversation_width = 14;
+constexpr int message_width = 23;
+constexpr int event_width = 5;
 
 }  // namespace
 
-std::map<std::int64_t, json> load_conversations(pqxx::transaction_base& tx,
-                                                const std::set<std::int64_t>& ids) {
-  return load_by_ids(tx, conversation_columns, "mod_chat_conversations", "c", conversation_visitor,
-                     ids, conversation_json);
+// Each object is one primary-key probe per event (LATERAL ... LIMIT 1): with joins or
+// `id = ANY(...)` the planner, on a young table's statistics, hashed or walked whole tables.
+const std::string events_with_objects_sql =
+    "SELECT e.id, e.site_id, e.type, e.conversation_id, e.message_id, cv.*, mv.* FROM"
+    " (SELECT id, site_id, type, conversation_id, message_id FROM wa_events"
+    "   WHERE site_id = $1 AND id > $2 AND created_at > now() - interval '24 hours'"
+    "   ORDER BY id LIMIT $3) e"
+    " LEFT JOIN LATERAL (" + std::string{conversation_columns} +
+    "   FROM (SELECT * FROM mod_chat_conversations x WHERE x.id = e.conversation_id LIMIT 1) c" +
+    conversation_visitor + ") cv ON true"
+    " LEFT JOIN LATERAL (" + std::string{message_columns} +
+    "   FROM (SELECT * FROM mod_chat_messages x WHERE x.id = e.message_id LIMIT 1) m) mv ON true"
+    " ORDER BY e.id";
+
+void check_event_row(const pqxx::row& row) {
+  if (row.size() != event_width + conversation_width + message_width) {
+    throw std::logic_error("events_with_objects_sql: unexpected number of columns");
+  }
 }
 
-std::map<std::int64_t, json> load_messages(pqxx::transaction_base& tx,
-                                           const std::set<std::int64_t>& ids) {
-  return load_by_ids(tx, message_columns, "mod_chat_messages", "m", "", ids, message_json);
+std::optional<json> event_conversation(const pqxx::row& row) {
+  auto part = row.slice(event_width, event_width + conversation_width);
+  return part[0].is_null() ? std::nullopt : std::optional<json>{conversation_json(part)};
+}
+
+std::optional<json> event_message(const pqxx::row& row) {
+  auto part = row.slice(event_width + conversation_width,
+                        event_width + conversation_width + message_width);
+  return part[0].is_null() ? std::nullopt : std::optional<json>{message_json(part)};
 }
 
 std::optional<std::int64_t> parse_id(const std::string& text) {

@@ -1,9 +1,7 @@
 #pragma once
 #include <cstdint>
 #include <nlohmann/json.hpp>
-#include <map>
 #include <optional>
-#include <set>
 #include <string>
 
 namespace pqxx {
@@ -20,11 +18,14 @@ std::optional<nlohmann::json> load_conversation(pqxx::transaction_base& tx, std:
                                                 const std::optional<std::string>& site);
 std::optional<nlohmann::json> load_message(pqxx::transaction_base& tx, std::int64_t id);
 
-// Many at once, by id (one query each, for the event hub); ids not found are left out.
-std::map<std::int64_t, nlohmann::json> load_conversations(pqxx::transaction_base& tx,
-                                                          const std::set<std::int64_t>& ids);
-std::map<std::int64_t, nlohmann::json> load_messages(pqxx::transaction_base& tx,
-                                                     const std::set<std::int64_t>& ids);
+// For the event hub, one query for a run of events and the objects they name: $1 the site, $2
+// the last event id seen, $3 the most events. Each row is the event's id, site_id, type,
+// conversation_id and message_id, then its conversation and its message (NULL when it names
+// none or the row is gone), read by the two functions below.
+extern const std::string events_with_objects_sql;
+void check_event_row(const pqxx::row& row);  // throws when the columns do not match
+std::optional<nlohmann::json> event_conversation(const pqxx::row& row);
+std::optional<nlohmann::json> event_message(const pqxx::row& row);
 
 // The SELECT lists the renderers expect, for callers that page through rows.
 extern const std::string conversation_select;  // ... FROM c, its visitor v; add WHERE/ORDER

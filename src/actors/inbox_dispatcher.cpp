@@ -31,7 +31,9 @@ constexpr std::size_t claim_size = 500;
 constexpr std::size_t max_in_flight = 4000;
 // Claims whose transactions are open at once, each on its own connection.
 constexpr std::size_t max_open_claims = 8;
-// A 'processing' row older than this was left by a process of an older version that died.
+// A claim open longer than this gives back the rows it has not finished (a unit that never
+// answers must not hold its rows, a connection and one of the claim slots for good); and a
+// 'processing' row older than this was left by a process of an older version that died.
 constexpr std::chrono::seconds lease{60};
 // A failed row is tried this many times in all (inbox_claims::requeue_failed spaces them out).
 constexpr int max_attempts = 5;
@@ -43,6 +45,7 @@ struct open_claim {
   std::unique_ptr<pqxx::work> tx;
   std::size_t open = 0;  // rows not finished yet
   std::vector<infra::event_finish> finished;
+  std::chrono::steady_clock::time_point opened = std::chrono::steady_clock::now();
 };
 
 struct dispatcher_state {
@@ -289,8 +292,9 @@ bool claim_batch(dispatcher_actor* self) {
         c = connect(st);
       }
       st.in_flight.erase(ev.id);
-      st.claim_of.erase(ev.id);
-      put_back(ev.id, std::string{"routing failed: "} + e.what());
+      if (st.claim_of.erase(ev.id) > 0) {  // not finished before the throw
+        put_back(ev.id, std::string{"routing failed: "} + e.what());
+      }
     }
   }
   if (claim.open == 0) {
@@ -307,6 +311,21 @@ bool claim_batch(dispatcher_actor* self) {
   return rows.size() == claim_size;
 }
 
+// Gives back the rows of `claim` that are not finished: 'pending' again when it commits. Their
+// units may still be running; their answers find no claim and are dropped, and the rows are
+// done again, which is harmless (every write is idempotent).
+void settle(dispatcher_state& st, std::uint64_t id, open_claim& claim, const std::string& why) {
+  for (auto it = st.claim_of.begin(); it != st.claim_of.end();) {
+    if (it->second == id) {
+      claim.finished.push_back({it->first, "pending", why, {}});
+      it = st.claim_of.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  claim.open = 0;
+}
+
 // Writes and commits every claim whose rows are all finished; their rows are released.
 void write_finished(dispatcher_actor* self) {
   auto& st = self->state;
@@ -321,7 +340,10 @@ void write_finished(dispatcher_actor* self) {
       infra::inbox_claims::finish(*claim.tx, claim.finished);
       claim.tx->commit();
       claim.tx.reset();
-      st.processed->fetch_add(claim.finished.size(), std::memory_order_relaxed);
+      st.processed->fetch_add(
+          std::count_if(claim.finished.begin(), claim.finished.end(),
+                        [](const infra::event_finish& f) { return f.status != "pending"; }),
+          std::memory_order_relaxed);
       st.idle.push_back(std::move(claim.conn));
     } catch (const std::exception& e) {
       // The transaction is gone and the rows with it: they are pending again, and what was
@@ -351,7 +373,7 @@ caf::behavior dispatcher(dispatcher_actor* self, inbox_dispatcher_settings setti
   st.messages = &m->get_counter("wachat_inbound_messages_total", "New inbound messages stored.");
   st.statuses = &m->get_counter("wachat_statuses_total", "New message statuses recorded.");
   st.failures = &m->get_counter("wachat_inbox_events_failed_total", "Inbox rows that failed.");
-  st.lag = &m->get_gauge("wachat_inbox_lag_ms", "Age of the oldest pending inbox row, ms.");
+  st.lag = &m->get_gauge("wachat_inbox_lag_ms", "Age of the oldest inbox row not finished yet (claimed or not), ms.");
   st.live_conversations =
       &m->get_gauge("wachat_conversation_actors", "Conversation actors alive in this process.");
   st.writers = spawn_inbound_writers(self->home_system(), st.settings.database_url,
@@ -371,7 +393,14 @@ caf::behavior dispatcher(dispatcher_actor* self, inbox_dispatcher_settings setti
         self->delayed_send(self, std::chrono::seconds(1), tick_atom::value);
       },
       [=](route_atom) {
-        self->state.after = 0;  // requeued rows, rows of other processes, rows put back
+        auto& s = self->state;
+        for (auto& [id, claim] : s.claims) {
+          if (claim.open > 0 && std::chrono::steady_clock::now() - claim.opened > lease) {
+            infra::log_warn("inbox_claim_expired", {{"rows", std::to_string(claim.open)}});
+            settle(s, id, claim, "not finished within the lease; tried again");
+          }
+        }
+        s.after = 0;  // requeued rows, rows of other processes, rows put back
         if (auto* c = connect(self->state)) {
           try {
             infra::inbox_claims claims{*c};
@@ -401,9 +430,13 @@ caf::behavior dispatcher(dispatcher_actor* self, inbox_dispatcher_settings setti
       },
       [=](stop_atom) {
         auto& s = self->state;
+        // Rows not finished go back to 'pending' with the rest of their claim's outcomes, so
+        // that what was finished is not done again after a restart.
+        for (auto& [id, claim] : s.claims) {
+          settle(s, id, claim, "shut down before it was finished");
+        }
         write_finished(self);
-        // Claims with rows not finished roll back: their rows are pending again at once.
-        s.claims.clear();
+        s.claims.clear();  // any claim whose commit failed rolls back
         for (auto& [site, actor] : s.sites) {
           self->send(actor, stop_atom::value);
         }

@@ -204,10 +204,9 @@ struct event_hub::impl {
             std::lock_guard lock{mutex};
             queued = !dirty_sites.empty() || !pending.empty();
           }
-          // Notifications that arrived during the last round's queries were taken in by then
-          // (libpqxx reads them after every statement): waiting for the next one would hold
-          // those events back until some other commit. Otherwise wait, at most 100 ms, which
-          // also picks up new subscribers.
+          // A site left marked by the last round (it had more than 5,000 events to send) or a
+          // new subscriber is served at once; otherwise wait for a notification, at most
+          // 100 ms, which also picks up new subscribers.
           if (queued) {
             conn.get_notifs();
           } else {

@@ -23,7 +23,8 @@ namespace wachat::infra {
 // once it has grown. Nothing becomes impossible: where no index applies, PostgreSQL still scans.
 inline std::unique_ptr<pqxx::connection> connect_for_probes(const std::string& url) {
   auto c = std::make_unique<pqxx::connection>(url);
-  pqxx::nontransaction{*c}.exec("SET enable_seqscan = off");
+  // set_variable, not a plain SET: libpqxx applies it again when it reconnects by itself.
+  c->set_variable("enable_seqscan", "off");
   return c;
 }
 

@@ -23,11 +23,12 @@ constexpr const char* claim_sql =
 constexpr const char* finish_sql =
     "UPDATE wa_webhook_events e SET status = t.status, error = t.error,"
     " processed_at = CASE WHEN t.status = 'pending' THEN NULL ELSE now() END, claimed_at = NULL,"
-    " attempts = e.attempts + 1,"
+    // Rows given back to 'pending' (a passing failure, a shutdown) have not used up an attempt.
+    " attempts = e.attempts + CASE WHEN t.status = 'pending' THEN 0 ELSE 1 END,"
     " unroutable_phone_ids = CASE WHEN t.unroutable IS NULL THEN NULL"
     "   ELSE ARRAY(SELECT json_array_elements_text(t.unroutable)) END"
     " FROM json_to_recordset($1::json) AS t(id bigint, status text, error text, unroutable json)"
-    " WHERE e.id = t.id"
+    " WHERE e.id = t.id AND e.status = 'pending'"  // claimed rows are; a cheap guard
     // A primary-key path into the inbox; as a plain join the planner scanned all of it.
     " AND e.id = ANY(ARRAY(SELECT r.id FROM json_to_recordset($1::json) AS r(id bigint)))";
 

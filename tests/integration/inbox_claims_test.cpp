@@ -7,6 +7,7 @@
 
 #include "infra/inbox_claims.hpp"
 #include "infra/migrations.hpp"
+#include "support/pg_control.hpp"
 #include "support/test_env.hpp"
 
 using namespace wachat;
@@ -40,11 +41,7 @@ struct inbox_db {
     return first;
   }
 
-  std::string scalar(const std::string& sql) {
-    pqxx::nontransaction n{conn};
-    auto r = n.exec(sql);
-    return r[0][0].is_null() ? "NULL" : r[0][0].c_str();
-  }
+  std::string scalar(const std::string& sql) { return test::query_scalar(url, sql); }
 };
 
 std::vector<std::int64_t> ids_of(const std::vector<infra::claimed_event>& rows) {

@@ -7,6 +7,18 @@
 
 namespace wachat::infra {
 
+// The inbound path's connections (writers, dispatcher) and the event hub's run only statements
+// driven by primary keys, unique indexes and TIDs. Sequential scans are priced out on them, so
+// that a plan made while a table is small (a generic plan above all) still probes instead of
+// walking the table once it has grown. Nothing becomes impossible: where no index applies,
+// PostgreSQL still scans.
+inline std::unique_ptr<pqxx::connection> connect_for_probes(const std::string& url) {
+  auto c = std::make_unique<pqxx::connection>(url);
+  // set_variable, not a plain SET: libpqxx applies it again when it reconnects by itself.
+  c->set_variable("enable_seqscan", "off");
+  return c;
+}
+
 // Runs `sql` as the prepared statement `name` of the transaction's connection: defined on first
 // use (libpqxx registers it with the server lazily, once per connection), then only bound and
 // executed. Parsing, analysing and planning every batch statement anew was about a tenth of the
@@ -17,17 +29,6 @@ namespace wachat::infra {
 // connect_for_probes: after five runs PostgreSQL may settle on a generic plan, made with the
 // statistics of the moment, possibly of a young table.
 // A name must always stand for the same text; libpqxx rejects a redefinition.
-// The inbound path's connections (writers, dispatcher) run only statements driven by primary
-// keys, unique indexes and TIDs. Sequential scans are priced out on them, so that a plan made
-// while a table is small (a generic plan above all) still probes instead of walking the table
-// once it has grown. Nothing becomes impossible: where no index applies, PostgreSQL still scans.
-inline std::unique_ptr<pqxx::connection> connect_for_probes(const std::string& url) {
-  auto c = std::make_unique<pqxx::connection>(url);
-  // set_variable, not a plain SET: libpqxx applies it again when it reconnects by itself.
-  c->set_variable("enable_seqscan", "off");
-  return c;
-}
-
 template <typename... Args>
 pqxx::result exec_cached(pqxx::transaction_base& tx, const std::string& name,
                          const std::string& sql, Args&&... args) {

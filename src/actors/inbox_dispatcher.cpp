@@ -239,30 +239,39 @@ bool claim_batch(dispatcher_actor* self) {
     return false;
   }
   std::vector<infra::claimed_event> rows;
-  std::uint64_t claim_id = 0;
+  std::unique_ptr<pqxx::connection> conn;
+  std::unique_ptr<pqxx::work> tx;
   try {
-    auto conn = claim_connection(st);
-    auto tx = std::make_unique<pqxx::work>(*conn);
+    conn = claim_connection(st);
+    tx = std::make_unique<pqxx::work>(*conn);
     rows = infra::inbox_claims::claim(*tx, std::min(claim_size, max_in_flight - st.in_flight.size()),
                                       st.after);
     if (rows.empty()) {
       tx->commit();
       tx.reset();
       st.idle.push_back(std::move(conn));
-      st.lag->store(infra::inbox_claims{*c}.pending_lag_ms());
-      return false;
     }
-    st.after = std::max(st.after, rows.back().id);
-    claim_id = st.next_claim++;
-    auto& claim = st.claims[claim_id];
-    claim.conn = std::move(conn);
-    claim.tx = std::move(tx);
-    claim.open = rows.size();
   } catch (const std::exception& e) {
     infra::log_warn("inbox_claim_failed", {{"error", e.what()}});
     return false;
   }
+  if (rows.size() < claim_size) {
+    // Caught up (or nearly): the age of what is left is worth a query.
+    try {
+      st.lag->store(infra::inbox_claims{*c}.pending_lag_ms());
+    } catch (const std::exception&) {
+      // only a gauge; the next claim tries again
+    }
+  }
+  if (rows.empty()) {
+    return false;
+  }
+  st.after = std::max(st.after, rows.back().id);
+  auto claim_id = st.next_claim++;
   auto& claim = st.claims[claim_id];
+  claim.conn = std::move(conn);
+  claim.tx = std::move(tx);
+  claim.open = rows.size();
   // Left pending, to be tried again after this claim commits.
   auto put_back = [&](std::int64_t id, std::string why) {
     claim.finished.push_back({id, "pending", std::move(why), {}});
@@ -299,14 +308,6 @@ bool claim_batch(dispatcher_actor* self) {
   }
   if (claim.open == 0) {
     queue_finish(self);
-  }
-  if (rows.size() < claim_size) {
-    if (auto* lc = connect(st)) {
-      try {
-        st.lag->store(infra::inbox_claims{*lc}.pending_lag_ms());
-      } catch (const std::exception&) {
-      }
-    }
   }
   return rows.size() == claim_size;
 }

@@ -11,11 +11,7 @@ namespace wachat::infra {
 void append_event(pqxx::transaction_base& tx, const std::string& site_id, std::string_view type,
                   std::optional<std::int64_t> conversation_id,
                   std::optional<std::int64_t> message_id) {
-  tx.exec_params("SELECT pg_advisory_xact_lock(hashtext('wachat_events:' || $1))", site_id);
-  tx.exec_params(
-      "INSERT INTO wa_events (site_id, type, conversation_id, message_id) VALUES ($1, $2, $3, $4)",
-      site_id, std::string{type}, conversation_id, message_id);
-  tx.exec_params("SELECT pg_notify($1, $2)", std::string{events_channel}, site_id);
+  append_events(tx, {pending_event{site_id, std::string{type}, conversation_id, message_id}});
 }
 
 namespace {

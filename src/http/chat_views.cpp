@@ -145,15 +145,21 @@ constexpr int event_width = 5;
 
 }  // namespace
 
-// Each object is one primary-key probe per event (LATERAL ... LIMIT 1): with joins or
-// `id = ANY(...)` the planner, on a young table's statistics, hashed or walked whole tables.
+// Each object is one primary-key probe (LATERAL ... LIMIT 1): with joins or `id = ANY(...)` the
+// planner, on a young table's statistics, hashed or walked whole tables. A conversation is read
+// for the first of the run's events that names it only (`nth`, a filter on the outer row that
+// PostgreSQL checks before probing): a new message's message.created and conversation.updated
+// name the same one, and the caller serializes each object once anyway (its rows after the
+// first have NULL conversation columns).
 const std::string events_with_objects_sql =
     "SELECT e.id, e.site_id, e.type, e.conversation_id, e.message_id, cv.*, mv.* FROM"
-    " (SELECT id, site_id, type, conversation_id, message_id FROM wa_events"
-    "   WHERE site_id = $1 AND id > $2 AND created_at > now() - interval '24 hours'"
-    "   ORDER BY id LIMIT $3) e"
+    " (SELECT w.*, row_number() OVER (PARTITION BY w.conversation_id ORDER BY w.id) AS nth FROM"
+    "   (SELECT id, site_id, type, conversation_id, message_id FROM wa_events"
+    "     WHERE site_id = $1 AND id > $2 AND created_at > now() - interval '24 hours'"
+    "     ORDER BY id LIMIT $3) w) e"
     " LEFT JOIN LATERAL (" + std::string{conversation_columns} +
-    "   FROM (SELECT * FROM mod_chat_conversations x WHERE x.id = e.conversation_id LIMIT 1) c" +
+    "   FROM (SELECT * FROM mod_chat_conversations x WHERE x.id = e.conversation_id"
+    "     AND e.nth = 1 LIMIT 1) c" +
     conversation_visitor + ") cv ON true"
     " LEFT JOIN LATERAL (" + std::string{message_columns} +
     "   FROM (SELECT * FROM mod_chat_messages x WHERE x.id = e.message_id LIMIT 1) m) mv ON true"

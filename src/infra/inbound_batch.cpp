@@ -10,101 +10,124 @@
 #include <stdexcept>
 
 #include "domain/window.hpp"
-#include "infra/cached_statement.hpp"
 #include "infra/inbound_store.hpp"
 #include "infra/inbound_values.hpp"
+#include "infra/pg_columns.hpp"
 
 namespace wachat::infra {
 namespace {
 
 using nlohmann::json;
 
-// Each statement takes its rows as one JSON array (json_to_recordset): one parameter, escaped
-// by a JSON writer, whatever the batch size.
-// Messages stored before (Meta redelivers for days): left out before any visitor or
-// conversation work, so that a redelivery after an agent closed the conversation does not open
-// an empty new one.
-constexpr const char* known_messages_sql =
-    "SELECT t.site, t.wamid FROM json_to_recordset($1::json) AS t(site text, wamid text)"
-    " CROSS JOIN LATERAL (SELECT 1 FROM mod_chat_messages m WHERE m.site_id = t.site"
-    "   AND m.whatsapp_message_id = t.wamid LIMIT 1) known";
-// About the LATERAL (...) LIMIT 1 lookups here: json_to_recordset tells the planner nothing
-// about its size, and with a plain join it hashed the whole visitor or conversation table for
-// every batch (30 ms a statement at 10,000 conversations, growing with the table). A lateral
+// Each statement takes its rows column by column (pg_columns, read back with rows_from): a fixed
+// number of parameters whatever the batch size, escaped by a JSON writer.
+//
+// About the LATERAL (...) LIMIT 1 lookups here: a set of rows from parameters tells the planner
+// nothing about its size, and with a plain join it hashed the whole visitor or conversation table
+// for every batch (30 ms a statement at 10,000 conversations, growing with the table). A lateral
 // subquery with LIMIT is not flattened, so each row is one index probe whatever the table size.
-constexpr const char* visitors_sql =
-    "WITH input AS (SELECT * FROM json_to_recordset($1::json) AS t(site text, phone text,"
-    "   name text)),"
-    " ins AS (INSERT INTO mod_chat_visitors (site_id, name, whatsapp_phone, phone)"
-    "   SELECT site, nullif(name, ''), phone, '+' || phone FROM input"
-    "   ON CONFLICT (site_id, whatsapp_phone) WHERE whatsapp_phone IS NOT NULL DO NOTHING"
-    "   RETURNING id, site_id, whatsapp_phone, name)"
-    " SELECT id, site_id, whatsapp_phone, name FROM ins"
-    " UNION ALL SELECT v.id, v.site_id, v.whatsapp_phone, v.name FROM input"
-    "   CROSS JOIN LATERAL (SELECT id, site_id, whatsapp_phone, name FROM mod_chat_visitors x"
-    "     WHERE x.site_id = input.site AND x.whatsapp_phone = input.phone LIMIT 1) v";
-constexpr const char* rename_visitors_sql =
-    "UPDATE mod_chat_visitors v SET name = t.name"
-    " FROM json_to_recordset($1::json) AS t(id bigint, name text) WHERE v.id = t.id"
-    " AND v.id = ANY(ARRAY(SELECT r.id FROM json_to_recordset($1::json) AS r(id bigint)))";
+//
+// The customers, found or added ($1-$3: site, phone, profile name), and in the same round trip
+// the messages of the batch that are stored already ($4-$5: site, wamid; Meta redelivers for
+// days), reported as rows with a NULL id. Those are left out of all conversation work, so that a
+// redelivery after an agent closed the conversation does not open an empty new one; their
+// customers exist anyway, so looking them up costs a probe and changes nothing.
+const std::string& visitors_sql() {
+  static const std::string sql =
+      "WITH input AS (SELECT * FROM " + rows_from(1, 3) + " AS t(site, phone, name)),"
+      " ins AS (INSERT INTO mod_chat_visitors (site_id, name, whatsapp_phone, phone)"
+      "   SELECT site, nullif(name, ''), phone, '+' || phone FROM input"
+      "   ON CONFLICT (site_id, whatsapp_phone) WHERE whatsapp_phone IS NOT NULL DO NOTHING"
+      "   RETURNING id, site_id, whatsapp_phone, name)"
+      " SELECT id, site_id, whatsapp_phone, name FROM ins"
+      " UNION ALL SELECT v.id, v.site_id, v.whatsapp_phone, v.name FROM input"
+      "   CROSS JOIN LATERAL (SELECT id, site_id, whatsapp_phone, name FROM mod_chat_visitors x"
+      "     WHERE x.site_id = input.site AND x.whatsapp_phone = input.phone LIMIT 1) v"
+      " UNION ALL SELECT NULL, k.site, k.wamid, NULL FROM " + rows_from(4, 2) + " AS k(site, wamid)"
+      "   CROSS JOIN LATERAL (SELECT 1 FROM mod_chat_messages m WHERE m.site_id = k.site"
+      "     AND m.whatsapp_message_id = k.wamid LIMIT 1) known";
+  return sql;
+}
+const std::string& rename_visitors_sql() {
+  static const std::string sql =
+      "UPDATE mod_chat_visitors v SET name = t.name FROM " + rows_from(1, 2) + " AS t(id, name)"
+      " WHERE v.id = t.id::bigint"
+      " AND v.id = ANY(ARRAY(SELECT r::bigint FROM json_array_elements_text($1::json) r))";
+  return sql;
+}
 // The customers' open conversations get their new messages counted (unread, last activity, the
 // window from Meta's timestamp) and are locked to commit; one that an agent closed meanwhile no
-// longer matches, and a new one is opened instead. Counting before the messages are inserted
-// is one round trip less; the rare message another process stored in between is taken back.
-constexpr const char* touch_open_sql =
-    "WITH t AS (SELECT * FROM json_to_recordset($1::json)"
-    "   AS t(site text, visitor bigint, n integer, ts bigint)),"
-    " f AS (SELECT t.n, t.ts, o.id, o.ctid FROM t CROSS JOIN LATERAL (SELECT x.id, x.ctid"
-    "   FROM mod_chat_conversations x WHERE x.site_id = t.site AND x.visitor_id = t.visitor"
-    "   AND x.channel = 'whatsapp' AND x.status IN ('pending', 'active') LIMIT 1) o)"
-    " UPDATE mod_chat_conversations c SET unread_count = c.unread_count + f.n,"
-    " last_message_at = greatest(c.last_message_at, to_timestamp(f.ts)),"
-    " whatsapp_window_expires_at = greatest(coalesce(c.whatsapp_window_expires_at, '-infinity'),"
-    "   to_timestamp(f.ts) + interval '24 hours'),"
-    " updated_at = now()"
-    // The rows just found, by their physical address (a TID scan).
-    " FROM f WHERE c.ctid = ANY(ARRAY(SELECT ctid FROM f)) AND c.id = f.id"
-    // Re-checked on the newest row version: one an agent just closed is left out (and a new
-    // conversation opened instead). Written as <> 'closed' (the same, by the CHECK constraint)
-    // so that it does not imply the open-conversation index's predicate: with it, the planner,
-    // misled by a young table's statistics, walked that whole index for every statement.
-    " AND c.status <> 'closed'"
-    " RETURNING c.id, c.visitor_id";
+// longer matches, and a new one is opened instead, in the same statement. Counting before the
+// messages are inserted is one round trip less; the rare message another process stored in
+// between is taken back. Rows: (conversation, visitor, opened here).
 // Prepared, so on a connection from connect_for_probes only: a generic plan made while the table
 // was small walked all of it for every batch otherwise (a sequential scan filtering on the ctid
 // array, 110 ms at 10,000 conversations).
-constexpr const char* new_conversations_sql =
-    "INSERT INTO mod_chat_conversations (site_id, visitor_id, channel, status, last_message_at,"
-    " unread_count, whatsapp_window_expires_at)"
-    " SELECT t.site, t.visitor, 'whatsapp', 'pending', to_timestamp(t.ts), t.n,"
-    "   to_timestamp(t.ts) + interval '24 hours'"
-    " FROM json_to_recordset($1::json) AS t(site text, visitor bigint, n integer, ts bigint)"
-    " ON CONFLICT (site_id, visitor_id) WHERE channel = 'whatsapp' AND status IN ('pending', 'active')"
-    " DO NOTHING RETURNING id, visitor_id";
-constexpr const char* uncount_sql =
-    "UPDATE mod_chat_conversations c SET unread_count = greatest(c.unread_count - t.n, 0)"
-    " FROM json_to_recordset($1::json) AS t(id bigint, n integer) WHERE c.id = t.id"
-    " AND c.id = ANY(ARRAY(SELECT r.id FROM json_to_recordset($1::json) AS r(id bigint)))";
-constexpr const char* insert_messages_sql =
-    "INSERT INTO mod_chat_messages (conversation_id, site_id, sender_type, sender_id, sender_name,"
-    " content, content_type, file_name, file_mime_type, media_status, media_id, media_sha256,"
-    " whatsapp_message_id, status, reply_to, reply_to_wamid, extra, whatsapp_timestamp, created_at)"
-    " SELECT t.conversation, t.site, 'visitor', t.sender, t.name, t.content, t.content_type,"
-    "   t.file_name, t.mime_type, t.media_status, t.media_id, t.sha256, t.wamid, 'received',"
-    "   (SELECT m.id FROM mod_chat_messages m WHERE m.site_id = t.site"
-    "     AND m.whatsapp_message_id = t.reply_wamid),"
-    "   t.reply_wamid, t.extra::jsonb, to_timestamp(t.ts), to_timestamp(t.ts)"
-    " FROM json_to_recordset($1::json) AS t(conversation bigint, site text, sender text,"
-    "   name text, content text, content_type text, file_name text, mime_type text,"
-    "   media_status text, media_id text, sha256 text, wamid text, reply_wamid text, extra json,"
-    "   ts bigint)"
-    " ON CONFLICT (site_id, whatsapp_message_id) WHERE whatsapp_message_id IS NOT NULL DO NOTHING"
-    " RETURNING id, site_id, whatsapp_message_id";
-
-constexpr const char* link_replies_sql =
-    "UPDATE mod_chat_messages m SET reply_to = t.target"
-    " FROM json_to_recordset($1::json) AS t(id bigint, target bigint) WHERE m.id = t.id"
-    " AND m.id = ANY(ARRAY(SELECT r.id FROM json_to_recordset($1::json) AS r(id bigint)))";
+const std::string& count_sql() {
+  static const std::string sql =
+      "WITH t AS (SELECT site, visitor::bigint, n::integer, ts::bigint FROM " + rows_from(1, 4) +
+      "   AS t(site, visitor, n, ts)),"
+      " f AS (SELECT t.n, t.ts, o.id, o.ctid FROM t CROSS JOIN LATERAL (SELECT x.id, x.ctid"
+      "   FROM mod_chat_conversations x WHERE x.site_id = t.site AND x.visitor_id = t.visitor"
+      "   AND x.channel = 'whatsapp' AND x.status IN ('pending', 'active') LIMIT 1) o),"
+      " u AS (UPDATE mod_chat_conversations c SET unread_count = c.unread_count + f.n,"
+      "   last_message_at = greatest(c.last_message_at, to_timestamp(f.ts)),"
+      "   whatsapp_window_expires_at = greatest(coalesce(c.whatsapp_window_expires_at, '-infinity'),"
+      "     to_timestamp(f.ts) + interval '24 hours'),"
+      "   updated_at = now()"
+      // The rows just found, by their physical address (a TID scan).
+      "   FROM f WHERE c.ctid = ANY(ARRAY(SELECT ctid FROM f)) AND c.id = f.id"
+      // Re-checked on the newest row version: one an agent just closed is left out (and a new
+      // conversation opened instead). Written as <> 'closed' (the same, by the CHECK constraint)
+      // so that it does not imply the open-conversation index's predicate: with it, the planner,
+      // misled by a young table's statistics, walked that whole index for every statement.
+      "   AND c.status <> 'closed'"
+      "   RETURNING c.id, c.visitor_id),"
+      // Customers without an open conversation get one. Another process may open it first: then
+      // nothing is returned for the customer, and the caller runs the statement again, whose
+      // new snapshot finds it.
+      " n AS (INSERT INTO mod_chat_conversations (site_id, visitor_id, channel, status,"
+      "   last_message_at, unread_count, whatsapp_window_expires_at)"
+      "   SELECT t.site, t.visitor, 'whatsapp', 'pending', to_timestamp(t.ts), t.n,"
+      "     to_timestamp(t.ts) + interval '24 hours'"
+      "   FROM t WHERE NOT EXISTS (SELECT 1 FROM u WHERE u.visitor_id = t.visitor)"
+      "   ON CONFLICT (site_id, visitor_id) WHERE channel = 'whatsapp'"
+      "     AND status IN ('pending', 'active') DO NOTHING RETURNING id, visitor_id)"
+      " SELECT id, visitor_id, false FROM u UNION ALL SELECT id, visitor_id, true FROM n";
+  return sql;
+}
+const std::string& uncount_sql() {
+  static const std::string sql =
+      "UPDATE mod_chat_conversations c SET unread_count = greatest(c.unread_count - t.n::integer, 0)"
+      " FROM " + rows_from(1, 2) + " AS t(id, n) WHERE c.id = t.id::bigint"
+      " AND c.id = ANY(ARRAY(SELECT r::bigint FROM json_array_elements_text($1::json) r))";
+  return sql;
+}
+const std::string& insert_messages_sql() {
+  static const std::string sql =
+      "INSERT INTO mod_chat_messages (conversation_id, site_id, sender_type, sender_id, sender_name,"
+      " content, content_type, file_name, file_mime_type, media_status, media_id, media_sha256,"
+      " whatsapp_message_id, status, reply_to, reply_to_wamid, extra, whatsapp_timestamp, created_at)"
+      " SELECT t.conversation::bigint, t.site, 'visitor', t.sender, t.name, t.content,"
+      "   t.content_type, t.file_name, t.mime_type, t.media_status, t.media_id, t.sha256, t.wamid,"
+      "   'received',"
+      "   (SELECT m.id FROM mod_chat_messages m WHERE m.site_id = t.site"
+      "     AND m.whatsapp_message_id = t.reply_wamid),"
+      "   t.reply_wamid, t.extra::jsonb, to_timestamp(t.ts::bigint), to_timestamp(t.ts::bigint)"
+      " FROM " + rows_from(1, 15) + " AS t(conversation, site, sender, name, content,"
+      "   content_type, file_name, mime_type, media_status, media_id, sha256, wamid, reply_wamid,"
+      "   extra, ts)"
+      " ON CONFLICT (site_id, whatsapp_message_id) WHERE whatsapp_message_id IS NOT NULL DO NOTHING"
+      " RETURNING id, site_id, whatsapp_message_id";
+  return sql;
+}
+const std::string& link_replies_sql() {
+  static const std::string sql =
+      "UPDATE mod_chat_messages m SET reply_to = t.target::bigint"
+      " FROM " + rows_from(1, 2) + " AS t(id, target) WHERE m.id = t.id::bigint"
+      " AND m.id = ANY(ARRAY(SELECT r::bigint FROM json_array_elements_text($1::json) r))";
+  return sql;
+}
 
 // A plain message of the batch and what became of it.
 struct message_item {
@@ -123,53 +146,39 @@ struct message_item {
 
 using site_key = std::pair<std::string, std::string>;  // (site, phone or wamid)
 
-// Drops the items whose message is stored already; they stay in `all` with message_id 0.
-std::vector<message_item*> unknown_messages(pqxx::transaction_base& tx,
-                                            std::vector<message_item>& all) {
-  json keys = json::array();
-  for (const auto& it : all) {
-    keys.push_back({{"site", *it.site}, {"wamid", it.wamid}});
-  }
-  std::set<site_key> known;
-  for (const auto& r : exec_cached(tx, "batch_known_messages", known_messages_sql, pg_json(keys))) {
-    known.emplace(r[0].as<std::string>(), r[1].as<std::string>());
-  }
-  std::vector<message_item*> out;
-  for (auto& it : all) {
-    if (!known.contains({*it.site, it.wamid})) {
-      out.push_back(&it);
-    }
-  }
-  return out;
-}
-
-void find_visitors(pqxx::transaction_base& tx, std::vector<message_item*>& items) {
+// Finds or adds the customers of all items, and returns the items whose message is not stored
+// yet; the others stay in `all` with message_id 0.
+std::vector<message_item*> find_visitors(pqxx::transaction_base& tx,
+                                         std::vector<message_item>& all) {
   // One row per customer, sorted: the insert takes the unique-index locks in this order.
   std::map<site_key, std::string> wanted;  // -> the latest non-empty profile name
-  for (const auto* it : items) {
-    auto& name = wanted[{*it->site, it->from}];
-    if (!it->name.empty()) {
-      name = it->name;
+  pg_columns messages(2);
+  for (const auto& it : all) {
+    auto& name = wanted[{*it.site, it.from}];
+    if (!it.name.empty()) {
+      name = it.name;
     }
+    messages.add(*it.site, it.wamid);
   }
+  std::set<site_key> known;
   std::map<site_key, std::int64_t> ids;
-  json renames = json::array();
+  std::map<site_key, std::string> stored_names;  // what the customers are called now
   for (int attempt = 0; attempt < 3 && ids.size() < wanted.size(); ++attempt) {
-    json rows = json::array();
+    pg_columns rows(3);
     for (const auto& [key, name] : wanted) {
       if (!ids.contains(key)) {
-        rows.push_back({{"site", key.first}, {"phone", key.second}, {"name", name}});
+        rows.add(key.first, key.second, name);
       }
     }
-    for (const auto& r : exec_cached(tx, "batch_visitors", visitors_sql, pg_json(rows))) {
+    // The stored messages are asked for once.
+    const pg_columns none(2);
+    for (const auto& r : exec_columns(tx, "batch_visitors", visitors_sql(),
+                                      {&rows, attempt == 0 ? &messages : &none})) {
       site_key key{r[1].as<std::string>(), r[2].as<std::string>()};
-      auto id = r[0].as<std::int64_t>();
-      if (!ids.emplace(key, id).second) {
-        continue;
-      }
-      const auto& name = wanted[key];
-      if (!name.empty() && (r[3].is_null() || name != r[3].c_str())) {
-        renames.push_back({{"id", id}, {"name", name}});
+      if (r[0].is_null()) {
+        known.insert(std::move(key));
+      } else if (ids.emplace(key, r[0].as<std::int64_t>()).second && !r[3].is_null()) {
+        stored_names.emplace(std::move(key), r[3].as<std::string>());
       }
     }
     // Still missing: another process inserted it after this statement's snapshot; read again.
@@ -177,12 +186,31 @@ void find_visitors(pqxx::transaction_base& tx, std::vector<message_item*>& items
   if (ids.size() < wanted.size()) {
     throw std::runtime_error("could not find or add a visitor");
   }
+  std::vector<message_item*> fresh;
+  std::map<site_key, std::string> latest;  // the latest non-empty name of a new message
+  for (auto& it : all) {
+    if (known.contains({*it.site, it.wamid})) {
+      continue;
+    }
+    site_key key{*it.site, it.from};
+    it.visitor = ids.at(key);
+    if (!it.name.empty()) {
+      latest[key] = it.name;
+    }
+    fresh.push_back(&it);
+  }
+  // A new message under another profile name renames its customer; redeliveries do not.
+  pg_columns renames(2);
+  for (const auto& [key, name] : latest) {
+    auto now = stored_names.find(key);
+    if (now == stored_names.end() || now->second != name) {
+      renames.add(ids.at(key), name);
+    }
+  }
   if (!renames.empty()) {
-    exec_cached(tx, "batch_rename_visitors", rename_visitors_sql, pg_json(renames));
+    exec_columns(tx, "batch_rename_visitors", rename_visitors_sql(), {&renames});
   }
-  for (auto* it : items) {
-    it->visitor = ids.at({*it->site, it->from});
-  }
+  return fresh;
 }
 
 // Counts the items' messages in their visitors' open conversations, opening one where there is
@@ -200,31 +228,23 @@ void count_in_conversations(pqxx::transaction_base& tx, std::vector<message_item
     w.ts = w.n == 0 ? it->ts : std::max(w.ts, it->ts);
     w.n += 1;
   }
-  auto rows_for = [&](const std::map<std::int64_t, std::int64_t>& done) {
-    json rows = json::array();
-    for (const auto& [visitor, w] : wanted) {
-      if (!done.contains(visitor)) {
-        rows.push_back({{"site", *w.site}, {"visitor", visitor}, {"n", w.n}, {"ts", w.ts}});
-      }
-    }
-    return rows;
-  };
   std::map<std::int64_t, std::int64_t> conversation;  // visitor -> conversation
   std::set<std::int64_t> created;                      // visitors whose conversation is new
   for (int attempt = 0; attempt < 3 && conversation.size() < wanted.size(); ++attempt) {
-    for (const auto& r : exec_cached(tx, "batch_touch_open", touch_open_sql, pg_json(rows_for(conversation)))) {
-      conversation.emplace(r[1].as<std::int64_t>(), r[0].as<std::int64_t>());
+    pg_columns rows(4);
+    for (const auto& [visitor, w] : wanted) {
+      if (!conversation.contains(visitor)) {
+        rows.add(*w.site, visitor, w.n, w.ts);
+      }
     }
-    auto fresh = rows_for(conversation);
-    if (fresh.empty()) {
-      break;
-    }
-    for (const auto& r : exec_cached(tx, "batch_new_conversations", new_conversations_sql, pg_json(fresh))) {
+    for (const auto& r : exec_columns(tx, "batch_count", count_sql(), {&rows})) {
       auto visitor = r[1].as<std::int64_t>();
       conversation.emplace(visitor, r[0].as<std::int64_t>());
-      created.insert(visitor);
+      if (r[2].as<bool>()) {
+        created.insert(visitor);
+      }
     }
-    // Still missing: another process opened it after our UPDATE; the next round counts in it.
+    // Still missing: another process opened it after our snapshot; the next round counts in it.
   }
   if (conversation.size() < wanted.size()) {
     throw std::runtime_error("could not find or open a conversation");
@@ -242,29 +262,23 @@ void insert_messages(pqxx::transaction_base& tx, std::vector<message_item*>& ite
   std::sort(order.begin(), order.end(), [](const message_item* a, const message_item* b) {
     return std::tie(*a->site, a->wamid) < std::tie(*b->site, b->wamid);
   });
-  json rows = json::array();
+  pg_columns rows(15);
   for (const auto* it : order) {
     const auto& m = *it->message;
     const bool media = m.media.has_value();
     auto opt = [](const std::optional<std::string>& s) { return s ? json(*s) : json(nullptr); };
-    rows.push_back({{"conversation", it->conversation},
-                    {"site", *it->site},
-                    {"sender", it->from},
-                    {"name", opt(non_empty(it->name))},
-                    {"content", opt(non_empty(m.content))},
-                    {"content_type", pg_text(m.content_type)},
-                    {"file_name", media ? opt(non_empty(m.media->filename)) : json(nullptr)},
-                    {"mime_type", media ? opt(non_empty(m.media->mime_type)) : json(nullptr)},
-                    {"media_status", media ? "pending" : "none"},
-                    {"media_id", media ? opt(non_empty(m.media->id)) : json(nullptr)},
-                    {"sha256", media ? opt(non_empty(m.media->sha256)) : json(nullptr)},
-                    {"wamid", it->wamid},
-                    {"reply_wamid", opt(non_empty(m.context.id))},
-                    {"extra", extra_value(m)},
-                    {"ts", it->ts}});
+    rows.add(it->conversation, *it->site, it->from, opt(non_empty(it->name)),
+             opt(non_empty(m.content)), pg_text(m.content_type),
+             media ? opt(non_empty(m.media->filename)) : json(nullptr),
+             media ? opt(non_empty(m.media->mime_type)) : json(nullptr), media ? "pending" : "none",
+             media ? opt(non_empty(m.media->id)) : json(nullptr),
+             media ? opt(non_empty(m.media->sha256)) : json(nullptr), it->wamid,
+             opt(non_empty(m.context.id)),
+             // An object element is read back as its JSON text, then cast to jsonb.
+             extra_value(m), it->ts);
   }
   std::map<site_key, std::int64_t> inserted;
-  for (const auto& r : exec_cached(tx, "batch_insert_messages", insert_messages_sql, pg_json(rows))) {
+  for (const auto& r : exec_columns(tx, "batch_insert_messages", insert_messages_sql(), {&rows})) {
     inserted.emplace(site_key{r[1].as<std::string>(), r[2].as<std::string>()},
                      r[0].as<std::int64_t>());
   }
@@ -276,23 +290,23 @@ void insert_messages(pqxx::transaction_base& tx, std::vector<message_item*>& ite
     }
   }
   // A reply to a message of this same batch: the insert's snapshot could not see its target.
-  json links = json::array();
+  pg_columns links(2);
   for (const auto* it : items) {
     const auto& quoted = it->message->context.id;
     if (it->message_id == 0 || quoted.empty()) {
       continue;
     }
     if (auto target = by_wamid.find({*it->site, pg_text(quoted)}); target != by_wamid.end()) {
-      links.push_back({{"id", it->message_id}, {"target", target->second}});
+      links.add(it->message_id, target->second);
     }
   }
   if (!links.empty()) {
-    exec_cached(tx, "batch_link_replies", link_replies_sql, pg_json(links));
+    exec_columns(tx, "batch_link_replies", link_replies_sql(), {&links});
   }
 }
 
 // Messages counted in count_in_conversations that turned out to be stored already (another
-// process stored them after unknown_messages looked): their unread count is taken back.
+// process stored them after find_visitors looked): their unread count is taken back.
 void uncount_redelivered(pqxx::transaction_base& tx, const std::vector<message_item*>& items) {
   std::map<std::int64_t, int> extra;
   for (const auto* it : items) {
@@ -303,11 +317,11 @@ void uncount_redelivered(pqxx::transaction_base& tx, const std::vector<message_i
   if (extra.empty()) {
     return;
   }
-  json rows = json::array();
+  pg_columns rows(2);
   for (const auto& [id, n] : extra) {
-    rows.push_back({{"id", id}, {"n", n}});
+    rows.add(id, n);
   }
-  exec_cached(tx, "batch_uncount", uncount_sql, pg_json(rows));
+  exec_columns(tx, "batch_uncount", uncount_sql(), {&rows});
 }
 
 }  // namespace
@@ -327,9 +341,8 @@ std::vector<domain::unit_outcome> store_units(pqxx::transaction_base& tx,
     }
   }
   if (!items.empty()) {
-    auto fresh = unknown_messages(tx, items);
+    auto fresh = find_visitors(tx, items);
     if (!fresh.empty()) {
-      find_visitors(tx, fresh);
       count_in_conversations(tx, fresh);
       insert_messages(tx, fresh);
       uncount_redelivered(tx, fresh);

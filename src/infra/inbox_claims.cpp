@@ -4,7 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
-#include "infra/cached_statement.hpp"
+#include "infra/pg_columns.hpp"
 
 namespace wachat::infra {
 namespace {
@@ -19,18 +19,21 @@ using nlohmann::json;
 constexpr const char* claim_sql =
     "SELECT id, body FROM wa_webhook_events WHERE status = 'pending' AND id > $2"
     " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED";
-// All rows of a claim in one statement (json_to_recordset: one parameter for any number of rows).
-constexpr const char* finish_sql =
-    "UPDATE wa_webhook_events e SET status = t.status, error = t.error,"
-    " processed_at = CASE WHEN t.status = 'pending' THEN NULL ELSE now() END, claimed_at = NULL,"
-    // Rows given back to 'pending' (a passing failure, a shutdown) have not used up an attempt.
-    " attempts = e.attempts + CASE WHEN t.status = 'pending' THEN 0 ELSE 1 END,"
-    " unroutable_phone_ids = CASE WHEN t.unroutable IS NULL THEN NULL"
-    "   ELSE ARRAY(SELECT json_array_elements_text(t.unroutable)) END"
-    " FROM json_to_recordset($1::json) AS t(id bigint, status text, error text, unroutable json)"
-    " WHERE e.id = t.id AND e.status = 'pending'"  // claimed rows are; a cheap guard
-    // A primary-key path into the inbox; as a plain join the planner scanned all of it.
-    " AND e.id = ANY(ARRAY(SELECT r.id FROM json_to_recordset($1::json) AS r(id bigint)))";
+// All rows of a claim in one statement, column by column (pg_columns).
+const std::string& finish_sql() {
+  static const std::string sql =
+      "UPDATE wa_webhook_events e SET status = t.status, error = t.error,"
+      " processed_at = CASE WHEN t.status = 'pending' THEN NULL ELSE now() END, claimed_at = NULL,"
+      // Rows given back to 'pending' (a passing failure, a shutdown) have not used up an attempt.
+      " attempts = e.attempts + CASE WHEN t.status = 'pending' THEN 0 ELSE 1 END,"
+      " unroutable_phone_ids = CASE WHEN t.unroutable IS NULL THEN NULL"
+      "   ELSE ARRAY(SELECT json_array_elements_text(t.unroutable::json)) END"
+      " FROM " + rows_from(1, 4) + " AS t(id, status, error, unroutable)"
+      " WHERE e.id = t.id::bigint AND e.status = 'pending'"  // claimed rows are; a cheap guard
+      // A primary-key path into the inbox; as a plain join the planner scanned all of it.
+      " AND e.id = ANY(ARRAY(SELECT r::bigint FROM json_array_elements_text($1::json) r))";
+  return sql;
+}
 
 // Error texts can quote webhook content; PostgreSQL text cannot hold NUL.
 json text_or_null(const std::optional<std::string>& s) {
@@ -73,14 +76,11 @@ void inbox_claims::finish(pqxx::transaction_base& tx, const std::vector<event_fi
   if (rows.empty()) {
     return;
   }
-  json list = json::array();
+  pg_columns columns(4);
   for (const auto& r : rows) {
-    list.push_back({{"id", r.id},
-                    {"status", r.status},
-                    {"error", text_or_null(r.error)},
-                    {"unroutable", unroutable_json(r.unroutable_ids)}});
+    columns.add(r.id, r.status, text_or_null(r.error), unroutable_json(r.unroutable_ids));
   }
-  exec_cached(tx, "inbox_finish", finish_sql, list.dump(-1, ' ', false, json::error_handler_t::replace));
+  exec_columns(tx, "inbox_finish", finish_sql(), {&columns});
 }
 
 // The statements below are each a single UPDATE, atomic by itself: run in autocommit, without

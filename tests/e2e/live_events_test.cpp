@@ -108,6 +108,12 @@ void check_well_formed(const std::vector<test::sse_event>& events, const std::st
     CHECK(d["type"] == e.event);
     CHECK(d["site_id"] == site);
     CHECK(d.contains("conversation_id"));
+    // Every event that names a conversation carries it (the tests never delete one), also when
+    // several events of one run name the same conversation and the hub reads it once.
+    if (d.contains("conversation_id") && !d["conversation_id"].is_null()) {
+      REQUIRE(d.contains("conversation"));
+      CHECK(d["conversation"]["id"] == d["conversation_id"]);
+    }
   }
 }
 

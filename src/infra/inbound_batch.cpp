@@ -52,7 +52,7 @@ const std::string& rename_visitors_sql() {
   static const std::string sql =
       "UPDATE mod_chat_visitors v SET name = t.name FROM " + rows_from(1, 2) + " AS t(id, name)"
       " WHERE v.id = t.id::bigint"
-      " AND v.id = ANY(ARRAY(SELECT r::bigint FROM json_array_elements_text($1::json) r))";
+      " AND v.id = ANY(" + first_column_ids() + ")";
   return sql;
 }
 // The customers' open conversations get their new messages counted (unread, last activity, the
@@ -100,7 +100,7 @@ const std::string& uncount_sql() {
   static const std::string sql =
       "UPDATE mod_chat_conversations c SET unread_count = greatest(c.unread_count - t.n::integer, 0)"
       " FROM " + rows_from(1, 2) + " AS t(id, n) WHERE c.id = t.id::bigint"
-      " AND c.id = ANY(ARRAY(SELECT r::bigint FROM json_array_elements_text($1::json) r))";
+      " AND c.id = ANY(" + first_column_ids() + ")";
   return sql;
 }
 const std::string& insert_messages_sql() {
@@ -125,7 +125,7 @@ const std::string& link_replies_sql() {
   static const std::string sql =
       "UPDATE mod_chat_messages m SET reply_to = t.target::bigint"
       " FROM " + rows_from(1, 2) + " AS t(id, target) WHERE m.id = t.id::bigint"
-      " AND m.id = ANY(ARRAY(SELECT r::bigint FROM json_array_elements_text($1::json) r))";
+      " AND m.id = ANY(" + first_column_ids() + ")";
   return sql;
 }
 

@@ -30,8 +30,7 @@ const std::string& finish_sql() {
       "   ELSE ARRAY(SELECT json_array_elements_text(t.unroutable::json)) END"
       " FROM " + rows_from(1, 4) + " AS t(id, status, error, unroutable)"
       " WHERE e.id = t.id::bigint AND e.status = 'pending'"  // claimed rows are; a cheap guard
-      // A primary-key path into the inbox; as a plain join the planner scanned all of it.
-      " AND e.id = ANY(ARRAY(SELECT r::bigint FROM json_array_elements_text($1::json) r))";
+      " AND e.id = ANY(" + first_column_ids() + ")";
   return sql;
 }
 

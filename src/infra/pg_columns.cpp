@@ -44,4 +44,8 @@ std::string rows_from(std::size_t first, std::size_t count) {
   return out + ")";
 }
 
+std::string first_column_ids() {
+  return "ARRAY(SELECT r::bigint FROM json_array_elements_text($1::json) r)";
+}
+
 }  // namespace wachat::infra

@@ -47,4 +47,9 @@ pqxx::result exec_columns(pqxx::transaction_base& tx, const std::string& name,
 // array element, each column as text (SQL NULL for JSON null), to be named with AS t(…) and cast.
 std::string rows_from(std::size_t first, std::size_t count);
 
+// "ARRAY(SELECT r::bigint FROM json_array_elements_text($1::json) r)": the ids in the first
+// column, for `WHERE x.id = ANY(...)` beside the join on them. It gives an UPDATE ... FROM a
+// primary-key path into its table; as a plain join the planner scanned the whole table.
+std::string first_column_ids();
+
 }  // namespace wachat::infra

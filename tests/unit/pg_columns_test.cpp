@@ -5,6 +5,7 @@
 #include "infra/pg_columns.hpp"
 
 using wachat::infra::pg_columns;
+using wachat::infra::first_column_ids;
 using wachat::infra::rows_from;
 
 TEST_CASE("pg_columns sends each column as one JSON array, rows in the order added") {
@@ -35,4 +36,8 @@ TEST_CASE("rows_from names one json_array_elements_text per parameter, from the 
   CHECK(rows_from(1, 1) == "ROWS FROM (json_array_elements_text($1::json))");
   CHECK(rows_from(4, 2) ==
         "ROWS FROM (json_array_elements_text($4::json), json_array_elements_text($5::json))");
+}
+
+TEST_CASE("first_column_ids reads the first parameter's array as bigints") {
+  CHECK(first_column_ids() == "ARRAY(SELECT r::bigint FROM json_array_elements_text($1::json) r)");
 }

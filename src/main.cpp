@@ -122,7 +122,8 @@ int main(int argc, char** argv) {
   actors::inbox_dispatcher dispatcher{
       sys,
       actors::inbox_dispatcher_settings{cfg.database_url, cfg.inbound_writers,
-                                        std::chrono::milliseconds(cfg.conversation_idle_ms)},
+                                        std::chrono::milliseconds(cfg.conversation_idle_ms),
+                                        std::chrono::milliseconds(cfg.inbox_lease_ms)},
       metrics};
   actors::intake intake{sys, actors::intake_settings{cfg.database_url, cfg.intake_writers,
                                                      cfg.intake_batch_max, metrics,

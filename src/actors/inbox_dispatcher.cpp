@@ -31,10 +31,8 @@ constexpr std::size_t claim_size = 500;
 constexpr std::size_t max_in_flight = 4000;
 // Claims whose transactions are open at once, each on its own connection.
 constexpr std::size_t max_open_claims = 8;
-// A claim open longer than this gives back the rows it has not finished (a unit that never
-// answers must not hold its rows, a connection and one of the claim slots for good); and a
-// 'processing' row older than this was left by a process of an older version that died.
-constexpr std::chrono::seconds lease{60};
+// A 'processing' row older than this was left by a process of an older version that died.
+constexpr std::chrono::seconds legacy_lease{60};
 // A failed row is tried this many times in all (inbox_claims::requeue_failed spaces them out).
 constexpr int max_attempts = 5;
 
@@ -86,7 +84,7 @@ pqxx::connection* connect(dispatcher_state& st) {
     if (!st.started) {
       // Crash recovery: rows a dead process left behind, rows that failed last time.
       infra::inbox_claims claims{*st.conn};
-      auto stale = claims.requeue_stale(lease);
+      auto stale = claims.requeue_stale(legacy_lease);
       auto failed = claims.requeue_failed(max_attempts);
       if (stale + failed > 0) {
         infra::log_info("inbox_recovered", {{"stale", std::to_string(stale)},
@@ -388,7 +386,7 @@ caf::behavior dispatcher(dispatcher_actor* self, inbox_dispatcher_settings setti
       [=](route_atom) {
         auto& s = self->state;
         for (auto& [id, claim] : s.claims) {
-          if (claim.open > 0 && std::chrono::steady_clock::now() - claim.opened > lease) {
+          if (claim.open > 0 && std::chrono::steady_clock::now() - claim.opened > s.settings.claim_lease) {
             infra::log_warn("inbox_claim_expired", {{"rows", std::to_string(claim.open)}});
             settle(s, id, claim, "not finished within the lease; tried again");
           }
@@ -398,7 +396,7 @@ caf::behavior dispatcher(dispatcher_actor* self, inbox_dispatcher_settings setti
           try {
             infra::inbox_claims claims{*c};
             claims.requeue_routable();
-            claims.requeue_stale(lease);
+            claims.requeue_stale(legacy_lease);
             claims.requeue_failed(max_attempts);
             // Once a second, not after every claim: at 2,000 messages/s claims are small and
             // many, and this was one more round trip before each claim's rows were routed.

@@ -82,6 +82,9 @@ const std::map<std::string, setting_doc>& known_settings() {
        {"WACHAT_INBOUND_WRITERS", "database connections storing inbound messages", "2"}},
       {"WACHAT_CONVERSATION_IDLE_MS",
        {"WACHAT_CONVERSATION_IDLE_MS", "an idle conversation actor stops after this", "60000"}},
+      {"WACHAT_INBOX_LEASE_MS",
+       {"WACHAT_INBOX_LEASE_MS",
+        "inbox rows claimed but not finished within this are given back and done again", "60000"}},
       {"WACHAT_INTAKE_WRITERS",
        {"WACHAT_INTAKE_WRITERS", "database connections committing webhooks in batches", "2"}},
       {"WACHAT_INTAKE_BATCH_MAX",
@@ -221,7 +224,7 @@ std::variant<config, std::string> build_config(const settings_map& file_settings
                 commit_to = c.commit_timeout_ms, threads = c.http_threads,
                 writers = c.intake_writers, batch = c.intake_batch_max,
                 api_max = c.api_max_body_bytes, inbound_writers = c.inbound_writers,
-                conversation_idle = c.conversation_idle_ms;
+                conversation_idle = c.conversation_idle_ms, inbox_lease = c.inbox_lease_ms;
   const number_setting numbers[] = {
       {"WACHAT_WEBHOOK_MAX_BYTES", 1024, 1ULL << 30, &webhook_max},
       {"WACHAT_SEND_WAIT_MS", 0, 600000, &send_wait},
@@ -234,6 +237,7 @@ std::variant<config, std::string> build_config(const settings_map& file_settings
       {"WACHAT_API_MAX_BODY_BYTES", 1024, 1ULL << 30, &api_max},
       {"WACHAT_INBOUND_WRITERS", 1, 64, &inbound_writers},
       {"WACHAT_CONVERSATION_IDLE_MS", 10, 86400000, &conversation_idle},
+      {"WACHAT_INBOX_LEASE_MS", 100, 86400000, &inbox_lease},
   };
   for (const auto& n : numbers) {
     if (auto v = get(n.key)) {
@@ -256,6 +260,7 @@ std::variant<config, std::string> build_config(const settings_map& file_settings
   c.api_max_body_bytes = api_max;
   c.inbound_writers = static_cast<std::uint32_t>(inbound_writers);
   c.conversation_idle_ms = static_cast<std::uint32_t>(conversation_idle);
+  c.inbox_lease_ms = static_cast<std::uint32_t>(inbox_lease);
 
   c.phone_number_id = get("WHATSAPP_PHONE_NUMBER_ID");
   c.business_account_id = get("WHATSAPP_BUSINESS_ACCOUNT_ID");

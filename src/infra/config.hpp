@@ -36,6 +36,7 @@ struct config {
   std::uint32_t intake_batch_max = 1000;
   std::uint32_t inbound_writers = 2;
   std::uint32_t conversation_idle_ms = 60000;
+  std::uint32_t inbox_lease_ms = 60000;
   std::size_t api_max_body_bytes = 1048576;
 };
 

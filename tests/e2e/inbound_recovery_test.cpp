@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <csignal>
 #include <ctime>
+#include <pqxx/pqxx>
 #include <thread>
 
 #include "support/pg_control.hpp"
@@ -85,6 +86,46 @@ TEST_CASE("SIGKILL mid-processing loses nothing: a new process finishes every ro
   CHECK(count(db, "SELECT count(DISTINCT whatsapp_message_id) FROM mod_chat_messages") == "300");
   CHECK(count(db, "SELECT count(*) FROM mod_chat_conversations") == "50");
   CHECK(count(db, "SELECT sum(unread_count) FROM mod_chat_conversations") == "300");
+}
+
+TEST_CASE("a claim whose unit hangs gives its row back after the lease; the row is done once, when the unit can go on") {
+  test::wachat_fixture f{{{"WACHAT_INBOX_LEASE_MS", "1000"}}};
+  f.make_site("acme", phone_id);
+  // Holding the site's event lock makes the writer that stores the message wait in its last
+  // statement: the unit neither answers nor fails, as if it hung.
+  pqxx::connection blocker{f.db};
+  pqxx::nontransaction hold{blocker};
+  hold.exec("SELECT pg_advisory_lock(hashtext('wachat_events:acme'))");
+  REQUIRE(f.post_webhook(test::text_webhook(phone_id, "16505550101", "wamid.hang.1", now_s() - 5,
+                                            "stuck behind a lock")).status == 200);
+  const auto row = count(f.db, "SELECT max(id) FROM wa_webhook_events");
+  // Whether another session can lock the inbox row now (the dispatcher's claim holds it).
+  auto lockable = [&] {
+    try {
+      pqxx::connection c{f.db};
+      pqxx::work w{c};
+      w.exec("SELECT 1 FROM wa_webhook_events WHERE id = " + row + " FOR UPDATE NOWAIT");
+      return true;
+    } catch (const pqxx::sql_error&) {
+      return false;
+    }
+  };
+  REQUIRE(test::eventually([&] { return !lockable(); }, std::chrono::seconds(5)));  // claimed
+  // After the lease the claim gives the row back, though its unit still waits: the row is free
+  // (between the dispatcher's attempts to claim it again, which leave it alone while the unit
+  // is in flight).
+  CHECK(test::eventually(lockable, std::chrono::seconds(5)));
+  CHECK(f.server->process().stderr_text().find("inbox_claim_expired") != std::string::npos);
+  CHECK(count(f.db, "SELECT count(*) FROM mod_chat_messages") == "0");
+  CHECK(count(f.db, "SELECT status FROM wa_webhook_events WHERE id = " + row) == "pending");
+
+  hold.exec("SELECT pg_advisory_unlock(hashtext('wachat_events:acme'))");
+  REQUIRE(test::eventually([&] { return inbox_settled(f.db); }));
+  CHECK(count(f.db, "SELECT status FROM wa_webhook_events WHERE id = " + row) == "processed");
+  // Done twice (the hung unit's transaction, then the row again): stored and counted once.
+  CHECK(count(f.db, "SELECT count(*) FROM mod_chat_messages WHERE whatsapp_message_id = 'wamid.hang.1'") == "1");
+  CHECK(count(f.db, "SELECT unread_count FROM mod_chat_conversations") == "1");
+  CHECK(count(f.db, "SELECT count(*) FROM wa_events WHERE type = 'message.created'") == "1");
 }
 
 TEST_CASE("gigantic strings and NUL inside a signed webhook are stored intact or cleaned, never crash") {

@@ -35,14 +35,19 @@ using nlohmann::json;
 const std::string& visitors_sql() {
   static const std::string sql =
       "WITH input AS (SELECT * FROM " + rows_from(1, 3) + " AS t(site, phone, name)),"
+      " found AS (SELECT v.id, v.site_id, v.whatsapp_phone, v.name FROM input"
+      "   CROSS JOIN LATERAL (SELECT id, site_id, whatsapp_phone, name FROM mod_chat_visitors x"
+      "     WHERE x.site_id = input.site AND x.whatsapp_phone = input.phone LIMIT 1) v),"
+      // Only the customers not found are inserted: an insert attempt on a known one still drew
+      // an id and probed the unique index once more.
       " ins AS (INSERT INTO mod_chat_visitors (site_id, name, whatsapp_phone, phone)"
-      "   SELECT site, nullif(name, ''), phone, '+' || phone FROM input"
+      "   SELECT site, nullif(name, ''), phone, '+' || phone FROM input WHERE NOT EXISTS"
+      "     (SELECT 1 FROM found WHERE found.site_id = input.site"
+      "       AND found.whatsapp_phone = input.phone)"
       "   ON CONFLICT (site_id, whatsapp_phone) WHERE whatsapp_phone IS NOT NULL DO NOTHING"
       "   RETURNING id, site_id, whatsapp_phone, name)"
-      " SELECT id, site_id, whatsapp_phone, name FROM ins"
-      " UNION ALL SELECT v.id, v.site_id, v.whatsapp_phone, v.name FROM input"
-      "   CROSS JOIN LATERAL (SELECT id, site_id, whatsapp_phone, name FROM mod_chat_visitors x"
-      "     WHERE x.site_id = input.site AND x.whatsapp_phone = input.phone LIMIT 1) v"
+      " SELECT id, site_id, whatsapp_phone, name FROM found"
+      " UNION ALL SELECT id, site_id, whatsapp_phone, name FROM ins"
       " UNION ALL SELECT NULL, k.site, k.wamid, NULL FROM " + rows_from(4, 2) + " AS k(site, wamid)"
       "   CROSS JOIN LATERAL (SELECT 1 FROM mod_chat_messages m WHERE m.site_id = k.site"
       "     AND m.whatsapp_message_id = k.wamid LIMIT 1) known";

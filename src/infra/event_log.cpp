@@ -58,17 +58,17 @@ void append_events(pqxx::transaction_base& tx, const std::vector<pending_event>&
     // One round trip for the site: the lock (every output row of the join needs it, so it is
     // taken before any id is drawn), all of the site's events (WITH ORDINALITY keeps their order
     // in the ids), and the notification, which PostgreSQL sends at commit.
-    exec_cached(
-        tx, "events_append",
-        "WITH locked AS MATERIALIZED"
-        "   (SELECT pg_advisory_xact_lock(hashtext('wachat_events:' || $1)) AS l),"
+    static const std::string sql =
+        std::string{"WITH locked AS MATERIALIZED (SELECT pg_advisory_xact_lock("} +
+        events_lock_key_sql + ") AS l),"
         " ins AS (INSERT INTO wa_events (site_id, type, conversation_id, message_id)"
         "   SELECT $1, t.type, t.conversation_id, t.message_id"
         "   FROM locked, unnest($2::text[], $3::bigint[], $4::bigint[]) WITH ORDINALITY"
         "     AS t(type, conversation_id, message_id, n) ORDER BY t.n RETURNING 1)"
-        " SELECT pg_notify($5, $1) FROM (SELECT count(*) FROM ins) c",
-        site, type_array(list), bigint_array(list, &pending_event::conversation_id),
-        bigint_array(list, &pending_event::message_id), std::string{events_channel});
+        " SELECT pg_notify($5, $1) FROM (SELECT count(*) FROM ins) c";
+    exec_cached(tx, "events_append", sql, site, type_array(list),
+                bigint_array(list, &pending_event::conversation_id),
+                bigint_array(list, &pending_event::message_id), std::string{events_channel});
   }
 }
 

@@ -6,6 +6,7 @@
 #include <pqxx/pqxx>
 #include <thread>
 
+#include "infra/event_log.hpp"
 #include "support/pg_control.hpp"
 #include "support/test_env.hpp"
 #include "support/wachat_fixture.hpp"
@@ -95,7 +96,8 @@ TEST_CASE("a claim whose unit hangs gives its row back after the lease; the row 
   // statement: the unit neither answers nor fails, as if it hung.
   pqxx::connection blocker{f.db};
   pqxx::nontransaction hold{blocker};
-  hold.exec("SELECT pg_advisory_lock(hashtext('wachat_events:acme'))");
+  hold.exec_params(std::string{"SELECT pg_advisory_lock("} + infra::events_lock_key_sql + ")",
+                   "acme");
   REQUIRE(f.post_webhook(test::text_webhook(phone_id, "16505550101", "wamid.hang.1", now_s() - 5,
                                             "stuck behind a lock")).status == 200);
   const auto row = count(f.db, "SELECT max(id) FROM wa_webhook_events");
@@ -119,7 +121,8 @@ TEST_CASE("a claim whose unit hangs gives its row back after the lease; the row 
   CHECK(count(f.db, "SELECT count(*) FROM mod_chat_messages") == "0");
   CHECK(count(f.db, "SELECT status FROM wa_webhook_events WHERE id = " + row) == "pending");
 
-  hold.exec("SELECT pg_advisory_unlock(hashtext('wachat_events:acme'))");
+  hold.exec_params(std::string{"SELECT pg_advisory_unlock("} + infra::events_lock_key_sql + ")",
+                   "acme");
   REQUIRE(test::eventually([&] { return inbox_settled(f.db); }));
   CHECK(count(f.db, "SELECT status FROM wa_webhook_events WHERE id = " + row) == "processed");
   // Done twice (the hung unit's transaction, then the row again): stored and counted once.

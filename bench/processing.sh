@@ -77,14 +77,16 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# Every autovacuum and autoanalyze goes to the log, so that a phase can say which ran inside it.
+WACHAT_PG_OPTIONS="${WACHAT_PG_OPTIONS:-} -c log_autovacuum_min_duration=0"
 if [ "${BENCH_PG_STATS:-0}" = 1 ]; then
-  WACHAT_PG_OPTIONS="-c shared_preload_libraries=pg_stat_statements,auto_explain"
-  WACHAT_PG_OPTIONS+=" -c pg_stat_statements.track=all"
+  WACHAT_PG_OPTIONS+=" -c shared_preload_libraries=pg_stat_statements,auto_explain"
+  WACHAT_PG_OPTIONS+=" -c pg_stat_statements.track=all -c pg_stat_statements.track_planning=on"
   WACHAT_PG_OPTIONS+=" -c auto_explain.log_min_duration=${BENCH_PG_EXPLAIN_MS:-1000}"
   WACHAT_PG_OPTIONS+=" -c auto_explain.log_analyze=on -c auto_explain.log_buffers=on"
   WACHAT_PG_OPTIONS+=" -c track_commit_timestamp=on"
-  export WACHAT_PG_OPTIONS
 fi
+export WACHAT_PG_OPTIONS
 bench_pg_start "$work"
 
 app_secret=$(openssl rand -hex 32)
@@ -138,10 +140,11 @@ pg_stats_reset() {
 }
 pg_stats_report() {
   [ "${BENCH_PG_STATS:-0}" = 1 ] || return 0
-  echo "statements by total time (ms, calls, rows, statement):"
-  psql_bench "SELECT round(total_exec_time)::bigint || ' ' || calls || ' ' || rows || ' '
-                     || left(regexp_replace(query, '\s+', ' ', 'g'), 110)
-              FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 15"
+  echo "statements by total time (exec ms, plan ms, calls, plans, rows, statement):"
+  psql_bench "SELECT round(total_exec_time)::bigint || ' ' || round(total_plan_time)::bigint || ' '
+                     || calls || ' ' || plans || ' ' || rows || ' '
+                     || left(regexp_replace(query, '\s+', ' ', 'g'), 100)
+              FROM pg_stat_statements ORDER BY total_exec_time + total_plan_time DESC LIMIT 15"
 }
 reset_data() {
   psql_bench "TRUNCATE wa_webhook_events, wa_events, wa_message_statuses, mod_chat_messages,
@@ -266,6 +269,7 @@ run_sse() {
   [ -e "$work/sse-ready-$run" ] || { echo "bench: the SSE subscriber did not connect" >&2; cat "$work/sse-$run.out" >&2; exit 1; }
   wait_quiet
   pg_stats_reset
+  log_from=$(stat -c %s "$work/postgresql.log")
   measure_begin
   set +e
   "$build_dir/wachat_loadgen" --port "$http_port" --secret "$app_secret" --connections "$connections" \
@@ -275,7 +279,7 @@ run_sse() {
   wait "$sse_pid" || status=1
   set -e
   grep -E '^(requests|errors|throughput|latency)' "$work/sse-loadgen-$run.out"
-  tail -4 "$work/sse-$run.out"
+  grep -E "^(sse:|acknowledged|p99/max)" "$work/sse-$run.out"
   lg=$(tail -1 "$work/sse-loadgen-$run.out")
   line=$(tail -1 "$work/sse-$run.out")
   echo "$line" >> "$work/sse.jsonl"
@@ -284,9 +288,19 @@ run_sse() {
     -v p="$(psql_bench "SELECT (extract(epoch from max(processed_at)) * 1e6)::bigint FROM wa_webhook_events")" \
     'BEGIN { printf "%.1f", (p - f) / 1e6 }') s after the first send; the last event arrived $(json_num first_ack_to_last_event_s "$line") s after the first 2xx"
   measure_end "$(json_num acked "$lg")" "$(json_num cpu_s "$lg")" "$(json_num cpu_s "$line")" 2>> "$work/sse-cpu.txt"
+  autovacuum_report "$log_from"
   stop_wachatd
   sse_stages "sse-$$-$run" "$work/acks-$run.txt"
   pg_stats_report
+}
+
+# autovacuum_report OFFSET: the autovacuums and autoanalyzes PostgreSQL logged after byte OFFSET
+# of its log (they compete with the phase for the two cores).
+autovacuum_report() {
+  local lines
+  lines=$(tail -c +"$(($1 + 1))" "$work/postgresql.log" | grep -E 'automatic (aggressive )?(vacuum|analyze) of table' \
+    | sed -E 's/^([0-9-]+ )?([0-9:.]+).*automatic (aggressive )?(vacuum|analyze) of table "[^.]+\.[^.]+\.([^"]+)".*/\2 \4 \5/' || true)
+  echo "autovacuum during the phase: ${lines:-none}" | tr '\n' ';' | sed 's/;$/\n/'
 }
 
 # sse_stages RUN ACK_LOG: where the latency arises. The writer's transaction start (the

@@ -18,6 +18,7 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <sys/stat.h>
@@ -228,6 +229,13 @@ int run(int argc, char** argv) {
   ::close(fd);
 
   std::vector<std::uint32_t> latencies_us;
+  // By the second of the run in which the webhook was acknowledged: whether the tail is spread
+  // over the run or comes from a few stalls.
+  std::map<std::int64_t, std::vector<std::uint32_t>> by_second;
+  std::int64_t first_at = INT64_MAX;
+  for (const auto& [seq, at] : acks) {
+    first_at = std::min(first_at, at);
+  }
   std::uint64_t missing = 0;
   std::uint64_t early = 0;  // event seen before the loadgen read the 2xx: counted as 0
   std::int64_t first_ack = INT64_MAX;
@@ -243,6 +251,12 @@ int run(int argc, char** argv) {
     auto d = it->second - at;
     early += d < 0 ? 1 : 0;
     latencies_us.push_back(static_cast<std::uint32_t>(std::clamp<std::int64_t>(d, 0, UINT32_MAX)));
+    by_second[(at - first_at) / 1000000].push_back(latencies_us.back());
+  }
+  std::string seconds;
+  for (auto& [second, samples] : by_second) {
+    seconds += fmt::format(" {}:{:.0f}/{:.0f}", second, bench::latency_summary::of(samples).p99_ms,
+                           bench::latency_summary::of(samples).max_ms);
   }
   const auto latency = bench::latency_summary::of(latencies_us);
   fmt::print("sse: {} frames, {} message.created; {} acknowledged webhooks, {} matched, {} missing\n",
@@ -251,6 +265,7 @@ int run(int argc, char** argv) {
              "p99.9={:.1f} max={:.1f} (n={}, {} before the ack)\n",
              latency.p50_ms, latency.p95_ms, latency.p99_ms, latency.p999_ms, latency.max_ms,
              latency.count, early);
+  fmt::print("p99/max ms by second of the run:{}\n", seconds);
   if (!failure.empty()) {
     fmt::print("sse: FAILED: {}\n", failure);
   }

@@ -114,21 +114,20 @@ void flush(writer_state& st) {
       st.conn->prepare(stmt, insert_sql(n));
       st.prepared[n] = true;
     }
-    pqxx::work w{*st.conn};
+    // One statement in autocommit: it is its own transaction, durable when it returns
+    // (synchronous_commit), so BEGIN and COMMIT would only be two more round trips. A
+    // connection lost meanwhile leaves the outcome unknown, as an in-doubt COMMIT would: the
+    // callers get 503, Meta redelivers and processing recognises the wamids.
+    pqxx::nontransaction w{*st.conn};
     auto r = w.exec_prepared(stmt, pqxx::prepare::make_dynamic_params(bodies),
                              pqxx::prepare::make_dynamic_params(statuses),
                              pqxx::prepare::make_dynamic_params(errors));
-    w.commit();
     ids.reserve(r.size());
     for (const auto& row : r) {
       ids.push_back(row[0].as<std::int64_t>());
     }
-  } catch (const pqxx::in_doubt_error& e) {
-    // The commit may or may not have happened: refuse, Meta redelivers, processing dedupes.
-    mark_down(st, e.what());
-    fail_all(items, st);
-    return;
   } catch (const pqxx::broken_connection& e) {
+    // Stored or not, nobody knows: refuse, Meta redelivers, processing dedupes.
     mark_down(st, e.what());
     fail_all(items, st);
     return;

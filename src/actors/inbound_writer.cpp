@@ -1,6 +1,10 @@
 #include "actors/inbound_writer.hpp"
 
+#include <algorithm>
 #include <caf/all.hpp>
+#include <chrono>
+#include <deque>
+#include <memory>
 #include <pqxx/pqxx>
 
 #include "actors/atoms.hpp"
@@ -12,25 +16,43 @@
 
 namespace wachat::actors {
 namespace {
+struct write_batch;
+struct batch_outcomes;
+}  // namespace
+}  // namespace wachat::actors
+
+// Local messages only: never serialized.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::write_batch)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::batch_outcomes)
+
+namespace wachat::actors {
+namespace {
 
 constexpr std::size_t max_batch = 1000;
 // A batch goes to PostgreSQL as one JSON parameter per statement, and a text value is limited
 // to 1 GB: signed webhooks of a few MiB each must not add up to that. Well below it, a batch is
 // flushed early.
 constexpr std::size_t max_batch_bytes = 64 * 1024 * 1024;
+// When the first worker is busy, the next one takes the queue only once it is this long or its
+// oldest unit has waited this long.
+constexpr std::size_t spill_units = 64;
+constexpr auto spill_after = std::chrono::milliseconds(5);
+
+using clock = std::chrono::steady_clock;
+using pump_atom = caf::atom_constant<caf::atom("pump")>;
+using spill_atom = caf::atom_constant<caf::atom("spill")>;
 
 struct pending_write {
   unit_job job;
   caf::typed_response_promise<domain::unit_outcome> promise;
 };
 
-struct writer_state {
-  std::string url;
-  std::unique_ptr<pqxx::connection> conn;
-  std::vector<pending_write> batch;
-  std::size_t batch_bytes = 0;  // the text the batch carries, roughly
-  bool flush_queued = false;
-  static inline const char* name = "inbound_writer";
+// A batch on its way to a worker, and the worker's answer, one outcome per unit in order.
+struct write_batch {
+  std::shared_ptr<const std::vector<pending_write>> units;
+};
+struct batch_outcomes {
+  std::vector<domain::unit_outcome> outcomes;
 };
 
 // Serialization failures, deadlocks, lost connections, shutdowns: trying again later can work.
@@ -118,20 +140,19 @@ std::vector<domain::unit_outcome> store_batch(pqxx::connection& c,
   return store_one_by_one(c, batch);
 }
 
-void flush(writer_state& st) {
-  st.flush_queued = false;
-  if (st.batch.empty()) {
-    return;
-  }
-  auto batch = std::move(st.batch);
-  st.batch.clear();
-  st.batch_bytes = 0;
-  std::vector<domain::unit_outcome> outcomes;
+// A worker: one connection, one batch at a time.
+struct worker_state {
+  std::string url;
+  std::unique_ptr<pqxx::connection> conn;
+  static inline const char* name = "inbound_writer";
+};
+
+batch_outcomes store_on(worker_state& st, const std::vector<pending_write>& batch) {
   try {
     if (!st.conn || !st.conn->is_open()) {
       st.conn = infra::connect_for_probes(st.url);
     }
-    outcomes = store_batch(*st.conn, batch);
+    return {store_batch(*st.conn, batch)};
   } catch (const std::exception& e) {
     // The database went away (or would not commit): nothing of this batch is known to be
     // stored, so every unit is retried later.
@@ -139,49 +160,146 @@ void flush(writer_state& st) {
       st.conn.reset();
     }
     infra::log_warn("inbound_write_failed", {{"units", std::to_string(batch.size())}, {"error", e.what()}});
-    outcomes.assign(batch.size(), failure(true, e.what()));
-  }
-  for (std::size_t i = 0; i < batch.size(); ++i) {
-    batch[i].promise.deliver(std::move(outcomes[i]));
+    return {std::vector<domain::unit_outcome>(batch.size(), failure(true, e.what()))};
   }
 }
 
-caf::behavior writer(caf::stateful_actor<writer_state>* self, std::string url) {
+caf::behavior worker(caf::stateful_actor<worker_state>* self, std::string url) {
   self->state.url = std::move(url);
+  return {
+      [=](write_atom, const write_batch& b) -> batch_outcomes {
+        return store_on(self->state, *b.units);
+      },
+      [=](stop_atom) { self->quit(); },
+  };
+}
+
+struct queued_write {
+  pending_write write;
+  clock::time_point arrived;
+  std::size_t bytes = 0;
+};
+
+struct pool_state {
+  std::vector<caf::actor> workers;
+  std::vector<bool> busy;
+  std::deque<queued_write> queue;
+  std::size_t queue_bytes = 0;
+  bool pump_queued = false;
+  bool spill_timer = false;
+  bool stopping = false;
+  static inline const char* name = "inbound_writer_pool";
+};
+
+using pool_actor = caf::stateful_actor<pool_state>;
+
+void pump(pool_actor* self);
+
+void batch_done(pool_actor* self, std::size_t worker, const std::vector<pending_write>& batch,
+                std::vector<domain::unit_outcome> outcomes) {
+  outcomes.resize(batch.size(), failure(true, "the writer gave no answer for this unit"));
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    auto promise = batch[i].promise;
+    promise.deliver(std::move(outcomes[i]));
+  }
+  self->state.busy[worker] = false;
+  pump(self);
+}
+
+// Hands the queue to idle workers. The first worker takes whatever waits whenever it is idle;
+// a further one only when all before it are busy and the queue is long or has waited a while.
+// At moderate rates one worker then commits everything in growing batches (two workers halved
+// the batches and cost PostgreSQL more per message), while a backlog, or a commit that hangs,
+// still brings in the others.
+void pump(pool_actor* self) {
+  auto& st = self->state;
+  st.pump_queued = false;
+  while (!st.queue.empty()) {
+    auto idle = std::find(st.busy.begin(), st.busy.end(), false);
+    if (idle == st.busy.end()) {
+      break;  // the next batch goes when a worker is done
+    }
+    const auto i = static_cast<std::size_t>(idle - st.busy.begin());
+    const auto waited = clock::now() - st.queue.front().arrived;
+    if (i > 0 && !st.stopping && st.queue.size() < spill_units && waited < spill_after) {
+      if (!st.spill_timer) {
+        st.spill_timer = true;
+        self->delayed_send(self, spill_after - waited, spill_atom::value);
+      }
+      break;
+    }
+    auto batch = std::make_shared<std::vector<pending_write>>();
+    std::size_t bytes = 0;
+    while (!st.queue.empty() && batch->size() < max_batch && bytes < max_batch_bytes) {
+      bytes += st.queue.front().bytes;
+      batch->push_back(std::move(st.queue.front().write));
+      st.queue.pop_front();
+    }
+    st.queue_bytes -= bytes;
+    st.busy[i] = true;
+    self->request(st.workers[i], caf::infinite, write_atom::value, write_batch{batch})
+        .then([=](batch_outcomes& r) { batch_done(self, i, *batch, std::move(r.outcomes)); },
+              [=](caf::error& e) {
+                batch_done(self, i, *batch,
+                           std::vector<domain::unit_outcome>(
+                               batch->size(), failure(true, "writer unavailable: " + to_string(e))));
+              });
+  }
+  if (st.stopping && st.queue.empty() &&
+      std::none_of(st.busy.begin(), st.busy.end(), [](bool b) { return b; })) {
+    for (auto& w : st.workers) {
+      self->send(w, stop_atom::value);
+    }
+    self->quit();
+  }
+}
+
+void queue_pump(pool_actor* self) {
+  if (!self->state.pump_queued) {
+    // Behind the requests already in the mailbox: they join the same batch.
+    self->state.pump_queued = true;
+    self->send(self, pump_atom::value);
+  }
+}
+
+caf::behavior pool(pool_actor* self, std::vector<caf::actor> workers) {
+  self->state.busy.assign(workers.size(), false);
+  self->state.workers = std::move(workers);
   return {
       [=](write_atom, unit_job& job) -> caf::result<domain::unit_outcome> {
         auto& st = self->state;
         auto rp = self->make_response_promise<domain::unit_outcome>();
         const auto& u = *job.unit;
-        st.batch_bytes += u.message.content.size() + u.message.referral_json.size() +
-                          u.profile_name.size() + 256;
-        st.batch.push_back({std::move(job), rp});
-        if (st.batch.size() >= max_batch || st.batch_bytes >= max_batch_bytes) {
-          flush(st);
-        } else if (!st.flush_queued) {
-          // Behind the requests already in the mailbox: they join this batch.
-          st.flush_queued = true;
-          self->send(self, flush_atom::value);
-        }
+        const auto bytes = u.message.content.size() + u.message.referral_json.size() +
+                           u.profile_name.size() + 256;
+        st.queue.push_back({{std::move(job), rp}, clock::now(), bytes});
+        st.queue_bytes += bytes;
+        queue_pump(self);
         return rp;
       },
-      [=](flush_atom) { flush(self->state); },
+      [=](pump_atom) { pump(self); },
+      [=](spill_atom) {
+        self->state.spill_timer = false;
+        pump(self);
+      },
       [=](stop_atom) {
-        flush(self->state);
-        self->quit();
+        // What is queued is still stored; the pool goes once every worker is done.
+        self->state.stopping = true;
+        pump(self);
       },
   };
 }
 
 }  // namespace
 
-std::vector<caf::actor> spawn_inbound_writers(caf::actor_system& sys, const std::string& url,
-                                              unsigned count) {
-  std::vector<caf::actor> out;
-  for (unsigned i = 0; i < count; ++i) {
-    out.push_back(sys.spawn<caf::detached>(writer, url));
+caf::actor spawn_inbound_writer_pool(caf::actor_system& sys, const std::string& url,
+                                     unsigned count) {
+  std::vector<caf::actor> workers;
+  for (unsigned i = 0; i < std::max(count, 1u); ++i) {
+    // Detached: each blocks on its own connection and thread, never on the scheduler's.
+    workers.push_back(sys.spawn<caf::detached>(worker, url));
   }
-  return out;
+  return sys.spawn(pool, std::move(workers));
 }
 
 }  // namespace wachat::actors

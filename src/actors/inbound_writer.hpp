@@ -1,17 +1,18 @@
 #pragma once
 #include <caf/fwd.hpp>
 #include <string>
-#include <vector>
 
 namespace wachat::actors {
 
-// Detached actors, each with its own PostgreSQL connection, that store the units conversation
-// actors hand them. Units arriving together are committed together (group commit, as intake
-// does) with a few set-based statements per batch (infra::store_units); a batch that hits a
-// deadlock goes again, and one that hits any other error is stored again unit by unit, each in
-// its own savepoint, so that only the bad unit fails. Answers every
-// `(write_atom, unit_job)` request with a domain::unit_outcome once its batch committed.
-std::vector<caf::actor> spawn_inbound_writers(caf::actor_system& sys, const std::string& url,
-                                              unsigned count);
+// The actor that stores the units conversation actors hand it (`(write_atom, unit_job)`,
+// answered with a domain::unit_outcome once committed), with `count` detached workers behind it,
+// each with its own PostgreSQL connection. Units waiting while a worker is busy are committed
+// together (group commit, as intake does) with a few set-based statements per batch
+// (infra::store_units); a batch that hits a deadlock goes again, and one that hits any other
+// error is stored again unit by unit, each in its own savepoint, so that only the bad unit
+// fails. The first worker takes every batch it can; the others help when it falls behind.
+// `stop_atom` stores what is queued, then stops the workers and the pool.
+caf::actor spawn_inbound_writer_pool(caf::actor_system& sys, const std::string& url,
+                                     unsigned count);
 
 }  // namespace wachat::actors

@@ -10,7 +10,7 @@ namespace wachat::actors {
 
 struct inbox_dispatcher_settings {
   std::string database_url;
-  unsigned writers = 2;  // inbound writer actors, each with a connection
+  unsigned writers = 2;  // inbound writer pool workers, each with a connection
   std::chrono::milliseconds conversation_idle{std::chrono::seconds(60)};
   // A claim open longer than this gives back the rows it has not finished: a unit that never
   // answers must not hold its rows, a connection and one of the claim slots for good.

@@ -1,7 +1,6 @@
 #include "actors/site_actor.hpp"
 
 #include <caf/all.hpp>
-#include <functional>
 #include <unordered_map>
 
 #include "actors/atoms.hpp"
@@ -80,9 +79,7 @@ caf::behavior site(caf::stateful_actor<site_state>* self, site_actor_settings se
         const auto& key = job.unit->visitor_wa_id;
         auto it = st.conversations.find(key);
         if (it == st.conversations.end()) {
-          const auto& writers = st.settings.writers;
-          auto writer = writers[std::hash<std::string>{}(st.settings.site + "\n" + key) % writers.size()];
-          auto actor = self->spawn(conversation, writer, caf::actor{self}, key,
+          auto actor = self->spawn(conversation, st.settings.writer, caf::actor{self}, key,
                                    st.settings.conversation_idle);
           it = st.conversations.emplace(key, live_conversation{actor, 0}).first;
           if (auto* g = st.settings.live_conversations) {

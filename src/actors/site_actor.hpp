@@ -1,9 +1,8 @@
 #pragma once
-#include <caf/fwd.hpp>
+#include <caf/actor.hpp>
 #include <chrono>
 #include <memory>
 #include <string>
-#include <vector>
 
 #include "infra/metrics.hpp"
 
@@ -11,7 +10,7 @@ namespace wachat::actors {
 
 struct site_actor_settings {
   std::string site;
-  std::vector<caf::actor> writers;
+  caf::actor writer;  // the inbound writer pool
   // A conversation actor with nothing to do for this long stops; the next unit brings it back.
   std::chrono::milliseconds conversation_idle{std::chrono::seconds(60)};
   infra::metrics::gauge* live_conversations = nullptr;

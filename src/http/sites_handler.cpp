@@ -129,7 +129,7 @@ void add_site_routes(router& r, api_context& api) {
         [&api](request_context& rc, responder respond) {
           auto site = rc.params["site"];
           run_authenticated(api, rc, respond, access::any_principal,
-                            [site](pqxx::connection_base& c, const principal& who) {
+                            [&api, site](pqxx::connection_base& c, const principal& who) {
                               if (!who.may_see(site)) {
                                 not_found();
                               }
@@ -145,6 +145,10 @@ void add_site_routes(router& r, api_context& api) {
                               w.commit();
                               if (r.affected_rows() == 0) {
                                 not_found();
+                              }
+                              // Its phone number id no longer routes here, at once.
+                              if (api.wake_dispatcher) {
+                                api.wake_dispatcher();
                               }
                               return response{bhttp::status::no_content, 11};
                             });

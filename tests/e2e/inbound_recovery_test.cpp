@@ -131,6 +131,34 @@ TEST_CASE("a claim whose unit hangs gives its row back after the lease; the row 
   CHECK(count(f.db, "SELECT count(*) FROM wa_events WHERE type = 'message.created'") == "1");
 }
 
+TEST_CASE("a unit stuck in the first inbound writer does not hold up other customers") {
+  test::wachat_fixture f;  // two inbound writers by default
+  f.make_site("acme", phone_id);
+  auto stored = [&](const std::string& wamid) {
+    return count(f.db, "SELECT count(*) FROM mod_chat_messages WHERE whatsapp_message_id = '" +
+                           wamid + "'") == "1";
+  };
+  REQUIRE(f.post_webhook(test::text_webhook(phone_id, "16505550201", "wamid.stuck.1", now_s() - 9,
+                                            "first")).status == 200);
+  REQUIRE(test::eventually([&] { return stored("wamid.stuck.1"); }));
+  // Holding this customer's conversation row makes the writer that counts its next message wait.
+  pqxx::connection blocker{f.db};
+  pqxx::work hold{blocker};
+  hold.exec("SELECT 1 FROM mod_chat_conversations FOR UPDATE");
+  REQUIRE(f.post_webhook(test::text_webhook(phone_id, "16505550201", "wamid.stuck.2", now_s() - 8,
+                                            "stuck")).status == 200);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // Another customer's message goes through the second writer meanwhile.
+  REQUIRE(f.post_webhook(test::text_webhook(phone_id, "16505550202", "wamid.other.1", now_s() - 7,
+                                            "not stuck")).status == 200);
+  CHECK(test::eventually([&] { return stored("wamid.other.1"); }, std::chrono::seconds(5)));
+  CHECK_FALSE(stored("wamid.stuck.2"));
+  hold.abort();
+  REQUIRE(test::eventually([&] { return inbox_settled(f.db); }));
+  CHECK(stored("wamid.stuck.2"));
+  CHECK(count(f.db, "SELECT sum(unread_count) FROM mod_chat_conversations") == "3");
+}
+
 TEST_CASE("gigantic strings and NUL inside a signed webhook are stored intact or cleaned, never crash") {
   test::wachat_fixture f;
   f.make_site("acme", phone_id);

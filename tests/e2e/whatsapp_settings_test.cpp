@@ -244,3 +244,25 @@ TEST_CASE("events that named an unknown phone number id are processed once PUT s
     return e.f->call_json("GET", "/api/sites/acme/conversations")["conversations"].size() == 1;
   }));
 }
+
+TEST_CASE("after DELETE /whatsapp the phone number id routes nowhere, from the next delivery on") {
+  settings_env e;
+  REQUIRE(e.put(valid_settings()).status == 200);
+  auto messages = [&] {
+    return test::query_scalar(e.f->db, "SELECT count(*) FROM mod_chat_messages");
+  };
+  // The dispatcher now knows where this phone number id goes.
+  REQUIRE(e.f->post_webhook(test::text_webhook(phone_id, "16505551234", "wamid.D1",
+                                               std::time(nullptr) - 10, "before"))
+              .status == 200);
+  REQUIRE(test::eventually([&] { return messages() == "1"; }));
+  REQUIRE(e.f->call("DELETE", "/api/sites/acme/whatsapp").status == 204);
+  REQUIRE(e.f->post_webhook(test::text_webhook(phone_id, "16505551234", "wamid.D2",
+                                               std::time(nullptr) - 5, "after"))
+              .status == 200);
+  CHECK(test::eventually([&] {
+    return test::query_scalar(e.f->db, "SELECT count(*) FROM wa_webhook_events"
+                                       " WHERE status = 'unroutable'") == "1";
+  }));
+  CHECK(messages() == "1");
+}

@@ -35,7 +35,8 @@ struct intake_settings {
 
 // The group-committing writers: each owns one database connection and commits everything that
 // reached its mailbox while the previous commit ran, in one transaction (DESIGN.md §2, intake).
-// Callers hand items round-robin through submit(); it never blocks.
+// Callers hand items through submit(), which never blocks: the first writer with a short queue
+// takes each, the others help under load.
 class intake {
  public:
   intake(caf::actor_system& sys, intake_settings settings);

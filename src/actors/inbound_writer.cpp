@@ -184,7 +184,6 @@ struct pool_state {
   std::vector<caf::actor> workers;
   std::vector<bool> busy;
   std::deque<queued_write> queue;
-  std::size_t queue_bytes = 0;
   bool pump_queued = false;
   bool spill_timer = false;
   bool stopping = false;
@@ -235,7 +234,6 @@ void pump(pool_actor* self) {
       batch->push_back(std::move(st.queue.front().write));
       st.queue.pop_front();
     }
-    st.queue_bytes -= bytes;
     st.busy[i] = true;
     self->request(st.workers[i], caf::infinite, write_atom::value, write_batch{batch})
         .then([=](batch_outcomes& r) { batch_done(self, i, *batch, std::move(r.outcomes)); },
@@ -273,7 +271,6 @@ caf::behavior pool(pool_actor* self, std::vector<caf::actor> workers) {
         const auto bytes = u.message.content.size() + u.message.referral_json.size() +
                            u.profile_name.size() + 256;
         st.queue.push_back({{std::move(job), rp}, clock::now(), bytes});
-        st.queue_bytes += bytes;
         queue_pump(self);
         return rp;
       },

@@ -7,12 +7,22 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <iostream>
+#include <mutex>
+#include <string>
+#include <vector>
 #include <pqxx/pqxx>
 #include <stdexcept>
 
 #include "infra/crypto.hpp"
 
 namespace wachat::test {
+namespace {
+
+std::mutex created_mutex;
+std::vector<std::string> created;  // by fresh_database(), in this process
+
+}  // namespace
 
 std::string admin_database_url() {
   const char* url = std::getenv("WACHAT_TEST_DATABASE_URL");
@@ -29,6 +39,10 @@ std::string fresh_database() {
   pqxx::connection conn{admin};
   pqxx::nontransaction nt{conn};
   nt.exec("CREATE DATABASE " + name);
+  {
+    std::lock_guard lock{created_mutex};
+    created.push_back(name);
+  }
   // Replace the database name: the admin URL ends in /<db> (optionally followed by ?params).
   auto q = admin.find('?');
   auto base = admin.substr(0, q);
@@ -38,6 +52,36 @@ std::string fresh_database() {
     throw std::runtime_error("WACHAT_TEST_DATABASE_URL must name a database");
   }
   return base.substr(0, slash + 1) + name + params;
+}
+
+void drop_fresh_databases(bool run_passed) {
+  std::vector<std::string> names;
+  {
+    std::lock_guard lock{created_mutex};
+    names.swap(created);
+  }
+  if (names.empty()) {
+    return;
+  }
+  const char* keep = std::getenv("WACHAT_TEST_KEEP_DATABASES");
+  if (!run_passed || (keep != nullptr && std::string{keep} == "1")) {
+    std::cerr << "test databases kept:";
+    for (const auto& n : names) {
+      std::cerr << ' ' << n;
+    }
+    std::cerr << '\n';
+    return;
+  }
+  try {
+    pqxx::connection conn{admin_database_url()};
+    pqxx::nontransaction nt{conn};
+    for (const auto& n : names) {
+      // FORCE: a wachatd a test left running must not keep its database.
+      nt.exec("DROP DATABASE IF EXISTS " + n + " WITH (FORCE)");
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "could not drop the test databases: " << e.what() << '\n';
+  }
 }
 
 std::uint16_t free_port() {

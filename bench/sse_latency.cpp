@@ -255,8 +255,8 @@ int run(int argc, char** argv) {
   }
   std::string seconds;
   for (auto& [second, samples] : by_second) {
-    seconds += fmt::format(" {}:{:.0f}/{:.0f}", second, bench::latency_summary::of(samples).p99_ms,
-                           bench::latency_summary::of(samples).max_ms);
+    const auto s = bench::latency_summary::of(samples);
+    seconds += fmt::format(" {}:{:.0f}/{:.0f}", second, s.p99_ms, s.max_ms);
   }
   const auto latency = bench::latency_summary::of(latencies_us);
   fmt::print("sse: {} frames, {} message.created; {} acknowledged webhooks, {} matched, {} missing\n",

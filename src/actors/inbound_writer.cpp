@@ -181,6 +181,9 @@ struct queued_write {
 };
 
 struct pool_state {
+  infra::metrics::counter* batches = nullptr;
+  infra::metrics::counter* units = nullptr;
+  infra::metrics::counter* spills = nullptr;
   std::vector<caf::actor> workers;
   std::vector<bool> busy;
   std::deque<queued_write> queue;
@@ -235,6 +238,9 @@ void pump(pool_actor* self) {
       st.queue.pop_front();
     }
     st.busy[i] = true;
+    st.batches->fetch_add(1, std::memory_order_relaxed);
+    st.units->fetch_add(batch->size(), std::memory_order_relaxed);
+    st.spills->fetch_add(i > 0 ? 1 : 0, std::memory_order_relaxed);
     self->request(st.workers[i], caf::infinite, write_atom::value, write_batch{batch})
         .then([=](batch_outcomes& r) { batch_done(self, i, *batch, std::move(r.outcomes)); },
               [=](caf::error& e) {
@@ -260,7 +266,15 @@ void queue_pump(pool_actor* self) {
   }
 }
 
-caf::behavior pool(pool_actor* self, std::vector<caf::actor> workers) {
+caf::behavior pool(pool_actor* self, std::vector<caf::actor> workers,
+                   std::shared_ptr<infra::metrics> m) {
+  auto& st = self->state;
+  st.batches = &m->get_counter("wachat_inbound_batches_total",
+                               "Inbound writer transactions (batches of units).");
+  st.units = &m->get_counter("wachat_inbound_batch_units_total",
+                             "Units handed to inbound writer transactions.");
+  st.spills = &m->get_counter("wachat_inbound_spills_total",
+                              "Batches a further inbound writer took while the first was busy.");
   self->state.busy.assign(workers.size(), false);
   self->state.workers = std::move(workers);
   return {
@@ -290,13 +304,13 @@ caf::behavior pool(pool_actor* self, std::vector<caf::actor> workers) {
 }  // namespace
 
 caf::actor spawn_inbound_writer_pool(caf::actor_system& sys, const std::string& url,
-                                     unsigned count) {
+                                     unsigned count, std::shared_ptr<infra::metrics> metrics) {
   std::vector<caf::actor> workers;
   for (unsigned i = 0; i < std::max(count, 1u); ++i) {
     // Detached: each blocks on its own connection and thread, never on the scheduler's.
     workers.push_back(sys.spawn<caf::detached>(worker, url));
   }
-  return sys.spawn(pool, std::move(workers));
+  return sys.spawn(pool, std::move(workers), std::move(metrics));
 }
 
 }  // namespace wachat::actors

@@ -1,6 +1,9 @@
 #pragma once
 #include <caf/fwd.hpp>
+#include <memory>
 #include <string>
+
+#include "infra/metrics.hpp"
 
 namespace wachat::actors {
 
@@ -11,8 +14,9 @@ namespace wachat::actors {
 // (infra::store_units); a batch that hits a deadlock goes again, and one that hits any other
 // error is stored again unit by unit, each in its own savepoint, so that only the bad unit
 // fails. The first worker takes every batch it can; the others help when it falls behind.
-// `stop_atom` stores what is queued, then stops the workers and the pool.
+// `stop_atom` stores what is queued, then stops the workers and the pool. Counts its batches,
+// their units and the batches a further worker took in `metrics` (wachat_inbound_*_total).
 caf::actor spawn_inbound_writer_pool(caf::actor_system& sys, const std::string& url,
-                                     unsigned count);
+                                     unsigned count, std::shared_ptr<infra::metrics> metrics);
 
 }  // namespace wachat::actors

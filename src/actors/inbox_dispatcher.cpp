@@ -373,7 +373,7 @@ caf::behavior dispatcher(dispatcher_actor* self, inbox_dispatcher_settings setti
   st.live_conversations =
       &m->get_gauge("wachat_conversation_actors", "Conversation actors alive in this process.");
   st.writer = spawn_inbound_writer_pool(self->home_system(), st.settings.database_url,
-                                        st.settings.writers);
+                                        st.settings.writers, m);
   queue_work(self);
   self->delayed_send(self, std::chrono::seconds(1), tick_atom::value);
   return {

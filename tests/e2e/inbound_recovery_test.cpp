@@ -22,6 +22,16 @@ std::int64_t now_s() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
 std::string count(const std::string& db, const std::string& sql) { return test::query_scalar(db, sql); }
 
+// A counter or gauge from /metrics; -1 when it is not there.
+long metric(test::wachat_fixture& f, const std::string& name) {
+  auto body = f.call("GET", "/metrics", {}, "").body;
+  auto at = body.find("\n" + name + " ");
+  if (at == std::string::npos) {
+    return -1;
+  }
+  return std::stol(body.substr(at + name.size() + 2));
+}
+
 bool inbox_settled(const std::string& db) {
   return count(db, "SELECT count(*) FROM wa_webhook_events WHERE status IN ('pending','processing')") == "0";
 }
@@ -141,6 +151,9 @@ TEST_CASE("a unit stuck in the first inbound writer does not hold up other custo
   REQUIRE(f.post_webhook(test::text_webhook(phone_id, "16505550201", "wamid.stuck.1", now_s() - 9,
                                             "first")).status == 200);
   REQUIRE(test::eventually([&] { return stored("wamid.stuck.1"); }));
+  CHECK(metric(f, "wachat_inbound_batches_total") == 1);
+  CHECK(metric(f, "wachat_inbound_batch_units_total") == 1);
+  CHECK(metric(f, "wachat_inbound_spills_total") == 0);
   // Holding this customer's conversation row makes the writer that counts its next message wait.
   pqxx::connection blocker{f.db};
   pqxx::work hold{blocker};
@@ -153,10 +166,12 @@ TEST_CASE("a unit stuck in the first inbound writer does not hold up other custo
                                             "not stuck")).status == 200);
   CHECK(test::eventually([&] { return stored("wamid.other.1"); }, std::chrono::seconds(5)));
   CHECK_FALSE(stored("wamid.stuck.2"));
+  CHECK(metric(f, "wachat_inbound_spills_total") == 1);
   hold.abort();
   REQUIRE(test::eventually([&] { return inbox_settled(f.db); }));
   CHECK(stored("wamid.stuck.2"));
   CHECK(count(f.db, "SELECT sum(unread_count) FROM mod_chat_conversations") == "3");
+  CHECK(metric(f, "wachat_inbound_batch_units_total") == 3);
 }
 
 TEST_CASE("gigantic strings and NUL inside a signed webhook are stored intact or cleaned, never crash") {
@@ -202,19 +217,6 @@ TEST_CASE("a phone number id with NUL is kept unroutable and does not stop other
   CHECK(count(f.db, "SELECT count(*) FROM mod_chat_messages WHERE whatsapp_message_id = 'wamid.after'") == "1");
 }
 
-namespace {
-
-long gauge(test::wachat_fixture& f, const std::string& name) {
-  auto body = f.call("GET", "/metrics", {}, "").body;
-  auto at = body.find("\n" + name + " ");
-  if (at == std::string::npos) {
-    return -1;
-  }
-  return std::stol(body.substr(at + name.size() + 2));
-}
-
-}  // namespace
-
 TEST_CASE("idle conversation actors stop and come back on demand, in the same conversation") {
   test::wachat_fixture f{{{"WACHAT_CONVERSATION_IDLE_MS", "300"}}};
   f.make_site("acme", phone_id);
@@ -223,8 +225,8 @@ TEST_CASE("idle conversation actors stop and come back on demand, in the same co
                                               now_s() - 50, "first"))
                 .status == 200);
   }
-  REQUIRE(test::eventually([&] { return gauge(f, "wachat_conversation_actors") == 3; }));
-  REQUIRE(test::eventually([&] { return gauge(f, "wachat_conversation_actors") == 0; }));
+  REQUIRE(test::eventually([&] { return metric(f, "wachat_conversation_actors") == 3; }));
+  REQUIRE(test::eventually([&] { return metric(f, "wachat_conversation_actors") == 0; }));
   REQUIRE(f.post_webhook(test::text_webhook(phone_id, "16507770000", "wamid.idle.b", now_s() - 10, "again")).status == 200);
   REQUIRE(test::eventually([&] {
     return count(f.db, "SELECT count(*) FROM mod_chat_messages WHERE whatsapp_message_id = 'wamid.idle.b'") == "1";
@@ -234,5 +236,5 @@ TEST_CASE("idle conversation actors stop and come back on demand, in the same co
                     " AND c.id = m.conversation_id") == "1");
   CHECK(count(f.db, "SELECT unread_count FROM mod_chat_conversations c JOIN mod_chat_visitors v ON v.id = c.visitor_id"
                     " WHERE v.whatsapp_phone = '16507770000'") == "2");
-  CHECK(test::eventually([&] { return gauge(f, "wachat_conversation_actors") == 0; }));
+  CHECK(test::eventually([&] { return metric(f, "wachat_conversation_actors") == 0; }));
 }

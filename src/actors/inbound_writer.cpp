@@ -275,8 +275,8 @@ caf::behavior pool(pool_actor* self, std::vector<caf::actor> workers,
                              "Units handed to inbound writer transactions.");
   st.spills = &m->get_counter("wachat_inbound_spills_total",
                               "Batches a further inbound writer took while the first was busy.");
-  self->state.busy.assign(workers.size(), false);
-  self->state.workers = std::move(workers);
+  st.busy.assign(workers.size(), false);
+  st.workers = std::move(workers);
   return {
       [=](write_atom, unit_job& job) -> caf::result<domain::unit_outcome> {
         auto& st = self->state;

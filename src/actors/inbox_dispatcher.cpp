@@ -168,8 +168,7 @@ void unit_answered(dispatcher_actor* self, std::int64_t id, const domain::unit_o
 }
 
 // Parses one claimed row and sends each of its units to the actor of its conversation.
-void dispatch(dispatcher_actor* self, infra::inbox_claims& claims, const infra::claimed_event& ev,
-              std::map<std::string, std::optional<std::string>>& site_cache) {
+void dispatch(dispatcher_actor* self, infra::inbox_claims& claims, const infra::claimed_event& ev) {
   auto& st = self->state;
   auto parsed = domain::parse_webhook(ev.body);
   if (auto* err = std::get_if<domain::webhook_parse_error>(&parsed)) {
@@ -187,11 +186,14 @@ void dispatch(dispatcher_actor* self, infra::inbox_claims& claims, const infra::
   }
   std::vector<unit_job> jobs;
   for (auto& unit : domain::split_delivery(delivery)) {
-    auto cached = site_cache.find(unit.phone_number_id);
-    if (cached == site_cache.end()) {
+    auto cached = st.site_cache.find(unit.phone_number_id);
+    if (cached == st.site_cache.end()) {
+      if (st.site_cache.size() >= 10000) {
+        st.site_cache.clear();  // many distinct phone number ids within a second: keep it small
+      }
       auto site = unit.phone_number_id.empty() ? std::nullopt
                                                : claims.site_for_phone(unit.phone_number_id);
-      cached = site_cache.emplace(unit.phone_number_id, site).first;
+      cached = st.site_cache.emplace(unit.phone_number_id, site).first;
     }
     if (!cached->second) {
       progress.unroutable_ids.insert(unit.phone_number_id);
@@ -266,9 +268,6 @@ bool claim_batch(dispatcher_actor* self) {
   claim.conn = std::move(conn);
   claim.tx = std::move(tx);
   claim.open = rows.size();
-  if (st.site_cache.size() > 10000) {
-    st.site_cache.clear();  // many distinct phone number ids within a second: keep it small
-  }
   // Left pending, to be tried again after this claim commits.
   auto put_back = [&](std::int64_t id, std::string why) {
     claim.finished.push_back({id, "pending", std::move(why), {}});
@@ -288,7 +287,7 @@ bool claim_batch(dispatcher_actor* self) {
     st.claim_of[ev.id] = claim_id;
     try {
       infra::inbox_claims lookups{*c};
-      dispatch(self, lookups, ev, st.site_cache);
+      dispatch(self, lookups, ev);
     } catch (const std::exception& e) {
       // The site lookup failed, most likely with the connection: this row is tried again.
       if (!c->is_open()) {

@@ -65,14 +65,6 @@ struct site_state {
 
 caf::behavior site(caf::stateful_actor<site_state>* self, site_actor_settings settings) {
   self->state.settings = std::move(settings);
-  self->attach_functor([self] {
-    if (auto* g = self->state.settings.live_conversations) {
-      g->fetch_sub(static_cast<std::int64_t>(self->state.conversations.size()));
-    }
-    for (auto& [key, conv] : self->state.conversations) {
-      caf::anon_send(conv.actor, stop_atom::value);
-    }
-  });
   return {
       [=](store_atom, unit_job& job) -> caf::result<domain::unit_outcome> {
         auto& st = self->state;
@@ -107,7 +99,20 @@ caf::behavior site(caf::stateful_actor<site_state>* self, site_actor_settings se
         }
       },
       [=](count_atom) -> std::size_t { return self->state.conversations.size(); },
-      [=](stop_atom) { self->quit(); },
+      [=](stop_atom) {
+        // The children are stopped here, from the behaviour: a functor attached for this would
+        // run after CAF 0.17 destroyed the state, reach no child, and a child never told to
+        // stop keeps ~actor_system (and so the process) waiting for ever.
+        auto& st = self->state;
+        for (auto& [key, conv] : st.conversations) {
+          self->send(conv.actor, stop_atom::value);
+        }
+        if (auto* g = st.settings.live_conversations) {
+          g->fetch_sub(static_cast<std::int64_t>(st.conversations.size()));
+        }
+        st.conversations.clear();
+        self->quit();
+      },
   };
 }
 

@@ -1,9 +1,12 @@
 // Processing survives crashes and hostile content (DESIGN.md §2 crash recovery, §4.2 nothing lost;
 // issue "Bad input": invalid UTF-8 or gigantic strings inside a signed webhook).
 #include <catch2/catch.hpp>
+#include <atomic>
 #include <csignal>
 #include <ctime>
+#include <mutex>
 #include <pqxx/pqxx>
+#include <set>
 #include <thread>
 
 #include "infra/event_log.hpp"
@@ -237,4 +240,53 @@ TEST_CASE("idle conversation actors stop and come back on demand, in the same co
   CHECK(count(f.db, "SELECT unread_count FROM mod_chat_conversations c JOIN mod_chat_visitors v ON v.id = c.visitor_id"
                     " WHERE v.whatsapp_phone = '16507770000'") == "2");
   CHECK(test::eventually([&] { return metric(f, "wachat_conversation_actors") == 0; }));
+}
+
+TEST_CASE("SIGTERM while conversation actors are live: exits 0 within 10 s, nothing acknowledged is lost") {
+  auto db = test::fresh_database();
+  std::set<std::string> acked;
+  {
+    test::wachat_fixture f{{}, db};
+    f.make_site("acme", phone_id);
+    // One message to a configured site is enough to leave a live conversation actor behind.
+    REQUIRE(f.post_webhook(test::text_webhook(phone_id, "16505550001", "wamid.term.first", now_s(), "hi")).status == 200);
+    REQUIRE(test::eventually([&] { return metric(f, "wachat_conversation_actors") == 1; }));
+    // More customers still writing when the signal comes: their units are in flight.
+    std::atomic<bool> stop{false};
+    std::mutex m;
+    std::thread writer{[&] {
+      for (int i = 0; !stop; ++i) {
+        auto wamid = "wamid.term." + std::to_string(i);
+        try {
+          auto r = f.post_webhook(test::text_webhook(phone_id, "1650555" + std::to_string(1000 + i % 40), wamid,
+                                                     now_s(), "msg " + std::to_string(i)));
+          if (r.status == 200) {
+            std::lock_guard lock{m};
+            acked.insert(wamid);
+          }
+        } catch (const std::exception&) {
+          return;  // the server closed its listener
+        }
+      }
+    }};
+    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    auto t0 = std::chrono::steady_clock::now();
+    f.server->process().signal(SIGTERM);
+    auto code = f.server->process().wait_exit(10000);
+    auto took = std::chrono::steady_clock::now() - t0;
+    stop = true;
+    writer.join();
+    INFO(f.server->process().stderr_text());
+    REQUIRE(code.has_value());
+    CHECK(*code == 0);
+    CHECK(took < std::chrono::seconds(10));
+  }
+  REQUIRE(acked.size() > 5);
+  // What the stop left unfinished is still in the inbox: a new process finishes it.
+  test::wachat_fixture again{{}, db};
+  REQUIRE(test::eventually([&] { return inbox_settled(db); }, std::chrono::seconds(30)));
+  for (const auto& wamid : acked) {
+    INFO(wamid);
+    CHECK(count(db, "SELECT count(*) FROM mod_chat_messages WHERE whatsapp_message_id = '" + wamid + "'") == "1");
+  }
 }

@@ -6,6 +6,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/asio/write.hpp>
 #include <deque>
+#include <limits>
 #include <optional>
 #include <sstream>
 
@@ -22,6 +23,29 @@ using tcp = net::ip::tcp;
 // Bytes of live events an SSE reader may have waiting before it is dropped: a reader this far
 // behind (minutes of a busy site) is gone or hostile, and must not make us grow without bound.
 constexpr std::size_t max_stream_backlog = 64 * 1024 * 1024;
+
+// RFC 9112 checks Beast leaves to us. A Transfer-Encoding whose final coding is not chunked
+// would leave the body's length to the Content-Length (or to nothing): a request-smuggling
+// shape behind a proxy that reads the same bytes differently (§6.1). HTTP/1.1 requires exactly
+// one Host (§3.2).
+std::optional<std::string> framing_error(const bhttp::request_header<>& h, bool chunked) {
+  if (h.find(bhttp::field::transfer_encoding) != h.end()) {
+    if (h.version() < 11) {
+      return "Transfer-Encoding is not allowed in an HTTP/1.0 request.";
+    }
+    if (!chunked) {
+      return "Transfer-Encoding must end with chunked.";
+    }
+    if (h.find(bhttp::field::content_length) != h.end()) {
+      return "Transfer-Encoding and Content-Length must not be sent together.";
+    }
+  }
+  auto hosts = h.count(bhttp::field::host);
+  if (hosts > 1 || (hosts == 0 && h.version() >= 11)) {
+    return "An HTTP/1.1 request needs exactly one Host header.";
+  }
+  return std::nullopt;
+}
 
 class session : public std::enable_shared_from_this<session> {
  public:
@@ -40,7 +64,12 @@ class session : public std::enable_shared_from_this<session> {
     }
     parser_.emplace();
     parser_->header_limit(shared_->limits.header_limit);
-    parser_->body_limit(shared_->limits.default_body_limit);
+    // No body limit while the header is read: Beast would fail the header read of any request
+    // whose Content-Length exceeds the limit in force, before the route (and so its own limit,
+    // up to 4 MiB for the webhook) is known, and with no way to answer. on_header sets it.
+    // (Not boost::none: Beast 1.74 compares the length with it as an optional, and every
+    // length is greater than none.)
+    parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
     route_name_ = "unmatched";
     // One deadline for headers and body together: a client that trickles bytes is still cut off.
     stream_.expires_after(shared_->limits.request_timeout);
@@ -55,11 +84,22 @@ class session : public std::enable_shared_from_this<session> {
                                         "headers_too_large",
                                         "Request headers exceed 16 KiB."));
     }
+    if (ec == beast::error::timeout || ec == net::error::eof || ec == bhttp::error::end_of_stream ||
+        ec == net::error::connection_reset || ec == net::error::operation_aborted) {
+      return close_now();  // the client left or stalled: there is nobody to answer
+    }
     if (ec) {
-      return close_now();
+      // Bytes that are not an HTTP request head (or one with conflicting framing: a
+      // Content-Length beside chunked, two different lengths): say so before closing.
+      begin_request();
+      return reply_and_close(json_error(bhttp::status::bad_request, "invalid_request",
+                                        "Malformed HTTP request: " + ec.message() + "."));
     }
     begin_request();
     const auto& h = parser_->get();
+    if (auto why = framing_error(h, parser_->chunked())) {
+      return reply_and_close(json_error(bhttp::status::bad_request, "invalid_request", *why));
+    }
     auto [path, query] = split_target(h.target());
     match_ = shared_->routes->match(h.method(), path);
     if (match_.matched != nullptr) {

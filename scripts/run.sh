@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, starts an embedded PostgreSQL under ./var/ and runs wachatd.
+# Installs what is missing, builds, starts an embedded PostgreSQL and runs wachatd. Secrets are
+# kept in ./var/; the cluster in ./var/pg, or as root in /var/lib/wachat/<hash of this checkout's
+# path>/pg (WACHAT_PG_DATA overrides; see wachat_pg_data_dir in scripts/lib/pg.sh).
 # Usage: scripts/run.sh   (WACHAT_LISTEN, WHATSAPP_* and the other settings pass through)
 set -euo pipefail
 WACHAT_ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,21 +24,27 @@ chmod 600 "$var/admin_token" "$var/master_key" "$var/pg_password"
 umask 022
 
 pg_port=${WACHAT_PG_PORT:-54329}
-if [ ! -f "$var/pg/PG_VERSION" ]; then
-  wachat_pg_init "$var/pg" "$var/pg_password"
+pg_data=$(wachat_pg_data_dir "$WACHAT_ROOT")
+pg_log="$(dirname "$pg_data")/postgresql.log"
+if [ ! -f "$pg_data/PG_VERSION" ]; then
+  wachat_pg_init "$pg_data" "$var/pg_password"
 fi
-if ! wachat_pg_running "$var/pg"; then
-  wachat_pg_start "$var/pg" "$pg_port" "$var/postgresql.log"
+if ! wachat_pg_running "$pg_data"; then
+  wachat_pg_start "$pg_data" "$pg_port" "$pg_log"
 fi
-wachat_as_pg "$WACHAT_PG_BIN/psql" -h "$var/pg" -p "$pg_port" -U wachat -d postgres -tAc \
+wachat_as_pg "$WACHAT_PG_BIN/psql" -h "$pg_data" -p "$pg_port" -U wachat -d postgres -tAc \
   "SELECT 1 FROM pg_database WHERE datname='wachat'" | grep -q 1 \
-  || wachat_as_pg "$WACHAT_PG_BIN/createdb" -h "$var/pg" -p "$pg_port" -U wachat wachat
+  || wachat_as_pg "$WACHAT_PG_BIN/createdb" -h "$pg_data" -p "$pg_port" -U wachat wachat
 
 export WACHAT_DATABASE_URL="postgresql://wachat:$(cat "$var/pg_password")@127.0.0.1:$pg_port/wachat"
 export WACHAT_ADMIN_TOKEN="${WACHAT_ADMIN_TOKEN:-$(cat "$var/admin_token")}"
 export WACHAT_MASTER_KEY="${WACHAT_MASTER_KEY:-$(cat "$var/master_key")}"
 export WACHAT_MEDIA_DIR="${WACHAT_MEDIA_DIR:-$var/media}"
-echo "wachat: admin token is in $var/admin_token; PostgreSQL log in $var/postgresql.log" >&2
+pg_stop="$WACHAT_PG_BIN/pg_ctl -D $pg_data stop"
+if [ "$(id -u)" -eq 0 ]; then
+  pg_stop="(cd / && runuser -u postgres -- $pg_stop)"
+fi
+echo "wachat: admin token is in $var/admin_token; PostgreSQL data in $pg_data, log in $pg_log" >&2
 echo "wachat: the embedded PostgreSQL keeps running for the next start; stop it with" >&2
-echo "        runuser -u postgres -- $WACHAT_PG_BIN/pg_ctl -D $var/pg stop   (plain pg_ctl when not root)" >&2
+echo "        $pg_stop" >&2
 exec "$WACHAT_ROOT/build/wachatd" "$@"

@@ -1,10 +1,13 @@
+# shellcheck shell=bash
 # An embedded PostgreSQL 15 in a directory of ours. Sourced by run.sh, test.sh and bench/run.sh.
 # PostgreSQL refuses to run as root, so as root it runs as the `postgres` user.
 WACHAT_PG_BIN=${WACHAT_PG_BIN:-/usr/lib/postgresql/15/bin}
 
+# As root it runs from / : initdb and pg_ctl fail when they cannot return to the working
+# directory, e.g. a checkout in /root (so paths given to it must be absolute).
 wachat_as_pg() {
   if [ "$(id -u)" -eq 0 ]; then
-    runuser -u postgres -- "$@"
+    (cd / && exec runuser -u postgres -- "$@")
   else
     "$@"
   fi
@@ -18,13 +21,36 @@ wachat_pg_init() {
     chown postgres:postgres "$dir"
     chmod 700 "$dir"
   fi
-  local tmp_pw
-  tmp_pw=$(mktemp)
-  cp "$pwfile" "$tmp_pw"
-  chmod 644 "$tmp_pw"  # initdb runs as postgres and must read it; removed right after
+  # A copy in /tmp that initdb (as root: the postgres user) can read, mode 0600; removed right after.
+  local tmp_pw rc=0
+  tmp_pw=$(mktemp /tmp/wachat-pgpw.XXXXXX)
+  cat "$pwfile" > "$tmp_pw"
+  if [ "$(id -u)" -eq 0 ]; then
+    chown postgres:postgres "$tmp_pw"
+  fi
   wachat_as_pg "$WACHAT_PG_BIN/initdb" -D "$dir" -U wachat --pwfile="$tmp_pw" \
-    --auth-host=scram-sha-256 --auth-local=trust -E UTF8 --locale=C.UTF-8 >/dev/null
+    --auth-host=scram-sha-256 --auth-local=trust -E UTF8 --locale=C.UTF-8 >/dev/null || rc=$?
   rm -f "$tmp_pw"
+  return "$rc"
+}
+
+# wachat_pg_data_dir CHECKOUT: the data directory run.sh uses for CHECKOUT. WACHAT_PG_DATA when
+# set; else a cluster an earlier run left in CHECKOUT/var/pg; else CHECKOUT/var/pg when not root.
+# As root the cluster belongs to `postgres`, which may not enter the checkout (a clone in /root),
+# so it lives in /var/lib/wachat/<16 hex digits of the checkout path's SHA-256>/pg: kept across
+# runs, one per checkout.
+wachat_pg_data_dir() {
+  local checkout=$1
+  if [ -n "${WACHAT_PG_DATA:-}" ]; then
+    case $WACHAT_PG_DATA in
+      /*) echo "${WACHAT_PG_DATA%/}" ;;
+      *) echo "$PWD/${WACHAT_PG_DATA%/}" ;;
+    esac
+  elif [ -f "$checkout/var/pg/PG_VERSION" ] || [ "$(id -u)" -ne 0 ]; then
+    echo "$checkout/var/pg"
+  else
+    echo "/var/lib/wachat/$(printf '%s' "$checkout" | sha256sum | cut -c1-16)/pg"
+  fi
 }
 
 # wachat_pg_start DIR PORT LOGFILE: starts the cluster on 127.0.0.1:PORT, sockets in DIR.

@@ -98,7 +98,8 @@ std::vector<domain::unit_outcome> store_one_by_one(pqxx::connection& c,
     auto events_before = events.size();
     try {
       pqxx::subtransaction sub{tx, "unit"};
-      outcomes.push_back(infra::store_unit(sub, job.site, job.event_id, *job.unit, events));
+      const std::vector<infra::batch_unit> one{{&job.site, job.event_id, job.unit.get()}};
+      outcomes.push_back(infra::store_units(sub, one, events).front());
       sub.commit();
     } catch (const pqxx::broken_connection&) {
       throw;

@@ -72,6 +72,8 @@ struct dispatcher_state {
   infra::metrics::counter* messages = nullptr;
   infra::metrics::counter* statuses = nullptr;
   infra::metrics::counter* failures = nullptr;
+  infra::metrics::counter* skipped = nullptr;  // parts of deliveries that could not be used
+  infra::metrics::counter* refused = nullptr;  // deliveries refused whole (over the item limit)
   infra::metrics::gauge* lag = nullptr;
   infra::metrics::gauge* live_conversations = nullptr;
   static inline const char* name = "inbox_dispatcher";
@@ -176,8 +178,23 @@ void dispatch(dispatcher_actor* self, infra::inbox_claims& claims, const infra::
     return;
   }
   const auto& delivery = std::get<domain::webhook_delivery>(parsed);
+  if (auto refused = domain::refusal_reason(delivery, domain::webhook_parse_limits{}.max_items)) {
+    infra::log_warn("webhook_refused", {{"event_id", std::to_string(ev.id)}, {"reason", *refused}});
+    st.refused->fetch_add(1, std::memory_order_relaxed);
+    finish_row(self, {ev.id, "rejected", *refused, {}});
+    return;
+  }
   auto& progress = st.in_flight[ev.id];
   progress.problems = delivery.problems;
+  if (!delivery.problems.empty()) {
+    // Each time the row is processed (a redelivery of the same body counts again): the
+    // operator sees deliveries with unusable parts as they come, the row says which.
+    st.skipped->fetch_add(delivery.problems.size(), std::memory_order_relaxed);
+    infra::log_warn("webhook_items_skipped",
+                    {{"event_id", std::to_string(ev.id)},
+                     {"count", std::to_string(delivery.problems.size())},
+                     {"first", delivery.problems.front().where + ": " + delivery.problems.front().reason}});
+  }
   progress.meta_errors = domain::delivery_errors(delivery);
   for (const auto& e : progress.meta_errors) {
     infra::log_warn("meta_reported_error", {{"event_id", std::to_string(ev.id)},
@@ -368,6 +385,10 @@ caf::behavior dispatcher(dispatcher_actor* self, inbox_dispatcher_settings setti
   st.messages = &m->get_counter("wachat_inbound_messages_total", "New inbound messages stored.");
   st.statuses = &m->get_counter("wachat_statuses_total", "New message statuses recorded.");
   st.failures = &m->get_counter("wachat_inbox_events_failed_total", "Inbox rows that failed.");
+  st.skipped = &m->get_counter("wachat_webhook_items_skipped_total",
+                               "Parts of stored webhooks that could not be used (rows left 'partial').");
+  st.refused = &m->get_counter("wachat_webhooks_refused_total",
+                               "Stored webhooks refused whole (over the item limit; rows left 'rejected').");
   st.lag = &m->get_gauge("wachat_inbox_lag_ms", "Age of the oldest inbox row not finished yet (claimed or not), ms.");
   st.live_conversations =
       &m->get_gauge("wachat_conversation_actors", "Conversation actors alive in this process.");

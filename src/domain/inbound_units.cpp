@@ -9,8 +9,8 @@ std::vector<inbound_unit> split_delivery(const webhook_delivery& delivery) {
       inbound_unit u;
       u.what = inbound_unit::kind::message;
       u.phone_number_id = change.phone_number_id;
-      u.visitor_wa_id = m.from;
-      u.profile_name = std::string{profile_name_for(change, m.from)};
+      u.visitor_wa_id = m.from.empty() ? m.from_user_id : m.from;
+      u.profile_name = std::string{profile_name_for(change, m.from, m.from_user_id)};
       u.message = m;
       units.push_back(std::move(u));
     }
@@ -18,7 +18,7 @@ std::vector<inbound_unit> split_delivery(const webhook_delivery& delivery) {
       inbound_unit u;
       u.what = inbound_unit::kind::status;
       u.phone_number_id = change.phone_number_id;
-      u.visitor_wa_id = s.recipient_id;
+      u.visitor_wa_id = s.recipient_id.empty() ? s.recipient_user_id : s.recipient_id;
       u.status = s;
       units.push_back(std::move(u));
     }
@@ -32,6 +32,16 @@ std::vector<webhook_error> delivery_errors(const webhook_delivery& delivery) {
     out.insert(out.end(), change.errors.begin(), change.errors.end());
   }
   return out;
+}
+
+std::optional<std::string> refusal_reason(const webhook_delivery& delivery,
+                                          std::size_t max_items) {
+  if (delivery.items_over_limit == 0) {
+    return std::nullopt;
+  }
+  return "more than " + std::to_string(max_items) + " items in one delivery (" +
+         std::to_string(delivery.items_over_limit) +
+         " over the limit); not processed, the body is kept";
 }
 
 void event_progress::record(const unit_outcome& o) {
@@ -78,7 +88,8 @@ event_verdict event_progress::verdict() const {
   if (notes.empty()) {
     return {"processed", std::nullopt};
   }
-  return {"processed", notes};
+  // Parts of the delivery that could not be used are not hidden behind `processed`.
+  return {problems.empty() ? "processed" : "partial", notes};
 }
 
 }  // namespace wachat::domain

@@ -16,7 +16,8 @@ struct inbound_unit {
   kind what = kind::message;
   std::string phone_number_id;  // routes to the site
   // Which conversation actor: the customer's WhatsApp id (`from` of a message, `recipient_id`
-  // of a status), so a customer's messages, reactions and statuses stay in order.
+  // of a status), so a customer's messages, reactions and statuses stay in order; their BSUID
+  // when Meta withholds the phone (a BSUID has a dot, a phone only digits: they never collide).
   std::string visitor_wa_id;
   std::string profile_name;  // contacts[].profile.name for that customer; may be empty
   inbound_message message;   // when what == message
@@ -31,6 +32,12 @@ std::vector<inbound_unit> split_delivery(const webhook_delivery& delivery);
 // Every `value.errors[]` of every change (DESIGN.md §3: errors too, not just messages).
 std::vector<webhook_error> delivery_errors(const webhook_delivery& delivery);
 
+// Why a parsed delivery must not be processed at all, if it must not: one cut at the item limit
+// would store a part and drop the rest silently, so it is refused whole (`rejected`, with this
+// reason) and its body stays in the inbox for an operator.
+std::optional<std::string> refusal_reason(const webhook_delivery& delivery,
+                                          std::size_t max_items);
+
 // What happened to one unit, reported back to the dispatcher.
 struct unit_outcome {
   bool stored = false;      // committed (including "nothing new": a redelivery)
@@ -42,7 +49,9 @@ struct unit_outcome {
 
 // How one inbox row ends once all of its units have answered.
 struct event_verdict {
-  std::string status;  // processed | unroutable | failed | pending (retry soon)
+  // processed | partial (stored what could be used; skipped items named in `error`) |
+  // unroutable | failed | pending (retry soon)
+  std::string status;
   std::optional<std::string> error;
 };
 

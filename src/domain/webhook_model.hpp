@@ -20,9 +20,12 @@ struct webhook_error {
   std::string details;
 };
 
-// `value.contacts[]`: who wrote, with the name from their WhatsApp profile.
+// `value.contacts[]`: who wrote, with the name from their WhatsApp profile. Either id may be
+// missing: Meta withholds the phone (`wa_id`) of a customer who uses a username, and older
+// deliveries carry no business-scoped user id (BSUID, `user_id`; META.md "Customer identity").
 struct webhook_contact {
   std::string wa_id;
+  std::string user_id;
   std::string profile_name;
 };
 
@@ -63,15 +66,20 @@ struct reply_ref {
   std::string response_json;  // nfm_reply only: the flow's answers as Meta sent them
 };
 
-// `system{body, type, new_wa_id}`: e.g. the customer changed their number.
+// `system{body, type, wa_id, user_id, previous_user_id}`: the customer changed their number
+// (`user_changed_number`: the new phone, and a new BSUID) or only their BSUID
+// (`user_changed_user_id`). Older payloads name the new phone `new_wa_id`.
 struct system_notice {
   std::string type;
   std::string new_wa_id;
+  std::string new_user_id;
+  std::string previous_user_id;
 };
 
 struct inbound_message {
   std::string wamid;
-  std::string from;
+  std::string from;          // the customer's phone (wa_id); empty when Meta withholds it
+  std::string from_user_id;  // the customer's BSUID; empty in older deliveries
   int64_t timestamp = 0;  // Unix seconds, Meta's clock; 0 when absent or unreadable
   std::string type;       // exactly as Meta sent it
   // DESIGN.md §3.5: the WhatsApp type when we understand it, else "unsupported".
@@ -99,7 +107,8 @@ struct message_status {
   std::string wamid;
   std::string status;  // sent|delivered|read|failed|played, unknown values kept verbatim
   int64_t timestamp = 0;
-  std::string recipient_id;
+  std::string recipient_id;       // phone; may be withheld
+  std::string recipient_user_id;  // BSUID; may be absent
   std::string conversation_id;
   std::optional<int64_t> conversation_expiration;  // only on `sent`
   std::string conversation_origin_type;
@@ -133,12 +142,17 @@ struct webhook_delivery {
   std::string object;  // "whatsapp_business_account"
   std::vector<webhook_change> changes;
   std::vector<parse_problem> problems;
+  // Items beyond webhook_parse_limits::max_items, not read: the delivery is incomplete.
+  std::size_t items_over_limit = 0;
 };
 
-// The profile name `contacts[]` gives for `wa_id`; empty when the change names none.
-inline std::string_view profile_name_for(const webhook_change& change, std::string_view wa_id) {
+// The profile name `contacts[]` gives for the customer with this phone or BSUID (either may be
+// empty); empty when the change names none.
+inline std::string_view profile_name_for(const webhook_change& change, std::string_view wa_id,
+                                         std::string_view user_id = {}) {
   for (const auto& contact : change.contacts) {
-    if (contact.wa_id == wa_id) {
+    if ((!wa_id.empty() && contact.wa_id == wa_id) ||
+        (!user_id.empty() && contact.user_id == user_id)) {
       return contact.profile_name;
     }
   }

@@ -287,6 +287,7 @@ class delivery_reader {
           parse_problem{"", std::to_string(problems_dropped_) + " more problems not listed"});
     }
     if (items_dropped_ > 0) {
+      delivery_.items_over_limit = items_dropped_;
       delivery_.problems.push_back(parse_problem{
           "", std::to_string(items_dropped_) + " items dropped over the limit of " +
                   std::to_string(limits_.max_items) + " per delivery"});
@@ -386,8 +387,9 @@ class delivery_reader {
   void read_contact(object item, const json_path& where, std::vector<webhook_contact>& out) {
     webhook_contact contact;
     contact.wa_id = id_member(item, "wa_id");
-    if (contact.wa_id.empty()) {
-      note(where, "contact without wa_id");
+    contact.user_id = id_member(item, "user_id");
+    if (contact.wa_id.empty() && contact.user_id.empty()) {
+      note(where, "contact without wa_id or user_id");
       return;
     }
     if (auto profile = object_member(item, "profile")) {
@@ -419,16 +421,19 @@ class delivery_reader {
     inbound_message message;
     message.wamid = id_member(item, "id");
     message.from = id_member(item, "from");
+    message.from_user_id = id_member(item, "from_user_id");
     if (message.wamid.empty()) {
       note(where, "message without id");
       return;
     }
-    if (message.from.empty()) {
-      note(where, "message without from");
+    // A customer with a username may be known by the BSUID alone (META.md).
+    if (message.from.empty() && message.from_user_id.empty()) {
+      note(where, "message without from or from_user_id");
       return;
     }
-    if (message.wamid.size() > max_id_bytes || message.from.size() > max_id_bytes) {
-      note(where, "message id or from longer than 256 bytes");
+    if (message.wamid.size() > max_id_bytes || message.from.size() > max_id_bytes ||
+        message.from_user_id.size() > max_id_bytes) {
+      note(where, "message id, from or from_user_id longer than 256 bytes");
       return;
     }
     if (!take_item()) {
@@ -504,6 +509,12 @@ class delivery_reader {
         notice.new_wa_id = id_member(*body, "new_wa_id");
         if (notice.new_wa_id.empty()) {
           notice.new_wa_id = id_member(*body, "wa_id");
+        }
+        notice.new_user_id = id_member(*body, "user_id");
+        notice.previous_user_id = id_member(*body, "previous_user_id");
+        if (notice.new_wa_id.size() > max_id_bytes || notice.new_user_id.size() > max_id_bytes ||
+            notice.previous_user_id.size() > max_id_bytes) {
+          notice = system_notice{notice.type, {}, {}, {}};  // unusable ids change no visitor
         }
       }
       message.system = std::move(notice);
@@ -581,6 +592,7 @@ class delivery_reader {
     }
     status.timestamp = int_member(item, "timestamp").value_or(0);
     status.recipient_id = id_member(item, "recipient_id");
+    status.recipient_user_id = id_member(item, "recipient_user_id");
     if (auto conversation = object_member(item, "conversation")) {
       status.conversation_id = id_member(*conversation, "id");
       status.conversation_expiration = int_member(*conversation, "expiration_timestamp");

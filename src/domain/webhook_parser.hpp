@@ -13,8 +13,9 @@ namespace wachat::domain {
 // real deliveries carry a handful of events, so the defaults are far above anything seen.
 struct webhook_parse_limits {
   // Changes, contacts, messages, statuses and errors kept per delivery, all counted together.
-  // What lies beyond is dropped and reported once in `problems` (a change dropped whole
-  // counts once); the raw body is still in the inbox, so nothing is lost for good.
+  // What lies beyond is not read: counted in `items_over_limit` and reported once in
+  // `problems` (a change dropped whole counts once). Such a delivery is refused whole
+  // (domain::refusal_reason); its raw body stays in the inbox.
   std::size_t max_items = 10'000;
   // Problems recorded one by one; the rest are summed up in a final problem.
   std::size_t max_problems = 100;

@@ -27,30 +27,71 @@ using nlohmann::json;
 // for every batch (30 ms a statement at 10,000 conversations, growing with the table). A lateral
 // subquery with LIMIT is not flattened, so each row is one index probe whatever the table size.
 //
-// The customers, found or added ($1-$3: site, phone, profile name), and in the same round trip
-// the messages of the batch that are stored already ($4-$5: site, wamid; Meta redelivers for
-// days), reported as rows with a NULL id. Those are left out of all conversation work, so that a
-// redelivery after an agent closed the conversation does not open an empty new one; their
-// customers exist anyway, so looking them up costs a probe and changes nothing.
+// The customers, found or added ($1-$5: site, phone, BSUID, previous BSUID, profile name; the
+// ids absent are NULL), and in the same round trip the messages of the batch that are stored
+// already ($6-$7: site, wamid; Meta redelivers for days), reported as rows with a NULL id. Those
+// are left out of all conversation work, so that a redelivery after an agent closed the
+// conversation does not open an empty new one; their customers exist anyway, so looking them up
+// costs a probe and changes nothing.
+//
+// A customer is found by phone, else by BSUID, else by the BSUID a `user_changed_*` notice says
+// they had (API.md §3.4 "Customer identity"): the first probe that hits ends the lookup. A
+// customer found by one id gets the other the delivery carries (one visitor, never two), unless
+// another visitor holds it already. Rows: (visitor, site, phone, BSUID, stored name), the ids as
+// the input gave them, so the caller finds its own rows again.
 const std::string& visitors_sql() {
+  static const std::string by = "SELECT id, name, whatsapp_phone, whatsapp_user_id FROM mod_chat_visitors x"
+                                " WHERE x.site_id = input.site AND ";
   static const std::string sql =
-      "WITH input AS (SELECT * FROM " + rows_from(1, 3) + " AS t(site, phone, name)),"
-      " found AS (SELECT v.id, v.site_id, v.whatsapp_phone, v.name FROM input"
-      "   CROSS JOIN LATERAL (SELECT id, site_id, whatsapp_phone, name FROM mod_chat_visitors x"
-      "     WHERE x.site_id = input.site AND x.whatsapp_phone = input.phone LIMIT 1) v),"
+      "WITH input AS (SELECT * FROM " + rows_from(1, 5) + " AS t(site, phone, uid, prev_uid, name)),"
+      " found AS (SELECT input.site, input.phone, input.uid, v.id, v.name, v.whatsapp_phone AS had_phone,"
+      "   v.whatsapp_user_id AS had_uid FROM input CROSS JOIN LATERAL ("
+      "     (" + by + "x.whatsapp_phone = input.phone LIMIT 1) UNION ALL"
+      "     (" + by + "x.whatsapp_user_id = input.uid LIMIT 1) UNION ALL"
+      "     (" + by + "x.whatsapp_user_id = input.prev_uid LIMIT 1) LIMIT 1) v),"
+      " link AS (UPDATE mod_chat_visitors v SET"
+      "   whatsapp_user_id = coalesce(v.whatsapp_user_id, CASE WHEN NOT EXISTS (SELECT 1"
+      "     FROM mod_chat_visitors o WHERE o.site_id = f.site AND o.whatsapp_user_id = f.uid) THEN f.uid END),"
+      "   whatsapp_phone = coalesce(v.whatsapp_phone, CASE WHEN NOT EXISTS (SELECT 1"
+      "     FROM mod_chat_visitors o WHERE o.site_id = f.site AND o.whatsapp_phone = f.phone) THEN f.phone END),"
+      "   phone = coalesce(v.phone, CASE WHEN NOT EXISTS (SELECT 1"
+      "     FROM mod_chat_visitors o WHERE o.site_id = f.site AND o.whatsapp_phone = f.phone) THEN '+' || f.phone END)"
+      "   FROM found f WHERE v.id = f.id AND ((f.had_uid IS NULL AND f.uid IS NOT NULL)"
+      "     OR (f.had_phone IS NULL AND f.phone IS NOT NULL)) RETURNING v.id),"
       // Only the customers not found are inserted: an insert attempt on a known one still drew
-      // an id and probed the unique index once more.
-      " ins AS (INSERT INTO mod_chat_visitors (site_id, name, whatsapp_phone, phone)"
-      "   SELECT site, nullif(name, ''), phone, '+' || phone FROM input WHERE NOT EXISTS"
-      "     (SELECT 1 FROM found WHERE found.site_id = input.site"
-      "       AND found.whatsapp_phone = input.phone)"
-      "   ON CONFLICT (site_id, whatsapp_phone) WHERE whatsapp_phone IS NOT NULL DO NOTHING"
-      "   RETURNING id, site_id, whatsapp_phone, name)"
-      " SELECT id, site_id, whatsapp_phone, name FROM found"
-      " UNION ALL SELECT id, site_id, whatsapp_phone, name FROM ins"
-      " UNION ALL SELECT NULL, k.site, k.wamid, NULL FROM " + rows_from(4, 2) + " AS k(site, wamid)"
+      // an id and probed the unique index once more. Nor one that shares an id with a customer
+      // found (and maybe linked) here: ON CONFLICT does not see a row this same statement
+      // updated, and fails instead. A conflict on either id (another process, or two rows of this
+      // batch naming one new customer by different ids) inserts nothing for that row. Rows left
+      // without a visitor are asked for again, and the next snapshot finds them.
+      " ins AS (INSERT INTO mod_chat_visitors (site_id, name, whatsapp_phone, whatsapp_user_id, phone)"
+      "   SELECT site, nullif(name, ''), phone, uid, '+' || phone FROM input WHERE NOT EXISTS"
+      "     (SELECT 1 FROM found WHERE found.site = input.site"
+      "       AND (found.phone = input.phone OR found.uid = input.uid))"
+      "   ON CONFLICT DO NOTHING"
+      "   RETURNING id, site_id, whatsapp_phone, whatsapp_user_id, name)"
+      " SELECT id, site, phone, uid, name FROM found"
+      " UNION ALL SELECT id, site_id, whatsapp_phone, whatsapp_user_id, name FROM ins"
+      " UNION ALL SELECT NULL, k.site, k.wamid, NULL, NULL FROM " + rows_from(6, 2) + " AS k(site, wamid)"
       "   CROSS JOIN LATERAL (SELECT 1 FROM mod_chat_messages m WHERE m.site_id = k.site"
       "     AND m.whatsapp_message_id = k.wamid LIMIT 1) known";
+  return sql;
+}
+// A `user_changed_number` / `user_changed_user_id` notice moves its customer to the new phone
+// and BSUID ($2, $3; NULL when the notice has none), unless another visitor already holds it.
+// The CRM phone follows only while it is still the one WhatsApp gave (an agent may have typed
+// another).
+const std::string& change_identity_sql() {
+  static const std::string sql =
+      "UPDATE mod_chat_visitors v SET"
+      " phone = CASE WHEN $2::text IS NOT NULL AND v.phone IS NOT DISTINCT FROM '+' || v.whatsapp_phone"
+      "   AND NOT EXISTS (SELECT 1 FROM mod_chat_visitors o WHERE o.site_id = v.site_id"
+      "     AND o.whatsapp_phone = $2::text) THEN '+' || $2::text ELSE v.phone END,"
+      " whatsapp_phone = coalesce(CASE WHEN NOT EXISTS (SELECT 1 FROM mod_chat_visitors o"
+      "   WHERE o.site_id = v.site_id AND o.whatsapp_phone = $2::text) THEN $2::text END, v.whatsapp_phone),"
+      " whatsapp_user_id = coalesce(CASE WHEN NOT EXISTS (SELECT 1 FROM mod_chat_visitors o"
+      "   WHERE o.site_id = v.site_id AND o.whatsapp_user_id = $3::text) THEN $3::text END, v.whatsapp_user_id)"
+      " WHERE v.id = $1";
   return sql;
 }
 const std::string& rename_visitors_sql() {
@@ -140,7 +181,9 @@ struct message_item {
   const std::string* site;
   const domain::inbound_message* message;
   std::string name;  // profile name, without NUL
-  std::string from;
+  std::string from;  // the customer's phone; empty when withheld
+  std::string user_id;       // the customer's BSUID; empty when absent
+  std::string prev_user_id;  // the BSUID a user_changed_* notice says they had
   std::string wamid;
   std::int64_t ts = 0;
   std::int64_t visitor = 0;
@@ -149,41 +192,60 @@ struct message_item {
   std::int64_t message_id = 0;  // 0: stored before (a redelivery)
 };
 
-using site_key = std::pair<std::string, std::string>;  // (site, phone or wamid)
+using site_key = std::pair<std::string, std::string>;  // (site, wamid)
+// (site, phone, BSUID), "" for an id the delivery does not carry.
+using customer_key = std::tuple<std::string, std::string, std::string>;
+
+customer_key customer_of(const message_item& it) { return {*it.site, it.from, it.user_id}; }
+
+nlohmann::json id_or_null(const std::string& id) {
+  return id.empty() ? nlohmann::json(nullptr) : nlohmann::json(id);
+}
+std::string text_or_empty(const pqxx::field& f) { return f.is_null() ? std::string{} : f.as<std::string>(); }
 
 // Finds or adds the customers of all items, and returns the items whose message is not stored
 // yet; the others stay in `all` with message_id 0.
 std::vector<message_item*> find_visitors(pqxx::transaction_base& tx,
                                          std::vector<message_item>& all) {
+  struct wanted_customer {
+    std::string name;  // the latest non-empty profile name
+    std::string prev_user_id;
+  };
   // One row per customer, sorted: the insert takes the unique-index locks in this order.
-  std::map<site_key, std::string> wanted;  // -> the latest non-empty profile name
+  std::map<customer_key, wanted_customer> wanted;
   pg_columns messages(2);
   for (const auto& it : all) {
-    auto& name = wanted[{*it.site, it.from}];
+    auto& w = wanted[customer_of(it)];
     if (!it.name.empty()) {
-      name = it.name;
+      w.name = it.name;
+    }
+    if (!it.prev_user_id.empty()) {
+      w.prev_user_id = it.prev_user_id;
     }
     messages.add(*it.site, it.wamid);
   }
   std::set<site_key> known;
-  std::map<site_key, std::int64_t> ids;
-  std::map<site_key, std::string> stored_names;  // what the customers are called now
+  std::map<customer_key, std::int64_t> ids;
+  std::map<customer_key, std::string> stored_names;  // what the customers are called now
   for (int attempt = 0; attempt < 3 && ids.size() < wanted.size(); ++attempt) {
-    pg_columns rows(3);
-    for (const auto& [key, name] : wanted) {
+    pg_columns rows(5);
+    for (const auto& [key, w] : wanted) {
       if (!ids.contains(key)) {
-        rows.add(key.first, key.second, name);
+        const auto& [site, phone, uid] = key;
+        rows.add(site, id_or_null(phone), id_or_null(uid), id_or_null(w.prev_user_id), w.name);
       }
     }
     // The stored messages are asked for once.
     const pg_columns none(2);
     for (const auto& r : exec_columns(tx, "batch_visitors", visitors_sql(),
                                       {&rows, attempt == 0 ? &messages : &none})) {
-      site_key key{r[1].as<std::string>(), r[2].as<std::string>()};
       if (r[0].is_null()) {
-        known.insert(std::move(key));
-      } else if (ids.emplace(key, r[0].as<std::int64_t>()).second && !r[3].is_null()) {
-        stored_names.emplace(std::move(key), r[3].as<std::string>());
+        known.insert({r[1].as<std::string>(), r[2].as<std::string>()});
+        continue;
+      }
+      customer_key key{r[1].as<std::string>(), text_or_empty(r[2]), text_or_empty(r[3])};
+      if (ids.emplace(key, r[0].as<std::int64_t>()).second && !r[4].is_null()) {
+        stored_names.emplace(std::move(key), r[4].as<std::string>());
       }
     }
     // Still missing: another process inserted it after this statement's snapshot; read again.
@@ -192,12 +254,12 @@ std::vector<message_item*> find_visitors(pqxx::transaction_base& tx,
     throw std::runtime_error("could not find or add a visitor");
   }
   std::vector<message_item*> fresh;
-  std::map<site_key, std::string> latest;  // the latest non-empty name of a new message
+  std::map<customer_key, std::string> latest;  // the latest non-empty name of a new message
   for (auto& it : all) {
     if (known.contains({*it.site, it.wamid})) {
       continue;
     }
-    site_key key{*it.site, it.from};
+    auto key = customer_of(it);
     it.visitor = ids.at(key);
     if (!it.name.empty()) {
       latest[key] = it.name;
@@ -216,6 +278,25 @@ std::vector<message_item*> find_visitors(pqxx::transaction_base& tx,
     exec_columns(tx, "batch_rename_visitors", rename_visitors_sql(), {&renames});
   }
   return fresh;
+}
+
+// New `user_changed_number` / `user_changed_user_id` notices move their customers to the new
+// ids. Only new ones: a redelivered old notice must not undo a later change.
+void apply_identity_changes(pqxx::transaction_base& tx, const std::vector<message_item*>& items) {
+  for (const auto* it : items) {
+    const auto& notice = it->message->system;
+    if (it->message_id == 0 || !notice ||
+        (notice->type != "user_changed_number" && notice->type != "customer_changed_number" &&
+         notice->type != "user_changed_user_id")) {
+      continue;
+    }
+    auto phone = notice->type == "user_changed_user_id" ? std::string{} : pg_text(notice->new_wa_id);
+    auto uid = pg_text(notice->new_user_id);
+    if (phone.empty() && uid.empty()) {
+      continue;
+    }
+    tx.exec_params(change_identity_sql(), it->visitor, non_empty(phone), non_empty(uid));
+  }
 }
 
 // Counts the items' messages in their visitors' open conversations, opening one where there is
@@ -272,7 +353,8 @@ void insert_messages(pqxx::transaction_base& tx, std::vector<message_item*>& ite
     const auto& m = *it->message;
     const bool media = m.media.has_value();
     auto opt = [](const std::optional<std::string>& s) { return s ? json(*s) : json(nullptr); };
-    rows.add(it->conversation, *it->site, it->from, opt(non_empty(it->name)),
+    // The sender is the customer's phone, or their BSUID when Meta withheld the phone.
+    rows.add(it->conversation, *it->site, it->from.empty() ? it->user_id : it->from, opt(non_empty(it->name)),
              opt(non_empty(m.content)), pg_text(m.content_type),
              media ? opt(non_empty(m.media->filename)) : json(nullptr),
              media ? opt(non_empty(m.media->mime_type)) : json(nullptr), media ? "pending" : "none",
@@ -341,6 +423,8 @@ std::vector<domain::unit_outcome> store_units(pqxx::transaction_base& tx,
     const auto& u = *units[i].unit;
     if (u.what == domain::inbound_unit::kind::message && !u.message.reaction) {
       items.push_back({i, units[i].site, &u.message, pg_text(u.profile_name), pg_text(u.message.from),
+                       pg_text(u.message.from_user_id),
+                       u.message.system ? pg_text(u.message.system->previous_user_id) : std::string{},
                        pg_text(u.message.wamid),
                        domain::plausible_timestamp(u.message.timestamp, now)});
     }
@@ -351,6 +435,7 @@ std::vector<domain::unit_outcome> store_units(pqxx::transaction_base& tx,
       count_in_conversations(tx, fresh);
       insert_messages(tx, fresh);
       uncount_redelivered(tx, fresh);
+      apply_identity_changes(tx, fresh);
     }
   }
   // Events in the units' order, as store_unit would have announced them one by one.

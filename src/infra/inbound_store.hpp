@@ -12,11 +12,12 @@ class transaction_base;
 
 namespace wachat::infra {
 
-// Stores one inbound message or status of `site` in the caller's transaction (DESIGN.md §3 items
-// 2–5 and 10): visitor, conversation, message, window, reactions, replies, statuses with history
-// and the never-backwards rule, 131047 closing the window. Idempotent: a unit stored before
-// (wamid, identical status) changes nothing. Live events to announce go to `events`, to be
-// appended in the same transaction. Throws on database errors.
+// Stores one inbound reaction or status of `site` in the caller's transaction (DESIGN.md §3 items
+// 5 and 10): the target's reactions, statuses with history and the never-backwards rule, 131047
+// closing the window. Plain messages go through infra::store_units only (one implementation of
+// visitors, conversations and the window); given one, this throws std::logic_error. Idempotent:
+// a unit stored before (identical reaction or status) changes nothing. Live events to announce
+// go to `events`, to be appended in the same transaction. Throws on database errors.
 domain::unit_outcome store_unit(pqxx::transaction_base& tx, const std::string& site,
                                 std::int64_t event_id, const domain::inbound_unit& unit,
                                 std::vector<pending_event>& events);

@@ -300,3 +300,66 @@ TEST_CASE("a closed conversation stays closed; the next message opens a new one"
   CHECK(f.call("PATCH", "/api/conversations/" + id, R"({"status":"active"})").status != 200);
 }
 
+
+TEST_CASE("a customer with a WhatsApp username (BSUID, no phone) gets a conversation; both ids later make one visitor") {
+  test::wachat_fixture f;
+  f.make_site("acme", phone_id);
+  const std::string bsuid = "US.13491208655302741918";
+  json value = {{"messaging_product", "whatsapp"},
+                {"metadata", test::metadata(phone_id)},
+                {"contacts", {{{"profile", {{"name", "Pablo"}}}, {"user_id", bsuid}}}},
+                {"messages",
+                 {{{"from_user_id", bsuid}, {"id", "wamid.user.1"}, {"timestamp", std::to_string(now_s() - 30)},
+                   {"type", "text"}, {"text", {{"body", "hola"}}}}}}};
+  REQUIRE(f.post_webhook(test::envelope(value)).status == 200);
+  auto conv = wait_for_conversation(f, "acme");
+  CHECK(conv["visitor"]["name"] == "Pablo");
+  CHECK(conv["visitor"]["whatsapp_phone"] == nullptr);
+  CHECK(conv["visitor"]["whatsapp_user_id"] == bsuid);
+  CHECK(status_of_event(f) == "processed");
+  auto msgs = messages(f, conv["id"]);
+  REQUIRE(msgs.size() == 1);
+  CHECK(msgs[0]["content"] == "hola");
+  CHECK(msgs[0]["sender_id"] == bsuid);
+  // Meta later names the phone too: the same visitor and conversation, now with both.
+  value["contacts"][0]["wa_id"] = "16505559876";
+  value["messages"][0]["from"] = "16505559876";
+  value["messages"][0]["id"] = "wamid.user.2";
+  REQUIRE(f.post_webhook(test::envelope(value)).status == 200);
+  REQUIRE(test::eventually([&] { return messages(f, conv["id"]).size() == 2; }));
+  auto list = conversations(f, "acme");
+  REQUIRE(list.size() == 1);
+  CHECK(list[0]["visitor"]["whatsapp_phone"] == "16505559876");
+  CHECK(list[0]["visitor"]["whatsapp_user_id"] == bsuid);
+  CHECK(list[0]["unread_count"] == 2);
+  // A status naming the customer by BSUID alone is recorded.
+  json status = {{"messaging_product", "whatsapp"},
+                 {"metadata", test::metadata(phone_id)},
+                 {"statuses",
+                  {{{"id", "wamid.ours.1"}, {"status", "delivered"}, {"timestamp", std::to_string(now_s())},
+                    {"recipient_user_id", bsuid}}}}};
+  REQUIRE(f.post_webhook(test::envelope(status)).status == 200);
+  REQUIRE(test::eventually([&] {
+    return test::query_scalar(f.db, "SELECT count(*) FROM wa_message_statuses WHERE recipient_user_id = '" + bsuid + "'") == "1";
+  }));
+}
+
+TEST_CASE("user_changed_number moves the visitor to the new phone; the next message from it is the same customer") {
+  test::wachat_fixture f;
+  f.make_site("acme", phone_id);
+  REQUIRE(f.post_webhook(test::text_webhook(phone_id, "16505551234", "wamid.before", now_s() - 60, "old number")).status == 200);
+  auto conv = wait_for_conversation(f, "acme");
+  json value = {{"messaging_product", "whatsapp"},
+                {"metadata", test::metadata(phone_id)},
+                {"messages",
+                 {{{"from", "16505551234"}, {"id", "wamid.changed"}, {"timestamp", std::to_string(now_s() - 30)},
+                   {"type", "system"},
+                   {"system", {{"body", "User Sheena changed from 16505551234 to 12195555358"},
+                               {"wa_id", "12195555358"}, {"type", "user_changed_number"}}}}}}};
+  REQUIRE(f.post_webhook(test::envelope(value)).status == 200);
+  REQUIRE(test::eventually([&] { return conversations(f, "acme")[0]["visitor"]["whatsapp_phone"] == "12195555358"; }));
+  REQUIRE(f.post_webhook(test::text_webhook(phone_id, "12195555358", "wamid.after", now_s(), "new number")).status == 200);
+  REQUIRE(test::eventually([&] { return messages(f, conv["id"]).size() == 3; }));
+  CHECK(conversations(f, "acme").size() == 1);
+  CHECK(test::query_scalar(f.db, "SELECT count(*) FROM mod_chat_visitors") == "1");
+}

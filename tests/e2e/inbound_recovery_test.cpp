@@ -195,11 +195,11 @@ TEST_CASE("gigantic strings and NUL inside a signed webhook are stored intact or
   CHECK(count(f.db, "SELECT length(content) FROM mod_chat_messages WHERE whatsapp_message_id = 'wamid.huge'") ==
         "1000000");
   CHECK(count(f.db, "SELECT content FROM mod_chat_messages WHERE whatsapp_message_id = 'wamid.nul'") == "beforeafter");
-  CHECK(count(f.db, "SELECT count(*) FROM wa_webhook_events WHERE status <> 'processed'") == "0");
+  CHECK(count(f.db, "SELECT count(*) FROM wa_webhook_events WHERE status <> 'processed'") == "1");
   CHECK(count(f.db, "SELECT visitor.name FROM mod_chat_visitors visitor WHERE whatsapp_phone = '16505551234'") == "AnnEvil");
-  // The 5,000-byte wamid is skipped and named in the row's error; the row is still processed.
+  // The 5,000-byte wamid is skipped and named in the row's error; the row is left partial.
   CHECK(count(f.db, "SELECT count(*) FROM mod_chat_messages WHERE length(whatsapp_message_id) > 256") == "0");
-  CHECK(count(f.db, "SELECT count(*) FROM wa_webhook_events WHERE error LIKE '%longer than 256%'") == "1");
+  CHECK(count(f.db, "SELECT status FROM wa_webhook_events WHERE error LIKE '%longer than 256%'") == "partial");
   auto r = f.call("GET", "/api/sites/acme/conversations");
   CHECK(r.status == 200);
   CHECK(f.call("GET", "/healthz").status == 200);
@@ -289,4 +289,44 @@ TEST_CASE("SIGTERM while conversation actors are live: exits 0 within 10 s, noth
     INFO(wamid);
     CHECK(count(db, "SELECT count(*) FROM mod_chat_messages WHERE whatsapp_message_id = '" + wamid + "'") == "1");
   }
+}
+
+TEST_CASE("a delivery with unusable items stores the rest and is left partial, counted and logged") {
+  test::wachat_fixture f;
+  f.make_site("acme", phone_id);
+  json value = {{"messaging_product", "whatsapp"},
+                {"metadata", test::metadata(phone_id)},
+                {"contacts", {{{"profile", {{"name", "Ann"}}}, {"wa_id", "16505551234"}}}},
+                {"messages",
+                 {{{"from", "16505551234"}, {"id", "wamid.usable"}, {"timestamp", std::to_string(now_s())},
+                   {"type", "text"}, {"text", {{"body", "kept"}}}},
+                  // Neither an id nor a sender: nothing can be stored for it.
+                  {{"timestamp", std::to_string(now_s())}, {"type", "text"}, {"text", {{"body", "lost"}}}}}}};
+  REQUIRE(f.post_webhook(test::envelope(value)).status == 200);
+  REQUIRE(test::eventually([&] { return inbox_settled(f.db); }));
+  CHECK(count(f.db, "SELECT count(*) FROM mod_chat_messages WHERE whatsapp_message_id = 'wamid.usable'") == "1");
+  CHECK(count(f.db, "SELECT status FROM wa_webhook_events") == "partial");
+  CHECK(count(f.db, "SELECT error FROM wa_webhook_events") ==
+        "1 item(s) skipped; first: entry[0].changes[0].value.messages[1]: message without id");
+  CHECK(metric(f, "wachat_webhook_items_skipped_total") == 1);
+  CHECK(f.server->process().stderr_text().find("event=webhook_items_skipped") != std::string::npos);
+}
+
+TEST_CASE("a delivery over 10,000 items is refused whole with its reason, nothing of it stored") {
+  test::wachat_fixture f;
+  f.make_site("acme", phone_id);
+  json messages = json::array();
+  for (int i = 0; i < 10'001; ++i) {
+    messages.push_back({{"from", "1650555" + std::to_string(1000 + i % 100)}, {"id", "wamid.many." + std::to_string(i)},
+                        {"timestamp", std::to_string(now_s())}, {"type", "text"}, {"text", {{"body", "m"}}}});
+  }
+  json value = {{"messaging_product", "whatsapp"}, {"metadata", test::metadata(phone_id)}, {"messages", messages}};
+  REQUIRE(f.post_webhook(test::envelope(value)).status == 200);
+  REQUIRE(test::eventually([&] { return inbox_settled(f.db); }));
+  CHECK(count(f.db, "SELECT status FROM wa_webhook_events") == "rejected");
+  CHECK(count(f.db, "SELECT error FROM wa_webhook_events") ==
+        "more than 10000 items in one delivery (2 over the limit); not processed, the body is kept");
+  CHECK(count(f.db, "SELECT count(*) FROM mod_chat_messages") == "0");
+  CHECK(metric(f, "wachat_webhooks_refused_total") == 1);
+  CHECK(f.server->process().stderr_text().find("event=webhook_refused") != std::string::npos);
 }

@@ -188,3 +188,71 @@ TEST_CASE("a reply to a message stored in the same batch is linked to it") {
                   " WHERE q.whatsapp_message_id = 'wamid.Q' AND p.whatsapp_message_id = 'wamid.P'") == "t");
   CHECK(db.scalar("SELECT reply_to_wamid FROM mod_chat_messages WHERE whatsapp_message_id = 'wamid.Q'") == "wamid.P");
 }
+
+namespace {
+
+domain::inbound_unit from_bsuid(const std::string& phone, const std::string& bsuid, const std::string& wamid,
+                                std::int64_t ts) {
+  auto u = text(phone, wamid, ts, "Pablo");
+  u.message.from_user_id = bsuid;
+  u.visitor_wa_id = phone.empty() ? bsuid : phone;
+  return u;
+}
+
+}  // namespace
+
+TEST_CASE("customers known by BSUID alone, then by both ids, then by phone stay one visitor") {
+  batch_db db;
+  auto now = static_cast<std::int64_t>(std::time(nullptr));
+  db.store({from_bsuid("", "US.777", "wamid.u1", now - 30)});
+  CHECK(db.scalar("SELECT count(*) FROM mod_chat_visitors") == "1");
+  CHECK(db.scalar("SELECT whatsapp_phone FROM mod_chat_visitors") == "NULL");
+  CHECK(db.scalar("SELECT phone FROM mod_chat_visitors") == "NULL");
+  CHECK(db.scalar("SELECT whatsapp_user_id FROM mod_chat_visitors") == "US.777");
+  CHECK(db.scalar("SELECT sender_id FROM mod_chat_messages WHERE whatsapp_message_id = 'wamid.u1'") == "US.777");
+  // A delivery naming both links the phone to that visitor: never a second one.
+  db.store({from_bsuid("16505550001", "US.777", "wamid.u2", now - 20)});
+  CHECK(db.scalar("SELECT count(*) FROM mod_chat_visitors") == "1");
+  CHECK(db.scalar("SELECT whatsapp_phone || ' ' || phone FROM mod_chat_visitors") == "16505550001 +16505550001");
+  // Phone only (an old redelivery) and BSUID only in one batch: the same visitor and conversation.
+  db.store({text("16505550001", "wamid.u3", now - 10), from_bsuid("", "US.777", "wamid.u4", now - 5)});
+  CHECK(db.scalar("SELECT count(*) FROM mod_chat_visitors") == "1");
+  CHECK(db.scalar("SELECT count(*) FROM mod_chat_conversations") == "1");
+  CHECK(db.scalar("SELECT unread_count FROM mod_chat_conversations") == "4");
+}
+
+TEST_CASE("a known phone gets the BSUID of a later delivery; two rows naming one customer in one batch make one") {
+  batch_db db;
+  auto now = static_cast<std::int64_t>(std::time(nullptr));
+  db.store({text("16505550002", "wamid.p1", now - 30)});
+  db.store({from_bsuid("16505550002", "US.888", "wamid.p2", now - 20), from_bsuid("", "US.888", "wamid.p3", now - 10)});
+  CHECK(db.scalar("SELECT count(*) FROM mod_chat_visitors") == "1");
+  CHECK(db.scalar("SELECT whatsapp_user_id FROM mod_chat_visitors") == "US.888");
+  CHECK(db.scalar("SELECT count(DISTINCT conversation_id) FROM mod_chat_messages") == "1");
+}
+
+TEST_CASE("user_changed_number and user_changed_user_id move the visitor to the new ids, once") {
+  batch_db db;
+  auto now = static_cast<std::int64_t>(std::time(nullptr));
+  db.store({from_bsuid("16505550003", "US.old", "wamid.c1", now - 30)});
+  auto changed = from_bsuid("16505550003", "US.old", "wamid.c2", now - 20);
+  changed.message.type = changed.message.content_type = "system";
+  changed.message.system = domain::system_notice{"user_changed_number", "12195555358", "US.new", ""};
+  db.store({changed});
+  CHECK(db.scalar("SELECT count(*) FROM mod_chat_visitors") == "1");
+  CHECK(db.scalar("SELECT whatsapp_phone || ' ' || phone || ' ' || whatsapp_user_id FROM mod_chat_visitors") ==
+        "12195555358 +12195555358 US.new");
+  // The customer writes from the new number: the same visitor.
+  db.store({from_bsuid("12195555358", "US.new", "wamid.c3", now - 15)});
+  CHECK(db.scalar("SELECT count(*) FROM mod_chat_visitors") == "1");
+  // Only the BSUID changes; the notice names the old one, and its sender is the new one.
+  auto bsuid_change = from_bsuid("", "US.newer", "wamid.c4", now - 10);
+  bsuid_change.message.type = bsuid_change.message.content_type = "system";
+  bsuid_change.message.system = domain::system_notice{"user_changed_user_id", "", "US.newer", "US.new"};
+  db.store({bsuid_change});
+  CHECK(db.scalar("SELECT count(*) FROM mod_chat_visitors") == "1");
+  CHECK(db.scalar("SELECT whatsapp_phone || ' ' || whatsapp_user_id FROM mod_chat_visitors") == "12195555358 US.newer");
+  // A redelivered old notice changes nothing back.
+  db.store({changed});
+  CHECK(db.scalar("SELECT whatsapp_phone || ' ' || whatsapp_user_id FROM mod_chat_visitors") == "12195555358 US.newer");
+}

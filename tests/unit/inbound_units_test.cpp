@@ -9,8 +9,8 @@ using namespace wachat::domain;
 
 namespace {
 
-webhook_delivery parse_ok(std::string_view body) {
-  auto result = parse_webhook(body);
+webhook_delivery parse_ok(std::string_view body, const webhook_parse_limits& limits = {}) {
+  auto result = parse_webhook(body, limits);
   REQUIRE(std::holds_alternative<webhook_delivery>(result));
   return std::get<webhook_delivery>(std::move(result));
 }
@@ -90,11 +90,22 @@ TEST_CASE("event_progress: complete only when every unit answered; verdict by pr
     CHECK(q.verdict().status == "unroutable");
     CHECK(*q.verdict().error == "no site has phone_number_id 888, 999");
   }
-  SECTION("skipped parts are reported on a processed row") {
+  SECTION("skipped parts leave the row partial, not processed, and name the first") {
     event_progress q;
     q.problems.push_back({"entry[0].changes[0].messages[1]", "no id"});
-    CHECK(q.verdict().status == "processed");
-    CHECK(q.verdict().error->find("messages[1]: no id") != std::string::npos);
+    q.problems.push_back({"entry[0].changes[0].contacts[0]", "no identifier"});
+    CHECK(q.verdict().status == "partial");
+    CHECK(q.verdict().error->find("2 item(s) skipped; first: entry[0].changes[0].messages[1]: no id") !=
+          std::string::npos);
+  }
+  SECTION("a unit that failed for good outranks skipped parts") {
+    event_progress q;
+    q.units = 1;
+    q.problems.push_back({"entry[0]", "not an object"});
+    unit_outcome bad;
+    bad.error = "constraint";
+    q.record(bad);
+    CHECK(q.verdict().status == "failed");
   }
 }
 
@@ -112,4 +123,21 @@ TEST_CASE("errors Meta reports in value.errors[] are kept on the processed row")
   REQUIRE(v.error);
   CHECK(v.error->find("131051 Message type unknown (not supported)") != std::string::npos);
   CHECK(v.error->find("131000 Something went wrong") != std::string::npos);
+}
+
+TEST_CASE("a delivery cut at the item limit is refused whole; one within it is not") {
+  std::string messages;
+  for (int i = 0; i < 10; ++i) {
+    messages += (i == 0 ? "" : ",");
+    messages += R"({"from":"1","id":"wamid.)" + std::to_string(i) + R"(","type":"text","text":{"body":"x"}})";
+  }
+  auto body = R"({"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{"metadata":{"phone_number_id":"111"},"messages":[)" +
+              messages + "]}}]}]}";
+  webhook_parse_limits small;
+  small.max_items = 5;
+  auto cut = parse_ok(body, small);
+  auto reason = refusal_reason(cut, small.max_items);
+  REQUIRE(reason);
+  CHECK(*reason == "more than 5 items in one delivery (6 over the limit); not processed, the body is kept");
+  CHECK_FALSE(refusal_reason(parse_ok(body), webhook_parse_limits{}.max_items));
 }

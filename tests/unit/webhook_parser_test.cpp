@@ -7,6 +7,7 @@
 #include <string_view>
 #include <variant>
 
+#include "domain/inbound_units.hpp"
 #include "domain/webhook_parser.hpp"
 
 using namespace wachat::domain;
@@ -713,4 +714,64 @@ TEST_CASE("hostile identifiers too long for an index are skipped as problems, no
   CHECK(delivery.changes[0].messages[0].wamid == "wamid.fine");
   CHECK(delivery.changes[0].statuses.empty());
   CHECK(delivery.problems.size() == 4);
+}
+
+TEST_CASE("a customer known only by a business-scoped user id is kept, not skipped") {
+  // A username user: Meta withholds wa_id and from, and names the customer by BSUID.
+  auto delivery = parse_ok(envelope(
+      R"("contacts":[{"profile":{"name":"Pablo"},"user_id":"US.13491208655302741918"}],)"
+      R"("messages":[{"from_user_id":"US.13491208655302741918","id":"wamid.bsuid.1","timestamp":"1749416383","type":"text","text":{"body":"hola"}}])"));
+  CHECK(delivery.problems.empty());
+  REQUIRE(delivery.changes[0].contacts.size() == 1);
+  CHECK(delivery.changes[0].contacts[0].wa_id.empty());
+  CHECK(delivery.changes[0].contacts[0].user_id == "US.13491208655302741918");
+  auto m = only_message(delivery);
+  CHECK(m.from.empty());
+  CHECK(m.from_user_id == "US.13491208655302741918");
+  CHECK(profile_name_for(delivery.changes[0], m.from, m.from_user_id) == "Pablo");
+  auto units = split_delivery(delivery);
+  REQUIRE(units.size() == 1);
+  CHECK(units[0].visitor_wa_id == "US.13491208655302741918");
+  CHECK(units[0].profile_name == "Pablo");
+}
+
+TEST_CASE("a delivery naming phone and BSUID keeps both; a status may name only the BSUID") {
+  auto delivery = parse_ok(envelope(
+      R"("contacts":[{"profile":{"name":"Ann"},"wa_id":"16505551234","user_id":"US.1"}],)"
+      R"("messages":[{"from":"16505551234","from_user_id":"US.1","id":"wamid.both","timestamp":"1","type":"text","text":{"body":"x"}}],)"
+      R"("statuses":[{"id":"wamid.out","status":"read","timestamp":"2","recipient_user_id":"US.1"}])"));
+  CHECK(delivery.problems.empty());
+  auto units = split_delivery(delivery);
+  REQUIRE(units.size() == 2);
+  CHECK(units[0].visitor_wa_id == "16505551234");  // the phone when known: as before the BSUID came
+  CHECK(units[0].message.from_user_id == "US.1");
+  CHECK(units[1].status.recipient_id.empty());
+  CHECK(units[1].status.recipient_user_id == "US.1");
+  CHECK(units[1].visitor_wa_id == "US.1");
+}
+
+TEST_CASE("a message or contact without any customer id is still skipped and reported") {
+  auto delivery = parse_ok(envelope(
+      R"("contacts":[{"profile":{"name":"Nobody"}}],)"
+      R"("messages":[{"id":"wamid.nobody","timestamp":"1","type":"text","text":{"body":"x"}}])"));
+  CHECK(delivery.changes[0].messages.empty());
+  CHECK(has_problem(delivery, "entry[0].changes[0].value.messages[0]", "without from or from_user_id"));
+  CHECK(has_problem(delivery, "entry[0].changes[0].value.contacts[0]", "without wa_id or user_id"));
+}
+
+TEST_CASE("system notices carry the new phone, the new BSUID and the previous BSUID") {
+  auto changed_id = only_message(parse_ok(envelope(
+      R"("messages":[{"from_user_id":"US.new","id":"wamid.sys1","timestamp":"1","type":"system",)"
+      R"("system":{"body":"User changed","type":"user_changed_user_id","user_id":"US.new","previous_user_id":"US.old"}}])")));
+  REQUIRE(changed_id.system);
+  CHECK(changed_id.system->type == "user_changed_user_id");
+  CHECK(changed_id.system->new_user_id == "US.new");
+  CHECK(changed_id.system->previous_user_id == "US.old");
+  CHECK(changed_id.system->new_wa_id.empty());
+  auto changed_number = only_message(parse_ok(envelope(
+      R"("messages":[{"from":"16505551234","id":"wamid.sys2","timestamp":"1","type":"system",)"
+      R"("system":{"body":"User A changed from 1 to 2","type":"user_changed_number","wa_id":"12195555358"}}])")));
+  REQUIRE(changed_number.system);
+  CHECK(changed_number.system->new_wa_id == "12195555358");
+  CHECK(changed_number.system->new_user_id.empty());
 }

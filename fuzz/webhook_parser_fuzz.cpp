@@ -7,7 +7,9 @@
 #include <string_view>
 #include <variant>
 
+#include "domain/status_order.hpp"
 #include "domain/webhook_parser.hpp"
+#include "domain/window.hpp"
 
 namespace {
 
@@ -29,7 +31,8 @@ void check_json(const std::string& text) {
 
 void check_message(const inbound_message& message) {
   require(!message.wamid.empty());
-  require(!message.from.empty());
+  // A customer is named by phone, by business-scoped user id, or both (META.md).
+  require(!message.from.empty() || !message.from_user_id.empty());
   require(!message.content_type.empty());
   if (message.content_type == "location" || message.content_type == "contacts" ||
       message.content_type == "order") {
@@ -65,7 +68,7 @@ void check_delivery(const webhook_delivery& delivery) {
       require(change.messages.empty() && change.statuses.empty());
     }
     for (const auto& contact : change.contacts) {
-      require(!contact.wa_id.empty());
+      require(!contact.wa_id.empty() || !contact.user_id.empty());
     }
     for (const auto& message : change.messages) {
       items += message.errors.size();

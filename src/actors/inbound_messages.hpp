@@ -14,6 +14,9 @@ struct unit_job {
   std::int64_t event_id = 0;
   std::string site;
   std::shared_ptr<const domain::inbound_unit> unit;  // shared: copied across actors for free
+  // Decided by the conversation actor (the store only guards them across processes):
+  std::int64_t window_expiry = 0;  // a customer message: the window's end it makes (unix s)
+  bool closes_window = false;      // a status with Meta's 131047: the window shuts at its time
 };
 
 using store_atom = caf::atom_constant<caf::atom("store")>;

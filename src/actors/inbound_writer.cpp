@@ -71,13 +71,17 @@ domain::unit_outcome failure(bool retryable, std::string why) {
   return o;
 }
 
+infra::batch_unit batch_unit_of(const unit_job& job) {
+  return {&job.site, job.event_id, job.unit.get(), job.window_expiry, job.closes_window};
+}
+
 // The whole batch in one transaction, set-based (infra::store_units); throws on any error.
 std::vector<domain::unit_outcome> store_together(pqxx::connection& c,
                                                  const std::vector<pending_write>& batch) {
   std::vector<infra::batch_unit> units;
   units.reserve(batch.size());
   for (const auto& w : batch) {
-    units.push_back({&w.job.site, w.job.event_id, w.job.unit.get()});
+    units.push_back(batch_unit_of(w.job));
   }
   std::vector<infra::pending_event> events;
   pqxx::work tx{c};
@@ -98,7 +102,7 @@ std::vector<domain::unit_outcome> store_one_by_one(pqxx::connection& c,
     auto events_before = events.size();
     try {
       pqxx::subtransaction sub{tx, "unit"};
-      const std::vector<infra::batch_unit> one{{&job.site, job.event_id, job.unit.get()}};
+      const std::vector<infra::batch_unit> one{batch_unit_of(job)};
       outcomes.push_back(infra::store_units(sub, one, events).front());
       sub.commit();
     } catch (const pqxx::broken_connection&) {

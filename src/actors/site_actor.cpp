@@ -1,10 +1,12 @@
 #include "actors/site_actor.hpp"
 
 #include <caf/all.hpp>
+#include <ctime>
 #include <unordered_map>
 
 #include "actors/atoms.hpp"
 #include "actors/inbound_messages.hpp"
+#include "domain/window.hpp"
 
 namespace wachat::actors {
 namespace {
@@ -12,8 +14,31 @@ namespace {
 struct conversation_state {
   std::size_t in_flight = 0;
   std::uint64_t received = 0;  // units taken, so the site can tell whether its idle ask is stale
+  // The window's end as this actor last decided it (unix s; 0: not known). Another process may
+  // have moved it further: the store keeps the greater of the two.
+  std::int64_t window_expiry = 0;
   static inline const char* name = "conversation";
 };
+
+// The conversation's rules, applied to one unit before it is stored (DESIGN.md §3.4, API.md
+// §3.4): a customer message moves the window (reactions do not), Meta's 131047 shuts it.
+void decide(conversation_state& st, unit_job& job) {
+  const auto& u = *job.unit;
+  if (u.what == domain::inbound_unit::kind::status) {
+    job.closes_window = domain::closes_window(u.status);
+    if (job.closes_window) {
+      st.window_expiry = 0;  // shut as of the status's time, unless a later message is stored
+    }
+    return;
+  }
+  if (u.message.reaction) {
+    return;
+  }
+  const auto now = static_cast<std::int64_t>(std::time(nullptr));
+  st.window_expiry =
+      domain::window_expiry_after(st.window_expiry, domain::plausible_timestamp(u.message.timestamp, now));
+  job.window_expiry = st.window_expiry;
+}
 
 // The single writer of one customer's conversation within this process: units are stored one
 // after another, in the order they arrived, each waiting for the previous one's commit. Other
@@ -25,6 +50,7 @@ caf::behavior conversation(caf::stateful_actor<conversation_state>* self, caf::a
         auto rp = self->make_response_promise<domain::unit_outcome>();
         ++self->state.in_flight;
         ++self->state.received;
+        decide(self->state, job);
         // await, not then: the next unit waits until this one is committed.
         self->request(writer, caf::infinite, write_atom::value, std::move(job))
             .await(

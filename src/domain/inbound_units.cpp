@@ -44,6 +44,18 @@ std::optional<std::string> refusal_reason(const webhook_delivery& delivery,
          " over the limit); not processed, the body is kept";
 }
 
+bool closes_window(const message_status& status) {
+  if (status.status != "failed") {
+    return false;
+  }
+  for (const auto& e : status.errors) {
+    if (e.code == 131047) {
+      return true;
+    }
+  }
+  return false;
+}
+
 void event_progress::record(const unit_outcome& o) {
   ++answered;
   if (o.stored) {

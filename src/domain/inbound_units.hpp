@@ -38,6 +38,10 @@ std::vector<webhook_error> delivery_errors(const webhook_delivery& delivery);
 std::optional<std::string> refusal_reason(const webhook_delivery& delivery,
                                           std::size_t max_items);
 
+// Meta's error 131047 on a `failed` status: more than 24 h since the customer's last message,
+// so Meta says the window is shut as of the status's time (API.md §3.4).
+bool closes_window(const message_status& status);
+
 // What happened to one unit, reported back to the dispatcher.
 struct unit_outcome {
   bool stored = false;      // committed (including "nothing new": a redelivery)

@@ -1,6 +1,5 @@
 #pragma once
 #include <cstdint>
-#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -157,49 +156,6 @@ inline std::string_view profile_name_for(const webhook_change& change, std::stri
     }
   }
   return {};
-}
-
-// API.md §3.4: sent < failed < delivered < read < played. Meta's order of arrival is not
-// that order, so a status is applied only when it ranks higher. Unknown statuses rank 0
-// and never replace a known one.
-constexpr int status_rank(std::string_view status) {
-  if (status == "sent") {
-    return 1;
-  }
-  if (status == "failed") {
-    return 2;
-  }
-  if (status == "delivered") {
-    return 3;
-  }
-  if (status == "read") {
-    return 4;
-  }
-  if (status == "played") {
-    return 5;
-  }
-  return 0;
-}
-
-// Whether `next` replaces `current`; equal is not an advance, so a redelivered status is a no-op.
-// Local states such as "queued" or "received" rank 0, so any known status advances them.
-constexpr bool status_may_advance(std::string_view current, std::string_view next) {
-  return status_rank(next) > status_rank(current);
-}
-
-inline constexpr int64_t customer_service_window_seconds = 24 * 60 * 60;
-
-// DESIGN.md §3.4: the window runs 24 h from Meta's timestamp of the customer's message and
-// never shrinks, so a delivery retried days later cannot reopen it. Saturates instead of
-// overflowing on absurd timestamps from hostile input.
-constexpr int64_t window_expiry_after(int64_t current_expiry, int64_t message_timestamp) {
-  int64_t candidate = message_timestamp;
-  if (message_timestamp > std::numeric_limits<int64_t>::max() - customer_service_window_seconds) {
-    candidate = std::numeric_limits<int64_t>::max();
-  } else {
-    candidate = message_timestamp + customer_service_window_seconds;
-  }
-  return candidate > current_expiry ? candidate : current_expiry;
 }
 
 }  // namespace wachat::domain

@@ -111,15 +111,17 @@ const std::string& rename_visitors_sql() {
 // array, 110 ms at 10,000 conversations).
 const std::string& count_sql() {
   static const std::string sql =
-      "WITH t AS (SELECT site, visitor::bigint, n::integer, ts::bigint FROM " + rows_from(1, 4) +
-      "   AS t(site, visitor, n, ts)),"
-      " f AS (SELECT t.n, t.ts, o.id, o.ctid FROM t CROSS JOIN LATERAL (SELECT x.id, x.ctid"
+      "WITH t AS (SELECT site, visitor::bigint, n::integer, ts::bigint, expiry::bigint FROM " +
+      rows_from(1, 5) + "   AS t(site, visitor, n, ts, expiry)),"
+      " f AS (SELECT t.n, t.ts, t.expiry, o.id, o.ctid FROM t CROSS JOIN LATERAL (SELECT x.id, x.ctid"
       "   FROM mod_chat_conversations x WHERE x.site_id = t.site AND x.visitor_id = t.visitor"
       "   AND x.channel = 'whatsapp' AND x.status IN ('pending', 'active') LIMIT 1) o),"
       " u AS (UPDATE mod_chat_conversations c SET unread_count = c.unread_count + f.n,"
       "   last_message_at = greatest(c.last_message_at, to_timestamp(f.ts)),"
+      // The window's end as the conversation actor decided it; greatest() only keeps what
+      // another process stored if that is later.
       "   whatsapp_window_expires_at = greatest(coalesce(c.whatsapp_window_expires_at, '-infinity'),"
-      "     to_timestamp(f.ts) + interval '24 hours'),"
+      "     to_timestamp(f.expiry)),"
       "   updated_at = now()"
       // The rows just found, by their physical address (a TID scan).
       "   FROM f WHERE c.ctid = ANY(ARRAY(SELECT ctid FROM f)) AND c.id = f.id"
@@ -135,7 +137,7 @@ const std::string& count_sql() {
       " n AS (INSERT INTO mod_chat_conversations (site_id, visitor_id, channel, status,"
       "   last_message_at, unread_count, whatsapp_window_expires_at)"
       "   SELECT t.site, t.visitor, 'whatsapp', 'pending', to_timestamp(t.ts), t.n,"
-      "     to_timestamp(t.ts) + interval '24 hours'"
+      "     to_timestamp(t.expiry)"
       "   FROM t WHERE NOT EXISTS (SELECT 1 FROM u WHERE u.visitor_id = t.visitor)"
       "   ON CONFLICT (site_id, visitor_id) WHERE channel = 'whatsapp'"
       "     AND status IN ('pending', 'active') DO NOTHING RETURNING id, visitor_id)"
@@ -186,6 +188,7 @@ struct message_item {
   std::string prev_user_id;  // the BSUID a user_changed_* notice says they had
   std::string wamid;
   std::int64_t ts = 0;
+  std::int64_t window_expiry = 0;  // as the conversation actor decided it
   std::int64_t visitor = 0;
   std::int64_t conversation = 0;
   bool created_conversation = false;
@@ -305,22 +308,24 @@ void count_in_conversations(pqxx::transaction_base& tx, std::vector<message_item
   struct visitor_batch {
     const std::string* site;
     int n = 0;
-    std::int64_t ts = 0;  // Meta's time of the newest message
+    std::int64_t ts = 0;      // Meta's time of the newest message
+    std::int64_t expiry = 0;  // the latest window end its conversation actor decided
   };
   std::map<std::int64_t, visitor_batch> wanted;  // by visitor id: locks are taken in this order
   for (const auto* it : items) {
     auto& w = wanted[it->visitor];
     w.site = it->site;
     w.ts = w.n == 0 ? it->ts : std::max(w.ts, it->ts);
+    w.expiry = std::max(w.expiry, it->window_expiry);
     w.n += 1;
   }
   std::map<std::int64_t, std::int64_t> conversation;  // visitor -> conversation
   std::set<std::int64_t> created;                      // visitors whose conversation is new
   for (int attempt = 0; attempt < 3 && conversation.size() < wanted.size(); ++attempt) {
-    pg_columns rows(4);
+    pg_columns rows(5);
     for (const auto& [visitor, w] : wanted) {
       if (!conversation.contains(visitor)) {
-        rows.add(*w.site, visitor, w.n, w.ts);
+        rows.add(*w.site, visitor, w.n, w.ts, w.expiry);
       }
     }
     for (const auto& r : exec_columns(tx, "batch_count", count_sql(), {&rows})) {
@@ -426,7 +431,7 @@ std::vector<domain::unit_outcome> store_units(pqxx::transaction_base& tx,
                        pg_text(u.message.from_user_id),
                        u.message.system ? pg_text(u.message.system->previous_user_id) : std::string{},
                        pg_text(u.message.wamid),
-                       domain::plausible_timestamp(u.message.timestamp, now)});
+                       domain::plausible_timestamp(u.message.timestamp, now), units[i].window_expiry});
     }
   }
   if (!items.empty()) {
@@ -456,7 +461,8 @@ std::vector<domain::unit_outcome> store_units(pqxx::transaction_base& tx,
       continue;
     }
     // Reactions and statuses: they refer to messages, which are all stored by now.
-    outcomes[i] = store_unit(tx, *units[i].site, units[i].event_id, *units[i].unit, events);
+    outcomes[i] = store_unit(tx, *units[i].site, units[i].event_id, *units[i].unit,
+                             units[i].closes_window, events);
   }
   return outcomes;
 }

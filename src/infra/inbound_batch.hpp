@@ -16,6 +16,10 @@ struct batch_unit {
   const std::string* site;
   std::int64_t event_id;
   const domain::inbound_unit* unit;
+  // What the conversation actor decided (unit_job): the store applies these values and only
+  // guards them across processes (greatest(), the later-message check); it decides no rule.
+  std::int64_t window_expiry = 0;  // a customer message: the window's end it makes (unix s)
+  bool closes_window = false;      // a status with Meta's 131047
 };
 
 // Stores many units in the caller's transaction with the same effects as store_unit on each,

@@ -7,6 +7,7 @@
 #include <pqxx/pqxx>
 #include <set>
 
+#include "domain/status_order.hpp"
 #include "domain/window.hpp"
 #include "infra/inbound_values.hpp"
 #include "infra/log.hpp"
@@ -33,7 +34,9 @@ constexpr const char* advance_status_sql =
     " error_title = CASE WHEN $3 = 'failed' THEN $5 ELSE error_title END,"
     " error_details = CASE WHEN $3 = 'failed' THEN $6 ELSE error_details END"
     " WHERE site_id = $1 AND whatsapp_message_id = $2"
-    " AND wa_status_rank(status) < wa_status_rank($3) RETURNING id, conversation_id";
+    // $7: the statuses $3 must not replace (domain::statuses_not_replaced_by), as a JSON array.
+    " AND NOT (status = ANY(ARRAY(SELECT json_array_elements_text($7::json))))"
+    " RETURNING id, conversation_id";
 constexpr const char* close_window_sql =
     "UPDATE mod_chat_conversations c SET whatsapp_window_expires_at ="
     " least(c.whatsapp_window_expires_at, to_timestamp($2)), updated_at = now()"
@@ -47,9 +50,9 @@ constexpr const char* close_window_sql =
 // The writes of one unit, inside the caller's transaction (a savepoint of the writer's batch).
 class unit_writer {
  public:
-  unit_writer(pqxx::transaction_base& tx, std::int64_t event_id,
+  unit_writer(pqxx::transaction_base& tx, std::int64_t event_id, bool closes_window,
               std::vector<pending_event>& events, domain::unit_outcome& outcome)
-      : tx_(tx), event_id_(event_id), events_(events), outcome_(outcome) {}
+      : tx_(tx), event_id_(event_id), closes_window_(closes_window), events_(events), outcome_(outcome) {}
 
   void store(const std::string& site, const domain::inbound_unit& u) {
     if (u.what == domain::inbound_unit::kind::status) {
@@ -116,14 +119,16 @@ class unit_writer {
       title = non_empty(s.errors[0].title.empty() ? s.errors[0].message : s.errors[0].title);
       details = non_empty(s.errors[0].details);
     }
-    auto upd = tx_.exec_params(advance_status_sql, site, pg_text(s.wamid), pg_text(s.status), code,
-                             title, details);
-    if (!upd.empty()) {
-      events_.push_back({site, "message.updated", upd[0][1].as<std::int64_t>(),
-                         upd[0][0].as<std::int64_t>()});
+    const auto kept = domain::statuses_not_replaced_by(s.status);
+    if (!kept.empty()) {  // an unknown status is kept in the history only
+      auto upd = tx_.exec_params(advance_status_sql, site, pg_text(s.wamid), pg_text(s.status), code,
+                                 title, details, pg_json(json(kept)));
+      if (!upd.empty()) {
+        events_.push_back({site, "message.updated", upd[0][1].as<std::int64_t>(),
+                           upd[0][0].as<std::int64_t>()});
+      }
     }
-    // 131047: more than 24 h since the customer's last message — Meta says the window is shut.
-    if (s.status == "failed" && code == 131047) {
+    if (closes_window_) {
       auto closed = tx_.exec_params(
           close_window_sql, site,
           domain::plausible_timestamp(s.timestamp, static_cast<std::int64_t>(std::time(nullptr))),
@@ -137,6 +142,7 @@ class unit_writer {
 
   pqxx::transaction_base& tx_;
   std::int64_t event_id_;
+  bool closes_window_;
   std::vector<pending_event>& events_;
   domain::unit_outcome& outcome_;
 };
@@ -145,9 +151,9 @@ class unit_writer {
 
 domain::unit_outcome store_unit(pqxx::transaction_base& tx, const std::string& site,
                                 std::int64_t event_id, const domain::inbound_unit& unit,
-                                std::vector<pending_event>& events) {
+                                bool closes_window, std::vector<pending_event>& events) {
   domain::unit_outcome outcome;
-  unit_writer{tx, event_id, events, outcome}.store(site, unit);
+  unit_writer{tx, event_id, closes_window, events, outcome}.store(site, unit);
   outcome.stored = true;
   return outcome;
 }

@@ -5,6 +5,7 @@
 #include <ctime>
 #include <pqxx/pqxx>
 
+#include "domain/window.hpp"
 #include "infra/inbound_batch.hpp"
 #include "infra/migrations.hpp"
 #include "support/test_env.hpp"
@@ -38,8 +39,15 @@ struct batch_db {
 
   stored store(const std::vector<domain::inbound_unit>& units) {
     std::vector<infra::batch_unit> batch;
+    const auto now = static_cast<std::int64_t>(std::time(nullptr));
     for (const auto& u : units) {
-      batch.push_back({&site, 1, &u});
+      // The values the conversation actor would decide for each unit.
+      std::int64_t expiry = 0;
+      if (u.what == domain::inbound_unit::kind::message && !u.message.reaction) {
+        expiry = domain::window_expiry_after(0, domain::plausible_timestamp(u.message.timestamp, now));
+      }
+      bool closes = u.what == domain::inbound_unit::kind::status && domain::closes_window(u.status);
+      batch.push_back({&site, 1, &u, expiry, closes});
     }
     stored out;
     pqxx::work w{conn};

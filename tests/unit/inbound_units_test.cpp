@@ -141,3 +141,14 @@ TEST_CASE("a delivery cut at the item limit is refused whole; one within it is n
   CHECK(*reason == "more than 5 items in one delivery (6 over the limit); not processed, the body is kept");
   CHECK_FALSE(refusal_reason(parse_ok(body), webhook_parse_limits{}.max_items));
 }
+
+TEST_CASE("only a failed status carrying Meta's 131047 closes the window") {
+  message_status s;
+  s.status = "failed";
+  s.errors.push_back({131026, "Message undeliverable", "", ""});
+  CHECK_FALSE(closes_window(s));
+  s.errors.push_back({131047, "Re-engagement message", "", ""});
+  CHECK(closes_window(s));  // any of its errors, not only the first
+  s.status = "delivered";
+  CHECK_FALSE(closes_window(s));
+}

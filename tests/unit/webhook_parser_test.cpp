@@ -658,48 +658,6 @@ TEST_CASE("default limits hold a realistic large batch") {
   CHECK(delivery.changes[0].statuses.size() == 2000);
 }
 
-TEST_CASE("status ranks follow sent < failed < delivered < read < played") {
-  CHECK(status_rank("sent") < status_rank("failed"));
-  CHECK(status_rank("failed") < status_rank("delivered"));
-  CHECK(status_rank("delivered") < status_rank("read"));
-  CHECK(status_rank("read") < status_rank("played"));
-  CHECK(status_rank("deleted") == 0);
-  CHECK(status_rank("") == 0);
-  CHECK(status_rank("queued") == 0);
-  CHECK(status_rank("READ") == 0);
-  STATIC_REQUIRE(status_rank("played") == 5);
-}
-
-TEST_CASE("a status only ever moves up") {
-  CHECK(status_may_advance("sent", "delivered"));
-  CHECK(status_may_advance("sent", "read"));  // delivered may be skipped
-  CHECK(status_may_advance("failed", "delivered"));  // delivered can follow failed
-  CHECK(status_may_advance("read", "played"));
-  CHECK(status_may_advance("queued", "sent"));
-  CHECK(status_may_advance("queued", "failed"));
-  CHECK(status_may_advance("", "sent"));
-
-  CHECK_FALSE(status_may_advance("read", "delivered"));  // read arrived before delivered
-  CHECK_FALSE(status_may_advance("read", "sent"));
-  CHECK_FALSE(status_may_advance("delivered", "failed"));
-  CHECK_FALSE(status_may_advance("delivered", "delivered"));
-  CHECK_FALSE(status_may_advance("sent", "deleted"));
-  CHECK_FALSE(status_may_advance("queued", "deleted"));
-}
-
-TEST_CASE("the window extends to 24 h after the customer's message, never back") {
-  constexpr int64_t day = 24 * 60 * 60;
-  CHECK(window_expiry_after(0, 1'700'000'000) == 1'700'000'000 + day);
-  CHECK(window_expiry_after(1'700'000'000 + day, 1'700'000'100) == 1'700'000'100 + day);
-  // A delivery retried days later carries an old timestamp and must not move the window.
-  CHECK(window_expiry_after(1'700'500'000, 1'700'000'000) == 1'700'500'000);
-  CHECK(window_expiry_after(1'700'000'000 + day, 1'700'000'000) == 1'700'000'000 + day);
-  constexpr int64_t max = std::numeric_limits<int64_t>::max();
-  CHECK(window_expiry_after(0, max) == max);
-  CHECK(window_expiry_after(0, max - day + 1) == max);
-  CHECK(window_expiry_after(5, std::numeric_limits<int64_t>::min()) == 5);
-}
-
 TEST_CASE("hostile identifiers too long for an index are skipped as problems, not stored") {
   const std::string long_id(300, 'w');
   auto delivery = parse_ok(envelope(

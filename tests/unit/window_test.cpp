@@ -1,5 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include <cstdint>
+#include <limits>
+
 #include "domain/window.hpp"
 
 using namespace wachat::domain;
@@ -32,3 +35,17 @@ TEST_CASE("implausible Meta timestamps fall back to the time of receipt") {
   CHECK(plausible_timestamp(2000 + 301, 2000) == 2000);
   CHECK(plausible_timestamp(INT64_MAX, 2000) == 2000);
 }
+
+TEST_CASE("the window extends to 24 h after the customer's message, never back") {
+  constexpr std::int64_t day = 24 * 60 * 60;
+  CHECK(window_expiry_after(0, 1'700'000'000) == 1'700'000'000 + day);
+  CHECK(window_expiry_after(1'700'000'000 + day, 1'700'000'100) == 1'700'000'100 + day);
+  // A delivery retried days later carries an old timestamp and must not move the window.
+  CHECK(window_expiry_after(1'700'500'000, 1'700'000'000) == 1'700'500'000);
+  CHECK(window_expiry_after(1'700'000'000 + day, 1'700'000'000) == 1'700'000'000 + day);
+  constexpr std::int64_t max = std::numeric_limits<std::int64_t>::max();
+  CHECK(window_expiry_after(0, max) == max);
+  CHECK(window_expiry_after(0, max - day + 1) == max);
+  CHECK(window_expiry_after(5, std::numeric_limits<std::int64_t>::min()) == 5);
+}
+

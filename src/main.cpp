@@ -13,15 +13,15 @@
 #include <sstream>
 #include <thread>
 
-#include "actors/db_pool.hpp"
-#include "actors/db_probe.hpp"
-#include "actors/inbox_dispatcher.hpp"
-#include "actors/intake.hpp"
+#include "actors/db/db_pool.hpp"
+#include "actors/db/db_probe.hpp"
+#include "actors/inbound/inbox_dispatcher.hpp"
+#include "actors/inbound/intake.hpp"
 #include "http/api_common.hpp"
 #include "http/conversations_handler.hpp"
 #include "http/event_hub.hpp"
 #include "http/events_handler.hpp"
-#include "http/graph_client.hpp"
+#include "infra/graph_client.hpp"
 #include "http/ops_handler.hpp"
 #include "http/sites_handler.hpp"
 #include "http/server.hpp"
@@ -130,11 +130,11 @@ int main(int argc, char** argv) {
                                                      [&dispatcher](std::int64_t first_id) { dispatcher.wake(first_id); }}};
   actors::db_probe probe{sys, cfg.database_url};
 
-  auto graph_or_error = http::graph_client::create(http::graph_client_options::from_config(cfg));
+  auto graph_or_error = infra::graph_client::create(infra::graph_client_options::from_config(cfg));
   if (auto* why = std::get_if<std::string>(&graph_or_error)) {
     die("graph API client: " + *why);
   }
-  auto graph = std::move(std::get<std::unique_ptr<http::graph_client>>(graph_or_error));
+  auto graph = std::move(std::get<std::unique_ptr<infra::graph_client>>(graph_or_error));
 
   actors::db_pool db{sys, cfg.database_url, 4};
   http::router routes;

@@ -6,7 +6,7 @@
 #include <fmt/format.h>
 #include <pqxx/pqxx>
 
-#include "actors/db_pool.hpp"
+#include "actors/db/db_pool.hpp"
 #include "infra/log.hpp"
 
 namespace wachat::http {

@@ -19,9 +19,12 @@ namespace wachat::actors {
 class db_pool;
 }
 
+namespace wachat::infra {
+class graph_client;
+}
+
 namespace wachat::http {
 
-class graph_client;
 class event_hub;
 
 // What every dashboard handler needs. Lives as long as the server.
@@ -29,7 +32,7 @@ struct api_context {
   const infra::config* cfg = nullptr;
   actors::db_pool* db = nullptr;
   std::shared_ptr<infra::metrics> metrics;
-  graph_client* graph = nullptr;
+  infra::graph_client* graph = nullptr;
   event_hub* events = nullptr;
   // Nudges the inbox dispatcher (e.g. after a site gained a phone number id).
   std::function<void()> wake_dispatcher;

@@ -7,7 +7,7 @@
 
 #include "http/chat_views.hpp"
 #include "http/site_queries.hpp"
-#include "http/url.hpp"
+#include "infra/url.hpp"
 #include "infra/crypto.hpp"
 #include "infra/event_log.hpp"
 
@@ -48,7 +48,7 @@ std::pair<std::int64_t, std::int64_t> read_cursor(const std::string& cursor) {
 }
 
 int read_limit(const request_context& rc) {
-  auto v = query_value(rc.query, "limit");
+  auto v = infra::query_value(rc.query, "limit");
   if (!v) {
     return 50;
   }
@@ -168,9 +168,9 @@ void add_conversation_routes(router& r, api_context& api) {
   r.add(bhttp::verb::get, "/api/sites/{site}/conversations", 0,
         [&api](request_context& rc, responder respond) {
           auto site = rc.params["site"];
-          auto channel = query_value(rc.query, "channel");
-          auto status = query_value(rc.query, "status");
-          auto cursor = query_value(rc.query, "cursor");
+          auto channel = infra::query_value(rc.query, "channel");
+          auto status = infra::query_value(rc.query, "status");
+          auto cursor = infra::query_value(rc.query, "cursor");
           auto rc_copy = std::make_shared<request_context>();
           rc_copy->query = rc.query;
           run_authenticated(
@@ -298,7 +298,7 @@ void add_conversation_routes(router& r, api_context& api) {
                 auto id = visible_conversation(nt, *ctx, who);
                 int limit = read_limit(*ctx);
                 std::int64_t cur_micros = INT64_MAX / 4, cur_id = INT64_MAX;
-                if (auto cursor = query_value(ctx->query, "cursor")) {
+                if (auto cursor = infra::query_value(ctx->query, "cursor")) {
                   std::tie(cur_micros, cur_id) = read_cursor(*cursor);
                 }
                 // Newest first from the cursor back, then reversed: oldest first within a page.

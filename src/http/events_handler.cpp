@@ -5,7 +5,7 @@
 #include "http/chat_views.hpp"
 #include "http/event_hub.hpp"
 #include "http/site_queries.hpp"
-#include "http/url.hpp"
+#include "infra/url.hpp"
 
 namespace wachat::http {
 
@@ -16,7 +16,7 @@ void add_event_routes(router& r, api_context& api) {
           std::optional<std::int64_t> last;
           auto header = std::string{rc.req["Last-Event-ID"]};
           if (header.empty()) {
-            header = query_value(rc.query, "last_event_id").value_or("");
+            header = infra::query_value(rc.query, "last_event_id").value_or("");
           }
           if (!header.empty()) {
             last = parse_id(header);

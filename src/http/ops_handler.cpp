@@ -2,7 +2,7 @@
 
 #include <boost/asio/steady_timer.hpp>
 
-#include "actors/db_probe.hpp"
+#include "actors/db/db_probe.hpp"
 #include "http/responses.hpp"
 
 namespace wachat::http {

@@ -2,7 +2,7 @@
 
 #include <simdjson.h>
 
-#include "http/url.hpp"
+#include "infra/url.hpp"
 
 namespace wachat::http {
 namespace {
@@ -52,7 +52,7 @@ bool match_pattern(std::string_view pattern, std::string_view path,
       if (xs[i].empty()) {
         return false;
       }
-      auto value = percent_decode(xs[i], false);
+      auto value = infra::percent_decode(xs[i], false);
       if (!value || !acceptable_param(*value)) {
         return false;
       }

@@ -11,7 +11,7 @@
 #include <sstream>
 
 #include "http/responses.hpp"
-#include "http/url.hpp"
+#include "infra/url.hpp"
 
 namespace wachat::http {
 namespace {
@@ -100,7 +100,7 @@ class session : public std::enable_shared_from_this<session> {
     if (auto why = framing_error(h, parser_->chunked())) {
       return reply_and_close(json_error(bhttp::status::bad_request, "invalid_request", *why));
     }
-    auto [path, query] = split_target(h.target());
+    auto [path, query] = infra::split_target(h.target());
     match_ = shared_->routes->match(h.method(), path);
     if (match_.matched != nullptr) {
       parser_->body_limit(match_.matched->max_body);
@@ -149,9 +149,9 @@ class session : public std::enable_shared_from_this<session> {
     stream_.expires_never();
     request_context ctx;
     ctx.req = parser_->release();
-    auto [path, query] = split_target(ctx.req.target());
+    auto [path, query] = infra::split_target(ctx.req.target());
     ctx.path = std::string{path};
-    ctx.query = parse_query(query);
+    ctx.query = infra::parse_query(query);
     ctx.params = std::move(match_.params);
     ctx.executor = stream_.get_executor();
     auto self = shared_from_this();

@@ -3,11 +3,11 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include "actors/intake.hpp"
+#include "actors/inbound/intake.hpp"
 #include "domain/webhook_body.hpp"
 #include "domain/webhook_signature.hpp"
 #include "http/responses.hpp"
-#include "http/url.hpp"
+#include "infra/url.hpp"
 #include "infra/crypto.hpp"
 
 namespace wachat::http {
@@ -60,9 +60,9 @@ void add_webhook_routes(router& r, webhook_settings settings, actors::intake& in
   };
 
   r.add(bhttp::verb::get, webhook_path, 0, [shared](request_context& ctx, responder respond) {
-    auto mode = query_value(ctx.query, "hub.mode");
-    auto token = query_value(ctx.query, "hub.verify_token");
-    auto challenge = query_value(ctx.query, "hub.challenge");
+    auto mode = infra::query_value(ctx.query, "hub.mode");
+    auto token = infra::query_value(ctx.query, "hub.verify_token");
+    auto challenge = infra::query_value(ctx.query, "hub.challenge");
     auto answer = [respond, challenge](bool token_ok) {
       if (token_ok && challenge) {
         return respond(text_body(bhttp::status::ok, *challenge, "text/plain"));

@@ -5,9 +5,9 @@
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
-#include "http/graph_client.hpp"
+#include "infra/graph_client.hpp"
 #include "http/site_queries.hpp"
-#include "http/url.hpp"
+#include "infra/url.hpp"
 #include "infra/crypto.hpp"
 #include "infra/log.hpp"
 
@@ -23,7 +23,7 @@ response json_ok(const json& j) {
   return json_body(bhttp::status::ok, j.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
-json graph_error_json(const graph_error& e) {
+json graph_error_json(const infra::graph_error& e) {
   return {{"code", e.code},
           {"title", e.title},
           {"details", e.details},
@@ -31,7 +31,7 @@ json graph_error_json(const graph_error& e) {
 }
 
 response graph_failure(bhttp::status status, std::string_view code, std::string_view message,
-                       const graph_error& e) {
+                       const infra::graph_error& e) {
   json j = {{"error", {{"code", code}, {"message", message}, {"graph", graph_error_json(e)}}}};
   return json_body(status, j.dump(-1, ' ', false, json::error_handler_t::replace));
 }
@@ -65,9 +65,9 @@ std::optional<std::string> checked_id(const simdjson::dom::object& o, std::strin
   return v;
 }
 
-graph_request phone_check(const std::string& phone_number_id, std::string token) {
-  graph_request req;
-  req.path = "/" + percent_encode(phone_number_id);
+infra::graph_request phone_check(const std::string& phone_number_id, std::string token) {
+  infra::graph_request req;
+  req.path = "/" + infra::percent_encode(phone_number_id);
   req.query = {{"fields", "display_phone_number,verified_name,quality_rating"}};
   req.access_token = std::move(token);
   return req;
@@ -231,7 +231,7 @@ void put_settings(api_context& api, request_context& rc, responder respond) {
         auto token = validation_token(update, current, *api.cfg);
         api.graph->request(
             phone_check(update.phone_number_id, std::move(token)),
-            [&api, update, done](graph_response res) {
+            [&api, update, done](infra::graph_response res) {
               if (!res.ok()) {
                 auto action = domain::classify_graph_error(*res.error);
                 // Meta answered and said no: the credentials (or the id) are wrong. Nothing saved.
@@ -279,7 +279,7 @@ void post_test(api_context& api, request_context& rc, responder respond) {
                                {"phone", nullptr},
                                {"error", {{"code", 0}, {"title", why}, {"details", ""}, {"fbtrace_id", nullptr}}}}));
         }
-        api.graph->request(phone_check(*phone_id, *token), [&api, site, done](graph_response res) {
+        api.graph->request(phone_check(*phone_id, *token), [&api, site, done](infra::graph_response res) {
           run_db(api, done, [site, res](pqxx::connection_base& c2) {
             if (!res.ok()) {
               record_check(c2, site, false, res.error->title);

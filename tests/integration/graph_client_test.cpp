@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "domain/graph_error_policy.hpp"
-#include "http/graph_client.hpp"
+#include "infra/graph_client.hpp"
 #include "support/fake_graph.hpp"
 #include "support/test_env.hpp"
 
@@ -18,24 +18,24 @@ namespace {
 constexpr const char* phone_id = "106540352242922";
 constexpr const char* token = "test-token";
 
-std::unique_ptr<http::graph_client> make_client(http::graph_client_options options) {
-  auto made = http::graph_client::create(std::move(options));
+std::unique_ptr<infra::graph_client> make_client(infra::graph_client_options options) {
+  auto made = infra::graph_client::create(std::move(options));
   if (auto* error = std::get_if<std::string>(&made)) {
     FAIL("graph_client::create: " << *error);
   }
-  return std::move(std::get<std::unique_ptr<http::graph_client>>(made));
+  return std::move(std::get<std::unique_ptr<infra::graph_client>>(made));
 }
 
-std::unique_ptr<http::graph_client> client_for(const test::fake_graph& fake) {
-  http::graph_client_options o;
+std::unique_ptr<infra::graph_client> client_for(const test::fake_graph& fake) {
+  infra::graph_client_options o;
   o.base_url = fake.base_url();
   o.version = fake.version();
   return make_client(o);
 }
 
-http::graph_request send_text(const std::string& access_token = token) {
-  http::graph_request r;
-  r.method = http::graph_method::post;
+infra::graph_request send_text(const std::string& access_token = token) {
+  infra::graph_request r;
+  r.method = infra::graph_method::post;
   r.path = std::string{"/"} + phone_id + "/messages";
   r.access_token = access_token;
   r.body = json{{"messaging_product", "whatsapp"},
@@ -47,8 +47,8 @@ http::graph_request send_text(const std::string& access_token = token) {
   return r;
 }
 
-http::graph_request get_phone() {
-  http::graph_request r;
+infra::graph_request get_phone() {
+  infra::graph_request r;
   r.path = std::string{"/"} + phone_id;
   r.query = {{"fields", "display_phone_number,verified_name,quality_rating"}};
   r.access_token = token;
@@ -155,7 +155,7 @@ TEST_CASE("a wrong token answers 401 with code 190 and is never echoed", "[graph
 }
 
 TEST_CASE("a refused connection is a transport error that nothing was sent for", "[graph]") {
-  http::graph_client_options o;
+  infra::graph_client_options o;
   auto port = test::free_port();
   o.base_url = "http://127.0.0.1:" + std::to_string(port);
   auto client = make_client(o);
@@ -171,7 +171,7 @@ TEST_CASE("a refused connection is a transport error that nothing was sent for",
 }
 
 TEST_CASE("an unknown host is a transport error naming the DNS lookup", "[graph]") {
-  http::graph_client_options o;
+  infra::graph_client_options o;
   o.base_url = "http://no-such-host.invalid";
   auto client = make_client(o);
   auto res = client->request_blocking(get_phone());
@@ -183,7 +183,7 @@ TEST_CASE("an unknown host is a transport error naming the DNS lookup", "[graph]
 TEST_CASE("an answer slower than the timeout fails in time as a transport error", "[graph]") {
   auto fake = fake_with_phone();
   fake->script("POST", "*/messages", test::scripted_response::delayed(3000ms));
-  http::graph_client_options o;
+  infra::graph_client_options o;
   o.base_url = fake->base_url();
   o.timeout = 300ms;
   auto client = make_client(o);
@@ -201,7 +201,7 @@ TEST_CASE("an answer slower than the timeout fails in time as a transport error"
 TEST_CASE("a per-request timeout overrides the client's", "[graph]") {
   auto fake = fake_with_phone();
   fake->script("GET", "*", test::scripted_response::delayed(500ms));
-  http::graph_client_options o;
+  infra::graph_client_options o;
   o.base_url = fake->base_url();
   o.timeout = 100ms;
   auto client = make_client(o);
@@ -225,13 +225,13 @@ TEST_CASE("concurrent calls do not block the caller and run side by side", "[gra
   auto fake = fake_with_phone();
   fake->script("", "*", test::scripted_response::delayed(400ms), 4);
   auto client = client_for(*fake);
-  std::vector<std::future<http::graph_response>> answers;
-  std::vector<std::shared_ptr<std::promise<http::graph_response>>> promises;
+  std::vector<std::future<infra::graph_response>> answers;
+  std::vector<std::shared_ptr<std::promise<infra::graph_response>>> promises;
   auto started = std::chrono::steady_clock::now();
   for (int i = 0; i < 4; ++i) {
-    auto p = std::make_shared<std::promise<http::graph_response>>();
+    auto p = std::make_shared<std::promise<infra::graph_response>>();
     answers.push_back(p->get_future());
-    client->request(get_phone(), [p](http::graph_response r) { p->set_value(std::move(r)); });
+    client->request(get_phone(), [p](infra::graph_response r) { p->set_value(std::move(r)); });
   }
   // request() only queues the call.
   CHECK(seconds_since(started) < 0.2);
@@ -302,7 +302,7 @@ TEST_CASE("template pages are followed through paging.next absolute URLs", "[gra
                                   {"components", json::array()}});
   }
   auto client = client_for(*fake);
-  http::graph_request req;
+  infra::graph_request req;
   req.path = "/waba-1/message_templates";
   req.query = {{"fields", "name,language,status,category,components"}, {"limit", "2"}};
   req.access_token = token;
@@ -341,7 +341,7 @@ TEST_CASE("media is looked up by id and downloaded from its absolute URL with th
   fake->add_media("media-42", "image/png", bytes);
   auto client = client_for(*fake);
 
-  http::graph_request lookup;
+  infra::graph_request lookup;
   lookup.path = "/media-42";
   lookup.access_token = token;
   auto meta = client->request_blocking(lookup);
@@ -351,7 +351,7 @@ TEST_CASE("media is looked up by id and downloaded from its absolute URL with th
   CHECK(info["file_size"] == bytes.size());
   CHECK(info["sha256"].get<std::string>().size() == 64);
 
-  http::graph_request download;
+  infra::graph_request download;
   download.path = info["url"].get<std::string>();
   download.access_token = token;
   auto file = client->request_blocking(download);
@@ -377,9 +377,9 @@ TEST_CASE("destroying the client completes the calls in flight at once", "[graph
   auto fake = fake_with_phone();
   fake->script("", "*", test::scripted_response::delayed(5000ms));
   auto client = client_for(*fake);
-  auto p = std::make_shared<std::promise<http::graph_response>>();
+  auto p = std::make_shared<std::promise<infra::graph_response>>();
   auto answer = p->get_future();
-  client->request(send_text(), [p](http::graph_response r) { p->set_value(std::move(r)); });
+  client->request(send_text(), [p](infra::graph_response r) { p->set_value(std::move(r)); });
   REQUIRE(fake->wait_for_calls(1, 2000ms));
   auto started = std::chrono::steady_clock::now();
   client.reset();
@@ -392,15 +392,15 @@ TEST_CASE("destroying the client completes the calls in flight at once", "[graph
 }
 
 TEST_CASE("unusable client options are refused with one clear line", "[graph]") {
-  auto error_of = [](http::graph_client_options o) {
-    auto made = http::graph_client::create(std::move(o));
+  auto error_of = [](infra::graph_client_options o) {
+    auto made = infra::graph_client::create(std::move(o));
     auto* e = std::get_if<std::string>(&made);
     return e != nullptr ? *e : std::string{};
   };
-  http::graph_client_options bad_url;
+  infra::graph_client_options bad_url;
   bad_url.base_url = "ftp://graph.facebook.com";
   CHECK_FALSE(error_of(bad_url).empty());
-  http::graph_client_options bad_ca;
+  infra::graph_client_options bad_ca;
   bad_ca.ca_file = "/nonexistent/ca.pem";
   CHECK(error_of(bad_ca).find("/nonexistent/ca.pem") != std::string::npos);
   test::temp_dir dir;
@@ -408,10 +408,10 @@ TEST_CASE("unusable client options are refused with one clear line", "[graph]") 
   {
     std::ofstream{junk} << "not a certificate\n";
   }
-  http::graph_client_options junk_ca;
+  infra::graph_client_options junk_ca;
   junk_ca.ca_file = junk.string();
   CHECK_FALSE(error_of(junk_ca).empty());
-  CHECK(error_of(http::graph_client_options{}).empty());
+  CHECK(error_of(infra::graph_client_options{}).empty());
 }
 
 TEST_CASE("TLS: an untrusted certificate is refused, the extra CA file makes it trusted",
@@ -424,7 +424,7 @@ TEST_CASE("TLS: an untrusted certificate is refused, the extra CA file makes it 
   auto fake = fake_with_phone(fo);
   REQUIRE(fake->base_url().starts_with("https://localhost:"));
 
-  http::graph_client_options o;
+  infra::graph_client_options o;
   o.base_url = fake->base_url();
   {
     auto client = make_client(o);
@@ -456,7 +456,7 @@ TEST_CASE("TLS: a trusted certificate for another host name is refused", "[graph
   fo.public_host = "localhost";
   auto fake = fake_with_phone(fo);
 
-  http::graph_client_options o;
+  infra::graph_client_options o;
   o.ca_file = cert.cert_file.string();
   SECTION("by name") {
     o.base_url = "https://localhost:" + std::to_string(fake->port());
@@ -483,7 +483,7 @@ TEST_CASE("TLS: a certificate for the address itself is accepted", "[graph][tls]
   test::fake_graph::options fo;
   fo.tls = cert.identity;
   auto fake = fake_with_phone(fo);
-  http::graph_client_options o;
+  infra::graph_client_options o;
   o.base_url = fake->base_url();
   o.ca_file = cert.cert_file.string();
   auto client = make_client(o);

@@ -22,7 +22,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "http/url.hpp"
+#include "infra/url.hpp"
 #include "infra/crypto.hpp"
 
 namespace wachat::test {
@@ -34,7 +34,7 @@ namespace net = boost::asio;
 namespace ssl = net::ssl;
 using tcp = net::ip::tcp;
 using json = nlohmann::json;
-using http::percent_encode;
+using infra::percent_encode;
 using http_response = bhttp::response<bhttp::string_body>;
 
 // '*' matches any run of characters; everything else matches itself.
@@ -163,7 +163,7 @@ class session_base {
 }  // namespace
 
 std::optional<std::string> recorded_call::param(const std::string& key) const {
-  return http::query_value(params, key);
+  return infra::query_value(params, key);
 }
 
 scripted_response scripted_response::graph_error(int http_status, int code, std::string message,
@@ -383,10 +383,10 @@ plan detail::fake_graph_core::decide(const bhttp::request<bhttp::string_body>& r
                               std::uint64_t connection) {
   recorded_call call;
   call.method = std::string{req.method_string()};
-  auto [path, query] = http::split_target(req.target());
+  auto [path, query] = infra::split_target(req.target());
   call.path = std::string{path};
   call.query = std::string{query};
-  call.params = http::parse_query(query);
+  call.params = infra::parse_query(query);
   for (const auto& field : req) {
     call.headers[lower(std::string{field.name_string()})] = std::string{field.value()};
   }

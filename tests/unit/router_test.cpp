@@ -1,9 +1,10 @@
 #include <catch2/catch.hpp>
 
 #include "http/router.hpp"
-#include "http/url.hpp"
+#include "infra/url.hpp"
 
 using namespace wachat::http;
+using namespace wachat::infra;
 
 TEST_CASE("routes match literal and parameter segments") {
   router r;

@@ -1,4 +1,4 @@
-#include "actors/db_pool.hpp"
+#include "actors/db/db_pool.hpp"
 
 #include <caf/all.hpp>
 #include <chrono>

@@ -3,6 +3,7 @@
 #include <memory>
 #include <string>
 
+#include "actors/inbound/inbound_interfaces.hpp"
 #include "infra/metrics.hpp"
 
 namespace wachat::actors {
@@ -16,7 +17,7 @@ namespace wachat::actors {
 // fails. The first worker takes every batch it can; the others help when it falls behind.
 // `stop_atom` stores what is queued, then stops the workers and the pool. Counts its batches,
 // their units and the batches a further worker took in `metrics` (wachat_inbound_*_total).
-caf::actor spawn_inbound_writer_pool(caf::actor_system& sys, const std::string& url,
+inbound_writer_actor spawn_inbound_writer_pool(caf::actor_system& sys, const std::string& url,
                                      unsigned count, std::shared_ptr<infra::metrics> metrics);
 
 }  // namespace wachat::actors

@@ -1,4 +1,4 @@
-#include "actors/inbox_dispatcher.hpp"
+#include "actors/inbound/inbox_dispatcher.hpp"
 
 #include <algorithm>
 #include <caf/all.hpp>
@@ -8,9 +8,9 @@
 #include <unordered_map>
 
 #include "actors/atoms.hpp"
-#include "actors/inbound_messages.hpp"
-#include "actors/inbound_writer.hpp"
-#include "actors/site_actor.hpp"
+#include "actors/inbound/inbound_messages.hpp"
+#include "actors/inbound/inbound_writer.hpp"
+#include "actors/site/site_actor.hpp"
 #include "domain/inbound_units.hpp"
 #include "domain/webhook_parser.hpp"
 #include "infra/cached_statement.hpp"
@@ -49,8 +49,8 @@ struct open_claim {
 struct dispatcher_state {
   inbox_dispatcher_settings settings;
   std::unique_ptr<pqxx::connection> conn;  // site lookups, requeues, lag
-  caf::actor writer;  // the inbound writer pool
-  std::unordered_map<std::string, caf::actor> sites;
+  inbound_writer_actor writer;
+  std::unordered_map<std::string, site_actor> sites;
   std::map<std::int64_t, domain::event_progress> in_flight;
   std::map<std::uint64_t, open_claim> claims;
   std::unordered_map<std::int64_t, std::uint64_t> claim_of;  // event id -> its claim
@@ -106,7 +106,7 @@ pqxx::connection* connect(dispatcher_state& st) {
   }
 }
 
-caf::actor site_actor_for(dispatcher_actor* self, const std::string& site) {
+site_actor site_actor_for(dispatcher_actor* self, const std::string& site) {
   auto& st = self->state;
   auto it = st.sites.find(site);
   if (it == st.sites.end()) {

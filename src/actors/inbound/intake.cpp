@@ -1,4 +1,4 @@
-#include "actors/intake.hpp"
+#include "actors/inbound/intake.hpp"
 
 #include <algorithm>
 #include <atomic>

@@ -13,7 +13,7 @@
 #include "domain/graph_error_policy.hpp"
 #include "infra/config.hpp"
 
-namespace wachat::http {
+namespace wachat::infra {
 
 namespace detail {
 struct graph_client_core;
@@ -102,4 +102,4 @@ class graph_client {
   std::shared_ptr<detail::graph_client_core> core_;
 };
 
-}  // namespace wachat::http
+}  // namespace wachat::infra

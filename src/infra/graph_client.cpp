@@ -1,4 +1,4 @@
-#include "http/graph_client.hpp"
+#include "infra/graph_client.hpp"
 
 #include <fmt/format.h>
 #include <openssl/ssl.h>
@@ -23,10 +23,10 @@
 #include <string_view>
 #include <thread>
 
-#include "http/url.hpp"
+#include "infra/url.hpp"
 #include "infra/log.hpp"
 
-namespace wachat::http {
+namespace wachat::infra {
 namespace {
 
 namespace beast = boost::beast;
@@ -747,4 +747,4 @@ const graph_client_options& graph_client::options() const { return core_->option
 
 std::uint64_t graph_client::connections_opened() const { return core_->opened.load(); }
 
-}  // namespace wachat::http
+}  // namespace wachat::infra

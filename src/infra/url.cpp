@@ -1,6 +1,6 @@
-#include "http/url.hpp"
+#include "infra/url.hpp"
 
-namespace wachat::http {
+namespace wachat::infra {
 
 std::pair<std::string_view, std::string_view> split_target(std::string_view target) {
   auto q = target.find('?');
@@ -89,4 +89,4 @@ std::string percent_encode(std::string_view in) {
   return out;
 }
 
-}  // namespace wachat::http
+}  // namespace wachat::infra

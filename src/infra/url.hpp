@@ -5,7 +5,7 @@
 #include <utility>
 #include <vector>
 
-namespace wachat::http {
+namespace wachat::infra {
 
 // Splits a request target into its path and its query string (without '?').
 std::pair<std::string_view, std::string_view> split_target(std::string_view target);
@@ -23,4 +23,4 @@ std::vector<std::pair<std::string, std::string>> parse_query(std::string_view qu
 std::optional<std::string> query_value(const std::vector<std::pair<std::string, std::string>>& q,
                                        std::string_view key);
 
-}  // namespace wachat::http
+}  // namespace wachat::infra

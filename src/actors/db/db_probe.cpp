@@ -1,4 +1,4 @@
-#include "actors/db_probe.hpp"
+#include "actors/db/db_probe.hpp"
 
 #include <caf/all.hpp>
 #include <pqxx/pqxx>

@@ -1,4 +1,4 @@
-#include "actors/inbound_writer.hpp"
+#include "actors/inbound/inbound_writer.hpp"
 
 #include <algorithm>
 #include <caf/all.hpp>
@@ -8,7 +8,7 @@
 #include <pqxx/pqxx>
 
 #include "actors/atoms.hpp"
-#include "actors/inbound_messages.hpp"
+#include "actors/inbound/inbound_messages.hpp"
 #include "infra/cached_statement.hpp"
 #include "infra/inbound_batch.hpp"
 #include "infra/inbound_store.hpp"
@@ -308,14 +308,15 @@ caf::behavior pool(pool_actor* self, std::vector<caf::actor> workers,
 
 }  // namespace
 
-caf::actor spawn_inbound_writer_pool(caf::actor_system& sys, const std::string& url,
-                                     unsigned count, std::shared_ptr<infra::metrics> metrics) {
+inbound_writer_actor spawn_inbound_writer_pool(caf::actor_system& sys, const std::string& url,
+                                               unsigned count, std::shared_ptr<infra::metrics> metrics) {
   std::vector<caf::actor> workers;
   for (unsigned i = 0; i < std::max(count, 1u); ++i) {
     // Detached: each blocks on its own connection and thread, never on the scheduler's.
     workers.push_back(sys.spawn<caf::detached>(worker, url));
   }
-  return sys.spawn(pool, std::move(workers), std::move(metrics));
+  // Its own pump and spill tags stay off the interface: the handle others get is typed.
+  return caf::actor_cast<inbound_writer_actor>(sys.spawn(pool, std::move(workers), std::move(metrics)));
 }
 
 }  // namespace wachat::actors

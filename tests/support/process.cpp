@@ -19,6 +19,9 @@
 #ifndef WACHATD_PATH
 #define WACHATD_PATH "wachatd"
 #endif
+#ifndef WACHATD_FAULTS_PATH
+#define WACHATD_FAULTS_PATH "wachatd_faults"
+#endif
 
 namespace wachat::test {
 
@@ -91,7 +94,10 @@ std::string child_process::stderr_text() const {
   return s.str();
 }
 
-wachatd::wachatd(const std::string& database_url, std::map<std::string, std::string> extra_env)
+std::string wachatd::faults_binary() { return WACHATD_FAULTS_PATH; }
+
+wachatd::wachatd(const std::string& database_url, std::map<std::string, std::string> extra_env,
+                 std::string binary)
     : port_(free_port()) {
   std::map<std::string, std::string> env = {
       {"WACHAT_DATABASE_URL", database_url},
@@ -100,7 +106,8 @@ wachatd::wachatd(const std::string& database_url, std::map<std::string, std::str
   for (auto& [k, v] : extra_env) {
     env[k] = v;
   }
-  proc_ = std::make_unique<child_process>(WACHATD_PATH, std::vector<std::string>{}, env);
+  proc_ = std::make_unique<child_process>(binary.empty() ? std::string{WACHATD_PATH} : binary,
+                                          std::vector<std::string>{}, env);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (std::chrono::steady_clock::now() < deadline) {
     if (auto code = proc_->wait_exit(0)) {

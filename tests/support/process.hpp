@@ -36,8 +36,11 @@ class child_process {
 // /healthz answers (or throws with its stderr).
 class wachatd {
  public:
+  // `binary` defaults to the wachatd under test; faults_binary() is the one whose fault points
+  // WACHAT_FAULT_INJECT can trigger (src/faults/from_env.cpp).
   explicit wachatd(const std::string& database_url,
-                   std::map<std::string, std::string> extra_env = {});
+                   std::map<std::string, std::string> extra_env = {}, std::string binary = {});
+  static std::string faults_binary();
   std::uint16_t port() const { return port_; }
   child_process& process() { return *proc_; }
 

@@ -9,12 +9,13 @@ namespace wachat::test {
 
 using nlohmann::json;
 
-wachat_fixture::wachat_fixture(std::map<std::string, std::string> env, std::string database)
+wachat_fixture::wachat_fixture(std::map<std::string, std::string> env, std::string database,
+                               std::string binary)
     : db(database.empty() ? fresh_database() : std::move(database)) {
   env.emplace("WACHAT_ADMIN_TOKEN", admin_token);
   env.emplace("WHATSAPP_APP_SECRET", app_secret);
   env.emplace("WACHAT_MASTER_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
-  server = std::make_unique<wachatd>(db, env);
+  server = std::make_unique<wachatd>(db, env, std::move(binary));
 }
 
 http_result wachat_fixture::call(const std::string& method, const std::string& target,

@@ -20,7 +20,8 @@ struct wachat_fixture {
   std::string db;
   std::unique_ptr<wachatd> server;
 
-  explicit wachat_fixture(std::map<std::string, std::string> env = {}, std::string database = {});
+  explicit wachat_fixture(std::map<std::string, std::string> env = {}, std::string database = {},
+                          std::string binary = {});
   std::uint16_t port() const { return server->port(); }
 
   http_result call(const std::string& method, const std::string& target,

@@ -9,6 +9,8 @@
 
 #include "actors/atoms.hpp"
 #include "actors/inbound/inbound_messages.hpp"
+#include "actors/supervision/fault_point.hpp"
+#include "actors/supervision/supervised_workers.hpp"
 #include "infra/cached_statement.hpp"
 #include "infra/inbound_batch.hpp"
 #include "infra/inbound_store.hpp"
@@ -173,6 +175,7 @@ caf::behavior worker(caf::stateful_actor<worker_state>* self, std::string url) {
   self->state.url = std::move(url);
   return {
       [=](write_atom, const write_batch& b) -> batch_outcomes {
+        fault_point("inbound_writer");
         return store_on(self->state, *b.units);
       },
       [=](stop_atom) { self->quit(); },
@@ -189,8 +192,9 @@ struct pool_state {
   infra::metrics::counter* batches = nullptr;
   infra::metrics::counter* units = nullptr;
   infra::metrics::counter* spills = nullptr;
-  std::vector<caf::actor> workers;
-  std::vector<bool> busy;
+  supervised_workers workers;
+  // The batch each worker holds: given back to the queue if the worker dies with it.
+  std::vector<std::shared_ptr<std::vector<queued_write>>> in_flight;
   std::deque<queued_write> queue;
   bool pump_queued = false;
   bool spill_timer = false;
@@ -201,15 +205,30 @@ struct pool_state {
 using pool_actor = caf::stateful_actor<pool_state>;
 
 void pump(pool_actor* self);
+void queue_pump(pool_actor* self);
 
-void batch_done(pool_actor* self, std::size_t worker, const std::vector<pending_write>& batch,
+// The batch worker `i` held goes back to the front of the queue, in order: the replacement, or
+// another worker, stores it, and every unit is answered once.
+void give_back(pool_actor* self, std::size_t i) {
+  auto& st = self->state;
+  if (auto held = std::move(st.in_flight[i])) {
+    for (auto it = held->rbegin(); it != held->rend(); ++it) {
+      st.queue.push_front(std::move(*it));
+    }
+    infra::log_warn("inbound_batch_given_back", {{"units", std::to_string(held->size())}});
+  }
+  queue_pump(self);
+}
+
+void batch_done(pool_actor* self, std::size_t worker, const std::vector<queued_write>& batch,
                 std::vector<domain::unit_outcome> outcomes) {
   outcomes.resize(batch.size(), failure(true, "the writer gave no answer for this unit"));
   for (std::size_t i = 0; i < batch.size(); ++i) {
-    auto promise = batch[i].promise;
+    auto promise = batch[i].write.promise;
     promise.deliver(std::move(outcomes[i]));
   }
-  self->state.busy[worker] = false;
+  self->state.in_flight[worker].reset();
+  self->state.workers.release(worker);
   pump(self);
 }
 
@@ -222,11 +241,13 @@ void pump(pool_actor* self) {
   auto& st = self->state;
   st.pump_queued = false;
   while (!st.queue.empty()) {
-    auto idle = std::find(st.busy.begin(), st.busy.end(), false);
-    if (idle == st.busy.end()) {
-      break;  // the next batch goes when a worker is done
+    std::size_t i = 0;
+    while (i < st.workers.size() && !st.workers.idle(i)) {
+      ++i;
     }
-    const auto i = static_cast<std::size_t>(idle - st.busy.begin());
+    if (i == st.workers.size()) {
+      break;  // the next batch goes when a worker is done (or back)
+    }
     const auto waited = clock::now() - st.queue.front().arrived;
     if (i > 0 && !st.stopping && st.queue.size() < spill_units && waited < spill_after) {
       if (!st.spill_timer) {
@@ -235,30 +256,39 @@ void pump(pool_actor* self) {
       }
       break;
     }
+    auto held = std::make_shared<std::vector<queued_write>>();
     auto batch = std::make_shared<std::vector<pending_write>>();
     std::size_t bytes = 0;
     while (!st.queue.empty() && batch->size() < max_batch && bytes < max_batch_bytes) {
       bytes += st.queue.front().bytes;
-      batch->push_back(std::move(st.queue.front().write));
+      batch->push_back(st.queue.front().write);
+      held->push_back(std::move(st.queue.front()));
       st.queue.pop_front();
     }
-    st.busy[i] = true;
+    const auto generation = st.workers.take(i);
+    st.in_flight[i] = held;
     st.batches->fetch_add(1, std::memory_order_relaxed);
     st.units->fetch_add(batch->size(), std::memory_order_relaxed);
     st.spills->fetch_add(i > 0 ? 1 : 0, std::memory_order_relaxed);
-    self->request(st.workers[i], caf::infinite, write_atom::value, write_batch{batch})
-        .then([=](batch_outcomes& r) { batch_done(self, i, *batch, std::move(r.outcomes)); },
-              [=](caf::error& e) {
-                batch_done(self, i, *batch,
-                           std::vector<domain::unit_outcome>(
-                               batch->size(), failure(true, "writer unavailable: " + to_string(e))));
-              });
+    self->request(st.workers.worker(i), caf::infinite, write_atom::value, write_batch{batch})
+        .then(
+            [=](batch_outcomes& r) {
+              if (self->state.workers.current(i, generation)) {
+                batch_done(self, i, *held, std::move(r.outcomes));
+              }
+            },
+            [=](caf::error&) {
+              // A worker answers every batch, so an error means it died with this one (CAF
+              // answers the request with the worker's exit reason just before the pool hears of
+              // its death). The batch goes back to the front of the queue for the replacement or
+              // another worker; the slot stays taken until the down handler frees it.
+              if (self->state.workers.current(i, generation)) {
+                give_back(self, i);
+              }
+            });
   }
-  if (st.stopping && st.queue.empty() &&
-      std::none_of(st.busy.begin(), st.busy.end(), [](bool b) { return b; })) {
-    for (auto& w : st.workers) {
-      self->send(w, stop_atom::value);
-    }
+  if (st.stopping && st.queue.empty() && !st.workers.any_busy()) {
+    st.workers.stop_all(self);
     self->quit();
   }
 }
@@ -271,8 +301,7 @@ void queue_pump(pool_actor* self) {
   }
 }
 
-caf::behavior pool(pool_actor* self, std::vector<caf::actor> workers,
-                   std::shared_ptr<infra::metrics> m) {
+caf::behavior pool(pool_actor* self, std::string url, unsigned count, std::shared_ptr<infra::metrics> m) {
   auto& st = self->state;
   st.batches = &m->get_counter("wachat_inbound_batches_total",
                                "Inbound writer transactions (batches of units).");
@@ -280,8 +309,18 @@ caf::behavior pool(pool_actor* self, std::vector<caf::actor> workers,
                              "Units handed to inbound writer transactions.");
   st.spills = &m->get_counter("wachat_inbound_spills_total",
                               "Batches a further inbound writer took while the first was busy.");
-  st.busy.assign(workers.size(), false);
-  st.workers = std::move(workers);
+  // Detached: each worker blocks on its own connection and thread, never on the scheduler's.
+  st.workers = supervised_workers{
+      "wachat_inbound_writer", count,
+      [self, url](std::size_t) { return self->home_system().spawn<caf::detached>(worker, url); }, *m};
+  st.in_flight.resize(st.workers.size());
+  st.workers.start(self);
+  self->set_down_handler([=](caf::down_msg& down) {
+    auto& s = self->state;
+    if (auto i = s.workers.on_down(self, down)) {
+      give_back(self, *i);  // if its error answer has not done so already
+    }
+  });
   return {
       [=](write_atom, unit_job& job) -> caf::result<domain::unit_outcome> {
         auto& st = self->state;
@@ -298,6 +337,10 @@ caf::behavior pool(pool_actor* self, std::vector<caf::actor> workers,
         self->state.spill_timer = false;
         pump(self);
       },
+      [=](restart_atom, std::size_t i) {
+        self->state.workers.restart(self, i);
+        pump(self);
+      },
       [=](stop_atom) {
         // What is queued is still stored; the pool goes once every worker is done.
         self->state.stopping = true;
@@ -310,13 +353,8 @@ caf::behavior pool(pool_actor* self, std::vector<caf::actor> workers,
 
 inbound_writer_actor spawn_inbound_writer_pool(caf::actor_system& sys, const std::string& url,
                                                unsigned count, std::shared_ptr<infra::metrics> metrics) {
-  std::vector<caf::actor> workers;
-  for (unsigned i = 0; i < std::max(count, 1u); ++i) {
-    // Detached: each blocks on its own connection and thread, never on the scheduler's.
-    workers.push_back(sys.spawn<caf::detached>(worker, url));
-  }
-  // Its own pump and spill tags stay off the interface: the handle others get is typed.
-  return caf::actor_cast<inbound_writer_actor>(sys.spawn(pool, std::move(workers), std::move(metrics)));
+  // Its own pump, spill and restart tags stay off the interface: the handle others get is typed.
+  return caf::actor_cast<inbound_writer_actor>(sys.spawn(pool, url, count, std::move(metrics)));
 }
 
 }  // namespace wachat::actors

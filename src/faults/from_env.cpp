@@ -1,0 +1,54 @@
+// Test builds only (wachatd_faults and the test binaries): WACHAT_FAULT_INJECT lists
+// `where:n` pairs, comma-separated; the n-th time the fault point `where` is passed, it throws,
+// as a bug in a worker would. Each pair fires once.
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+#include "actors/supervision/fault_point.hpp"
+
+namespace wachat::actors {
+namespace {
+
+struct plan {
+  std::mutex mutex;
+  std::map<std::string, long, std::less<>> remaining;  // passes left before it throws
+
+  plan() {
+    const char* spec = std::getenv("WACHAT_FAULT_INJECT");
+    std::string text = spec == nullptr ? "" : spec;
+    std::size_t at = 0;
+    while (at < text.size()) {
+      auto end = text.find(',', at);
+      auto item = text.substr(at, end == std::string::npos ? std::string::npos : end - at);
+      at = end == std::string::npos ? text.size() : end + 1;
+      auto colon = item.rfind(':');
+      if (colon != std::string::npos) {
+        remaining[item.substr(0, colon)] = std::strtol(item.c_str() + colon + 1, nullptr, 10);
+      }
+    }
+  }
+};
+
+plan& the_plan() {
+  static plan p;
+  return p;
+}
+
+}  // namespace
+
+void fault_point(std::string_view where) {
+  auto& p = the_plan();
+  std::lock_guard lock{p.mutex};
+  auto it = p.remaining.find(where);
+  if (it == p.remaining.end() || it->second <= 0) {
+    return;
+  }
+  if (--it->second == 0) {
+    throw std::runtime_error("fault injected at " + std::string{where});
+  }
+}
+
+}  // namespace wachat::actors

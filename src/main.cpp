@@ -136,7 +136,7 @@ int main(int argc, char** argv) {
   }
   auto graph = std::move(std::get<std::unique_ptr<infra::graph_client>>(graph_or_error));
 
-  actors::db_pool db{sys, cfg.database_url, 4};
+  actors::db_pool db{sys, cfg.database_url, 4, metrics};
   http::router routes;
   http::webhook_settings wh;
   wh.app_secret = cfg.app_secret;

@@ -60,3 +60,17 @@ TEST_CASE("the production wachatd has no live fault points") {
   }));
   CHECK(metric(f, "wachat_inbound_writer_restarts_total") == 0);
 }
+
+TEST_CASE("a database worker that dies with a job is restarted and the job is run again") {
+  // The first database job (creating the site) throws inside its worker.
+  test::wachat_fixture f{{{"WACHAT_FAULT_INJECT", "db_worker:1"}}, {}, test::wachatd::faults_binary()};
+  auto created = f.call("POST", "/api/sites", R"({"id":"acme","name":"Acme Inc"})");
+  CHECK(created.status == 201);
+  CHECK(test::query_scalar(f.db, "SELECT count(*) FROM sites WHERE id = 'acme'") == "1");
+  // The pool goes on serving with its replacement worker.
+  for (int i = 0; i < 8; ++i) {
+    CHECK(f.call("GET", "/api/sites/acme/conversations").status == 200);
+  }
+  CHECK(metric(f, "wachat_db_worker_restarts_total") == 1);
+  CHECK(f.server->process().stderr_text().find("event=worker_died pool=wachat_db_worker") != std::string::npos);
+}

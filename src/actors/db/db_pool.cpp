@@ -2,9 +2,13 @@
 
 #include <caf/all.hpp>
 #include <chrono>
+#include <deque>
+#include <optional>
 #include <pqxx/pqxx>
 
 #include "actors/atoms.hpp"
+#include "actors/supervision/fault_point.hpp"
+#include "actors/supervision/supervised_workers.hpp"
 #include "infra/log.hpp"
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::db_pool::job)
@@ -13,6 +17,7 @@ namespace wachat::actors {
 namespace {
 
 using run_atom = caf::atom_constant<caf::atom("run")>;
+using done_atom = caf::atom_constant<caf::atom("done")>;
 using clock = std::chrono::steady_clock;
 
 struct worker_state {
@@ -45,7 +50,8 @@ pqxx::connection_base* connection_of(worker_state& st) {
 caf::behavior db_worker(caf::stateful_actor<worker_state>* self, std::string url) {
   self->state.url = std::move(url);
   return {
-      [=](run_atom, db_pool::job& j) {
+      [=](run_atom, db_pool::job& j) -> done_atom {
+        fault_point("db_worker");
         auto* c = connection_of(self->state);
         try {
           j(c);
@@ -58,47 +64,141 @@ caf::behavior db_worker(caf::stateful_actor<worker_state>* self, std::string url
         if (self->state.conn && !self->state.conn->is_open()) {
           self->state.conn.reset();
         }
+        return done_atom::value;
       },
       [=](stop_atom) { self->quit(); },
+  };
+}
+
+struct queued_job {
+  db_pool::job run;
+  bool given_back = false;  // its worker died with it once already
+};
+
+struct pool_state {
+  supervised_workers workers;
+  std::deque<queued_job> queue;
+  std::vector<std::optional<queued_job>> in_flight;
+  bool stopping = false;
+  static inline const char* name = "db_pool";
+};
+
+using pool_actor = caf::stateful_actor<pool_state>;
+
+void pump(pool_actor* self);
+
+// A job whose worker died goes to the front of the queue once. A second death with it, and it
+// is answered as if the database were away (job(nullptr): 503 to its caller) rather than bring
+// down worker after worker. Its responder answers once, so a job that had answered before its
+// worker died sends nothing more.
+void give_back(pool_actor* self, std::size_t i) {
+  auto& st = self->state;
+  auto job = std::move(st.in_flight[i]);
+  st.in_flight[i].reset();
+  if (!job) {
+    return;
+  }
+  if (job->given_back) {
+    infra::log_warn("db_job_dropped", {{"reason", "its worker died twice"}});
+    job->run(nullptr);
+    return;
+  }
+  job->given_back = true;
+  st.queue.push_front(std::move(*job));
+}
+
+void pump(pool_actor* self) {
+  auto& st = self->state;
+  for (std::size_t i = 0; i < st.workers.size() && !st.queue.empty(); ++i) {
+    if (!st.workers.idle(i)) {
+      continue;
+    }
+    auto job = std::move(st.queue.front());
+    st.queue.pop_front();
+    const auto generation = st.workers.take(i);
+    auto run = job.run;
+    st.in_flight[i] = std::move(job);
+    self->request(st.workers.worker(i), caf::infinite, run_atom::value, std::move(run))
+        .then(
+            [=](done_atom) {
+              if (self->state.workers.current(i, generation)) {
+                self->state.in_flight[i].reset();
+                self->state.workers.release(i);
+                pump(self);
+              }
+            },
+            [=](caf::error&) {
+              // Workers answer every job: an error is the exit reason of one that died with it.
+              if (self->state.workers.current(i, generation)) {
+                give_back(self, i);
+                pump(self);
+              }
+            });
+  }
+  if (st.stopping && st.queue.empty() && !st.workers.any_busy()) {
+    st.workers.stop_all(self);
+    self->quit();
+  }
+}
+
+caf::behavior pool(pool_actor* self, std::string url, unsigned count, std::shared_ptr<infra::metrics> m) {
+  auto& st = self->state;
+  // Detached: a job blocks on its worker's connection, never on the scheduler's threads.
+  st.workers = supervised_workers{
+      "wachat_db_worker", count,
+      [self, url](std::size_t) { return self->home_system().spawn<caf::detached>(db_worker, url); }, *m};
+  st.in_flight.resize(st.workers.size());
+  st.workers.start(self);
+  self->set_down_handler([=](caf::down_msg& down) {
+    if (auto i = self->state.workers.on_down(self, down)) {
+      give_back(self, *i);  // if its error answer has not done so already
+      pump(self);
+    }
+  });
+  return {
+      [=](run_atom, db_pool::job& j) {
+        self->state.queue.push_back({std::move(j), false});
+        pump(self);
+      },
+      [=](restart_atom, std::size_t i) {
+        self->state.workers.restart(self, i);
+        pump(self);
+      },
+      [=](stop_atom) {
+        // Queued jobs still run; the pool goes once every worker is done.
+        self->state.stopping = true;
+        pump(self);
+      },
   };
 }
 
 }  // namespace
 
 struct db_pool::impl {
-  std::vector<caf::actor> workers;
-  std::atomic<std::size_t> next{0};
+  caf::actor pool;
   caf::actor_system* sys = nullptr;
 };
 
-db_pool::db_pool(caf::actor_system& sys, std::string database_url, unsigned workers)
+db_pool::db_pool(caf::actor_system& sys, std::string database_url, unsigned workers,
+                 std::shared_ptr<infra::metrics> metrics)
     : impl_(std::make_unique<impl>()) {
   impl_->sys = &sys;
-  for (unsigned i = 0; i < workers; ++i) {
-    impl_->workers.push_back(sys.spawn<caf::detached>(db_worker, database_url));
-  }
+  impl_->pool = sys.spawn(pool, std::move(database_url), workers, std::move(metrics));
 }
 
 db_pool::~db_pool() { shutdown(); }
 
-void db_pool::run(job j) {
-  auto i = impl_->next.fetch_add(1, std::memory_order_relaxed) % impl_->workers.size();
-  caf::anon_send(impl_->workers[i], run_atom::value, std::move(j));
-}
+void db_pool::run(job j) { caf::anon_send(impl_->pool, run_atom::value, std::move(j)); }
 
 void db_pool::shutdown() {
-  if (impl_->workers.empty()) {
+  if (!impl_->pool) {
     return;
   }
   caf::scoped_actor self{*impl_->sys};
-  for (auto& w : impl_->workers) {
-    self->monitor(w);
-    self->send(w, stop_atom::value);
-  }
-  for (std::size_t i = 0; i < impl_->workers.size(); ++i) {
-    self->receive([](const caf::down_msg&) {});
-  }
-  impl_->workers.clear();
+  self->monitor(impl_->pool);
+  self->send(impl_->pool, stop_atom::value);
+  self->receive([](const caf::down_msg&) {});
+  impl_->pool = nullptr;
 }
 
 }  // namespace wachat::actors

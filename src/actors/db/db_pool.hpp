@@ -4,6 +4,8 @@
 #include <memory>
 #include <string>
 
+#include "infra/metrics.hpp"
+
 namespace pqxx {
 class connection_base;
 }
@@ -12,12 +14,15 @@ namespace wachat::actors {
 
 // A pool of detached actors, each owning one PostgreSQL connection, that run database jobs off
 // the HTTP threads (DESIGN.md §2: http never blocks on the database). A job gets a live
-// connection, or nullptr when the database cannot be reached (it must then answer 503).
+// connection, or nullptr when the database cannot be reached (it must then answer 503). The
+// pool actor hands out one job per worker at a time and supervises them (supervised_workers:
+// `wachat_db_worker_restarts_total`); a job whose worker died is run again once.
 class db_pool {
  public:
   using job = std::function<void(pqxx::connection_base*)>;
 
-  db_pool(caf::actor_system& sys, std::string database_url, unsigned workers);
+  db_pool(caf::actor_system& sys, std::string database_url, unsigned workers,
+          std::shared_ptr<infra::metrics> metrics);
   ~db_pool();
   db_pool(const db_pool&) = delete;
   db_pool& operator=(const db_pool&) = delete;

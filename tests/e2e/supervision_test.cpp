@@ -2,6 +2,7 @@
 // finished by its replacement, nothing is lost, and /metrics counts the restart. The worker is
 // made to throw through a fault point live only in the test build (wachatd_faults).
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <ctime>
 
 #include "support/pg_control.hpp"
@@ -73,4 +74,30 @@ TEST_CASE("a database worker that dies with a job is restarted and the job is ru
   }
   CHECK(metric(f, "wachat_db_worker_restarts_total") == 1);
   CHECK(f.server->process().stderr_text().find("event=worker_died pool=wachat_db_worker") != std::string::npos);
+}
+
+TEST_CASE("an intake writer that dies answers its webhook 503 at once and is replaced") {
+  // One intake writer; its first commit throws.
+  test::wachat_fixture f{{{"WACHAT_FAULT_INJECT", "intake_writer:1"}, {"WACHAT_INTAKE_WRITERS", "1"}},
+                         {},
+                         test::wachatd::faults_binary()};
+  auto body = test::text_webhook(phone_id, "16505550001", "wamid.intake.1", now_s(), "first");
+  auto t0 = std::chrono::steady_clock::now();
+  auto first = f.post_webhook(body);
+  auto took = std::chrono::steady_clock::now() - t0;
+  // Not committed, and said so at once (not after the 5 s commit timeout): Meta delivers again.
+  CHECK(first.status == 503);
+  CHECK(took < std::chrono::seconds(2));
+  // Meta's redelivery reaches the replacement.
+  int again = 0;
+  REQUIRE(test::eventually([&] {
+    again = f.post_webhook(body).status;
+    return again == 200;
+  }));
+  for (int i = 2; i < 6; ++i) {
+    CHECK(f.post_webhook(test::text_webhook(phone_id, "16505550001", "wamid.intake." + std::to_string(i), now_s(), "more"))
+              .status == 200);
+  }
+  CHECK(test::query_scalar(f.db, "SELECT count(*) FROM wa_webhook_events") == "5");
+  CHECK(metric(f, "wachat_intake_writer_restarts_total") == 1);
 }

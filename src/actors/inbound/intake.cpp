@@ -6,9 +6,13 @@
 #include <caf/all.hpp>
 #include <fmt/format.h>
 #include <chrono>
+#include <mutex>
 #include <pqxx/pqxx>
+#include <shared_mutex>
 
 #include "actors/atoms.hpp"
+#include "actors/supervision/fault_point.hpp"
+#include "actors/supervision/supervised_workers.hpp"
 #include "infra/log.hpp"
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::intake_item)
@@ -88,6 +92,7 @@ void flush(writer_state& st) {
   if (st.batch.empty()) {
     return;
   }
+  fault_point("intake_writer");
   auto items = std::move(st.batch);
   st.batch.clear();
   if (!ensure_connected(st)) {
@@ -192,23 +197,103 @@ caf::behavior intake_writer(caf::stateful_actor<writer_state>* self, intake_sett
 
 }  // namespace
 
+namespace {
+
 // A writer with fewer items than this waiting or committing takes the next one.
 constexpr std::size_t spill_items = 16;
 
-struct intake::impl {
+// The writers' handles, read by the HTTP threads on every submit and replaced by the supervisor
+// when a writer is restarted.
+struct writer_table {
+  std::shared_mutex mutex;
   std::vector<caf::actor> writers;
   // Items handed to each writer and not answered yet.
   std::unique_ptr<std::atomic<std::size_t>[]> queued;
+};
+
+struct supervisor_state {
+  supervised_workers workers;
+  static inline const char* name = "intake";
+};
+
+// Supervises the writers (supervised_workers: `wachat_intake_writer_restarts_total`). What a
+// dead writer held needs no giving back here: every item answers once, and one dropped unanswered
+// (in the dead writer's batch or mailbox) answers 503 as it goes (answer_once), so Meta delivers
+// it again. On stop it waits until every writer has committed what it holds.
+caf::behavior supervisor(caf::stateful_actor<supervisor_state>* self, intake_settings settings,
+                         std::shared_ptr<writer_table> table) {
+  auto count = table->writers.size();
+  self->state.workers = supervised_workers{
+      "wachat_intake_writer", count,
+      [self, settings, table](std::size_t i) {
+        // Detached: each writer blocks on its own connection and thread, never on the scheduler's.
+        auto w = self->home_system().spawn<caf::detached>(intake_writer, settings);
+        std::unique_lock lock{table->mutex};
+        table->writers[i] = w;
+        return w;
+      },
+      *settings.metrics};
+  self->state.workers.start(self);
+  self->set_down_handler([=](caf::down_msg& down) {
+    if (auto i = self->state.workers.on_down(self, down)) {
+      // Until its replacement is up, submit() passes this slot by.
+      std::unique_lock lock{table->mutex};
+      table->writers[*i] = nullptr;
+    }
+  });
+  return {
+      [=](restart_atom, std::size_t i) { self->state.workers.restart(self, i); },
+      [=](stop_atom) {
+        self->state.workers.stop_all(self);
+        self->set_down_handler([=](caf::down_msg& down) {
+          self->state.workers.on_down(self, down);
+          if (self->state.workers.all_down()) {
+            self->quit();
+          }
+        });
+      },
+  };
+}
+
+// Answers a webhook once: with the writer's outcome, or 503 if the item is dropped unanswered
+// (its writer died). Copies share one state; the last one gone answers if nobody did.
+class answer_once {
+ public:
+  answer_once(std::atomic<std::size_t>* queued, std::function<void(intake_outcome)> done)
+      : state_(std::make_shared<state>(queued, std::move(done))) {}
+  void operator()(intake_outcome o) const { state_->answer(o); }
+
+ private:
+  struct state {
+    state(std::atomic<std::size_t>* q, std::function<void(intake_outcome)> d) : queued(q), done(std::move(d)) {}
+    ~state() { answer(intake_outcome{false, 0}); }
+    void answer(intake_outcome o) {
+      if (!answered.exchange(true)) {
+        queued->fetch_sub(1, std::memory_order_relaxed);
+        done(o);
+      }
+    }
+    std::atomic<std::size_t>* queued;
+    std::function<void(intake_outcome)> done;
+    std::atomic<bool> answered{false};
+  };
+  std::shared_ptr<state> state_;
+};
+
+}  // namespace
+
+struct intake::impl {
+  std::shared_ptr<writer_table> table = std::make_shared<writer_table>();
+  caf::actor supervisor;
   caf::actor_system* sys = nullptr;
 };
 
 intake::intake(caf::actor_system& sys, intake_settings settings) : impl_(std::make_unique<impl>()) {
   impl_->sys = &sys;
-  impl_->queued = std::make_unique<std::atomic<std::size_t>[]>(settings.writers);
-  for (std::uint32_t i = 0; i < settings.writers; ++i) {
-    // Detached: each writer blocks on its own connection and thread, never on the scheduler's.
-    impl_->writers.push_back(sys.spawn<caf::detached>(intake_writer, settings));
-  }
+  const auto n = std::max<std::uint32_t>(settings.writers, 1);
+  impl_->table->writers.resize(n);
+  impl_->table->queued = std::make_unique<std::atomic<std::size_t>[]>(n);
+  impl_->supervisor = sys.spawn(supervisor, std::move(settings), impl_->table);
 }
 
 intake::~intake() { shutdown(); }
@@ -218,11 +303,16 @@ intake::~intake() { shutdown(); }
 // (per statement, PostgreSQL's fixed costs dominated: 2.3 rows each at 2,000 webhooks/s); under
 // load the others take their share.
 void intake::submit(intake_item item) {
-  const auto n = impl_->writers.size();
+  auto& table = *impl_->table;
+  std::shared_lock lock{table.mutex};
+  const auto n = table.writers.size();
   std::size_t pick = 0;
   std::size_t least = SIZE_MAX;
   for (std::size_t i = 0; i < n; ++i) {
-    const auto q = impl_->queued[i].load(std::memory_order_relaxed);
+    if (!table.writers[i]) {
+      continue;  // dead, its replacement not up yet
+    }
+    const auto q = table.queued[i].load(std::memory_order_relaxed);
     if (q < spill_items) {
       pick = i;
       break;
@@ -232,28 +322,25 @@ void intake::submit(intake_item item) {
       pick = i;
     }
   }
-  auto* queued = &impl_->queued[pick];
+  if (!table.writers[pick]) {
+    item.done(intake_outcome{false, 0});  // no writer is up: 503, Meta delivers again
+    return;
+  }
+  auto* queued = &table.queued[pick];
   queued->fetch_add(1, std::memory_order_relaxed);
-  item.done = [queued, done = std::move(item.done)](intake_outcome o) {
-    queued->fetch_sub(1, std::memory_order_relaxed);
-    done(o);
-  };
-  caf::anon_send(impl_->writers[pick], commit_atom::value, std::move(item));
+  item.done = answer_once{queued, std::move(item.done)};
+  caf::anon_send(table.writers[pick], commit_atom::value, std::move(item));
 }
 
 void intake::shutdown() {
-  if (impl_->writers.empty()) {
+  if (!impl_->supervisor) {
     return;
   }
   caf::scoped_actor self{*impl_->sys};
-  for (auto& w : impl_->writers) {
-    self->monitor(w);
-    self->send(w, stop_atom::value);
-  }
-  for (std::size_t i = 0; i < impl_->writers.size(); ++i) {
-    self->receive([](const caf::down_msg&) {});
-  }
-  impl_->writers.clear();
+  self->monitor(impl_->supervisor);
+  self->send(impl_->supervisor, stop_atom::value);
+  self->receive([](const caf::down_msg&) {});
+  impl_->supervisor = nullptr;
 }
 
 }  // namespace wachat::actors

@@ -76,6 +76,10 @@ void supervised_workers::restart(caf::event_based_actor* self, std::size_t i) {
   s.started = clock::now();
 }
 
+bool supervised_workers::all_down() const {
+  return std::none_of(slots_.begin(), slots_.end(), [](const slot& s) { return s.up; });
+}
+
 void supervised_workers::stop_all(caf::event_based_actor* self) {
   stopping_ = true;
   for (auto& s : slots_) {

@@ -57,6 +57,8 @@ class supervised_workers {
 
   // Tells every worker to stop (stop_atom); their downs are expected from now on.
   void stop_all(caf::event_based_actor* self);
+  // No worker is up (after stop_all: every one has stopped).
+  bool all_down() const;
 
  private:
   struct slot {

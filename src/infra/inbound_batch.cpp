@@ -65,9 +65,11 @@ const std::string& visitors_sql() {
       // batch naming one new customer by different ids) inserts nothing for that row. Rows left
       // without a visitor are asked for again, and the next snapshot finds them.
       " ins AS (INSERT INTO mod_chat_visitors (site_id, name, whatsapp_phone, whatsapp_user_id, phone)"
-      "   SELECT site, nullif(name, ''), phone, uid, '+' || phone FROM input WHERE NOT EXISTS"
-      "     (SELECT 1 FROM found WHERE found.site = input.site"
-      "       AND (found.phone = input.phone OR found.uid = input.uid))"
+      // Two anti-joins, not one with OR: each can be hashed; with OR it was a nested loop over
+      // the batch for every row (PostgreSQL CPU per message +35 % in the backlog benchmark).
+      "   SELECT site, nullif(name, ''), phone, uid, '+' || phone FROM input"
+      "   WHERE NOT EXISTS (SELECT 1 FROM found WHERE found.site = input.site AND found.phone = input.phone)"
+      "     AND NOT EXISTS (SELECT 1 FROM found WHERE found.site = input.site AND found.uid = input.uid)"
       "   ON CONFLICT DO NOTHING"
       "   RETURNING id, site_id, whatsapp_phone, whatsapp_user_id, name)"
       " SELECT id, site, phone, uid, name FROM found"

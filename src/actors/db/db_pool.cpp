@@ -7,6 +7,7 @@
 #include <pqxx/pqxx>
 
 #include "actors/atoms.hpp"
+#include "actors/supervision/stop_and_wait.hpp"
 #include "actors/supervision/fault_point.hpp"
 #include "actors/supervision/supervised_workers.hpp"
 #include "infra/log.hpp"
@@ -190,15 +191,6 @@ db_pool::~db_pool() { shutdown(); }
 
 void db_pool::run(job j) { caf::anon_send(impl_->pool, run_atom::value, std::move(j)); }
 
-void db_pool::shutdown() {
-  if (!impl_->pool) {
-    return;
-  }
-  caf::scoped_actor self{*impl_->sys};
-  self->monitor(impl_->pool);
-  self->send(impl_->pool, stop_atom::value);
-  self->receive([](const caf::down_msg&) {});
-  impl_->pool = nullptr;
-}
+void db_pool::shutdown() { stop_and_wait(*impl_->sys, impl_->pool); }
 
 }  // namespace wachat::actors

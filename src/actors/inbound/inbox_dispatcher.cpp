@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "actors/atoms.hpp"
+#include "actors/supervision/stop_and_wait.hpp"
 #include "actors/inbound/inbound_messages.hpp"
 #include "actors/inbound/inbound_writer.hpp"
 #include "actors/site/site_actor.hpp"
@@ -488,15 +489,6 @@ void inbox_dispatcher::wake(std::int64_t first_id) {
 }
 void inbox_dispatcher::wake_routing() { caf::anon_send(impl_->actor, route_atom::value); }
 
-void inbox_dispatcher::shutdown() {
-  if (!impl_->actor) {
-    return;
-  }
-  caf::scoped_actor self{*impl_->sys};
-  self->monitor(impl_->actor);
-  self->send(impl_->actor, stop_atom::value);
-  self->receive([](const caf::down_msg&) {});
-  impl_->actor = nullptr;
-}
+void inbox_dispatcher::shutdown() { stop_and_wait(*impl_->sys, impl_->actor); }
 
 }  // namespace wachat::actors

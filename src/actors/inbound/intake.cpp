@@ -11,6 +11,7 @@
 #include <shared_mutex>
 
 #include "actors/atoms.hpp"
+#include "actors/supervision/stop_and_wait.hpp"
 #include "actors/supervision/fault_point.hpp"
 #include "actors/supervision/supervised_workers.hpp"
 #include "infra/log.hpp"
@@ -332,15 +333,6 @@ void intake::submit(intake_item item) {
   caf::anon_send(table.writers[pick], commit_atom::value, std::move(item));
 }
 
-void intake::shutdown() {
-  if (!impl_->supervisor) {
-    return;
-  }
-  caf::scoped_actor self{*impl_->sys};
-  self->monitor(impl_->supervisor);
-  self->send(impl_->supervisor, stop_atom::value);
-  self->receive([](const caf::down_msg&) {});
-  impl_->supervisor = nullptr;
-}
+void intake::shutdown() { stop_and_wait(*impl_->sys, impl_->supervisor); }
 
 }  // namespace wachat::actors

@@ -1,6 +1,6 @@
 // Test builds only (wachatd_faults and the test binaries): WACHAT_FAULT_INJECT lists
 // `where:n` pairs, comma-separated; the n-th time the fault point `where` is passed, it throws,
-// as a bug in a worker would. Each pair fires once.
+// as a bug in a worker would. `where:n*` throws the n-th time and every time after.
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -14,7 +14,11 @@ namespace {
 
 struct plan {
   std::mutex mutex;
-  std::map<std::string, long, std::less<>> remaining;  // passes left before it throws
+  struct fault {
+    long remaining = 0;  // passes left before it throws
+    bool forever = false;
+  };
+  std::map<std::string, fault, std::less<>> faults;
 
   plan() {
     const char* spec = std::getenv("WACHAT_FAULT_INJECT");
@@ -26,7 +30,8 @@ struct plan {
       at = end == std::string::npos ? text.size() : end + 1;
       auto colon = item.rfind(':');
       if (colon != std::string::npos) {
-        remaining[item.substr(0, colon)] = std::strtol(item.c_str() + colon + 1, nullptr, 10);
+        faults[item.substr(0, colon)] = {std::strtol(item.c_str() + colon + 1, nullptr, 10),
+                                         item.back() == '*'};
       }
     }
   }
@@ -42,11 +47,17 @@ plan& the_plan() {
 void fault_point(std::string_view where) {
   auto& p = the_plan();
   std::lock_guard lock{p.mutex};
-  auto it = p.remaining.find(where);
-  if (it == p.remaining.end() || it->second <= 0) {
+  auto it = p.faults.find(where);
+  if (it == p.faults.end()) {
     return;
   }
-  if (--it->second == 0) {
+  auto& f = it->second;
+  if (f.remaining > 1) {
+    --f.remaining;
+    return;
+  }
+  if (f.remaining == 1 || f.forever) {
+    f.remaining = 0;
     throw std::runtime_error("fault injected at " + std::string{where});
   }
 }

@@ -103,15 +103,15 @@ class session : public std::enable_shared_from_this<session> {
     auto [path, query] = infra::split_target(h.target());
     match_ = shared_->routes->match(h.method(), path);
     if (match_.matched != nullptr) {
-      parser_->body_limit(match_.matched->max_body);
       route_name_ = match_.matched->name;
     }
-    // Beast checks Content-Length against the limit in force while the header was parsed;
-    // the route's own limit is only known now, so check it here (chunked bodies are checked
-    // by the parser as they arrive).
-    auto length = parser_->content_length();
+    // The route's limit, or the default one for a path no route takes (its body is still read
+    // before the 404 or 405): the parser holds chunked bodies to it as they arrive. A
+    // Content-Length was read while no limit was in force, so it is checked here.
     auto limit = match_.matched != nullptr ? match_.matched->max_body
                                            : shared_->limits.default_body_limit;
+    parser_->body_limit(limit);
+    auto length = parser_->content_length();
     if (length && *length > limit) {
       return on_body(bhttp::error::body_limit, 0);
     }

@@ -1,6 +1,7 @@
 // How the server reads a request off the wire (API.md §2 body limits, RFC 9112 framing): large
 // signed webhooks, answers that reach a client still uploading, and requests framed ambiguously.
 #include <catch2/catch.hpp>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
@@ -94,6 +95,18 @@ TEST_CASE("a client still sending a body over the limit reads the 413, on the we
       "Content-Length: " + std::to_string(api_body.size()) + "\r\n\r\n",
       api_body);
   CHECK(api_answer.rfind("HTTP/1.1 413", 0) == 0);
+  // A chunked body to a path no route takes is held to the default limit (1 MiB) as well,
+  // not read whole before the 404.
+  std::string chunk(64 * 1024, 'c');
+  char size_line[32];
+  std::snprintf(size_line, sizeof size_line, "%zx\r\n", chunk.size());
+  std::string chunks;
+  for (int i = 0; i < 40; ++i) {  // 2.5 MiB
+    chunks += size_line + chunk + "\r\n";
+  }
+  chunks += "0\r\n\r\n";
+  auto unknown = send_whole_then_read(srv.port(), "POST /no/such/path HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n", chunks);
+  CHECK(unknown.rfind("HTTP/1.1 413", 0) == 0);
   CHECK(test::http_get(srv.port(), "/healthz").status == 200);
 }
 

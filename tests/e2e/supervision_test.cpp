@@ -3,6 +3,7 @@
 // made to throw through a fault point live only in the test build (wachatd_faults).
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <csignal>
 #include <ctime>
 
 #include "support/pg_control.hpp"
@@ -100,4 +101,37 @@ TEST_CASE("an intake writer that dies answers its webhook 503 at once and is rep
   }
   CHECK(test::query_scalar(f.db, "SELECT count(*) FROM wa_webhook_events") == "5");
   CHECK(metric(f, "wachat_intake_writer_restarts_total") == 1);
+}
+
+TEST_CASE("a unit that kills every writer it reaches is answered, not retried for ever, and SIGTERM still ends the process") {
+  // Every batch throws: the first death gives the batch back, the second answers its units as a
+  // passing failure, so the inbox row waits for a later try instead of holding its conversation.
+  test::wachat_fixture f{{{"WACHAT_FAULT_INJECT", "inbound_writer:1*"}, {"WACHAT_INBOUND_WRITERS", "1"}},
+                         {},
+                         test::wachatd::faults_binary()};
+  f.make_site("acme", phone_id);
+  REQUIRE(f.post_webhook(test::text_webhook(phone_id, "16505550001", "wamid.poison", now_s(), "x")).status == 200);
+  REQUIRE(test::eventually([&] {
+    return f.server->process().stderr_text().find("answered=1") != std::string::npos;
+  }));
+  CHECK(metric(f, "wachat_inbound_writer_restarts_total") >= 2);
+  CHECK(test::query_scalar(f.db, "SELECT count(*) FROM mod_chat_messages") == "0");
+  // Not lost: the row is still to be done (pending, or claimed again right now).
+  CHECK(test::query_scalar(f.db, "SELECT count(*) FROM wa_webhook_events WHERE status IN ('pending', 'processing')") == "1");
+  f.server->process().signal(SIGTERM);
+  auto code = f.server->process().wait_exit(10000);
+  REQUIRE(code.has_value());
+  CHECK(*code == 0);
+}
+
+TEST_CASE("SIGTERM while the only intake writer is down ends the process") {
+  test::wachat_fixture f{{{"WACHAT_FAULT_INJECT", "intake_writer:1"}, {"WACHAT_INTAKE_WRITERS", "1"}},
+                         {},
+                         test::wachatd::faults_binary()};
+  CHECK(f.post_webhook(test::text_webhook(phone_id, "16505550001", "wamid.down", now_s(), "x")).status == 503);
+  // Within the 100 ms before its replacement starts.
+  f.server->process().signal(SIGTERM);
+  auto code = f.server->process().wait_exit(10000);
+  REQUIRE(code.has_value());
+  CHECK(*code == 0);
 }

@@ -186,6 +186,7 @@ struct queued_write {
   pending_write write;
   clock::time_point arrived;
   std::size_t bytes = 0;
+  bool given_back = false;  // a worker died with it once already
 };
 
 struct pool_state {
@@ -207,15 +208,26 @@ using pool_actor = caf::stateful_actor<pool_state>;
 void pump(pool_actor* self);
 void queue_pump(pool_actor* self);
 
-// The batch worker `i` held goes back to the front of the queue, in order: the replacement, or
-// another worker, stores it, and every unit is answered once.
+// The units worker `i` held go back to the front of the queue, in order: the replacement, or
+// another worker, stores them, and every unit is answered once. A unit whose worker died with it
+// before is answered instead, as a passing failure (its inbox row is tried again later), so that
+// a unit that kills workers cannot kill them for ever nor hold its conversation.
 void give_back(pool_actor* self, std::size_t i) {
   auto& st = self->state;
   if (auto held = std::move(st.in_flight[i])) {
+    std::size_t back = 0;
     for (auto it = held->rbegin(); it != held->rend(); ++it) {
+      if (it->given_back) {
+        auto promise = it->write.promise;
+        promise.deliver(failure(true, "its writer died twice while storing it"));
+        continue;
+      }
+      it->given_back = true;
       st.queue.push_front(std::move(*it));
+      ++back;
     }
-    infra::log_warn("inbound_batch_given_back", {{"units", std::to_string(held->size())}});
+    infra::log_warn("inbound_batch_given_back",
+                    {{"units", std::to_string(back)}, {"answered", std::to_string(held->size() - back)}});
   }
   queue_pump(self);
 }

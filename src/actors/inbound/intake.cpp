@@ -246,6 +246,10 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state>* self, intake_set
       [=](restart_atom, std::size_t i) { self->state.workers.restart(self, i); },
       [=](stop_atom) {
         self->state.workers.stop_all(self);
+        if (self->state.workers.all_down()) {
+          self->quit();  // none was up (a restart pending): no down will come
+          return;
+        }
         self->set_down_handler([=](caf::down_msg& down) {
           self->state.workers.on_down(self, down);
           if (self->state.workers.all_down()) {

@@ -116,9 +116,11 @@ int main(int argc, char** argv) {
   // (bench/RESULTS.md); the heavy actors are detached anyway, so stealing buys nothing here.
   caf_cfg.set("scheduler.policy", caf::atom("sharing"));
   caf_cfg.set("logger.verbosity", caf::atom("quiet"));
+  // Made before the actor system, so destroyed after it: ~actor_system waits for actors that
+  // may still count something (a pool finishing its stop).
+  auto metrics = std::make_shared<infra::metrics>();
   caf::actor_system sys{caf_cfg};
 
-  auto metrics = std::make_shared<infra::metrics>();
   actors::inbox_dispatcher dispatcher{
       sys,
       actors::inbox_dispatcher_settings{cfg.database_url, cfg.inbound_writers,

@@ -121,6 +121,7 @@ TEST_CASE("a unit that kills every writer it reaches is answered, not retried fo
   f.server->process().signal(SIGTERM);
   auto code = f.server->process().wait_exit(10000);
   REQUIRE(code.has_value());
+  INFO(f.server->process().stderr_text());
   CHECK(*code == 0);
 }
 

@@ -147,7 +147,7 @@ caf::behavior pool(pool_actor* self, std::string url, unsigned count, std::share
   // Detached: a job blocks on its worker's connection, never on the scheduler's threads.
   st.workers = supervised_workers{
       "wachat_db_worker", count,
-      [self, url](std::size_t) { return self->home_system().spawn<caf::detached>(db_worker, url); }, *m};
+      [self, url](std::size_t) { return self->home_system().spawn<caf::detached>(db_worker, url); }, m};
   st.in_flight.resize(st.workers.size());
   st.workers.start(self);
   self->set_down_handler([=](caf::down_msg& down) {

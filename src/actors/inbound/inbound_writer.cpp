@@ -324,7 +324,7 @@ caf::behavior pool(pool_actor* self, std::string url, unsigned count, std::share
   // Detached: each worker blocks on its own connection and thread, never on the scheduler's.
   st.workers = supervised_workers{
       "wachat_inbound_writer", count,
-      [self, url](std::size_t) { return self->home_system().spawn<caf::detached>(worker, url); }, *m};
+      [self, url](std::size_t) { return self->home_system().spawn<caf::detached>(worker, url); }, m};
   st.in_flight.resize(st.workers.size());
   st.workers.start(self);
   self->set_down_handler([=](caf::down_msg& down) {

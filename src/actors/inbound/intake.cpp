@@ -233,7 +233,7 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state>* self, intake_set
         table->writers[i] = w;
         return w;
       },
-      *settings.metrics};
+      settings.metrics};
   self->state.workers.start(self);
   self->set_down_handler([=](caf::down_msg& down) {
     if (auto i = self->state.workers.on_down(self, down)) {

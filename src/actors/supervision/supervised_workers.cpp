@@ -17,10 +17,13 @@ constexpr std::chrono::seconds healthy_after{30};
 }  // namespace
 
 supervised_workers::supervised_workers(std::string pool, std::size_t count, spawn_fn spawn,
-                                       infra::metrics& metrics)
-    : pool_(std::move(pool)), spawn_(std::move(spawn)), slots_(std::max<std::size_t>(count, 1)) {
-  restarts_ = &metrics.get_counter(pool_ + "_restarts_total",
-                                   "Workers of this pool restarted after they died.");
+                                       std::shared_ptr<infra::metrics> metrics)
+    : pool_(std::move(pool)),
+      spawn_(std::move(spawn)),
+      slots_(std::max<std::size_t>(count, 1)),
+      metrics_(std::move(metrics)) {
+  restarts_ = &metrics_->get_counter(pool_ + "_restarts_total",
+                                     "Workers of this pool restarted after they died.");
 }
 
 void supervised_workers::start(caf::event_based_actor* self) {

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,7 +31,9 @@ class supervised_workers {
 
   supervised_workers() = default;
   // `pool` names the metric and the log lines (e.g. "wachat_inbound_writer").
-  supervised_workers(std::string pool, std::size_t count, spawn_fn spawn, infra::metrics& metrics);
+  // Holds `metrics`: a pool may still run while main tears down (~actor_system waits for it).
+  supervised_workers(std::string pool, std::size_t count, spawn_fn spawn,
+                     std::shared_ptr<infra::metrics> metrics);
 
   // Spawns and monitors every worker. Call once, from the pool actor's behaviour set-up.
   void start(caf::event_based_actor* self);
@@ -72,6 +75,7 @@ class supervised_workers {
   std::string pool_;
   spawn_fn spawn_;
   std::vector<slot> slots_;
+  std::shared_ptr<infra::metrics> metrics_;
   infra::metrics::counter* restarts_ = nullptr;
   bool stopping_ = false;
 };

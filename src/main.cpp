@@ -16,7 +16,11 @@
 #include "actors/db/db_pool.hpp"
 #include "actors/db/db_probe.hpp"
 #include "actors/inbound/inbox_dispatcher.hpp"
+#include "actors/inbound/inbound_writer.hpp"
 #include "actors/inbound/intake.hpp"
+#include "actors/site/site_client.hpp"
+#include "actors/site/site_directory.hpp"
+#include "actors/supervision/stop_and_wait.hpp"
 #include "http/api_common.hpp"
 #include "http/conversations_handler.hpp"
 #include "http/event_hub.hpp"
@@ -121,22 +125,30 @@ int main(int argc, char** argv) {
   auto metrics = std::make_shared<infra::metrics>();
   caf::actor_system sys{caf_cfg};
 
-  actors::inbox_dispatcher dispatcher{
-      sys,
-      actors::inbox_dispatcher_settings{cfg.database_url, cfg.inbound_writers,
-                                        std::chrono::milliseconds(cfg.conversation_idle_ms),
-                                        std::chrono::milliseconds(cfg.inbox_lease_ms)},
-      metrics};
-  actors::intake intake{sys, actors::intake_settings{cfg.database_url, cfg.intake_writers,
-                                                     cfg.intake_batch_max, metrics,
-                                                     [&dispatcher](std::int64_t first_id) { dispatcher.wake(first_id); }}};
-  actors::db_probe probe{sys, cfg.database_url};
-
   auto graph_or_error = infra::graph_client::create(infra::graph_client_options::from_config(cfg));
   if (auto* why = std::get_if<std::string>(&graph_or_error)) {
     die("graph API client: " + *why);
   }
   auto graph = std::move(std::get<std::unique_ptr<infra::graph_client>>(graph_or_error));
+
+  // The inbound path: writer pool <- conversation actors <- site actors <- directory <- dispatcher.
+  auto writer = actors::spawn_inbound_writer_pool(sys, cfg.database_url, cfg.inbound_writers, metrics);
+  actors::site_directory_settings dir_settings;
+  dir_settings.database_url = cfg.database_url;
+  dir_settings.cfg = &cfg;
+  dir_settings.graph = graph.get();
+  dir_settings.writer = writer;
+  dir_settings.conversation_idle = std::chrono::milliseconds(cfg.conversation_idle_ms);
+  auto directory = actors::spawn_site_directory(sys, std::move(dir_settings), metrics);
+  actors::site_client sites{sys, caf::actor_cast<caf::actor>(directory)};
+  actors::inbox_dispatcher dispatcher{
+      sys,
+      actors::inbox_dispatcher_settings{cfg.database_url, std::chrono::milliseconds(cfg.inbox_lease_ms)},
+      metrics, directory};
+  actors::intake intake{sys, actors::intake_settings{cfg.database_url, cfg.intake_writers,
+                                                     cfg.intake_batch_max, metrics,
+                                                     [&dispatcher](std::int64_t first_id) { dispatcher.wake(first_id); }}};
+  actors::db_probe probe{sys, cfg.database_url};
 
   actors::db_pool db{sys, cfg.database_url, 4, metrics};
   http::router routes;
@@ -168,6 +180,7 @@ int main(int argc, char** argv) {
   http::api_context api;
   api.cfg = &cfg;
   api.db = &db;
+  api.sites = &sites;
   api.metrics = metrics;
   api.graph = graph.get();
   api.wake_dispatcher = [&dispatcher] { dispatcher.wake_routing(); };
@@ -222,6 +235,10 @@ int main(int argc, char** argv) {
   }
   intake.shutdown();
   dispatcher.shutdown();
+  // Sites stop their conversations; the writers then store what is queued.
+  for (auto handle : {caf::actor_cast<caf::actor>(directory), caf::actor_cast<caf::actor>(writer)}) {
+    actors::stop_and_wait(sys, handle);
+  }
   db.shutdown();
   events.stop();
   graph.reset();

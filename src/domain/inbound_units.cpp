@@ -58,6 +58,10 @@ bool closes_window(const message_status& status) {
 
 void event_progress::record(const unit_outcome& o) {
   ++answered;
+  if (o.unroutable) {
+    unroutable_ids.insert(*o.unroutable);
+    return;
+  }
   if (o.stored) {
     return;
   }

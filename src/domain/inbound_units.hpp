@@ -49,6 +49,8 @@ struct unit_outcome {
   std::string error;        // why not, for the inbox row
   bool new_message = false;
   bool new_status = false;
+  // Set when no site has the unit's phone number id (the row waits until one has it).
+  std::optional<std::string> unroutable;
 };
 
 // How one inbox row ends once all of its units have answered.

@@ -17,6 +17,7 @@ class connection_base;
 
 namespace wachat::actors {
 class db_pool;
+class site_client;
 }
 
 namespace wachat::infra {
@@ -31,6 +32,7 @@ class event_hub;
 struct api_context {
   const infra::config* cfg = nullptr;
   actors::db_pool* db = nullptr;
+  actors::site_client* sites = nullptr;  // settings changes go through the site actors
   std::shared_ptr<infra::metrics> metrics;
   infra::graph_client* graph = nullptr;
   event_hub* events = nullptr;

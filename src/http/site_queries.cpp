@@ -6,76 +6,15 @@
 #include "domain/masking.hpp"
 #include "http/api_common.hpp"
 #include "http/webhook_handler.hpp"
-#include "infra/crypto.hpp"
+#include "http/responses.hpp"
 
 namespace wachat::http {
-
-std::optional<std::string> site_settings::effective_token(const infra::config& cfg) const {
-  if (has_site_token) {
-    return site_access_token;
-  }
-  return cfg.access_token;
-}
-
-std::optional<std::string> site_settings::effective_phone_number_id(
-    const infra::config& cfg) const {
-  if (phone_number_id) {
-    return phone_number_id;
-  }
-  return has_site_token ? std::nullopt : cfg.phone_number_id;
-}
-
-std::string site_settings::credential_source(const infra::config& cfg) const {
-  if (has_site_token) {
-    return "site";
-  }
-  return cfg.access_token ? "env" : "none";
-}
 
 bool site_exists(pqxx::transaction_base& tx, const std::string& site_id) {
   return !tx.exec_params("SELECT 1 FROM sites WHERE id = $1", site_id).empty();
 }
 
-std::optional<site_settings> load_site_settings(pqxx::transaction_base& tx,
-                                                const infra::config& cfg,
-                                                const std::string& site_id) {
-  auto r = tx.exec_params(
-      "SELECT s.whatsapp_enabled, s.whatsapp_phone_number, s.whatsapp_phone_number_id,"
-      " s.whatsapp_business_account_id, s.whatsapp_access_token_encrypted,"
-      " s.whatsapp_welcome_template, s.whatsapp_verify_token, s.read_receipts, s.auto_assign,"
-      " s.crm_sync, extract(epoch from s.last_check_at)::bigint, s.last_check_ok,"
-      " s.last_check_error"
-      " FROM mod_chat_widget_settings s WHERE s.site_id = $1",
-      site_id);
-  if (r.empty()) {
-    return std::nullopt;
-  }
-  const auto& row = r[0];
-  site_settings s;
-  s.site_id = site_id;
-  s.enabled = row[0].as<bool>();
-  s.phone_number = row[1].as<std::optional<std::string>>();
-  s.phone_number_id = row[2].as<std::optional<std::string>>();
-  s.business_account_id = row[3].as<std::optional<std::string>>();
-  if (!row[4].is_null()) {
-    s.has_site_token = true;
-    pqxx::binarystring blob{row[4]};
-    if (cfg.master_key) {
-      s.site_access_token = infra::unseal(*cfg.master_key, std::string_view{blob.get(), blob.size()}, "site:" + site_id);
-    }
-  }
-  s.welcome_template = row[5].as<std::optional<std::string>>();
-  s.verify_token = row[6].as<std::string>();
-  s.read_receipts = row[7].as<std::string>();
-  s.auto_assign = row[8].as<bool>();
-  s.crm_sync = row[9].as<bool>();
-  s.last_check_at = row[10].as<std::optional<std::int64_t>>();
-  s.last_check_ok = row[11].as<std::optional<bool>>();
-  s.last_check_error = row[12].as<std::optional<std::string>>();
-  return s;
-}
-
-nlohmann::json site_status_json(const site_settings& s, const infra::config& cfg) {
+nlohmann::json site_status_json(const infra::site_settings& s, const infra::config& cfg) {
   using nlohmann::json;
   auto opt = [](const std::optional<std::string>& v) { return v ? json(*v) : json(nullptr); };
   auto token = s.effective_token(cfg);
@@ -111,6 +50,45 @@ nlohmann::json site_status_json(const site_settings& s, const infra::config& cfg
                        {"error", opt(s.last_check_error)}};
   }
   return j;
+}
+
+nlohmann::json graph_error_json(const domain::graph_error& e) {
+  using nlohmann::json;
+  return {{"code", e.code},
+          {"title", e.title},
+          {"details", e.details},
+          {"fbtrace_id", e.fbtrace_id.empty() ? json(nullptr) : json(e.fbtrace_id)}};
+}
+
+response site_answer_error(const actors::site_answer& a) {
+  using nlohmann::json;
+  using kind = actors::site_answer::kind;
+  auto graph_failure = [&](bhttp::status status, std::string_view code) {
+    json j = {{"error", {{"code", code}, {"message", a.message}, {"graph", graph_error_json(*a.graph)}}}};
+    return json_body(status, j.dump(-1, ' ', false, json::error_handler_t::replace));
+  };
+  switch (a.what) {
+    case kind::not_found:
+      return json_error(bhttp::status::not_found, "not_found", "No such resource.");
+    case kind::invalid:
+      return json_error(bhttp::status::unprocessable_entity, "invalid_field", a.message);
+    case kind::conflict:
+      return json_error(bhttp::status::conflict, "phone_number_in_use", a.message);
+    case kind::graph_refused:
+      if (a.graph) {
+        return graph_failure(bhttp::status::unprocessable_entity, "graph_rejected_credentials");
+      }
+      break;
+    case kind::graph_unreachable:
+      if (a.graph) {
+        return graph_failure(bhttp::status::bad_gateway, "graph_error");
+      }
+      break;
+    case kind::ok:
+    case kind::unavailable:
+      break;
+  }
+  return json_error(bhttp::status::service_unavailable, "unavailable", a.message);
 }
 
 }  // namespace wachat::http

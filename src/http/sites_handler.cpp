@@ -5,6 +5,7 @@
 
 #include "domain/masking.hpp"
 #include "http/site_queries.hpp"
+#include "actors/site/site_client.hpp"
 #include "infra/crypto.hpp"
 
 namespace wachat::http {
@@ -107,51 +108,45 @@ void add_site_routes(router& r, api_context& api) {
                             });
         });
 
+  // The settings as the site's actor holds them (refreshed on every change, in any process).
   r.add(bhttp::verb::get, "/api/sites/{site}/whatsapp/status", 0,
         [&api](request_context& rc, responder respond) {
           auto site = rc.params["site"];
-          const auto* cfg = api.cfg;
-          run_authenticated(api, rc, respond, access::any_principal,
-                            [site, cfg](pqxx::connection_base& c, const principal& who) {
-                              if (!who.may_see(site)) {
-                                not_found();
-                              }
-                              pqxx::nontransaction nt{c};
-                              auto s = load_site_settings(nt, *cfg, site);
-                              if (!s) {
-                                not_found();
-                              }
-                              return json_ok(bhttp::status::ok, site_status_json(*s, *cfg));
-                            });
+          run_authenticated_deferred(
+              api, rc, respond, access::any_principal,
+              [&api, site](pqxx::connection_base&, const principal& who, responder done) {
+                if (!who.may_see(site)) {
+                  not_found();
+                }
+                api.sites->read(site, [&api, done](actors::site_answer a) {
+                  if (a.what != actors::site_answer::kind::ok || !a.settings) {
+                    return done(site_answer_error(a));
+                  }
+                  done(json_ok(bhttp::status::ok, site_status_json(*a.settings, *api.cfg)));
+                });
+              });
         });
 
   r.add(bhttp::verb::delete_, "/api/sites/{site}/whatsapp", 0,
         [&api](request_context& rc, responder respond) {
           auto site = rc.params["site"];
-          run_authenticated(api, rc, respond, access::any_principal,
-                            [&api, site](pqxx::connection_base& c, const principal& who) {
-                              if (!who.may_see(site)) {
-                                not_found();
-                              }
-                              pqxx::work w{c};
-                              auto r = w.exec_params(
-                                  "UPDATE mod_chat_widget_settings SET whatsapp_enabled = false,"
-                                  " whatsapp_access_token_encrypted = NULL,"
-                                  " whatsapp_phone_number_id = NULL, whatsapp_phone_number = NULL,"
-                                  " whatsapp_business_account_id = NULL, last_check_at = NULL,"
-                                  " last_check_ok = NULL, last_check_error = NULL,"
-                                  " updated_at = now() WHERE site_id = $1",
-                                  site);
-                              w.commit();
-                              if (r.affected_rows() == 0) {
-                                not_found();
-                              }
-                              // Its phone number id no longer routes here, at once.
-                              if (api.wake_dispatcher) {
-                                api.wake_dispatcher();
-                              }
-                              return response{bhttp::status::no_content, 11};
-                            });
+          run_authenticated_deferred(
+              api, rc, respond, access::any_principal,
+              [&api, site](pqxx::connection_base&, const principal& who, responder done) {
+                if (!who.may_see(site)) {
+                  not_found();
+                }
+                api.sites->remove(site, [&api, done](actors::site_answer a) {
+                  if (a.what != actors::site_answer::kind::ok) {
+                    return done(site_answer_error(a));
+                  }
+                  // Rows waiting on other numbers are looked at again; this one routes nowhere now.
+                  if (api.wake_dispatcher) {
+                    api.wake_dispatcher();
+                  }
+                  done(response{bhttp::status::no_content, 11});
+                });
+              });
         });
 }
 

@@ -112,17 +112,6 @@ std::size_t inbox_claims::requeue_failed(int max_attempts) {
   return r.affected_rows();
 }
 
-std::optional<std::string> inbox_claims::site_for_phone(const std::string& phone_number_id) {
-  pqxx::nontransaction nt{conn_};
-  auto r = nt.exec_params(
-      "SELECT site_id FROM mod_chat_widget_settings WHERE whatsapp_phone_number_id = $1",
-      phone_number_id);
-  if (r.empty()) {
-    return std::nullopt;
-  }
-  return r[0][0].as<std::string>();
-}
-
 std::int64_t inbox_claims::pending_lag_ms() {
   pqxx::nontransaction nt{conn_};
   auto r = nt.exec(

@@ -47,8 +47,6 @@ class inbox_claims {
   // square of the attempts (10 s, 40 s, 90 s, ...): a deadlock or a bug fixed by a restart
   // heals by itself, a payload that always fails stops costing work.
   std::size_t requeue_failed(int max_attempts);
-  // The site whose settings hold `phone_number_id`.
-  std::optional<std::string> site_for_phone(const std::string& phone_number_id);
   // Age of the oldest pending row in milliseconds (0 when none).
   std::int64_t pending_lag_ms();
 

@@ -83,10 +83,18 @@ TEST_CASE("event_progress: complete only when every unit answered; verdict by pr
     q.record(passing);
     CHECK(q.verdict().status == "pending");
   }
-  SECTION("unknown phone number ids make it unroutable, naming them") {
+  SECTION("units no site takes make it unroutable, naming their phone number ids once each") {
     event_progress q;
-    q.unroutable_ids = {"999", "888"};
-    CHECK(q.complete());
+    q.units = 4;
+    unit_outcome nowhere;
+    nowhere.unroutable = "999";
+    q.record(nowhere);
+    q.record(ok);
+    nowhere.unroutable = "888";
+    q.record(nowhere);
+    CHECK_FALSE(q.complete());
+    q.record(nowhere);
+    REQUIRE(q.complete());
     CHECK(q.verdict().status == "unroutable");
     CHECK(*q.verdict().error == "no site has phone_number_id 888, 999");
   }

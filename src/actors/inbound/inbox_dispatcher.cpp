@@ -10,8 +10,6 @@
 #include "actors/atoms.hpp"
 #include "actors/supervision/stop_and_wait.hpp"
 #include "actors/inbound/inbound_messages.hpp"
-#include "actors/inbound/inbound_writer.hpp"
-#include "actors/site/site_actor.hpp"
 #include "domain/inbound_units.hpp"
 #include "domain/webhook_parser.hpp"
 #include "infra/cached_statement.hpp"
@@ -25,7 +23,6 @@ using wake_atom = caf::atom_constant<caf::atom("wake")>;
 using route_atom = caf::atom_constant<caf::atom("route")>;
 using work_atom = caf::atom_constant<caf::atom("work")>;
 using done_atom = caf::atom_constant<caf::atom("done")>;
-using tick_atom = caf::atom_constant<caf::atom("tick")>;
 
 constexpr std::size_t claim_size = 500;
 // Rows parsed and handed out but not finished yet; bounds memory when the writers fall behind.
@@ -49,9 +46,8 @@ struct open_claim {
 
 struct dispatcher_state {
   inbox_dispatcher_settings settings;
-  std::unique_ptr<pqxx::connection> conn;  // site lookups, requeues, lag
-  inbound_writer_actor writer;
-  std::unordered_map<std::string, site_actor> sites;
+  std::unique_ptr<pqxx::connection> conn;  // requeues, lag
+  site_directory_actor sites;              // routes each unit to its site's actor
   std::map<std::int64_t, domain::event_progress> in_flight;
   std::map<std::uint64_t, open_claim> claims;
   std::unordered_map<std::int64_t, std::uint64_t> claim_of;  // event id -> its claim
@@ -62,10 +58,6 @@ struct dispatcher_state {
   // whenever no claim is open.
   std::int64_t after = 0;
   std::vector<std::unique_ptr<pqxx::connection>> idle;  // claim connections not in use
-  // Phone number id -> site (none: unroutable), looked up once and forgotten on every route
-  // turn: each second, and at once when this process saves or removes a site's settings. At
-  // 2,000 messages/s a lookup per claim was one more round trip before every claim's rows moved.
-  std::map<std::string, std::optional<std::string>> site_cache;
   bool work_queued = false;
   bool finish_queued = false;
   bool started = false;
@@ -76,7 +68,6 @@ struct dispatcher_state {
   infra::metrics::counter* skipped = nullptr;  // parts of deliveries that could not be used
   infra::metrics::counter* refused = nullptr;  // deliveries refused whole (over the item limit)
   infra::metrics::gauge* lag = nullptr;
-  infra::metrics::gauge* live_conversations = nullptr;
   static inline const char* name = "inbox_dispatcher";
 };
 
@@ -105,20 +96,6 @@ pqxx::connection* connect(dispatcher_state& st) {
     infra::log_warn("inbox_db_unavailable", {{"error", e.what()}});
     return nullptr;
   }
-}
-
-site_actor site_actor_for(dispatcher_actor* self, const std::string& site) {
-  auto& st = self->state;
-  auto it = st.sites.find(site);
-  if (it == st.sites.end()) {
-    site_actor_settings s;
-    s.site = site;
-    s.writer = st.writer;
-    s.conversation_idle = st.settings.conversation_idle;
-    s.live_conversations = st.live_conversations;
-    it = st.sites.emplace(site, spawn_site_actor(self->home_system(), std::move(s))).first;
-  }
-  return it->second;
 }
 
 void queue_finish(dispatcher_actor* self) {
@@ -171,7 +148,7 @@ void unit_answered(dispatcher_actor* self, std::int64_t id, const domain::unit_o
 }
 
 // Parses one claimed row and sends each of its units to the actor of its conversation.
-void dispatch(dispatcher_actor* self, infra::inbox_claims& claims, const infra::claimed_event& ev) {
+void dispatch(dispatcher_actor* self, const infra::claimed_event& ev) {
   auto& st = self->state;
   auto parsed = domain::parse_webhook(ev.body);
   if (auto* err = std::get_if<domain::webhook_parse_error>(&parsed)) {
@@ -202,33 +179,17 @@ void dispatch(dispatcher_actor* self, infra::inbox_claims& claims, const infra::
                                             {"code", std::to_string(e.code)},
                                             {"title", e.title.empty() ? e.message : e.title}});
   }
-  std::vector<unit_job> jobs;
-  for (auto& unit : domain::split_delivery(delivery)) {
-    auto cached = st.site_cache.find(unit.phone_number_id);
-    if (cached == st.site_cache.end()) {
-      if (st.site_cache.size() >= 10000) {
-        st.site_cache.clear();  // many distinct phone number ids within a second: keep it small
-      }
-      auto site = unit.phone_number_id.empty() ? std::nullopt
-                                               : claims.site_for_phone(unit.phone_number_id);
-      cached = st.site_cache.emplace(unit.phone_number_id, site).first;
-    }
-    if (!cached->second) {
-      progress.unroutable_ids.insert(unit.phone_number_id);
-      continue;
-    }
-    jobs.push_back({ev.id, *cached->second,
-                    std::make_shared<const domain::inbound_unit>(std::move(unit))});
-  }
-  progress.units = jobs.size();
-  if (jobs.empty()) {
+  auto units = domain::split_delivery(delivery);
+  progress.units = units.size();
+  if (units.empty()) {
     complete(self, ev.id);
     return;
   }
-  for (auto& job : jobs) {
-    auto id = job.event_id;
-    auto site = site_actor_for(self, job.site);
-    self->request(site, caf::infinite, store_atom::value, std::move(job))
+  for (auto& unit : units) {
+    auto id = ev.id;
+    // The directory finds the unit's site (or answers that none has its phone number id).
+    unit_job job{id, {}, std::make_shared<const domain::inbound_unit>(std::move(unit))};
+    self->request(st.sites, caf::infinite, store_atom::value, std::move(job))
         .then([=](domain::unit_outcome& o) { unit_answered(self, id, o); },
               [=](caf::error& e) {
                 domain::unit_outcome o;
@@ -256,8 +217,7 @@ bool claim_batch(dispatcher_actor* self) {
   if (st.in_flight.size() >= max_in_flight || st.claims.size() >= max_open_claims) {
     return false;  // finishing rows queues more work
   }
-  auto* c = connect(st);
-  if (c == nullptr) {
+  if (connect(st) == nullptr) {  // also recovers what a dead process left, once
     return false;
   }
   std::vector<infra::claimed_event> rows;
@@ -292,10 +252,6 @@ bool claim_batch(dispatcher_actor* self) {
     --claim.open;
   };
   for (const auto& ev : rows) {
-    if (c == nullptr) {
-      put_back(ev.id, "database unavailable");
-      continue;
-    }
     if (st.in_flight.count(ev.id) > 0) {
       // Still being processed under an earlier claim whose connection broke (so PostgreSQL let
       // go of the row): left to that round.
@@ -303,20 +259,7 @@ bool claim_batch(dispatcher_actor* self) {
       continue;
     }
     st.claim_of[ev.id] = claim_id;
-    try {
-      infra::inbox_claims lookups{*c};
-      dispatch(self, lookups, ev);
-    } catch (const std::exception& e) {
-      // The site lookup failed, most likely with the connection: this row is tried again.
-      if (!c->is_open()) {
-        st.conn.reset();
-        c = connect(st);
-      }
-      st.in_flight.erase(ev.id);
-      if (st.claim_of.erase(ev.id) > 0) {  // not finished before the throw
-        put_back(ev.id, std::string{"routing failed: "} + e.what());
-      }
-    }
+    dispatch(self, ev);
   }
   if (claim.open == 0) {
     queue_finish(self);
@@ -379,7 +322,7 @@ void queue_work(dispatcher_actor* self) {
 }
 
 caf::behavior dispatcher(dispatcher_actor* self, inbox_dispatcher_settings settings,
-                         std::shared_ptr<infra::metrics> m) {
+                         std::shared_ptr<infra::metrics> m, site_directory_actor sites) {
   auto& st = self->state;
   st.settings = std::move(settings);
   st.processed = &m->get_counter("wachat_inbox_events_processed_total", "Inbox rows handled.");
@@ -391,10 +334,7 @@ caf::behavior dispatcher(dispatcher_actor* self, inbox_dispatcher_settings setti
   st.refused = &m->get_counter("wachat_webhooks_refused_total",
                                "Stored webhooks refused whole (over the item limit; rows left 'rejected').");
   st.lag = &m->get_gauge("wachat_inbox_lag_ms", "Age of the oldest inbox row not finished yet (claimed or not), ms.");
-  st.live_conversations =
-      &m->get_gauge("wachat_conversation_actors", "Conversation actors alive in this process.");
-  st.writer = spawn_inbound_writer_pool(self->home_system(), st.settings.database_url,
-                                        st.settings.writers, m);
+  st.sites = std::move(sites);
   queue_work(self);
   self->delayed_send(self, std::chrono::seconds(1), tick_atom::value);
   return {
@@ -418,7 +358,6 @@ caf::behavior dispatcher(dispatcher_actor* self, inbox_dispatcher_settings setti
           }
         }
         s.after = 0;  // requeued rows, rows of other processes, rows put back
-        s.site_cache.clear();  // sites configured or removed meanwhile
         if (auto* c = connect(self->state)) {
           try {
             infra::inbox_claims claims{*c};
@@ -458,10 +397,6 @@ caf::behavior dispatcher(dispatcher_actor* self, inbox_dispatcher_settings setti
         }
         write_finished(self);
         s.claims.clear();  // any claim whose commit failed rolls back
-        for (auto& [site, actor] : s.sites) {
-          self->send(actor, stop_atom::value);
-        }
-        self->send(s.writer, stop_atom::value);
         self->quit();
       },
   };
@@ -475,10 +410,11 @@ struct inbox_dispatcher::impl {
 };
 
 inbox_dispatcher::inbox_dispatcher(caf::actor_system& sys, inbox_dispatcher_settings settings,
-                                   std::shared_ptr<infra::metrics> metrics)
+                                   std::shared_ptr<infra::metrics> metrics, site_directory_actor sites)
     : impl_(std::make_unique<impl>()) {
   impl_->sys = &sys;
-  impl_->actor = sys.spawn<caf::detached>(dispatcher, std::move(settings), std::move(metrics));
+  impl_->actor = sys.spawn<caf::detached>(dispatcher, std::move(settings), std::move(metrics),
+                                          std::move(sites));
 }
 
 inbox_dispatcher::~inbox_dispatcher() { shutdown(); }

@@ -4,14 +4,13 @@
 #include <memory>
 #include <string>
 
+#include "actors/site/site_interfaces.hpp"
 #include "infra/metrics.hpp"
 
 namespace wachat::actors {
 
 struct inbox_dispatcher_settings {
   std::string database_url;
-  unsigned writers = 2;  // inbound writer pool workers, each with a connection
-  std::chrono::milliseconds conversation_idle{std::chrono::seconds(60)};
   // A claim open longer than this gives back the rows it has not finished: a unit that never
   // answers must not hold its rows, a connection and one of the claim slots for good.
   std::chrono::milliseconds claim_lease{std::chrono::seconds(60)};
@@ -20,14 +19,14 @@ struct inbox_dispatcher_settings {
 // Takes committed webhooks from the inbox and processes them (DESIGN.md §2, inbox dispatcher):
 // woken by intake after each commit, by settings changes (unroutable rows), and every second
 // (rows committed by another process, retries). It claims rows, parses each once, and sends
-// every message and status to its site actor, which hands it to the customer's conversation
-// actor; a row is marked done when all of its units are stored. Claimed rows stay locked in an
+// every message and status to the site directory, which hands it to its site's actor and so to
+// the customer's conversation actor; a row is marked done when all of its units are stored. Claimed rows stay locked in an
 // open transaction until then, so a dead process's rows are free again at once. On start it
 // requeues rows that failed (and rows an older version left 'processing').
 class inbox_dispatcher {
  public:
   inbox_dispatcher(caf::actor_system& sys, inbox_dispatcher_settings settings,
-                   std::shared_ptr<infra::metrics> metrics);
+                   std::shared_ptr<infra::metrics> metrics, site_directory_actor sites);
   ~inbox_dispatcher();
   inbox_dispatcher(const inbox_dispatcher&) = delete;
   inbox_dispatcher& operator=(const inbox_dispatcher&) = delete;

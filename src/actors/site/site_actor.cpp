@@ -4,6 +4,9 @@
 #include <unordered_map>
 
 #include "actors/site/conversation_actor.hpp"
+#include "infra/graph_client.hpp"
+#include "infra/graph_phone.hpp"
+#include "infra/log.hpp"
 
 namespace wachat::actors {
 namespace {
@@ -13,13 +16,218 @@ struct live_conversation {
   std::uint64_t forwarded = 0;  // units handed to it so far
 };
 
+// A dashboard request waiting for Graph's answer.
+struct graph_wait {
+  caf::typed_response_promise<site_answer> answer;
+  std::optional<infra::site_settings_update> update;  // a PUT; none: a test of the credentials
+};
+
 struct site_state {
   site_actor_settings settings;
   std::unordered_map<std::string, live_conversation> conversations;
+  std::unordered_map<std::uint64_t, graph_wait> graph_waits;
+  std::uint64_t next_call = 0;
   static inline const char* name = "site";
 };
 
-site_actor::behavior_type site(site_actor::stateful_pointer<site_state> self, site_actor_settings settings) {
+using self_ptr = site_actor::stateful_pointer<site_state>;
+
+const infra::site_settings& current(self_ptr self) { return self->state.settings.settings; }
+
+site_answer failure(site_answer::kind what, std::string message) {
+  site_answer a;
+  a.what = what;
+  a.message = std::move(message);
+  return a;
+}
+
+// The token a PUT is checked with: the one given, else the site's stored one, else the
+// process-wide one. A string is the token; an answer says why there is none.
+std::variant<std::string, site_answer> token_to_check(const infra::site_settings_update& u,
+                                                      const infra::site_settings& cur,
+                                                      const infra::config& cfg) {
+  if (u.new_token) {
+    return *u.new_token;
+  }
+  if (cur.has_site_token) {
+    if (!cur.site_access_token) {
+      return failure(site_answer::kind::invalid,
+                     "The stored access token cannot be opened with the current WACHAT_MASTER_KEY; "
+                     "send 'access_token' again.");
+    }
+    return *cur.site_access_token;
+  }
+  if (cfg.access_token) {
+    return *cfg.access_token;
+  }
+  return failure(site_answer::kind::invalid,
+                 "Field 'access_token' is required: the site has none and WHATSAPP_ACCESS_TOKEN is not set.");
+}
+
+// Calls Graph; its answer comes back as a message, so the state is touched on the actor only.
+caf::typed_response_promise<site_answer> ask_graph(self_ptr self, infra::graph_request req,
+                                                   std::optional<infra::site_settings_update> update) {
+  auto rp = self->make_response_promise<site_answer>();
+  auto id = self->state.next_call++;
+  self->state.graph_waits.emplace(id, graph_wait{rp, std::move(update)});
+  site_actor me{self};
+  self->state.settings.graph->request(std::move(req), [me, id](infra::graph_response res) {
+    caf::anon_send(me, graph_atom::value, id, std::move(res));
+  });
+  return rp;
+}
+
+site_answer unavailable(const settings_written& w) {
+  return failure(site_answer::kind::unavailable, "The database could not be reached: " + w.error);
+}
+
+// Graph accepted the credentials of a PUT: the directory writes them.
+void save(self_ptr self, graph_wait wait, const infra::graph_response& res) {
+  auto update = std::move(*wait.update);
+  update.display_phone_number = infra::display_phone_number(res.body);
+  auto phone = infra::phone_fields_json(res.body);
+  auto site = current(self).site_id;
+  bool token_changed = update.new_token.has_value();
+  self->request(self->state.settings.directory, caf::infinite, save_atom::value, site, std::move(update))
+      .then(
+          [=](settings_written& w) mutable {
+            if (w.settings) {
+              self->state.settings.settings = *w.settings;
+            }
+            if (w.failed) {
+              return (void)wait.answer.deliver(unavailable(w));
+            }
+            if (w.result == infra::settings_write::not_found) {
+              return (void)wait.answer.deliver(failure(site_answer::kind::not_found, "No such site."));
+            }
+            if (w.result == infra::settings_write::phone_number_in_use) {
+              return (void)wait.answer.deliver(failure(site_answer::kind::conflict,
+                                                 "Another site uses this phone_number_id already."));
+            }
+            infra::log_info("site_settings_saved",
+                            {{"site", site}, {"token_changed", token_changed ? "yes" : "no"}});
+            site_answer a;
+            a.phone_json = phone;
+            a.settings = std::move(w.settings);
+            wait.answer.deliver(std::move(a));
+          },
+          [=](caf::error& e) mutable {
+            wait.answer.deliver(failure(site_answer::kind::unavailable, to_string(e)));
+          });
+}
+
+void settings_checked(self_ptr self, graph_wait wait, const infra::graph_response& res) {
+  const auto& site = current(self).site_id;
+  if (res.ok()) {
+    return save(self, std::move(wait), res);
+  }
+  auto action = domain::classify_graph_error(*res.error);
+  // Meta answered and said no: the credentials (or the id) are wrong. Nothing is saved.
+  bool refused = !res.error->transport && res.status >= 400 && res.status < 500 &&
+                 !domain::is_retryable(action);
+  infra::log_info("site_settings_rejected", {{"site", site}, {"graph_code", std::to_string(res.error->code)}});
+  auto a = refused ? failure(site_answer::kind::graph_refused,
+                             "The Graph API refused these credentials; nothing was saved.")
+                   : failure(site_answer::kind::graph_unreachable,
+                             "The Graph API could not be reached to check the credentials; nothing was saved.");
+  a.graph = res.error;
+  wait.answer.deliver(std::move(a));
+}
+
+// Records a test's outcome on the site, then answers it.
+void record_check(self_ptr self, caf::typed_response_promise<site_answer> rp, site_answer a) {
+  std::string error = a.check_ok ? "" : (a.graph ? a.graph->title : a.message);
+  self->request(self->state.settings.directory, caf::infinite, record_atom::value,
+                current(self).site_id, a.check_ok, error)
+      .then(
+          [=](settings_written& w) mutable {
+            if (w.settings) {
+              self->state.settings.settings = *w.settings;
+            }
+            if (w.failed) {
+              return (void)rp.deliver(unavailable(w));
+            }
+            rp.deliver(std::move(a));
+          },
+          [=](caf::error& e) mutable { rp.deliver(failure(site_answer::kind::unavailable, to_string(e))); });
+}
+
+void graph_answered(self_ptr self, std::uint64_t id, infra::graph_response& res) {
+  auto it = self->state.graph_waits.find(id);
+  if (it == self->state.graph_waits.end()) {
+    return;
+  }
+  auto wait = std::move(it->second);
+  self->state.graph_waits.erase(it);
+  if (wait.update) {
+    return settings_checked(self, std::move(wait), res);
+  }
+  site_answer a;
+  a.check_ok = res.ok();
+  if (res.ok()) {
+    a.phone_json = infra::phone_fields_json(res.body);
+  } else {
+    a.graph = res.error;
+  }
+  record_check(self, wait.answer, std::move(a));
+}
+
+caf::result<site_answer> change(self_ptr self, infra::site_settings_update& u) {
+  const auto& cur = current(self);
+  if (!u.phone_number_id) {
+    u.phone_number_id = cur.phone_number_id;
+  }
+  if (!u.phone_number_id) {
+    return failure(site_answer::kind::invalid, "Field 'phone_number_id' is required.");
+  }
+  auto token = token_to_check(u, cur, *self->state.settings.cfg);
+  if (auto* no = std::get_if<site_answer>(&token)) {
+    return std::move(*no);
+  }
+  auto req = infra::phone_check_request(*u.phone_number_id, std::get<std::string>(std::move(token)));
+  return ask_graph(self, std::move(req), std::move(u));
+}
+
+caf::result<site_answer> check(self_ptr self) {
+  const auto& cur = current(self);
+  const auto& cfg = *self->state.settings.cfg;
+  auto token = cur.effective_token(cfg);
+  auto phone_id = cur.effective_phone_number_id(cfg);
+  if (!token || !phone_id) {
+    site_answer a;
+    a.check_ok = false;
+    a.message = cur.has_site_token && !token
+                    ? "The stored access token cannot be opened with the current WACHAT_MASTER_KEY."
+                    : "No credentials: save settings or set the WHATSAPP_* variables.";
+    auto rp = self->make_response_promise<site_answer>();
+    record_check(self, rp, std::move(a));
+    return rp;
+  }
+  return ask_graph(self, infra::phone_check_request(*phone_id, *token), std::nullopt);
+}
+
+caf::result<site_answer> remove(self_ptr self) {
+  auto rp = self->make_response_promise<site_answer>();
+  self->request(self->state.settings.directory, caf::infinite, clear_atom::value, current(self).site_id)
+      .then(
+          [=](settings_written& w) mutable {
+            if (w.settings) {
+              self->state.settings.settings = *w.settings;
+            }
+            if (w.failed) {
+              return (void)rp.deliver(unavailable(w));
+            }
+            if (w.result == infra::settings_write::not_found) {
+              return (void)rp.deliver(failure(site_answer::kind::not_found, "No such site."));
+            }
+            infra::log_info("site_settings_removed", {{"site", current(self).site_id}});
+            rp.deliver(site_answer{});
+          },
+          [=](caf::error& e) mutable { rp.deliver(failure(site_answer::kind::unavailable, to_string(e))); });
+  return rp;
+}
+
+site_actor::behavior_type site(self_ptr self, site_actor_settings settings) {
   self->state.settings = std::move(settings);
   return {
       [=](store_atom, unit_job& job) -> caf::result<domain::unit_outcome> {
@@ -38,6 +246,16 @@ site_actor::behavior_type site(site_actor::stateful_pointer<site_state> self, si
         ++it->second.forwarded;
         return self->delegate(it->second.actor, store_atom::value, std::move(job));
       },
+      [=](read_atom) -> site_answer {
+        site_answer a;
+        a.settings = current(self);
+        return a;
+      },
+      [=](change_atom, infra::site_settings_update& u) { return change(self, u); },
+      [=](remove_atom) { return remove(self); },
+      [=](check_atom) { return check(self); },
+      [=](refresh_atom, infra::site_settings& s) { self->state.settings.settings = std::move(s); },
+      [=](graph_atom, std::uint64_t id, infra::graph_response& res) { graph_answered(self, id, res); },
       [=](idle_atom, const std::string& key, caf::actor_id who, std::uint64_t received) {
         auto& st = self->state;
         auto it = st.conversations.find(key);

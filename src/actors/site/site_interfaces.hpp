@@ -1,5 +1,7 @@
 #pragma once
 #include <caf/actor_addr.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
 #include <cstddef>
@@ -8,10 +10,32 @@
 
 #include "actors/atoms.hpp"
 #include "actors/inbound/inbound_messages.hpp"
+#include "actors/site/site_answer.hpp"
+#include "infra/graph_client.hpp"
+#include "infra/site_settings.hpp"
 
-// The typed interfaces of the site area (DESIGN.md §2): a site actor per site, a conversation
-// actor per live customer conversation within it.
+// The typed interfaces of the site area (DESIGN.md §2): the site directory, a site actor per
+// site, a conversation actor per live customer conversation within it.
 namespace wachat::actors {
+
+using read_atom = caf::atom_constant<caf::atom("read")>;        // a site's settings
+using change_atom = caf::atom_constant<caf::atom("change")>;    // PUT settings
+using remove_atom = caf::atom_constant<caf::atom("remove")>;    // DELETE .../whatsapp
+using check_atom = caf::atom_constant<caf::atom("check")>;      // POST .../whatsapp/test
+using save_atom = caf::atom_constant<caf::atom("save")>;        // site -> directory: write
+using clear_atom = caf::atom_constant<caf::atom("clear")>;      // site -> directory: forget
+using record_atom = caf::atom_constant<caf::atom("record")>;    // site -> directory: a check
+using refresh_atom = caf::atom_constant<caf::atom("refresh")>;  // directory -> site: reloaded
+using graph_atom = caf::atom_constant<caf::atom("graph")>;      // Graph's answer, to the asker
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
+
+// What the directory answers a site actor after writing its settings.
+struct settings_written {
+  infra::settings_write result = infra::settings_write::done;
+  bool failed = false;  // the database could not be reached or refused; `error` says why
+  std::string error;
+  std::optional<infra::site_settings> settings;  // as stored now
+};
 
 // One customer's conversation in this process: the single writer of its window and order.
 // `store` answers once the unit is committed; `stop` is sent by its site only.
@@ -19,13 +43,41 @@ using conversation_actor =
     caf::typed_actor<caf::replies_to<store_atom, unit_job>::with<domain::unit_outcome>,
                      caf::reacts_to<stop_atom>>;
 
-// One site: routes each unit to its customer's conversation actor (spawned on first use) and
-// retires idle ones. `idle` comes from a conversation actor (its key, id and units taken);
-// `count` answers how many conversation actors are live.
-using site_actor =
-    caf::typed_actor<caf::replies_to<store_atom, unit_job>::with<domain::unit_outcome>,
-                     caf::reacts_to<idle_atom, std::string, caf::actor_id, std::uint64_t>,
-                     caf::replies_to<count_atom>::with<std::size_t>,
-                     caf::reacts_to<stop_atom>>;
+// One site: owns its settings and opened credentials (refreshed by the directory), decides
+// settings changes (checking them with Graph first), routes each unit to its customer's
+// conversation actor (spawned on first use) and retires idle ones. `idle` comes from a
+// conversation actor (its key, id and units taken); `count` answers how many are live.
+using site_actor = caf::typed_actor<
+    caf::replies_to<store_atom, unit_job>::with<domain::unit_outcome>,
+    caf::replies_to<read_atom>::with<site_answer>,
+    caf::replies_to<change_atom, infra::site_settings_update>::with<site_answer>,
+    caf::replies_to<remove_atom>::with<site_answer>,
+    caf::replies_to<check_atom>::with<site_answer>,
+    caf::reacts_to<refresh_atom, infra::site_settings>,
+    caf::reacts_to<graph_atom, std::uint64_t, infra::graph_response>,
+    caf::reacts_to<idle_atom, std::string, caf::actor_id, std::uint64_t>,
+    caf::replies_to<count_atom>::with<std::size_t>, caf::reacts_to<stop_atom>>;
+
+// The sites of this process: the phone number id -> site routing, the site actors (spawned
+// with their settings when first needed), and the SQL of site settings on its own connection.
+// It hears of changes made in this process at once and of changes made by others through
+// LISTEN (polled by `tick`), and hands the reloaded settings to the site's actor.
+using site_directory_actor = caf::typed_actor<
+    caf::replies_to<store_atom, unit_job>::with<domain::unit_outcome>,
+    caf::replies_to<read_atom, std::string>::with<site_answer>,
+    caf::replies_to<change_atom, std::string, infra::site_settings_update>::with<site_answer>,
+    caf::replies_to<remove_atom, std::string>::with<site_answer>,
+    caf::replies_to<check_atom, std::string>::with<site_answer>,
+    caf::replies_to<save_atom, std::string, infra::site_settings_update>::with<settings_written>,
+    caf::replies_to<clear_atom, std::string>::with<settings_written>,
+    caf::replies_to<record_atom, std::string, bool, std::string>::with<settings_written>,
+    caf::reacts_to<tick_atom>, caf::reacts_to<stop_atom>>;
 
 }  // namespace wachat::actors
+
+// Local messages only: never serialized (they may hold an opened access token).
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::site_answer)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::settings_written)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::infra::site_settings)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::infra::site_settings_update)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::infra::graph_response)

@@ -1,0 +1,32 @@
+#pragma once
+#include <optional>
+#include <string>
+
+#include "domain/graph_error_policy.hpp"
+#include "infra/site_settings.hpp"
+
+// What a site actor answers about its settings. No CAF here: the HTTP layer reads it.
+namespace wachat::actors {
+
+struct site_answer {
+  enum class kind {
+    ok,
+    not_found,          // no such site
+    invalid,            // the request cannot be carried out as given (`message` says why)
+    conflict,           // another site has this phone number id
+    unavailable,        // the database or the actor could not be reached
+    graph_refused,      // Meta answered and refused the credentials; nothing saved
+    graph_unreachable,  // Meta could not be asked; nothing saved
+  };
+  kind what = kind::ok;
+  std::string message;
+  std::optional<domain::graph_error> graph;  // Meta's error, when Graph answered one
+  // Graph's fields of the phone number (a JSON object's text), after a successful check.
+  std::string phone_json;
+  // For a test of the credentials: whether Graph accepted them (`what` stays ok either way).
+  bool check_ok = false;
+  // The site's settings as its actor holds them (reads and writes answer with them).
+  std::optional<infra::site_settings> settings;
+};
+
+}  // namespace wachat::actors

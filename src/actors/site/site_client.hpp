@@ -1,0 +1,34 @@
+#pragma once
+#include <caf/fwd.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "actors/site/site_answer.hpp"
+
+// How the HTTP layer reaches the site actors: each call is one request to the site directory,
+// answered once (an actor that cannot be reached answers `unavailable`). Light on purpose: no
+// CAF in the handlers' translation units.
+namespace wachat::actors {
+
+class site_client {
+ public:
+  using reply = std::function<void(site_answer)>;  // runs on an actor's thread; must not block
+
+  // `directory` is the site_directory_actor, passed untyped to keep this header light.
+  site_client(caf::actor_system& sys, const caf::actor& directory);
+  ~site_client();
+  site_client(const site_client&) = delete;
+  site_client& operator=(const site_client&) = delete;
+
+  void read(const std::string& site, reply done);
+  void change(const std::string& site, infra::site_settings_update update, reply done);
+  void remove(const std::string& site, reply done);
+  void check(const std::string& site, reply done);
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace wachat::actors

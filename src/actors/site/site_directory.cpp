@@ -1,0 +1,252 @@
+#include "actors/site/site_directory.hpp"
+
+#include <caf/all.hpp>
+#include <pqxx/pqxx>
+#include <unordered_map>
+
+#include "actors/site/site_actor.hpp"
+#include "infra/log.hpp"
+#include "infra/site_settings.hpp"
+
+namespace wachat::actors {
+namespace {
+
+// Distinct phone number ids remembered at most; many more (a flood of unknown ids) start over.
+constexpr std::size_t max_routes = 10000;
+
+struct directory_state {
+  site_directory_settings settings;
+  std::shared_ptr<infra::metrics> metrics;
+  infra::metrics::gauge* live_conversations = nullptr;
+  std::unique_ptr<pqxx::connection> conn;
+  std::unique_ptr<infra::site_settings_listener> listener;
+  bool listening = false;  // for logging the listener's outages once each
+  std::unordered_map<std::string, site_actor> sites;
+  // Phone number id -> site (none: no site has it). Forgotten on every settings change.
+  std::unordered_map<std::string, std::optional<std::string>> routes;
+  static inline const char* name = "site_directory";
+};
+
+using self_ptr = site_directory_actor::stateful_pointer<directory_state>;
+
+infra::site_settings_store store(self_ptr self) {
+  auto& st = self->state;
+  if (!st.conn || !st.conn->is_open()) {
+    st.conn.reset();
+    st.conn = std::make_unique<pqxx::connection>(st.settings.database_url);
+  }
+  return infra::site_settings_store{*st.conn, *st.settings.cfg};
+}
+
+// Drops a broken connection so that the next use connects again.
+void forget_broken(self_ptr self) {
+  if (self->state.conn && !self->state.conn->is_open()) {
+    self->state.conn.reset();
+  }
+}
+
+// The site's actor, spawned with its settings on first use; none when there is no such site.
+// Throws when the database cannot be read.
+std::optional<site_actor> site_for(self_ptr self, const std::string& site_id) {
+  auto& st = self->state;
+  if (auto it = st.sites.find(site_id); it != st.sites.end()) {
+    return it->second;
+  }
+  auto loaded = store(self).load(site_id);
+  if (!loaded) {
+    return std::nullopt;
+  }
+  site_actor_settings s;
+  s.settings = std::move(*loaded);
+  s.writer = st.settings.writer;
+  s.directory = site_directory_actor{self};
+  s.cfg = st.settings.cfg;
+  s.graph = st.settings.graph;
+  s.conversation_idle = st.settings.conversation_idle;
+  s.live_conversations = st.live_conversations;
+  auto actor = spawn_site_actor(self->home_system(), std::move(s));
+  st.sites.emplace(site_id, actor);
+  return actor;
+}
+
+// Reads the site's settings again and hands them to its actor (if it has one).
+void reload(self_ptr self, const std::string& site_id) {
+  auto it = self->state.sites.find(site_id);
+  if (it == self->state.sites.end()) {
+    return;
+  }
+  if (auto s = store(self).load(site_id)) {
+    self->send(it->second, refresh_atom::value, std::move(*s));
+  }
+}
+
+// Settings changed somewhere: routes are looked up again, live sites reloaded.
+void changed(self_ptr self, const std::vector<std::string>& sites, bool everything) {
+  auto& st = self->state;
+  st.routes.clear();
+  if (everything) {
+    for (const auto& [id, actor] : st.sites) {
+      reload(self, id);
+    }
+    return;
+  }
+  for (const auto& id : sites) {
+    reload(self, id);
+  }
+}
+
+void listen(self_ptr self) {
+  auto& st = self->state;
+  try {
+    if (!st.listener) {
+      st.listener = std::make_unique<infra::site_settings_listener>(st.settings.database_url);
+    }
+    auto heard = st.listener->poll();
+    if (!st.listening) {
+      st.listening = true;
+      infra::log_info("site_settings_listening");
+    }
+    if (heard.everything || !heard.sites.empty()) {
+      changed(self, heard.sites, heard.everything);
+    }
+  } catch (const std::exception& e) {
+    forget_broken(self);
+    if (st.listening) {
+      st.listening = false;
+      infra::log_warn("site_settings_listen_failed", {{"error", e.what()}});
+    }
+  }
+}
+
+domain::unit_outcome not_now(const std::string& why) {
+  domain::unit_outcome o;
+  o.retryable = true;
+  o.error = why;
+  return o;
+}
+
+caf::result<domain::unit_outcome> route(self_ptr self, unit_job& job) {
+  auto& st = self->state;
+  const auto& phone_id = job.unit->phone_number_id;
+  std::optional<std::string> site_id;
+  std::optional<site_actor> site;
+  try {
+    if (!phone_id.empty()) {
+      auto it = st.routes.find(phone_id);
+      if (it == st.routes.end()) {
+        if (st.routes.size() >= max_routes) {
+          st.routes.clear();
+        }
+        it = st.routes.emplace(phone_id, store(self).site_for_phone(phone_id)).first;
+      }
+      site_id = it->second;
+    }
+    if (site_id) {
+      site = site_for(self, *site_id);
+    }
+  } catch (const std::exception& e) {
+    forget_broken(self);
+    return not_now(std::string{"routing failed: "} + e.what());
+  }
+  if (!site) {
+    domain::unit_outcome o;
+    o.unroutable = phone_id;
+    return o;
+  }
+  job.site = *site_id;
+  return self->delegate(*site, store_atom::value, std::move(job));
+}
+
+site_answer no_site() {
+  site_answer a;
+  a.what = site_answer::kind::not_found;
+  a.message = "No such site.";
+  return a;
+}
+
+site_answer db_down(const std::exception& e) {
+  site_answer a;
+  a.what = site_answer::kind::unavailable;
+  a.message = std::string{"The database could not be reached: "} + e.what();
+  return a;
+}
+
+// Runs one settings write for a site actor, then reloads what is stored now.
+template <class Write>
+settings_written write(self_ptr self, const std::string& site_id, Write&& fn) {
+  settings_written w;
+  try {
+    auto s = store(self);
+    w.result = fn(s);
+    changed(self, {}, false);  // routes may differ from now on
+    w.settings = s.load(site_id);
+  } catch (const std::exception& e) {
+    forget_broken(self);
+    w.failed = true;
+    w.error = e.what();
+  }
+  return w;
+}
+
+site_directory_actor::behavior_type directory(self_ptr self, site_directory_settings settings,
+                                              std::shared_ptr<infra::metrics> metrics) {
+  auto& st = self->state;
+  st.settings = std::move(settings);
+  st.metrics = std::move(metrics);
+  st.live_conversations =
+      &st.metrics->get_gauge("wachat_conversation_actors", "Conversation actors alive in this process.");
+  self->send(self, tick_atom::value);
+  // Forwards a dashboard request to the site's actor, or answers for a site that is not there.
+  auto to_site = [self](const std::string& site_id, auto... xs) -> caf::result<site_answer> {
+    try {
+      if (auto site = site_for(self, site_id)) {
+        return self->delegate(*site, xs...);
+      }
+      return no_site();
+    } catch (const std::exception& e) {
+      forget_broken(self);
+      return db_down(e);
+    }
+  };
+  return {
+      [=](store_atom, unit_job& job) { return route(self, job); },
+      [=](read_atom, const std::string& site) { return to_site(site, read_atom::value); },
+      [=](change_atom, const std::string& site, infra::site_settings_update& u) {
+        return to_site(site, change_atom::value, std::move(u));
+      },
+      [=](remove_atom, const std::string& site) { return to_site(site, remove_atom::value); },
+      [=](check_atom, const std::string& site) { return to_site(site, check_atom::value); },
+      [=](save_atom, const std::string& site, const infra::site_settings_update& u) {
+        return write(self, site, [&](infra::site_settings_store& s) { return s.save(site, u); });
+      },
+      [=](clear_atom, const std::string& site) {
+        return write(self, site, [&](infra::site_settings_store& s) { return s.clear(site); });
+      },
+      [=](record_atom, const std::string& site, bool ok, const std::string& error) {
+        return write(self, site, [&](infra::site_settings_store& s) {
+          s.record_check(site, ok, error.empty() ? std::nullopt : std::optional<std::string>{error});
+          return infra::settings_write::done;
+        });
+      },
+      [=](tick_atom) {
+        listen(self);
+        self->delayed_send(self, self->state.settings.listen_poll, tick_atom::value);
+      },
+      [=](stop_atom) {
+        for (auto& [id, site] : self->state.sites) {
+          self->send(site, stop_atom::value);
+        }
+        self->state.sites.clear();
+        self->quit();
+      },
+  };
+}
+
+}  // namespace
+
+site_directory_actor spawn_site_directory(caf::actor_system& sys, site_directory_settings settings,
+                                          std::shared_ptr<infra::metrics> metrics) {
+  return sys.spawn<caf::detached>(directory, std::move(settings), std::move(metrics));
+}
+
+}  // namespace wachat::actors

@@ -18,6 +18,7 @@
 #include "actors/inbound/inbox_dispatcher.hpp"
 #include "actors/inbound/inbound_writer.hpp"
 #include "actors/inbound/intake.hpp"
+#include "actors/site/conversation_writer.hpp"
 #include "actors/site/site_client.hpp"
 #include "actors/site/site_directory.hpp"
 #include "actors/supervision/stop_and_wait.hpp"
@@ -133,11 +134,15 @@ int main(int argc, char** argv) {
 
   // The inbound path: writer pool <- conversation actors <- site actors <- directory <- dispatcher.
   auto writer = actors::spawn_inbound_writer_pool(sys, cfg.database_url, cfg.inbound_writers, metrics);
+  // The dashboard's writes to conversations are few: two workers keep one slow write from
+  // holding up the others.
+  auto changes = actors::spawn_conversation_writer(sys, cfg.database_url, 2, metrics);
   actors::site_directory_settings dir_settings;
   dir_settings.database_url = cfg.database_url;
   dir_settings.cfg = &cfg;
   dir_settings.graph = graph.get();
   dir_settings.writer = writer;
+  dir_settings.changes = changes;
   dir_settings.conversation_idle = std::chrono::milliseconds(cfg.conversation_idle_ms);
   auto directory = actors::spawn_site_directory(sys, std::move(dir_settings), metrics);
   actors::site_client sites{sys, caf::actor_cast<caf::actor>(directory)};
@@ -236,7 +241,8 @@ int main(int argc, char** argv) {
   intake.shutdown();
   dispatcher.shutdown();
   // Sites stop their conversations; the writers then store what is queued.
-  for (auto handle : {caf::actor_cast<caf::actor>(directory), caf::actor_cast<caf::actor>(writer)}) {
+  for (auto handle : {caf::actor_cast<caf::actor>(directory), caf::actor_cast<caf::actor>(writer),
+                      caf::actor_cast<caf::actor>(changes)}) {
     actors::stop_and_wait(sys, handle);
   }
   db.shutdown();

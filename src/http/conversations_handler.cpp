@@ -5,11 +5,11 @@
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
+#include "actors/site/site_client.hpp"
 #include "http/chat_views.hpp"
 #include "http/site_queries.hpp"
 #include "infra/url.hpp"
 #include "infra/crypto.hpp"
-#include "infra/event_log.hpp"
 
 namespace wachat::http {
 namespace {
@@ -87,6 +87,64 @@ std::int64_t visible_conversation(pqxx::transaction_base& tx, const request_cont
     *site_out = r[0][0].as<std::string>();
   }
   return *id;
+}
+
+// The conversation's site and its customer's key (their phone, else their BSUID: the key the
+// inbound side uses), if the caller may see it; 404 otherwise.
+struct conversation_owner {
+  std::int64_t id = 0;
+  std::string site;
+  std::string key;
+};
+
+conversation_owner owner_of(pqxx::connection_base& c, const std::string& id_text, const principal& who) {
+  auto id = parse_id(id_text);
+  if (!id) {
+    not_found();
+  }
+  pqxx::nontransaction nt{c};
+  auto r = nt.exec_params(
+      "SELECT c.site_id, coalesce(v.whatsapp_phone, v.whatsapp_user_id, 'conversation:' || c.id)"
+      " FROM mod_chat_conversations c JOIN mod_chat_visitors v ON v.id = c.visitor_id WHERE c.id = $1",
+      *id);
+  if (r.empty() || !who.may_see(r[0][0].as<std::string>())) {
+    not_found();
+  }
+  return {*id, r[0][0].as<std::string>(), r[0][1].as<std::string>()};
+}
+
+// Hands `change` to the conversation's actor and answers with the conversation after it.
+void write_through_actor(api_context& api, pqxx::connection_base& c, const principal& who,
+                         const std::string& id_text, infra::conversation_change change, responder done) {
+  auto owner = owner_of(c, id_text, who);
+  change.conversation_id = owner.id;
+  change.site = owner.site;
+  api.sites->patch(owner.site, owner.key, std::move(change), [&api, done, id = owner.id](actors::conversation_reply r) {
+    if (r.failed) {
+      return done(json_error(bhttp::status::service_unavailable, "unavailable",
+                             "The change could not be written now; try again."));
+    }
+    switch (r.result) {
+      case infra::conversation_write::not_found:
+        return done(json_error(bhttp::status::not_found, "not_found", "No such resource."));
+      case infra::conversation_write::unknown_agent:
+        return done(json_error(bhttp::status::unprocessable_entity, "invalid_field",
+                               "assigned_agent_id names no agent of this site."));
+      case infra::conversation_write::conflict:
+        return done(json_error(bhttp::status::conflict, "conversation_conflict",
+                               "The visitor has another open WhatsApp conversation."));
+      case infra::conversation_write::done:
+        break;
+    }
+    run_db(api, done, [id](pqxx::connection_base& c2) {
+      pqxx::nontransaction nt{c2};
+      auto conv = load_conversation(nt, id, std::nullopt);
+      if (!conv) {
+        not_found();
+      }
+      return ok(*conv);
+    });
+  });
 }
 
 }  // namespace
@@ -237,52 +295,29 @@ void add_conversation_routes(router& r, api_context& api) {
     });
   }
 
+  // Dashboard writes go to the conversation's actor (through its site's), which takes them in
+  // turn with the customer's messages; the answer is the conversation as stored after it.
   r.add(bhttp::verb::patch, "/api/conversations/{id}", max_body,
         [&api](request_context& rc, responder respond) {
-          auto ctx = std::make_shared<request_context>();
-          ctx->params = rc.params;
+          auto id_text = rc.params["id"];
           auto body = rc.req.body();
-          run_authenticated(
+          run_authenticated_deferred(
               api, rc, respond, access::any_principal,
-              [ctx, body](pqxx::connection_base& c, const principal& who) {
+              [&api, id_text, body](pqxx::connection_base& c, const principal& who, responder done) {
                 auto doc = parse_json_object(body);
-                auto status = opt_string(doc->object, "status");
+                infra::conversation_change change;
+                change.status = opt_string(doc->object, "status");
                 simdjson::dom::element agent_el;
-                bool agent_given =
-                    doc->object.at_key("assigned_agent_id").get(agent_el) == simdjson::SUCCESS;
-                std::optional<std::string> agent;
-                if (agent_given && !agent_el.is_null()) {
-                  agent = opt_string(doc->object, "assigned_agent_id");
+                change.agent_given = doc->object.at_key("assigned_agent_id").get(agent_el) == simdjson::SUCCESS;
+                if (change.agent_given && !agent_el.is_null()) {
+                  change.agent = opt_string(doc->object, "assigned_agent_id");
                 }
-                if (status && *status != "pending" && *status != "active" && *status != "closed") {
+                if (change.status && *change.status != "pending" && *change.status != "active" &&
+                    *change.status != "closed") {
                   fail(bhttp::status::unprocessable_entity, "invalid_field",
                        "status must be pending, active or closed.");
                 }
-                pqxx::work w{c};
-                std::string site;
-                auto id = visible_conversation(w, *ctx, who, &site);
-                if (agent && w.exec_params("SELECT 1 FROM mod_chat_agents WHERE site_id = $1 AND id = $2",
-                                           site, *agent)
-                                 .empty()) {
-                  fail(bhttp::status::unprocessable_entity, "invalid_field",
-                       "assigned_agent_id names no agent of this site.");
-                }
-                try {
-                  pqxx::subtransaction sub{w, "patch"};
-                  sub.exec_params(
-                      "UPDATE mod_chat_conversations SET status = coalesce($2, status),"
-                      " assigned_agent_id = CASE WHEN $3 THEN $4 ELSE assigned_agent_id END,"
-                      " updated_at = now() WHERE id = $1",
-                      id, status, agent_given, agent);
-                  sub.commit();
-                } catch (const pqxx::unique_violation&) {
-                  fail(bhttp::status::conflict, "conversation_conflict",
-                       "The visitor has another open WhatsApp conversation.");
-                }
-                infra::append_event(w, site, "conversation.updated", id, std::nullopt);
-                auto conv = load_conversation(w, id, std::nullopt);
-                w.commit();
-                return ok(*conv);
+                write_through_actor(api, c, who, id_text, std::move(change), std::move(done));
               });
         });
 
@@ -324,23 +359,14 @@ void add_conversation_routes(router& r, api_context& api) {
 
   r.add(bhttp::verb::post, "/api/conversations/{id}/read", max_body,
         [&api](request_context& rc, responder respond) {
-          auto ctx = std::make_shared<request_context>();
-          ctx->params = rc.params;
-          run_authenticated(api, rc, respond, access::any_principal,
-                            [ctx](pqxx::connection_base& c, const principal& who) {
-                              pqxx::work w{c};
-                              std::string site;
-                              auto id = visible_conversation(w, *ctx, who, &site);
-                              w.exec_params(
-                                  "UPDATE mod_chat_conversations SET unread_count = 0,"
-                                  " updated_at = now() WHERE id = $1",
-                                  id);
-                              infra::append_event(w, site, "conversation.updated", id,
-                                                  std::nullopt);
-                              auto conv = load_conversation(w, id, std::nullopt);
-                              w.commit();
-                              return ok(*conv);
-                            });
+          auto id_text = rc.params["id"];
+          run_authenticated_deferred(
+              api, rc, respond, access::any_principal,
+              [&api, id_text](pqxx::connection_base& c, const principal& who, responder done) {
+                infra::conversation_change change;
+                change.mark_read = true;
+                write_through_actor(api, c, who, id_text, std::move(change), std::move(done));
+              });
         });
 }
 

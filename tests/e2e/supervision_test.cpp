@@ -136,3 +136,31 @@ TEST_CASE("SIGTERM while the only intake writer is down ends the process") {
   REQUIRE(code.has_value());
   CHECK(*code == 0);
 }
+
+TEST_CASE("a conversation writer that dies with a dashboard change is restarted and its replacement writes it") {
+  // The first change handed to a conversation writer worker throws inside it.
+  test::wachat_fixture f{{{"WACHAT_FAULT_INJECT", "conversation_writer:1"}}, {}, test::wachatd::faults_binary()};
+  f.make_site("acme", phone_id);
+  REQUIRE(f.post_webhook(test::text_webhook(phone_id, "16505550042", "wamid.cw.1", now_s() - 10, "hello")).status == 200);
+  REQUIRE(test::eventually([&] {
+    return !f.call_json("GET", "/api/sites/acme/conversations")["conversations"].empty();
+  }));
+  auto id = f.call_json("GET", "/api/sites/acme/conversations")["conversations"][0]["id"].get<std::string>();
+  f.call_json("PUT", "/api/sites/acme/agents/ada", {{"name", "Ada"}, {"status", "online"}});
+  auto updates = [&] {
+    return std::stoi(test::query_scalar(f.db, "SELECT count(*) FROM wa_events WHERE type = 'conversation.updated'"));
+  };
+  auto updates_before = updates();
+
+  auto conv = f.call_json("PATCH", "/api/conversations/" + id, {{"status", "active"}, {"assigned_agent_id", "ada"}});
+  CHECK(conv["status"] == "active");
+  CHECK(conv["assigned_agent_id"] == "ada");
+  CHECK(metric(f, "wachat_conversation_writer_restarts_total") == 1);
+  auto log = f.server->process().stderr_text();
+  CHECK(log.find("event=worker_died pool=wachat_conversation_writer") != std::string::npos);
+  // Written once: one conversation.updated event for the change.
+  CHECK(updates() == updates_before + 1);
+  // The replacement takes the next change as well.
+  CHECK(f.call_json("POST", "/api/conversations/" + id + "/read")["unread_count"] == 0);
+  CHECK(metric(f, "wachat_conversation_writer_restarts_total") == 1);
+}

@@ -26,8 +26,9 @@ void decide(conversation_state& st, unit_job& job, std::int64_t now) {
 }
 
 conversation_actor::behavior_type conversation(conversation_actor::stateful_pointer<conversation_state> self,
-                                               inbound_writer_actor writer, site_actor site, std::string key,
-                                               std::chrono::milliseconds idle) {
+                                               inbound_writer_actor writer,
+                                               conversation_writer_actor changes, site_actor site,
+                                               std::string key, std::chrono::milliseconds idle) {
   return {
       [=](store_atom, unit_job& job) -> caf::result<domain::unit_outcome> {
         auto rp = self->make_response_promise<domain::unit_outcome>();
@@ -47,6 +48,25 @@ conversation_actor::behavior_type conversation(conversation_actor::stateful_poin
                   o.retryable = true;
                   o.error = "writer unavailable: " + to_string(e);
                   rp.deliver(std::move(o));
+                });
+        return rp;
+      },
+      [=](patch_atom, infra::conversation_change& change) -> caf::result<conversation_reply> {
+        auto rp = self->make_response_promise<conversation_reply>();
+        ++self->state.in_flight;
+        ++self->state.received;
+        self->request(changes, caf::infinite, write_atom::value, std::move(change))
+            .await(
+                [=](conversation_reply& r) mutable {
+                  --self->state.in_flight;
+                  rp.deliver(std::move(r));
+                },
+                [=](caf::error& e) mutable {
+                  --self->state.in_flight;
+                  conversation_reply r;
+                  r.failed = true;
+                  r.error = "conversation writer unavailable: " + to_string(e);
+                  rp.deliver(std::move(r));
                 });
         return rp;
       },

@@ -28,8 +28,11 @@ void decide(conversation_state& st, unit_job& job, std::int64_t now);
 // then stored one after another in the order they arrived, each waiting for the previous one's
 // commit. Other processes are kept in line by row locks and ON CONFLICT (DESIGN.md §4.4). After
 // `idle` with nothing in flight it asks `site` to retire it (the site decides, see site_actor).
+// The dashboard's changes (`patch`) are taken in the same turn order: one waits for the unit
+// before it, and the next unit waits for it.
 conversation_actor::behavior_type conversation(conversation_actor::stateful_pointer<conversation_state> self,
-                                               inbound_writer_actor writer, site_actor site, std::string key,
-                                               std::chrono::milliseconds idle);
+                                               inbound_writer_actor writer,
+                                               conversation_writer_actor changes, site_actor site,
+                                               std::string key, std::chrono::milliseconds idle);
 
 }  // namespace wachat::actors

@@ -227,24 +227,34 @@ caf::result<site_answer> remove(self_ptr self) {
   return rp;
 }
 
+// The live actor of the customer `key` (their phone, else their BSUID), spawned if needed.
+live_conversation& conversation_for(self_ptr self, const std::string& key) {
+  auto& st = self->state;
+  auto it = st.conversations.find(key);
+  if (it == st.conversations.end()) {
+    auto actor = self->spawn(conversation, st.settings.writer, st.settings.changes, site_actor{self}, key,
+                             st.settings.conversation_idle);
+    it = st.conversations.emplace(key, live_conversation{actor, 0}).first;
+    if (auto* g = st.settings.live_conversations) {
+      g->fetch_add(1);
+    }
+  }
+  return it->second;
+}
+
 site_actor::behavior_type site(self_ptr self, site_actor_settings settings) {
   self->state.settings = std::move(settings);
   return {
       [=](store_atom, unit_job& job) -> caf::result<domain::unit_outcome> {
-        auto& st = self->state;
-        const auto& key = job.unit->visitor_wa_id;
-        auto it = st.conversations.find(key);
-        if (it == st.conversations.end()) {
-          auto actor = self->spawn(conversation, st.settings.writer, site_actor{self}, key,
-                                   st.settings.conversation_idle);
-          it = st.conversations.emplace(key, live_conversation{actor, 0}).first;
-          if (auto* g = st.settings.live_conversations) {
-            g->fetch_add(1);
-          }
-        }
         // The conversation actor answers the dispatcher directly.
-        ++it->second.forwarded;
-        return self->delegate(it->second.actor, store_atom::value, std::move(job));
+        auto& conv = conversation_for(self, job.unit->visitor_wa_id);
+        ++conv.forwarded;
+        return self->delegate(conv.actor, store_atom::value, std::move(job));
+      },
+      [=](patch_atom, const std::string& key, infra::conversation_change& change) -> caf::result<conversation_reply> {
+        auto& conv = conversation_for(self, key);
+        ++conv.forwarded;
+        return self->delegate(conv.actor, patch_atom::value, std::move(change));
       },
       [=](read_atom) -> site_answer {
         site_answer a;

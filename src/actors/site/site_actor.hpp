@@ -17,6 +17,7 @@ namespace wachat::actors {
 struct site_actor_settings {
   infra::site_settings settings;  // as loaded by the directory
   inbound_writer_actor writer;
+  conversation_writer_actor changes;  // writes the dashboard's changes to conversations
   site_directory_actor directory;  // writes the settings it decides on
   const infra::config* cfg = nullptr;
   infra::graph_client* graph = nullptr;  // outlives the actor system's actors

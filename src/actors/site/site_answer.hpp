@@ -3,9 +3,10 @@
 #include <string>
 
 #include "domain/graph_error_policy.hpp"
+#include "infra/conversation_writes.hpp"
 #include "infra/site_settings.hpp"
 
-// What a site actor answers about its settings. No CAF here: the HTTP layer reads it.
+// What the site actors answer the HTTP layer. No CAF here: the handlers read it.
 namespace wachat::actors {
 
 struct site_answer {
@@ -27,6 +28,13 @@ struct site_answer {
   bool check_ok = false;
   // The site's settings as its actor holds them (reads and writes answer with them).
   std::optional<infra::site_settings> settings;
+};
+
+// How a dashboard write to a conversation ended (its conversation actor's answer).
+struct conversation_reply {
+  infra::conversation_write result = infra::conversation_write::done;
+  bool failed = false;  // not written: the database or an actor could not be reached
+  std::string error;
 };
 
 }  // namespace wachat::actors

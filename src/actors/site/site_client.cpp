@@ -10,19 +10,34 @@ namespace {
 // Longer than a Graph call may take (the HTTP layer answers its own timeout first).
 constexpr auto answer_within = std::chrono::seconds(40);
 
+template <class Answer>
+Answer unanswered(const std::string& why);
+
+template <>
+site_answer unanswered<site_answer>(const std::string& why) {
+  site_answer a;
+  a.what = site_answer::kind::unavailable;
+  a.message = "The site's actor did not answer: " + why;
+  return a;
+}
+
+template <>
+conversation_reply unanswered<conversation_reply>(const std::string& why) {
+  conversation_reply r;
+  r.failed = true;
+  r.error = "The conversation's actor did not answer: " + why;
+  return r;
+}
+
 // A short-lived actor makes the request and hands the answer to `done`: the caller is not an
 // actor, and blocking on the answer would hold an HTTP thread.
-template <class... Ts>
-void ask(caf::actor_system& sys, const site_directory_actor& dir, site_client::reply done, Ts... xs) {
+template <class Answer, class... Ts>
+void ask(caf::actor_system& sys, const site_directory_actor& dir, std::function<void(Answer)> done,
+         Ts... xs) {
   sys.spawn([=](caf::event_based_actor* self) {
     self->request(dir, answer_within, xs...)
-        .then([=](site_answer& a) { done(std::move(a)); },
-              [=](caf::error& e) {
-                site_answer a;
-                a.what = site_answer::kind::unavailable;
-                a.message = "The site's actor did not answer: " + to_string(e);
-                done(std::move(a));
-              });
+        .then([=](Answer& a) { done(std::move(a)); },
+              [=](caf::error& e) { done(unanswered<Answer>(to_string(e))); });
   });
 }
 
@@ -55,6 +70,11 @@ void site_client::remove(const std::string& site, reply done) {
 
 void site_client::check(const std::string& site, reply done) {
   ask(*impl_->sys, impl_->directory, std::move(done), check_atom::value, site);
+}
+
+void site_client::patch(const std::string& site, const std::string& key, infra::conversation_change change,
+                        std::function<void(conversation_reply)> done) {
+  ask(*impl_->sys, impl_->directory, std::move(done), patch_atom::value, site, key, std::move(change));
 }
 
 }  // namespace wachat::actors

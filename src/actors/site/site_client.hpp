@@ -25,6 +25,10 @@ class site_client {
   void change(const std::string& site, infra::site_settings_update update, reply done);
   void remove(const std::string& site, reply done);
   void check(const std::string& site, reply done);
+  // A dashboard write to a conversation, through the actor of its customer `key` (their phone,
+  // else their BSUID), in turn with that customer's messages.
+  void patch(const std::string& site, const std::string& key, infra::conversation_change change,
+             std::function<void(conversation_reply)> done);
 
  private:
   struct impl;

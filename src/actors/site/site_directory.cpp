@@ -59,6 +59,7 @@ std::optional<site_actor> site_for(self_ptr self, const std::string& site_id) {
   site_actor_settings s;
   s.settings = std::move(*loaded);
   s.writer = st.settings.writer;
+  s.changes = st.settings.changes;
   s.directory = site_directory_actor{self};
   s.cfg = st.settings.cfg;
   s.graph = st.settings.graph;
@@ -216,6 +217,23 @@ site_directory_actor::behavior_type directory(self_ptr self, site_directory_sett
       },
       [=](remove_atom, const std::string& site) { return to_site(site, remove_atom::value); },
       [=](check_atom, const std::string& site) { return to_site(site, check_atom::value); },
+      [=](patch_atom, const std::string& site, const std::string& key,
+          infra::conversation_change& change) -> caf::result<conversation_reply> {
+        try {
+          if (auto actor = site_for(self, site)) {
+            return self->delegate(*actor, patch_atom::value, key, std::move(change));
+          }
+          conversation_reply r;
+          r.result = infra::conversation_write::not_found;
+          return r;
+        } catch (const std::exception& e) {
+          forget_broken(self);
+          conversation_reply r;
+          r.failed = true;
+          r.error = e.what();
+          return r;
+        }
+      },
       [=](save_atom, const std::string& site, const infra::site_settings_update& u) {
         return write(self, site, [&](infra::site_settings_store& s) { return s.save(site, u); });
       },

@@ -20,6 +20,7 @@ struct site_directory_settings {
   const infra::config* cfg = nullptr;    // outlives the actor system's actors
   infra::graph_client* graph = nullptr;  // likewise
   inbound_writer_actor writer;
+  conversation_writer_actor changes;
   std::chrono::milliseconds conversation_idle{std::chrono::seconds(60)};
   // How often other processes' settings changes are looked for (LISTEN, no query).
   std::chrono::milliseconds listen_poll{250};

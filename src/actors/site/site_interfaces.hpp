@@ -28,6 +28,7 @@ using record_atom = caf::atom_constant<caf::atom("record")>;    // site -> direc
 using refresh_atom = caf::atom_constant<caf::atom("refresh")>;  // directory -> site: reloaded
 using graph_atom = caf::atom_constant<caf::atom("graph")>;      // Graph's answer, to the asker
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using patch_atom = caf::atom_constant<caf::atom("patch")>;    // a dashboard write to a conversation
 
 // What the directory answers a site actor after writing its settings.
 struct settings_written {
@@ -37,10 +38,18 @@ struct settings_written {
   std::optional<infra::site_settings> settings;  // as stored now
 };
 
-// One customer's conversation in this process: the single writer of its window and order.
-// `store` answers once the unit is committed; `stop` is sent by its site only.
+// Writes the dashboard's changes to conversations (a supervised pool of workers, each with a
+// connection), for the conversation actors.
+using conversation_writer_actor =
+    caf::typed_actor<caf::replies_to<write_atom, infra::conversation_change>::with<conversation_reply>,
+                     caf::reacts_to<stop_atom>>;
+
+// One customer's conversation in this process: the single writer of its window and order, and
+// of the dashboard's changes to it, taken in turn with the customer's messages. `store` and
+// `patch` answer once committed; `stop` is sent by its site only.
 using conversation_actor =
     caf::typed_actor<caf::replies_to<store_atom, unit_job>::with<domain::unit_outcome>,
+                     caf::replies_to<patch_atom, infra::conversation_change>::with<conversation_reply>,
                      caf::reacts_to<stop_atom>>;
 
 // One site: owns its settings and opened credentials (refreshed by the directory), decides
@@ -55,6 +64,7 @@ using site_actor = caf::typed_actor<
     caf::replies_to<check_atom>::with<site_answer>,
     caf::reacts_to<refresh_atom, infra::site_settings>,
     caf::reacts_to<graph_atom, std::uint64_t, infra::graph_response>,
+    caf::replies_to<patch_atom, std::string, infra::conversation_change>::with<conversation_reply>,
     caf::reacts_to<idle_atom, std::string, caf::actor_id, std::uint64_t>,
     caf::replies_to<count_atom>::with<std::size_t>, caf::reacts_to<stop_atom>>;
 
@@ -68,6 +78,8 @@ using site_directory_actor = caf::typed_actor<
     caf::replies_to<change_atom, std::string, infra::site_settings_update>::with<site_answer>,
     caf::replies_to<remove_atom, std::string>::with<site_answer>,
     caf::replies_to<check_atom, std::string>::with<site_answer>,
+    // A dashboard write: the site, the customer's key (their phone, else their BSUID), the change.
+    caf::replies_to<patch_atom, std::string, std::string, infra::conversation_change>::with<conversation_reply>,
     caf::replies_to<save_atom, std::string, infra::site_settings_update>::with<settings_written>,
     caf::replies_to<clear_atom, std::string>::with<settings_written>,
     caf::replies_to<record_atom, std::string, bool, std::string>::with<settings_written>,
@@ -78,6 +90,8 @@ using site_directory_actor = caf::typed_actor<
 // Local messages only: never serialized (they may hold an opened access token).
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::site_answer)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::settings_written)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::conversation_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::infra::conversation_change)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::infra::site_settings)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::infra::site_settings_update)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::infra::graph_response)

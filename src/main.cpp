@@ -15,6 +15,7 @@
 
 #include "actors/db/db_pool.hpp"
 #include "actors/db/db_probe.hpp"
+#include "actors/events/event_hub.hpp"
 #include "actors/inbound/inbox_dispatcher.hpp"
 #include "actors/inbound/inbound_writer.hpp"
 #include "actors/inbound/intake.hpp"
@@ -24,7 +25,6 @@
 #include "actors/supervision/stop_and_wait.hpp"
 #include "http/api_common.hpp"
 #include "http/conversations_handler.hpp"
-#include "http/event_hub.hpp"
 #include "http/events_handler.hpp"
 #include "infra/graph_client.hpp"
 #include "http/ops_handler.hpp"
@@ -162,23 +162,9 @@ int main(int argc, char** argv) {
   wh.verify_token = cfg.verify_token;
   wh.max_bytes = cfg.webhook_max_bytes;
   wh.commit_timeout = std::chrono::milliseconds(cfg.commit_timeout_ms);
-  wh.site_verify_token_lookup = [&db](std::string token, std::function<void(bool)> done) {
-    db.run([token = std::move(token), done = std::move(done)](pqxx::connection_base* c) {
-      if (c == nullptr) {
-        return done(false);
-      }
-      try {
-        pqxx::nontransaction nt{*c};
-        done(!nt.exec_params("SELECT 1 FROM mod_chat_widget_settings WHERE whatsapp_verify_token = $1",
-                             token)
-                  .empty());
-      } catch (const pqxx::broken_connection&) {
-        done(false);
-        throw;  // the worker reconnects
-      } catch (const std::exception&) {
-        done(false);
-      }
-    });
+  // Site verify tokens are the site directory's to know (off the HTTP threads).
+  wh.site_verify_token_lookup = [&sites](std::string token, std::function<void(bool)> done) {
+    sites.knows_verify_token(token, std::move(done));
   };
   http::add_webhook_routes(routes, wh, intake, metrics);
   http::add_ops_routes(routes, probe, metrics);
@@ -192,10 +178,9 @@ int main(int argc, char** argv) {
   http::add_site_routes(routes, api);
   http::add_whatsapp_settings_routes(routes, api);
   http::add_conversation_routes(routes, api);
-  http::event_hub events{cfg.database_url, metrics};
+  actors::event_hub events{sys, cfg.database_url, metrics};
   api.events = &events;
   http::add_event_routes(routes, api);
-  events.start();
 
   auto shared = std::make_shared<http::server_shared>();
   shared->routes = &routes;

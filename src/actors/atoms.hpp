@@ -8,5 +8,6 @@ using commit_atom = caf::atom_constant<caf::atom("commit")>;
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using probe_atom = caf::atom_constant<caf::atom("probe")>;
 using stop_atom = caf::atom_constant<caf::atom("stop")>;
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
 
 }  // namespace wachat::actors

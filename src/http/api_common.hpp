@@ -8,6 +8,7 @@
 #include "http/auth.hpp"
 #include "http/responses.hpp"
 #include "http/router.hpp"
+#include "infra/chat_views.hpp"
 #include "infra/config.hpp"
 #include "infra/metrics.hpp"
 
@@ -17,6 +18,7 @@ class connection_base;
 
 namespace wachat::actors {
 class db_pool;
+class event_hub;
 class site_client;
 }
 
@@ -26,8 +28,6 @@ class graph_client;
 
 namespace wachat::http {
 
-class event_hub;
-
 // What every dashboard handler needs. Lives as long as the server.
 struct api_context {
   const infra::config* cfg = nullptr;
@@ -35,7 +35,7 @@ struct api_context {
   actors::site_client* sites = nullptr;  // settings changes go through the site actors
   std::shared_ptr<infra::metrics> metrics;
   infra::graph_client* graph = nullptr;
-  event_hub* events = nullptr;
+  actors::event_hub* events = nullptr;
   // Nudges the inbox dispatcher (e.g. after a site gained a phone number id).
   std::function<void()> wake_dispatcher;
 };
@@ -85,7 +85,8 @@ std::string req_string(const simdjson::dom::object& o, std::string_view key);
 [[noreturn]] void fail(bhttp::status status, std::string code, std::string message);
 [[noreturn]] void not_found();
 
-// RFC 3339 UTC from PostgreSQL's epoch seconds.
-std::string rfc3339(std::int64_t unix_seconds);
+using infra::dump;
+using infra::parse_id;
+using infra::rfc3339;
 
 }  // namespace wachat::http

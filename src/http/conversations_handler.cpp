@@ -6,12 +6,18 @@
 #include <pqxx/pqxx>
 
 #include "actors/site/site_client.hpp"
-#include "http/chat_views.hpp"
+#include "infra/chat_views.hpp"
 #include "http/site_queries.hpp"
 #include "infra/url.hpp"
 #include "infra/crypto.hpp"
 
 namespace wachat::http {
+
+using infra::conversation_json;
+using infra::conversation_select;
+using infra::load_conversation;
+using infra::message_json;
+using infra::message_select;
 namespace {
 
 using nlohmann::json;

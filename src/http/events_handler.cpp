@@ -2,12 +2,18 @@
 
 #include <pqxx/pqxx>
 
-#include "http/chat_views.hpp"
-#include "http/event_hub.hpp"
+#include "infra/chat_views.hpp"
+#include "actors/events/event_hub.hpp"
 #include "http/site_queries.hpp"
 #include "infra/url.hpp"
 
 namespace wachat::http {
+
+using infra::conversation_json;
+using infra::conversation_select;
+using infra::load_conversation;
+using infra::message_json;
+using infra::message_select;
 
 void add_event_routes(router& r, api_context& api) {
   r.add(bhttp::verb::get, "/api/sites/{site}/events", 0,
@@ -51,7 +57,7 @@ void add_event_routes(router& r, api_context& api) {
                                              .as<std::int64_t>();
                                 }
                               }
-                              hub->subscribe(site, from, open_stream("text/event-stream"));
+                              hub->subscribe(site, *from, open_stream("text/event-stream"));
                               // The responder is not used: the stream answered instead.
                               return response{};
                             });

@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "http/stream_sink.hpp"
+
 namespace wachat::http {
 
 namespace bhttp = boost::beast::http;
@@ -36,15 +38,6 @@ class responder {
     std::atomic<bool> used{false};
   };
   std::shared_ptr<state> state_;
-};
-
-// A response body written piece by piece (Server-Sent Events). Thread-safe; send() queues.
-class stream_sink {
- public:
-  virtual ~stream_sink() = default;
-  virtual void send(std::string chunk) = 0;
-  virtual bool is_open() const = 0;
-  virtual void close() = 0;
 };
 
 // What a handler is given: the whole request, the values of `{name}` path segments, the

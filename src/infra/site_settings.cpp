@@ -141,6 +141,12 @@ void site_settings_store::record_check(const std::string& site_id, bool ok,
   w.commit();
 }
 
+bool site_settings_store::verify_token_known(const std::string& token) {
+  pqxx::nontransaction nt{conn_};
+  return !nt.exec_params("SELECT 1 FROM mod_chat_widget_settings WHERE whatsapp_verify_token = $1", token)
+              .empty();
+}
+
 namespace {
 
 class collector final : public pqxx::notification_receiver {

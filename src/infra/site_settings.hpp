@@ -70,6 +70,8 @@ class site_settings_store {
   // Disables WhatsApp for the site and forgets its credentials and number.
   settings_write clear(const std::string& site_id);
   void record_check(const std::string& site_id, bool ok, const std::optional<std::string>& error);
+  // Whether some site's webhook verify token is this one (GET verification, API.md §2).
+  bool verify_token_known(const std::string& token);
 
  private:
   pqxx::connection_base& conn_;

@@ -3,18 +3,14 @@
 #include <caf/all.hpp>
 #include <pqxx/pqxx>
 
+#include "actors/ask.hpp"
 #include "actors/atoms.hpp"
 
 namespace wachat::actors {
 namespace {
-using probe_callback = std::function<void(bool)>;
-}
-}  // namespace wachat::actors
 
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::probe_callback)
-
-namespace wachat::actors {
-namespace {
+// Answers `probe` with whether `SELECT 1` succeeded on its connection.
+using db_probe_actor = caf::typed_actor<caf::replies_to<probe_atom>::with<bool>, caf::reacts_to<stop_atom>>;
 
 struct probe_state {
   std::string url;
@@ -22,23 +18,22 @@ struct probe_state {
   static inline const char* name = "db_probe";
 };
 
-caf::behavior probe_actor(caf::stateful_actor<probe_state>* self, std::string url) {
+db_probe_actor::behavior_type probe_actor(db_probe_actor::stateful_pointer<probe_state> self, std::string url) {
   self->state.url = std::move(url);
   return {
-      [=](probe_atom, probe_callback& done) {
+      [=](probe_atom) {
         auto& st = self->state;
-        bool ok = false;
         try {
           if (!st.conn || !st.conn->is_open()) {
             st.conn = std::make_unique<pqxx::connection>(st.url);
           }
           pqxx::nontransaction nt{*st.conn};
           nt.exec("SELECT 1");
-          ok = true;
+          return true;
         } catch (const std::exception&) {
           st.conn.reset();
+          return false;
         }
-        done(ok);
       },
       [=](stop_atom) { self->quit(); },
   };
@@ -47,18 +42,22 @@ caf::behavior probe_actor(caf::stateful_actor<probe_state>* self, std::string ur
 }  // namespace
 
 struct db_probe::impl {
-  caf::actor actor;
+  caf::actor_system* sys = nullptr;
+  db_probe_actor actor;
 };
 
 db_probe::db_probe(caf::actor_system& sys, std::string database_url)
     : impl_(std::make_unique<impl>()) {
+  impl_->sys = &sys;
   impl_->actor = sys.spawn<caf::detached>(probe_actor, std::move(database_url));
 }
 
 db_probe::~db_probe() { caf::anon_send(impl_->actor, stop_atom::value); }
 
 void db_probe::check(std::function<void(bool)> done) {
-  caf::anon_send(impl_->actor, probe_atom::value, probe_callback{std::move(done)});
+  // The HTTP side answers its own 2 s timeout first; this one only ends the asking actor.
+  ask<bool>(*impl_->sys, impl_->actor, std::chrono::milliseconds(5000), std::move(done),
+            [](const std::string&) { return false; }, probe_atom::value);
 }
 
 }  // namespace wachat::actors

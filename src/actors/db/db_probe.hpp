@@ -15,7 +15,7 @@ class db_probe {
   db_probe(const db_probe&) = delete;
   db_probe& operator=(const db_probe&) = delete;
 
-  // `done(true)` when `SELECT 1` succeeded; runs on the probe's thread.
+  // `done(true)` when `SELECT 1` succeeded; runs on an actor's thread, must not block.
   void check(std::function<void(bool)> done);
 
  private:

@@ -9,6 +9,7 @@
 
 #include "actors/atoms.hpp"
 #include "actors/supervision/stop_and_wait.hpp"
+#include "actors/inbound/inbound_interfaces.hpp"
 #include "actors/inbound/inbound_messages.hpp"
 #include "domain/inbound_units.hpp"
 #include "domain/webhook_parser.hpp"
@@ -19,10 +20,6 @@
 namespace wachat::actors {
 namespace {
 
-using wake_atom = caf::atom_constant<caf::atom("wake")>;
-using route_atom = caf::atom_constant<caf::atom("route")>;
-using work_atom = caf::atom_constant<caf::atom("work")>;
-using done_atom = caf::atom_constant<caf::atom("done")>;
 
 constexpr std::size_t claim_size = 500;
 // Rows parsed and handed out but not finished yet; bounds memory when the writers fall behind.
@@ -47,7 +44,7 @@ struct open_claim {
 struct dispatcher_state {
   inbox_dispatcher_settings settings;
   std::unique_ptr<pqxx::connection> conn;  // requeues, lag
-  site_directory_actor sites;              // routes each unit to its site's actor
+  site_directory_actor sites;              // says which site's actor takes each unit
   std::map<std::int64_t, domain::event_progress> in_flight;
   std::map<std::uint64_t, open_claim> claims;
   std::unordered_map<std::int64_t, std::uint64_t> claim_of;  // event id -> its claim
@@ -71,7 +68,7 @@ struct dispatcher_state {
   static inline const char* name = "inbox_dispatcher";
 };
 
-using dispatcher_actor = caf::stateful_actor<dispatcher_state>;
+using self_ptr = inbox_dispatcher_actor::stateful_pointer<dispatcher_state>;
 
 pqxx::connection* connect(dispatcher_state& st) {
   if (st.conn && st.conn->is_open()) {
@@ -98,7 +95,7 @@ pqxx::connection* connect(dispatcher_state& st) {
   }
 }
 
-void queue_finish(dispatcher_actor* self) {
+void queue_finish(self_ptr self) {
   if (!self->state.finish_queued) {
     self->state.finish_queued = true;
     self->send(self, done_atom::value);
@@ -106,7 +103,7 @@ void queue_finish(dispatcher_actor* self) {
 }
 
 // Records how a row ended in its claim; the claim is written once all of its rows are.
-void finish_row(dispatcher_actor* self, infra::event_finish f) {
+void finish_row(self_ptr self, infra::event_finish f) {
   auto& st = self->state;
   auto c = st.claim_of.find(f.id);
   if (c == st.claim_of.end()) {
@@ -123,7 +120,7 @@ void finish_row(dispatcher_actor* self, infra::event_finish f) {
   }
 }
 
-void complete(dispatcher_actor* self, std::int64_t id) {
+void complete(self_ptr self, std::int64_t id) {
   auto& st = self->state;
   auto it = st.in_flight.find(id);
   auto verdict = it->second.verdict();
@@ -133,7 +130,7 @@ void complete(dispatcher_actor* self, std::int64_t id) {
   finish_row(self, std::move(f));
 }
 
-void unit_answered(dispatcher_actor* self, std::int64_t id, const domain::unit_outcome& o) {
+void unit_answered(self_ptr self, std::int64_t id, const domain::unit_outcome& o) {
   auto& st = self->state;
   auto it = st.in_flight.find(id);
   if (it == st.in_flight.end()) {
@@ -147,20 +144,20 @@ void unit_answered(dispatcher_actor* self, std::int64_t id, const domain::unit_o
   }
 }
 
-// Parses one claimed row and sends each of its units to the actor of its conversation.
-void dispatch(dispatcher_actor* self, const infra::claimed_event& ev) {
+// Parses one claimed row into its units (none: the row is finished already).
+std::vector<domain::inbound_unit> parse_row(self_ptr self, const infra::claimed_event& ev) {
   auto& st = self->state;
   auto parsed = domain::parse_webhook(ev.body);
   if (auto* err = std::get_if<domain::webhook_parse_error>(&parsed)) {
     finish_row(self, {ev.id, "rejected", err->reason, {}});
-    return;
+    return {};
   }
   const auto& delivery = std::get<domain::webhook_delivery>(parsed);
   if (auto refused = domain::refusal_reason(delivery, domain::webhook_parse_limits{}.max_items)) {
     infra::log_warn("webhook_refused", {{"event_id", std::to_string(ev.id)}, {"reason", *refused}});
     st.refused->fetch_add(1, std::memory_order_relaxed);
     finish_row(self, {ev.id, "rejected", *refused, {}});
-    return;
+    return {};
   }
   auto& progress = st.in_flight[ev.id];
   progress.problems = delivery.problems;
@@ -183,21 +180,56 @@ void dispatch(dispatcher_actor* self, const infra::claimed_event& ev) {
   progress.units = units.size();
   if (units.empty()) {
     complete(self, ev.id);
-    return;
   }
-  for (auto& unit : units) {
-    auto id = ev.id;
-    // The directory finds the unit's site (or answers that none has its phone number id).
-    unit_job job{id, {}, std::make_shared<const domain::inbound_unit>(std::move(unit))};
-    self->request(st.sites, caf::infinite, store_atom::value, std::move(job))
-        .then([=](domain::unit_outcome& o) { unit_answered(self, id, o); },
-              [=](caf::error& e) {
+  return units;
+}
+
+domain::unit_outcome not_now(std::string why) {
+  domain::unit_outcome o;
+  o.retryable = true;
+  o.error = std::move(why);
+  return o;
+}
+
+// Sends each unit of a claim to its site's actor (which hands it to the customer's
+// conversation actor), once the directory has said which site has each phone number id: one
+// round trip per claim. A unit no site takes is answered unroutable here.
+void route(self_ptr self, std::vector<unit_job> jobs) {
+  std::vector<std::string> phone_ids;
+  std::map<std::string, std::size_t> index;
+  for (const auto& job : jobs) {
+    if (index.emplace(job.unit->phone_number_id, phone_ids.size()).second) {
+      phone_ids.push_back(job.unit->phone_number_id);
+    }
+  }
+  auto shared_jobs = std::make_shared<std::vector<unit_job>>(std::move(jobs));
+  self->request(self->state.sites, caf::infinite, route_atom::value, std::move(phone_ids))
+      .then(
+          [=](site_routes& r) {
+            for (auto& job : *shared_jobs) {
+              auto id = job.event_id;
+              if (!r.error.empty()) {
+                unit_answered(self, id, not_now(r.error));
+                continue;
+              }
+              auto at = index.at(job.unit->phone_number_id);
+              if (r.sites[at].empty()) {
                 domain::unit_outcome o;
-                o.retryable = true;
-                o.error = to_string(e);
+                o.unroutable = job.unit->phone_number_id;
                 unit_answered(self, id, o);
-              });
-  }
+                continue;
+              }
+              job.site = r.sites[at];
+              self->request(r.actors[at], caf::infinite, store_atom::value, std::move(job))
+                  .then([=](domain::unit_outcome& o) { unit_answered(self, id, o); },
+                        [=](caf::error& e) { unit_answered(self, id, not_now(to_string(e))); });
+            }
+          },
+          [=](caf::error& e) {
+            for (const auto& job : *shared_jobs) {
+              unit_answered(self, job.event_id, not_now(to_string(e)));
+            }
+          });
 }
 
 std::unique_ptr<pqxx::connection> claim_connection(dispatcher_state& st) {
@@ -212,7 +244,7 @@ std::unique_ptr<pqxx::connection> claim_connection(dispatcher_state& st) {
 }
 
 // Claims one batch and hands it out; true when there may be more right away.
-bool claim_batch(dispatcher_actor* self) {
+bool claim_batch(self_ptr self) {
   auto& st = self->state;
   if (st.in_flight.size() >= max_in_flight || st.claims.size() >= max_open_claims) {
     return false;  // finishing rows queues more work
@@ -251,6 +283,7 @@ bool claim_batch(dispatcher_actor* self) {
     claim.finished.push_back({id, "pending", std::move(why), {}});
     --claim.open;
   };
+  std::vector<unit_job> jobs;
   for (const auto& ev : rows) {
     if (st.in_flight.count(ev.id) > 0) {
       // Still being processed under an earlier claim whose connection broke (so PostgreSQL let
@@ -259,7 +292,12 @@ bool claim_batch(dispatcher_actor* self) {
       continue;
     }
     st.claim_of[ev.id] = claim_id;
-    dispatch(self, ev);
+    for (auto& unit : parse_row(self, ev)) {
+      jobs.push_back({ev.id, {}, std::make_shared<const domain::inbound_unit>(std::move(unit))});
+    }
+  }
+  if (!jobs.empty()) {
+    route(self, std::move(jobs));
   }
   if (claim.open == 0) {
     queue_finish(self);
@@ -283,7 +321,7 @@ void settle(dispatcher_state& st, std::uint64_t id, open_claim& claim, const std
 }
 
 // Writes and commits every claim whose rows are all finished; their rows are released.
-void write_finished(dispatcher_actor* self) {
+void write_finished(self_ptr self) {
   auto& st = self->state;
   st.finish_queued = false;
   for (auto it = st.claims.begin(); it != st.claims.end();) {
@@ -314,14 +352,14 @@ void write_finished(dispatcher_actor* self) {
   }
 }
 
-void queue_work(dispatcher_actor* self) {
+void queue_work(self_ptr self) {
   if (!self->state.work_queued) {
     self->state.work_queued = true;
     self->send(self, work_atom::value);
   }
 }
 
-caf::behavior dispatcher(dispatcher_actor* self, inbox_dispatcher_settings settings,
+inbox_dispatcher_actor::behavior_type dispatcher(self_ptr self, inbox_dispatcher_settings settings,
                          std::shared_ptr<infra::metrics> m, site_directory_actor sites) {
   auto& st = self->state;
   st.settings = std::move(settings);
@@ -346,10 +384,10 @@ caf::behavior dispatcher(dispatcher_actor* self, inbox_dispatcher_settings setti
       // Every second, busy or not: rows another process committed, rows now routable, rows
       // whose lease ran out.
       [=](tick_atom) {
-        self->send(self, route_atom::value);
+        self->send(self, rescan_atom::value);
         self->delayed_send(self, std::chrono::seconds(1), tick_atom::value);
       },
-      [=](route_atom) {
+      [=](rescan_atom) {
         auto& s = self->state;
         for (auto& [id, claim] : s.claims) {
           if (claim.open > 0 && std::chrono::steady_clock::now() - claim.opened > s.settings.claim_lease) {
@@ -405,7 +443,7 @@ caf::behavior dispatcher(dispatcher_actor* self, inbox_dispatcher_settings setti
 }  // namespace
 
 struct inbox_dispatcher::impl {
-  caf::actor actor;
+  inbox_dispatcher_actor actor;
   caf::actor_system* sys = nullptr;
 };
 
@@ -423,8 +461,11 @@ void inbox_dispatcher::wake() { caf::anon_send(impl_->actor, wake_atom::value, s
 void inbox_dispatcher::wake(std::int64_t first_id) {
   caf::anon_send(impl_->actor, wake_atom::value, first_id);
 }
-void inbox_dispatcher::wake_routing() { caf::anon_send(impl_->actor, route_atom::value); }
+void inbox_dispatcher::wake_routing() { caf::anon_send(impl_->actor, rescan_atom::value); }
 
-void inbox_dispatcher::shutdown() { stop_and_wait(*impl_->sys, impl_->actor); }
+void inbox_dispatcher::shutdown() {
+  auto handle = caf::actor_cast<caf::actor>(impl_->actor);
+  stop_and_wait(*impl_->sys, handle);
+}
 
 }  // namespace wachat::actors

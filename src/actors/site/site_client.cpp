@@ -2,13 +2,14 @@
 
 #include <caf/all.hpp>
 
+#include "actors/ask.hpp"
 #include "actors/site/site_interfaces.hpp"
 
 namespace wachat::actors {
 namespace {
 
 // Longer than a Graph call may take (the HTTP layer answers its own timeout first).
-constexpr auto answer_within = std::chrono::seconds(40);
+constexpr auto answer_within = std::chrono::milliseconds(40000);
 
 template <class Answer>
 Answer unanswered(const std::string& why);
@@ -29,16 +30,15 @@ conversation_reply unanswered<conversation_reply>(const std::string& why) {
   return r;
 }
 
-// A short-lived actor makes the request and hands the answer to `done`: the caller is not an
-// actor, and blocking on the answer would hold an HTTP thread.
+template <>
+bool unanswered<bool>(const std::string&) {
+  return false;
+}
+
 template <class Answer, class... Ts>
-void ask(caf::actor_system& sys, const site_directory_actor& dir, std::function<void(Answer)> done,
+void ask_directory(caf::actor_system& sys, const site_directory_actor& dir, std::function<void(Answer)> done,
          Ts... xs) {
-  sys.spawn([=](caf::event_based_actor* self) {
-    self->request(dir, answer_within, xs...)
-        .then([=](Answer& a) { done(std::move(a)); },
-              [=](caf::error& e) { done(unanswered<Answer>(to_string(e))); });
-  });
+  actors::ask<Answer>(sys, dir, answer_within, std::move(done), unanswered<Answer>, xs...);
 }
 
 }  // namespace
@@ -57,24 +57,28 @@ site_client::site_client(caf::actor_system& sys, const caf::actor& directory)
 site_client::~site_client() = default;
 
 void site_client::read(const std::string& site, reply done) {
-  ask(*impl_->sys, impl_->directory, std::move(done), read_atom::value, site);
+  ask_directory(*impl_->sys, impl_->directory, std::move(done), read_atom::value, site);
 }
 
 void site_client::change(const std::string& site, infra::site_settings_update update, reply done) {
-  ask(*impl_->sys, impl_->directory, std::move(done), change_atom::value, site, std::move(update));
+  ask_directory(*impl_->sys, impl_->directory, std::move(done), change_atom::value, site, std::move(update));
 }
 
 void site_client::remove(const std::string& site, reply done) {
-  ask(*impl_->sys, impl_->directory, std::move(done), remove_atom::value, site);
+  ask_directory(*impl_->sys, impl_->directory, std::move(done), remove_atom::value, site);
 }
 
 void site_client::check(const std::string& site, reply done) {
-  ask(*impl_->sys, impl_->directory, std::move(done), check_atom::value, site);
+  ask_directory(*impl_->sys, impl_->directory, std::move(done), check_atom::value, site);
+}
+
+void site_client::knows_verify_token(const std::string& token, std::function<void(bool)> done) {
+  ask_directory(*impl_->sys, impl_->directory, std::move(done), verify_atom::value, token);
 }
 
 void site_client::patch(const std::string& site, const std::string& key, infra::conversation_change change,
                         std::function<void(conversation_reply)> done) {
-  ask(*impl_->sys, impl_->directory, std::move(done), patch_atom::value, site, key, std::move(change));
+  ask_directory(*impl_->sys, impl_->directory, std::move(done), patch_atom::value, site, key, std::move(change));
 }
 
 }  // namespace wachat::actors

@@ -25,6 +25,8 @@ class site_client {
   void change(const std::string& site, infra::site_settings_update update, reply done);
   void remove(const std::string& site, reply done);
   void check(const std::string& site, reply done);
+  // Whether some site has this webhook verify token (false when it cannot be told now).
+  void knows_verify_token(const std::string& token, std::function<void(bool)> done);
   // A dashboard write to a conversation, through the actor of its customer `key` (their phone,
   // else their BSUID), in turn with that customer's messages.
   void patch(const std::string& site, const std::string& key, infra::conversation_change change,

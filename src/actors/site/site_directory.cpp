@@ -119,19 +119,14 @@ void listen(self_ptr self) {
   }
 }
 
-domain::unit_outcome not_now(const std::string& why) {
-  domain::unit_outcome o;
-  o.retryable = true;
-  o.error = why;
-  return o;
-}
-
-caf::result<domain::unit_outcome> route(self_ptr self, unit_job& job) {
+// The site and actor of each phone number id, in order; throws when the database cannot be read.
+site_routes routes_for(self_ptr self, const std::vector<std::string>& phone_ids) {
   auto& st = self->state;
-  const auto& phone_id = job.unit->phone_number_id;
-  std::optional<std::string> site_id;
-  std::optional<site_actor> site;
-  try {
+  site_routes out;
+  out.sites.reserve(phone_ids.size());
+  out.actors.reserve(phone_ids.size());
+  for (const auto& phone_id : phone_ids) {
+    std::optional<std::string> site_id;
     if (!phone_id.empty()) {
       auto it = st.routes.find(phone_id);
       if (it == st.routes.end()) {
@@ -142,20 +137,14 @@ caf::result<domain::unit_outcome> route(self_ptr self, unit_job& job) {
       }
       site_id = it->second;
     }
+    std::optional<site_actor> actor;
     if (site_id) {
-      site = site_for(self, *site_id);
+      actor = site_for(self, *site_id);
     }
-  } catch (const std::exception& e) {
-    forget_broken(self);
-    return not_now(std::string{"routing failed: "} + e.what());
+    out.sites.push_back(actor ? *site_id : std::string{});
+    out.actors.push_back(actor ? *actor : site_actor{});
   }
-  if (!site) {
-    domain::unit_outcome o;
-    o.unroutable = phone_id;
-    return o;
-  }
-  job.site = *site_id;
-  return self->delegate(*site, store_atom::value, std::move(job));
+  return out;
 }
 
 site_answer no_site() {
@@ -210,7 +199,16 @@ site_directory_actor::behavior_type directory(self_ptr self, site_directory_sett
     }
   };
   return {
-      [=](store_atom, unit_job& job) { return route(self, job); },
+      [=](route_atom, const std::vector<std::string>& phone_ids) {
+        try {
+          return routes_for(self, phone_ids);
+        } catch (const std::exception& e) {
+          forget_broken(self);
+          site_routes failed;
+          failed.error = std::string{"routing failed: "} + e.what();
+          return failed;
+        }
+      },
       [=](read_atom, const std::string& site) { return to_site(site, read_atom::value); },
       [=](change_atom, const std::string& site, infra::site_settings_update& u) {
         return to_site(site, change_atom::value, std::move(u));
@@ -232,6 +230,15 @@ site_directory_actor::behavior_type directory(self_ptr self, site_directory_sett
           r.failed = true;
           r.error = e.what();
           return r;
+        }
+      },
+      [=](verify_atom, const std::string& token) {
+        try {
+          return store(self).verify_token_known(token);
+        } catch (const std::exception& e) {
+          forget_broken(self);
+          infra::log_warn("verify_token_lookup_failed", {{"error", e.what()}});
+          return false;  // Meta asks again
         }
       },
       [=](save_atom, const std::string& site, const infra::site_settings_update& u) {

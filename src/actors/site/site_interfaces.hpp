@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "actors/atoms.hpp"
 #include "actors/inbound/inbound_messages.hpp"
@@ -27,8 +28,9 @@ using clear_atom = caf::atom_constant<caf::atom("clear")>;      // site -> direc
 using record_atom = caf::atom_constant<caf::atom("record")>;    // site -> directory: a check
 using refresh_atom = caf::atom_constant<caf::atom("refresh")>;  // directory -> site: reloaded
 using graph_atom = caf::atom_constant<caf::atom("graph")>;      // Graph's answer, to the asker
-using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using patch_atom = caf::atom_constant<caf::atom("patch")>;    // a dashboard write to a conversation
+using verify_atom = caf::atom_constant<caf::atom("verify")>;  // is this a site's verify token?
+using route_atom = caf::atom_constant<caf::atom("route")>;    // phone number ids -> site actors
 
 // What the directory answers a site actor after writing its settings.
 struct settings_written {
@@ -68,18 +70,29 @@ using site_actor = caf::typed_actor<
     caf::reacts_to<idle_atom, std::string, caf::actor_id, std::uint64_t>,
     caf::replies_to<count_atom>::with<std::size_t>, caf::reacts_to<stop_atom>>;
 
+// The directory's answer to `route`: for each phone number id asked, in order, the site and
+// its actor (an empty site: no site has it), or why none could be told now.
+struct site_routes {
+  std::vector<std::string> sites;
+  std::vector<site_actor> actors;
+  std::string error;  // set: the lookup failed for now (the units are tried again later)
+};
+
 // The sites of this process: the phone number id -> site routing, the site actors (spawned
 // with their settings when first needed), and the SQL of site settings on its own connection.
 // It hears of changes made in this process at once and of changes made by others through
-// LISTEN (polled by `tick`), and hands the reloaded settings to the site's actor.
+// LISTEN (polled by `tick`), and hands the reloaded settings to the site's actor. The inbox
+// dispatcher asks `route` once per claim, for all the phone number ids of its rows, and sends
+// each unit to its site's actor itself: one round trip per claim, not one hop per unit.
 using site_directory_actor = caf::typed_actor<
-    caf::replies_to<store_atom, unit_job>::with<domain::unit_outcome>,
+    caf::replies_to<route_atom, std::vector<std::string>>::with<site_routes>,
     caf::replies_to<read_atom, std::string>::with<site_answer>,
     caf::replies_to<change_atom, std::string, infra::site_settings_update>::with<site_answer>,
     caf::replies_to<remove_atom, std::string>::with<site_answer>,
     caf::replies_to<check_atom, std::string>::with<site_answer>,
     // A dashboard write: the site, the customer's key (their phone, else their BSUID), the change.
     caf::replies_to<patch_atom, std::string, std::string, infra::conversation_change>::with<conversation_reply>,
+    caf::replies_to<verify_atom, std::string>::with<bool>,
     caf::replies_to<save_atom, std::string, infra::site_settings_update>::with<settings_written>,
     caf::replies_to<clear_atom, std::string>::with<settings_written>,
     caf::replies_to<record_atom, std::string, bool, std::string>::with<settings_written>,
@@ -91,6 +104,7 @@ using site_directory_actor = caf::typed_actor<
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::site_answer)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::settings_written)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::conversation_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::site_routes)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::infra::conversation_change)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::infra::site_settings)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::infra::site_settings_update)

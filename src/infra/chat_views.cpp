@@ -1,4 +1,4 @@
-#include "http/chat_views.hpp"
+#include "infra/chat_views.hpp"
 
 #include <charconv>
 #include <ctime>
@@ -6,9 +6,8 @@
 #include <stdexcept>
 
 #include "domain/window.hpp"
-#include "http/api_common.hpp"
 
-namespace wachat::http {
+namespace wachat::infra {
 
 using nlohmann::json;
 
@@ -194,4 +193,13 @@ std::optional<std::int64_t> parse_id(const std::string& text) {
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-}  // namespace wachat::http
+std::string rfc3339(std::int64_t unix_seconds) {
+  std::time_t t = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+}  // namespace wachat::infra

@@ -9,7 +9,7 @@ class transaction_base;
 class row;
 }  // namespace pqxx
 
-namespace wachat::http {
+namespace wachat::infra {
 
 // Loads and renders the API's Conversation and Message objects (API.md §3.4).
 // Each returns nullopt when the row does not exist or belongs to another site than `site`
@@ -38,4 +38,7 @@ std::optional<std::int64_t> parse_id(const std::string& text);
 
 std::string dump(const nlohmann::json& j);
 
-}  // namespace wachat::http
+// RFC 3339 UTC from PostgreSQL's epoch seconds.
+std::string rfc3339(std::int64_t unix_seconds);
+
+}  // namespace wachat::infra

@@ -20,10 +20,11 @@ using done_atom = caf::atom_constant<caf::atom("done")>;
 
 // The inbox dispatcher: `wake` after intake committed rows from this id on; `rescan` to requeue
 // and route again (each `tick`, a second, and after a settings change in this process). `work`
-// (claim a batch) and `done` (write finished claims) are turns it sends itself.
+// (claim a batch) and `done` (write finished claims) are turns it sends itself; `forget` comes
+// from the site directory when the routes it handed out changed.
 using inbox_dispatcher_actor =
     caf::typed_actor<caf::reacts_to<wake_atom, std::int64_t>, caf::reacts_to<rescan_atom>,
                      caf::reacts_to<tick_atom>, caf::reacts_to<work_atom>, caf::reacts_to<done_atom>,
-                     caf::reacts_to<stop_atom>>;
+                     caf::reacts_to<forget_atom>, caf::reacts_to<stop_atom>>;
 
 }  // namespace wachat::actors

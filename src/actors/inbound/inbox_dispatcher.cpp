@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <caf/all.hpp>
 #include <chrono>
+#include <deque>
+#include <functional>
 #include <map>
 #include <pqxx/pqxx>
 #include <unordered_map>
@@ -45,6 +47,23 @@ struct dispatcher_state {
   inbox_dispatcher_settings settings;
   std::unique_ptr<pqxx::connection> conn;  // requeues, lag
   site_directory_actor sites;              // says which site's actor takes each unit
+  // The directory's answers: phone number id -> site and its actor (no site: unroutable),
+  // kept until it says `forget`.
+  struct route {
+    std::optional<std::string> site;
+    site_actor actor;
+  };
+  std::unordered_map<std::string, route> routes;
+  // Claims waiting for routes, in claim order; each goes once it and those before it are ready.
+  struct routing_batch {
+    std::uint64_t seq = 0;
+    std::vector<unit_job> jobs;
+    std::unordered_map<std::string, route> routes;  // for this batch's ids
+    bool ready = false;
+    std::string error;  // the directory could not answer: the units are tried again later
+  };
+  std::deque<routing_batch> routing;
+  std::uint64_t next_routing = 1;
   std::map<std::int64_t, domain::event_progress> in_flight;
   std::map<std::uint64_t, open_claim> claims;
   std::unordered_map<std::int64_t, std::uint64_t> claim_of;  // event id -> its claim
@@ -191,44 +210,100 @@ domain::unit_outcome not_now(std::string why) {
   return o;
 }
 
-// Sends each unit of a claim to its site's actor (which hands it to the customer's
-// conversation actor), once the directory has said which site has each phone number id: one
-// round trip per claim. A unit no site takes is answered unroutable here.
-void route(self_ptr self, std::vector<unit_job> jobs) {
-  std::vector<std::string> phone_ids;
-  std::map<std::string, std::size_t> index;
-  for (const auto& job : jobs) {
-    if (index.emplace(job.unit->phone_number_id, phone_ids.size()).second) {
-      phone_ids.push_back(job.unit->phone_number_id);
+// Hands one unit to its site's actor, which hands it to the customer's conversation actor.
+void send_unit(self_ptr self, unit_job job, const dispatcher_state::route& r) {
+  auto id = job.event_id;
+  if (!r.site) {
+    domain::unit_outcome o;
+    o.unroutable = job.unit->phone_number_id;
+    unit_answered(self, id, o);
+    return;
+  }
+  job.site = *r.site;
+  self->request(r.actor, caf::infinite, store_atom::value, std::move(job))
+      .then([=](domain::unit_outcome& o) { unit_answered(self, id, o); },
+            [=](caf::error& e) { unit_answered(self, id, not_now(to_string(e))); });
+}
+
+// Sends the claims whose routes are known, oldest first, up to the first that still waits:
+// a customer's units then reach their conversation actor in inbox order.
+void send_ready(self_ptr self) {
+  auto& st = self->state;
+  while (!st.routing.empty() && st.routing.front().ready) {
+    auto batch = std::move(st.routing.front());
+    st.routing.pop_front();
+    for (auto& job : batch.jobs) {
+      if (!batch.error.empty()) {
+        unit_answered(self, job.event_id, not_now(batch.error));
+        continue;
+      }
+      auto r = batch.routes.find(job.unit->phone_number_id);
+      send_unit(self, std::move(job), r->second);
     }
   }
-  auto shared_jobs = std::make_shared<std::vector<unit_job>>(std::move(jobs));
-  self->request(self->state.sites, caf::infinite, route_atom::value, std::move(phone_ids))
+}
+
+// Sends each unit of a claim to its site's actor. The directory decides which site has a phone
+// number id; its answers are kept until it says `forget`, so it is asked only for ids not seen
+// since: at most one round trip per claim, none in the steady state.
+void route(self_ptr self, std::vector<unit_job> jobs) {
+  auto& st = self->state;
+  auto& batch = st.routing.emplace_back();
+  batch.jobs = std::move(jobs);
+  std::vector<std::string> missing;
+  for (const auto& job : batch.jobs) {
+    const auto& id = job.unit->phone_number_id;
+    if (batch.routes.count(id) > 0) {
+      continue;
+    }
+    if (auto known = st.routes.find(id); known != st.routes.end()) {
+      batch.routes.emplace(id, known->second);
+    } else {
+      batch.routes.emplace(id, dispatcher_state::route{});
+      missing.push_back(id);
+    }
+  }
+  if (missing.empty()) {
+    batch.ready = true;
+    send_ready(self);
+    return;
+  }
+  auto seq = batch.seq = st.next_routing++;
+  auto asked = std::make_shared<std::vector<std::string>>(missing);
+  auto fill = [self, seq](std::function<void(dispatcher_state::routing_batch&)> f) {
+    for (auto& b : self->state.routing) {
+      if (b.seq == seq) {
+        f(b);
+        b.ready = true;
+      }
+    }
+    send_ready(self);
+  };
+  self->request(st.sites, caf::infinite, route_atom::value, std::move(missing))
       .then(
           [=](site_routes& r) {
-            for (auto& job : *shared_jobs) {
-              auto id = job.event_id;
+            fill([&](dispatcher_state::routing_batch& b) {
               if (!r.error.empty()) {
-                unit_answered(self, id, not_now(r.error));
-                continue;
+                b.error = r.error;
+                return;
               }
-              auto at = index.at(job.unit->phone_number_id);
-              if (r.sites[at].empty()) {
-                domain::unit_outcome o;
-                o.unroutable = job.unit->phone_number_id;
-                unit_answered(self, id, o);
-                continue;
+              auto& known = self->state.routes;
+              if (known.size() >= 10000) {
+                known.clear();  // a flood of distinct unknown ids: start over
               }
-              job.site = r.sites[at];
-              self->request(r.actors[at], caf::infinite, store_atom::value, std::move(job))
-                  .then([=](domain::unit_outcome& o) { unit_answered(self, id, o); },
-                        [=](caf::error& e) { unit_answered(self, id, not_now(to_string(e))); });
-            }
+              for (std::size_t i = 0; i < asked->size(); ++i) {
+                dispatcher_state::route route;
+                if (!r.sites[i].empty()) {
+                  route.site = r.sites[i];
+                  route.actor = r.actors[i];
+                }
+                b.routes[(*asked)[i]] = route;
+                known[(*asked)[i]] = route;
+              }
+            });
           },
           [=](caf::error& e) {
-            for (const auto& job : *shared_jobs) {
-              unit_answered(self, job.event_id, not_now(to_string(e)));
-            }
+            fill([&](dispatcher_state::routing_batch& b) { b.error = to_string(e); });
           });
 }
 
@@ -373,6 +448,7 @@ inbox_dispatcher_actor::behavior_type dispatcher(self_ptr self, inbox_dispatcher
                                "Stored webhooks refused whole (over the item limit; rows left 'rejected').");
   st.lag = &m->get_gauge("wachat_inbox_lag_ms", "Age of the oldest inbox row not finished yet (claimed or not), ms.");
   st.sites = std::move(sites);
+  self->send(st.sites, watch_atom::value, caf::actor_cast<route_watcher>(self));
   queue_work(self);
   self->delayed_send(self, std::chrono::seconds(1), tick_atom::value);
   return {
@@ -419,6 +495,7 @@ inbox_dispatcher_actor::behavior_type dispatcher(self_ptr self, inbox_dispatcher
           queue_work(self);
         }
       },
+      [=](forget_atom) { self->state.routes.clear(); },
       [=](done_atom) {
         write_finished(self);
         // Room again below the in-flight bound: there may be rows waiting.

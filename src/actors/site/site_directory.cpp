@@ -24,6 +24,7 @@ struct directory_state {
   std::unordered_map<std::string, site_actor> sites;
   // Phone number id -> site (none: no site has it). Forgotten on every settings change.
   std::unordered_map<std::string, std::optional<std::string>> routes;
+  std::vector<route_watcher> watchers;  // told to forget the routes they were given
   static inline const char* name = "site_directory";
 };
 
@@ -85,6 +86,9 @@ void reload(self_ptr self, const std::string& site_id) {
 void changed(self_ptr self, const std::vector<std::string>& sites, bool everything) {
   auto& st = self->state;
   st.routes.clear();
+  for (const auto& w : st.watchers) {
+    self->send(w, forget_atom::value);
+  }
   if (everything) {
     for (const auto& [id, actor] : st.sites) {
       reload(self, id);
@@ -232,6 +236,7 @@ site_directory_actor::behavior_type directory(self_ptr self, site_directory_sett
           return r;
         }
       },
+      [=](watch_atom, route_watcher& w) { self->state.watchers.push_back(std::move(w)); },
       [=](verify_atom, const std::string& token) {
         try {
           return store(self).verify_token_known(token);

@@ -31,6 +31,7 @@ using graph_atom = caf::atom_constant<caf::atom("graph")>;      // Graph's answe
 using patch_atom = caf::atom_constant<caf::atom("patch")>;    // a dashboard write to a conversation
 using verify_atom = caf::atom_constant<caf::atom("verify")>;  // is this a site's verify token?
 using route_atom = caf::atom_constant<caf::atom("route")>;    // phone number ids -> site actors
+using watch_atom = caf::atom_constant<caf::atom("watch")>;    // tell me when routes change
 
 // What the directory answers a site actor after writing its settings.
 struct settings_written {
@@ -78,14 +79,19 @@ struct site_routes {
   std::string error;  // set: the lookup failed for now (the units are tried again later)
 };
 
+// Who remembers the directory's routes (the inbox dispatcher) and must forget them when they
+// change. The directory's answers and its `forget` travel in order, so nothing stale survives.
+using route_watcher = caf::typed_actor<caf::reacts_to<forget_atom>>;
+
 // The sites of this process: the phone number id -> site routing, the site actors (spawned
 // with their settings when first needed), and the SQL of site settings on its own connection.
 // It hears of changes made in this process at once and of changes made by others through
 // LISTEN (polled by `tick`), and hands the reloaded settings to the site's actor. The inbox
-// dispatcher asks `route` once per claim, for all the phone number ids of its rows, and sends
-// each unit to its site's actor itself: one round trip per claim, not one hop per unit.
+// dispatcher asks `route` for the phone number ids it has no answer for, sends each unit to
+// its site's actor itself, and keeps the answers until the directory says `forget`.
 using site_directory_actor = caf::typed_actor<
     caf::replies_to<route_atom, std::vector<std::string>>::with<site_routes>,
+    caf::reacts_to<watch_atom, route_watcher>,
     caf::replies_to<read_atom, std::string>::with<site_answer>,
     caf::replies_to<change_atom, std::string, infra::site_settings_update>::with<site_answer>,
     caf::replies_to<remove_atom, std::string>::with<site_answer>,

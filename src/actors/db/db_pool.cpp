@@ -2,13 +2,12 @@
 
 #include <caf/all.hpp>
 #include <chrono>
-#include <deque>
-#include <optional>
 #include <pqxx/pqxx>
 
 #include "actors/atoms.hpp"
 #include "actors/supervision/stop_and_wait.hpp"
 #include "actors/supervision/fault_point.hpp"
+#include "actors/supervision/job_slots.hpp"
 #include "actors/supervision/supervised_workers.hpp"
 #include "infra/log.hpp"
 
@@ -71,59 +70,38 @@ caf::behavior db_worker(caf::stateful_actor<worker_state>* self, std::string url
   };
 }
 
-struct queued_job {
-  db_pool::job run;
-  bool given_back = false;  // its worker died with it once already
-};
-
 struct pool_state {
   supervised_workers workers;
-  std::deque<queued_job> queue;
-  std::vector<std::optional<queued_job>> in_flight;
+  job_slots<db_pool::job> jobs;
   bool stopping = false;
   static inline const char* name = "db_pool";
 };
 
 using pool_actor = caf::stateful_actor<pool_state>;
 
-void pump(pool_actor* self);
-
-// A job whose worker died goes to the front of the queue once. A second death with it, and it
-// is answered as if the database were away (job(nullptr): 503 to its caller) rather than bring
-// down worker after worker. Its responder answers once, so a job that had answered before its
-// worker died sends nothing more.
-void give_back(pool_actor* self, std::size_t i) {
-  auto& st = self->state;
-  auto job = std::move(st.in_flight[i]);
-  st.in_flight[i].reset();
-  if (!job) {
-    return;
-  }
-  if (job->given_back) {
+// A job a second worker died with is answered as if the database were away (job(nullptr): 503
+// to its caller). Its responder answers once, so a job that had answered before its worker died
+// sends nothing more.
+void worker_died(pool_actor* self, std::size_t i) {
+  if (auto job = self->state.jobs.died(i)) {
     infra::log_warn("db_job_dropped", {{"reason", "its worker died twice"}});
-    job->run(nullptr);
-    return;
+    (*job)(nullptr);
   }
-  job->given_back = true;
-  st.queue.push_front(std::move(*job));
 }
 
 void pump(pool_actor* self) {
   auto& st = self->state;
-  for (std::size_t i = 0; i < st.workers.size() && !st.queue.empty(); ++i) {
+  for (std::size_t i = 0; i < st.workers.size() && st.jobs.waiting(); ++i) {
     if (!st.workers.idle(i)) {
       continue;
     }
-    auto job = std::move(st.queue.front());
-    st.queue.pop_front();
+    auto run = st.jobs.take(i);
     const auto generation = st.workers.take(i);
-    auto run = job.run;
-    st.in_flight[i] = std::move(job);
     self->request(st.workers.worker(i), caf::infinite, run_atom::value, std::move(run))
         .then(
             [=](done_atom) {
               if (self->state.workers.current(i, generation)) {
-                self->state.in_flight[i].reset();
+                self->state.jobs.finish(i);
                 self->state.workers.release(i);
                 pump(self);
               }
@@ -131,12 +109,12 @@ void pump(pool_actor* self) {
             [=](caf::error&) {
               // Workers answer every job: an error is the exit reason of one that died with it.
               if (self->state.workers.current(i, generation)) {
-                give_back(self, i);
+                worker_died(self, i);
                 pump(self);
               }
             });
   }
-  if (st.stopping && st.queue.empty() && !st.workers.any_busy()) {
+  if (st.stopping && !st.jobs.waiting() && !st.workers.any_busy()) {
     st.workers.stop_all(self);
     self->quit();
   }
@@ -148,17 +126,17 @@ caf::behavior pool(pool_actor* self, std::string url, unsigned count, std::share
   st.workers = supervised_workers{
       "wachat_db_worker", count,
       [self, url](std::size_t) { return self->home_system().spawn<caf::detached>(db_worker, url); }, m};
-  st.in_flight.resize(st.workers.size());
+  st.jobs.resize(st.workers.size());
   st.workers.start(self);
   self->set_down_handler([=](caf::down_msg& down) {
     if (auto i = self->state.workers.on_down(self, down)) {
-      give_back(self, *i);  // if its error answer has not done so already
+      worker_died(self, *i);  // if its error answer has not done so already
       pump(self);
     }
   });
   return {
       [=](run_atom, db_pool::job& j) {
-        self->state.queue.push_back({std::move(j), false});
+        self->state.jobs.push(std::move(j));
         pump(self);
       },
       [=](restart_atom, std::size_t i) {

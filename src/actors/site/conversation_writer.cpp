@@ -1,11 +1,10 @@
 #include "actors/site/conversation_writer.hpp"
 
 #include <caf/all.hpp>
-#include <deque>
-#include <optional>
 #include <pqxx/pqxx>
 
 #include "actors/supervision/fault_point.hpp"
+#include "actors/supervision/job_slots.hpp"
 #include "actors/supervision/supervised_workers.hpp"
 #include "infra/conversation_writes.hpp"
 #include "infra/log.hpp"
@@ -50,55 +49,43 @@ caf::behavior worker(caf::stateful_actor<worker_state>* self, std::string url) {
 struct queued_change {
   infra::conversation_change change;
   caf::typed_response_promise<conversation_reply> answer;
-  bool given_back = false;  // its worker died with it once already
 };
 
 struct pool_state {
   supervised_workers workers;
-  std::deque<queued_change> queue;
-  std::vector<std::optional<queued_change>> in_flight;
+  job_slots<queued_change> jobs;
   bool stopping = false;
   static inline const char* name = "conversation_writer";
 };
 
 using pool_actor = caf::stateful_actor<pool_state>;
 
-void give_back(pool_actor* self, std::size_t i) {
-  auto& st = self->state;
-  auto job = std::move(st.in_flight[i]);
-  st.in_flight[i].reset();
-  if (!job) {
-    return;
-  }
-  if (job->given_back) {
+void worker_died(pool_actor* self, std::size_t i) {
+  if (auto job = self->state.jobs.died(i)) {
     conversation_reply r;
     r.failed = true;
     r.error = "its worker died twice";
     job->answer.deliver(std::move(r));
-    return;
   }
-  job->given_back = true;
-  st.queue.push_front(std::move(*job));
 }
 
 void pump(pool_actor* self) {
   auto& st = self->state;
-  for (std::size_t i = 0; i < st.workers.size() && !st.queue.empty(); ++i) {
+  for (std::size_t i = 0; i < st.workers.size() && st.jobs.waiting(); ++i) {
     if (!st.workers.idle(i)) {
       continue;
     }
-    auto job = std::move(st.queue.front());
-    st.queue.pop_front();
+    auto change = st.jobs.take(i).change;
     const auto generation = st.workers.take(i);
-    auto change = job.change;
-    st.in_flight[i] = std::move(job);
     self->request(st.workers.worker(i), caf::infinite, write_atom::value, std::move(change))
         .then(
             [=](conversation_reply& r) {
               auto& s = self->state;
-              if (s.workers.current(i, generation) && s.in_flight[i]) {
-                s.in_flight[i]->answer.deliver(std::move(r));
-                s.in_flight[i].reset();
+              if (s.workers.current(i, generation)) {
+                if (auto* job = s.jobs.held(i)) {
+                  job->answer.deliver(std::move(r));
+                }
+                s.jobs.finish(i);
                 s.workers.release(i);
                 pump(self);
               }
@@ -106,12 +93,12 @@ void pump(pool_actor* self) {
             [=](caf::error&) {
               // Workers answer every change: an error is the exit reason of one that died.
               if (self->state.workers.current(i, generation)) {
-                give_back(self, i);
+                worker_died(self, i);
                 pump(self);
               }
             });
   }
-  if (st.stopping && st.queue.empty() && !st.workers.any_busy()) {
+  if (st.stopping && !st.jobs.waiting() && !st.workers.any_busy()) {
     st.workers.stop_all(self);
     self->quit();
   }
@@ -122,18 +109,18 @@ caf::behavior pool(pool_actor* self, std::string url, unsigned count, std::share
   st.workers = supervised_workers{
       "wachat_conversation_writer", count,
       [self, url](std::size_t) { return self->home_system().spawn<caf::detached>(worker, url); }, m};
-  st.in_flight.resize(st.workers.size());
+  st.jobs.resize(st.workers.size());
   st.workers.start(self);
   self->set_down_handler([=](caf::down_msg& down) {
     if (auto i = self->state.workers.on_down(self, down)) {
-      give_back(self, *i);  // if its error answer has not done so already
+      worker_died(self, *i);  // if its error answer has not done so already
       pump(self);
     }
   });
   return {
       [=](write_atom, infra::conversation_change& change) -> caf::result<conversation_reply> {
         auto rp = self->make_response_promise<conversation_reply>();
-        self->state.queue.push_back({std::move(change), rp, false});
+        self->state.jobs.push({std::move(change), rp});
         pump(self);
         return rp;
       },

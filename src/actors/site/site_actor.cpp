@@ -81,6 +81,21 @@ site_answer unavailable(const settings_written& w) {
   return failure(site_answer::kind::unavailable, "The database could not be reached: " + w.error);
 }
 
+// Has the directory write the site's settings (`xs...`), takes what is stored now, and answers
+// `rp` with `decide(written)`, or `unavailable` when the write did not happen.
+template <class Decide, class... Ts>
+void write_and_answer(self_ptr self, caf::typed_response_promise<site_answer> rp, Decide decide, Ts... xs) {
+  self->request(self->state.settings.directory, caf::infinite, xs...)
+      .then(
+          [=](settings_written& w) mutable {
+            if (w.settings) {
+              self->state.settings.settings = *w.settings;
+            }
+            rp.deliver(w.failed ? unavailable(w) : decide(w));
+          },
+          [=](caf::error& e) mutable { rp.deliver(failure(site_answer::kind::unavailable, to_string(e))); });
+}
+
 // Graph accepted the credentials of a PUT: the directory writes them.
 void save(self_ptr self, graph_wait wait, const infra::graph_response& res) {
   auto update = std::move(*wait.update);
@@ -88,32 +103,20 @@ void save(self_ptr self, graph_wait wait, const infra::graph_response& res) {
   auto phone = infra::phone_fields_json(res.body);
   auto site = current(self).site_id;
   bool token_changed = update.new_token.has_value();
-  self->request(self->state.settings.directory, caf::infinite, save_atom::value, site, std::move(update))
-      .then(
-          [=](settings_written& w) mutable {
-            if (w.settings) {
-              self->state.settings.settings = *w.settings;
-            }
-            if (w.failed) {
-              return (void)wait.answer.deliver(unavailable(w));
-            }
-            if (w.result == infra::settings_write::not_found) {
-              return (void)wait.answer.deliver(failure(site_answer::kind::not_found, "No such site."));
-            }
-            if (w.result == infra::settings_write::phone_number_in_use) {
-              return (void)wait.answer.deliver(failure(site_answer::kind::conflict,
-                                                 "Another site uses this phone_number_id already."));
-            }
-            infra::log_info("site_settings_saved",
-                            {{"site", site}, {"token_changed", token_changed ? "yes" : "no"}});
-            site_answer a;
-            a.phone_json = phone;
-            a.settings = std::move(w.settings);
-            wait.answer.deliver(std::move(a));
-          },
-          [=](caf::error& e) mutable {
-            wait.answer.deliver(failure(site_answer::kind::unavailable, to_string(e)));
-          });
+  auto decide = [site, phone, token_changed](settings_written& w) {
+    if (w.result == infra::settings_write::not_found) {
+      return failure(site_answer::kind::not_found, "No such site.");
+    }
+    if (w.result == infra::settings_write::phone_number_in_use) {
+      return failure(site_answer::kind::conflict, "Another site uses this phone_number_id already.");
+    }
+    infra::log_info("site_settings_saved", {{"site", site}, {"token_changed", token_changed ? "yes" : "no"}});
+    site_answer a;
+    a.phone_json = phone;
+    a.settings = std::move(w.settings);
+    return a;
+  };
+  write_and_answer(self, wait.answer, decide, save_atom::value, site, std::move(update));
 }
 
 void settings_checked(self_ptr self, graph_wait wait, const infra::graph_response& res) {
@@ -137,19 +140,9 @@ void settings_checked(self_ptr self, graph_wait wait, const infra::graph_respons
 // Records a test's outcome on the site, then answers it.
 void record_check(self_ptr self, caf::typed_response_promise<site_answer> rp, site_answer a) {
   std::string error = a.check_ok ? "" : (a.graph ? a.graph->title : a.message);
-  self->request(self->state.settings.directory, caf::infinite, record_atom::value,
-                current(self).site_id, a.check_ok, error)
-      .then(
-          [=](settings_written& w) mutable {
-            if (w.settings) {
-              self->state.settings.settings = *w.settings;
-            }
-            if (w.failed) {
-              return (void)rp.deliver(unavailable(w));
-            }
-            rp.deliver(std::move(a));
-          },
-          [=](caf::error& e) mutable { rp.deliver(failure(site_answer::kind::unavailable, to_string(e))); });
+  write_and_answer(
+      self, rp, [a](settings_written&) { return a; }, record_atom::value, current(self).site_id, a.check_ok,
+      error);
 }
 
 void graph_answered(self_ptr self, std::uint64_t id, infra::graph_response& res) {
@@ -208,22 +201,15 @@ caf::result<site_answer> check(self_ptr self) {
 
 caf::result<site_answer> remove(self_ptr self) {
   auto rp = self->make_response_promise<site_answer>();
-  self->request(self->state.settings.directory, caf::infinite, clear_atom::value, current(self).site_id)
-      .then(
-          [=](settings_written& w) mutable {
-            if (w.settings) {
-              self->state.settings.settings = *w.settings;
-            }
-            if (w.failed) {
-              return (void)rp.deliver(unavailable(w));
-            }
-            if (w.result == infra::settings_write::not_found) {
-              return (void)rp.deliver(failure(site_answer::kind::not_found, "No such site."));
-            }
-            infra::log_info("site_settings_removed", {{"site", current(self).site_id}});
-            rp.deliver(site_answer{});
-          },
-          [=](caf::error& e) mutable { rp.deliver(failure(site_answer::kind::unavailable, to_string(e))); });
+  auto site = current(self).site_id;
+  auto decide = [site](settings_written& w) {
+    if (w.result == infra::settings_write::not_found) {
+      return failure(site_answer::kind::not_found, "No such site.");
+    }
+    infra::log_info("site_settings_removed", {{"site", site}});
+    return site_answer{};
+  };
+  write_and_answer(self, rp, decide, clear_atom::value, site);
   return rp;
 }
 

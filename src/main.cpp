@@ -31,6 +31,7 @@
 #include "http/sites_handler.hpp"
 #include "http/server.hpp"
 #include "http/webhook_handler.hpp"
+#include "http/webhook_waiters.hpp"
 #include "http/whatsapp_settings_handler.hpp"
 #include "infra/config.hpp"
 #include "infra/log.hpp"
@@ -150,9 +151,16 @@ int main(int argc, char** argv) {
       sys,
       actors::inbox_dispatcher_settings{cfg.database_url, std::chrono::milliseconds(cfg.inbox_lease_ms)},
       metrics, directory};
-  actors::intake intake{sys, actors::intake_settings{cfg.database_url, cfg.intake_writers,
-                                                     cfg.intake_batch_max, metrics,
-                                                     [&dispatcher](std::int64_t first_id) { dispatcher.wake(first_id); }}};
+  // Webhooks wait for their commit here; intake settles them (no callback travels with a body).
+  auto waiters = std::make_shared<http::webhook_waiters>();
+  actors::intake_settings intake_cfg;
+  intake_cfg.database_url = cfg.database_url;
+  intake_cfg.writers = cfg.intake_writers;
+  intake_cfg.batch_max = cfg.intake_batch_max;
+  intake_cfg.metrics = metrics;
+  intake_cfg.listener = waiters;
+  intake_cfg.wake = dispatcher.handle();
+  actors::intake intake{sys, std::move(intake_cfg)};
   actors::db_probe probe{sys, cfg.database_url};
 
   actors::db_pool db{sys, cfg.database_url, 4, metrics};
@@ -166,7 +174,7 @@ int main(int argc, char** argv) {
   wh.site_verify_token_lookup = [&sites](std::string token, std::function<void(bool)> done) {
     sites.knows_verify_token(token, std::move(done));
   };
-  http::add_webhook_routes(routes, wh, intake, metrics);
+  http::add_webhook_routes(routes, wh, intake, waiters, metrics);
   http::add_ops_routes(routes, probe, metrics);
   http::api_context api;
   api.cfg = &cfg;

@@ -4,6 +4,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "actors/inbound/intake.hpp"
+#include "http/webhook_waiters.hpp"
 #include "domain/webhook_body.hpp"
 #include "domain/webhook_signature.hpp"
 #include "http/responses.hpp"
@@ -45,7 +46,7 @@ bool signature_matches(const infra::hmac_sha256_key& key, std::string_view heade
 }  // namespace
 
 void add_webhook_routes(router& r, webhook_settings settings, actors::intake& intake,
-                        std::shared_ptr<infra::metrics> metrics) {
+                        std::shared_ptr<webhook_waiters> waiters, std::shared_ptr<infra::metrics> metrics) {
   auto shared = std::make_shared<webhook_settings>(std::move(settings));
   std::shared_ptr<infra::hmac_sha256_key> key;
   if (shared->app_secret) {
@@ -82,7 +83,7 @@ void add_webhook_routes(router& r, webhook_settings settings, actors::intake& in
   });
 
   r.add(bhttp::verb::post, webhook_path, shared->max_bytes,
-        [shared, key, counters, &intake](request_context& ctx, responder respond) {
+        [shared, key, counters, &intake, waiters](request_context& ctx, responder respond) {
           counters.received->fetch_add(1, std::memory_order_relaxed);
           auto header = ctx.req["X-Hub-Signature-256"];
           if (!key || header.empty() || !signature_matches(*key, header, ctx.req.body())) {
@@ -95,28 +96,23 @@ void add_webhook_routes(router& r, webhook_settings settings, actors::intake& in
           if (!verdict.processable) {
             counters.rejected_body->fetch_add(1, std::memory_order_relaxed);
           }
-          // Meta redelivers anything but a 200: if the commit is not done in time, say 503.
+          // Meta redelivers anything but a 200: if the commit is not done in time, say 503. The
+          // timer cancels itself from its own executor (steady_timer is not thread-safe).
           auto timer = std::make_shared<net::steady_timer>(ctx.executor, shared->commit_timeout);
-          timer->async_wait([respond, timer](boost::system::error_code ec) {
+          auto cancel = [timer] { net::post(timer->get_executor(), [timer] { timer->cancel(); }); };
+          actors::intake_item item;
+          item.ticket = waiters->add(responder{[respond, cancel](response res) {
+            respond(std::move(res));
+            cancel();
+          }});
+          timer->async_wait([waiters, ticket = item.ticket, timer](boost::system::error_code ec) {
             if (!ec) {
-              respond(json_error(bhttp::status::service_unavailable, "unavailable",
-                                 "Webhook could not be stored in time; deliver again."));
+              waiters->expire(ticket);
             }
           });
-          actors::intake_item item;
           item.body = std::move(ctx.req.body());
           item.status = verdict.processable ? "pending" : "rejected";
           item.error = std::move(verdict.reason);
-          item.done = [respond, timer](actors::intake_outcome outcome) {
-            if (outcome.stored) {
-              respond(text_body(bhttp::status::ok, "EVENT_RECEIVED", "text/plain"));
-            } else {
-              respond(json_error(bhttp::status::service_unavailable, "unavailable",
-                                 "Webhook store is unavailable; deliver again."));
-            }
-            // Cancel from the timer's own executor; steady_timer is not thread-safe.
-            net::post(timer->get_executor(), [timer] { timer->cancel(); });
-          };
           intake.submit(std::move(item));
         });
 }

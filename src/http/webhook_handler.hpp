@@ -13,6 +13,8 @@ class intake;
 
 namespace wachat::http {
 
+class webhook_waiters;
+
 struct webhook_settings {
   std::optional<std::string> app_secret;
   std::optional<std::string> verify_token;
@@ -27,7 +29,8 @@ struct webhook_settings {
 inline constexpr const char* webhook_path = "/api/modules/live-chat/webhooks/whatsapp";
 
 // GET verification and signed POST intake (API.md §2).
+// `waiters` must be the intake's listener: it answers each POST once its commit settled.
 void add_webhook_routes(router& r, webhook_settings settings, actors::intake& intake,
-                        std::shared_ptr<infra::metrics> metrics);
+                        std::shared_ptr<webhook_waiters> waiters, std::shared_ptr<infra::metrics> metrics);
 
 }  // namespace wachat::http

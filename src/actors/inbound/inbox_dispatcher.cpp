@@ -534,10 +534,8 @@ inbox_dispatcher::inbox_dispatcher(caf::actor_system& sys, inbox_dispatcher_sett
 
 inbox_dispatcher::~inbox_dispatcher() { shutdown(); }
 
-void inbox_dispatcher::wake() { caf::anon_send(impl_->actor, wake_atom::value, std::int64_t{0}); }
-void inbox_dispatcher::wake(std::int64_t first_id) {
-  caf::anon_send(impl_->actor, wake_atom::value, first_id);
-}
+caf::actor inbox_dispatcher::handle() const { return caf::actor_cast<caf::actor>(impl_->actor); }
+
 void inbox_dispatcher::wake_routing() { caf::anon_send(impl_->actor, rescan_atom::value); }
 
 void inbox_dispatcher::shutdown() {

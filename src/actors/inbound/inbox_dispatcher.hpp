@@ -31,12 +31,10 @@ class inbox_dispatcher {
   inbox_dispatcher(const inbox_dispatcher&) = delete;
   inbox_dispatcher& operator=(const inbox_dispatcher&) = delete;
 
-  // Thread-safe and cheap: many wakes while busy collapse into one more pass.
-  void wake();
-  // The same, after rows from `first_id` on were committed.
-  void wake(std::int64_t first_id);
   // Also re-examines rows waiting for a site (call after a site's phone number id changed).
   void wake_routing();
+  // The dispatcher's actor (an inbox_dispatcher_actor), for actors that wake it themselves.
+  caf::actor handle() const;
   void shutdown();
 
  private:

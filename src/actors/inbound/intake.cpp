@@ -9,8 +9,10 @@
 #include <mutex>
 #include <pqxx/pqxx>
 #include <shared_mutex>
+#include <unordered_set>
 
 #include "actors/atoms.hpp"
+#include "actors/inbound/inbound_interfaces.hpp"
 #include "actors/supervision/stop_and_wait.hpp"
 #include "actors/supervision/fault_point.hpp"
 #include "actors/supervision/supervised_workers.hpp"
@@ -23,8 +25,61 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 
+// A writer: takes items (`commit`), commits them in groups (`flush`, which it sends itself).
+using intake_writer_actor = caf::typed_actor<caf::reacts_to<commit_atom, intake_item>,
+                                             caf::reacts_to<flush_atom>, caf::reacts_to<stop_atom>>;
+
+// The writers' handles and the tickets each holds, read by the HTTP threads on every submit and
+// changed by the supervisor when a writer dies or is restarted.
+struct writer_table {
+  std::shared_mutex mutex;  // guards `writers`
+  std::vector<intake_writer_actor> writers;
+  struct slot_tickets {
+    std::mutex mutex;
+    std::unordered_set<std::uint64_t> open;  // handed to this slot's writer, not settled yet
+    std::atomic<std::size_t> count{0};       // open.size(), read without the lock
+  };
+  std::unique_ptr<slot_tickets[]> slots;
+  std::shared_ptr<intake_listener> listener;
+
+  void hold(std::size_t slot, std::uint64_t ticket) {
+    auto& s = slots[slot];
+    std::lock_guard lock{s.mutex};
+    s.open.insert(ticket);
+    s.count.store(s.open.size(), std::memory_order_relaxed);
+  }
+  // Settles a ticket once: a ticket already settled (its writer was given up) is left alone.
+  void settle(std::size_t slot, std::uint64_t ticket, intake_outcome o) {
+    auto& s = slots[slot];
+    {
+      std::lock_guard lock{s.mutex};
+      if (s.open.erase(ticket) == 0) {
+        return;
+      }
+      s.count.store(s.open.size(), std::memory_order_relaxed);
+    }
+    listener->settled(ticket, o);
+  }
+  // The slot's writer is gone: every ticket it held is settled as not stored (503, Meta
+  // delivers again), whether it sat in the writer's batch or in its mailbox.
+  void abandon(std::size_t slot) {
+    std::unordered_set<std::uint64_t> lost;
+    {
+      auto& s = slots[slot];
+      std::lock_guard lock{s.mutex};
+      lost.swap(s.open);
+      s.count.store(0, std::memory_order_relaxed);
+    }
+    for (auto t : lost) {
+      listener->settled(t, intake_outcome{false, 0});
+    }
+  }
+};
+
 struct writer_state {
   intake_settings settings;
+  std::shared_ptr<writer_table> table;
+  std::size_t slot = 0;
   std::unique_ptr<pqxx::connection> conn;
   std::vector<intake_item> batch;
   bool flush_queued = false;
@@ -84,7 +139,7 @@ bool ensure_connected(writer_state& st) {
 void fail_all(std::vector<intake_item>& items, writer_state& st) {
   st.failed->fetch_add(items.size(), std::memory_order_relaxed);
   for (auto& item : items) {
-    item.done(intake_outcome{false, 0});
+    st.table->settle(st.slot, item.ticket, intake_outcome{false, 0});
   }
   items.clear();
 }
@@ -148,16 +203,21 @@ void flush(writer_state& st) {
   st.committed->fetch_add(n, std::memory_order_relaxed);
   st.batches->fetch_add(1, std::memory_order_relaxed);
   for (std::size_t i = 0; i < n; ++i) {
-    items[i].done(intake_outcome{true, i < ids.size() ? ids[i] : 0});
+    st.table->settle(st.slot, items[i].ticket, intake_outcome{true, i < ids.size() ? ids[i] : 0});
   }
-  if (st.settings.on_commit && !ids.empty()) {
-    st.settings.on_commit(*std::min_element(ids.begin(), ids.end()));
+  if (st.settings.wake && !ids.empty()) {
+    caf::anon_send(caf::actor_cast<inbox_dispatcher_actor>(st.settings.wake), wake_atom::value,
+                   *std::min_element(ids.begin(), ids.end()));
   }
 }
 
-caf::behavior intake_writer(caf::stateful_actor<writer_state>* self, intake_settings settings) {
+intake_writer_actor::behavior_type intake_writer(intake_writer_actor::stateful_pointer<writer_state> self,
+                                                 intake_settings settings, std::shared_ptr<writer_table> table,
+                                                 std::size_t slot) {
   auto& st = self->state;
   st.settings = std::move(settings);
+  st.table = std::move(table);
+  st.slot = slot;
   auto& m = *st.settings.metrics;
   st.committed = &m.get_counter("wachat_webhooks_committed_total",
                                 "Webhook bodies committed to wa_webhook_events.");
@@ -172,7 +232,7 @@ caf::behavior intake_writer(caf::stateful_actor<writer_state>* self, intake_sett
         // While the database is known to be away, answer at once instead of queueing.
         if (!s.conn && clock::now() < s.next_connect_attempt) {
           s.failed->fetch_add(1, std::memory_order_relaxed);
-          item.done(intake_outcome{false, 0});
+          s.table->settle(s.slot, item.ticket, intake_outcome{false, 0});
           return;
         }
         s.batch.push_back(std::move(item));
@@ -203,24 +263,15 @@ namespace {
 // A writer with fewer items than this waiting or committing takes the next one.
 constexpr std::size_t spill_items = 16;
 
-// The writers' handles, read by the HTTP threads on every submit and replaced by the supervisor
-// when a writer is restarted.
-struct writer_table {
-  std::shared_mutex mutex;
-  std::vector<caf::actor> writers;
-  // Items handed to each writer and not answered yet.
-  std::unique_ptr<std::atomic<std::size_t>[]> queued;
-};
-
 struct supervisor_state {
   supervised_workers workers;
   static inline const char* name = "intake";
 };
 
 // Supervises the writers (supervised_workers: `wachat_intake_writer_restarts_total`). What a
-// dead writer held needs no giving back here: every item answers once, and one dropped unanswered
-// (in the dead writer's batch or mailbox) answers 503 as it goes (answer_once), so Meta delivers
-// it again. On stop it waits until every writer has committed what it holds.
+// dead writer held is not given to another: its tickets are settled as not stored at once (its
+// batch and its mailbox alike), so Meta delivers them again. On stop it waits until every
+// writer has committed what it holds.
 caf::behavior supervisor(caf::stateful_actor<supervisor_state>* self, intake_settings settings,
                          std::shared_ptr<writer_table> table) {
   auto count = table->writers.size();
@@ -228,62 +279,48 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state>* self, intake_set
       "wachat_intake_writer", count,
       [self, settings, table](std::size_t i) {
         // Detached: each writer blocks on its own connection and thread, never on the scheduler's.
-        auto w = self->home_system().spawn<caf::detached>(intake_writer, settings);
+        auto w = self->home_system().spawn<caf::detached>(intake_writer, settings, table, i);
         std::unique_lock lock{table->mutex};
         table->writers[i] = w;
-        return w;
+        return caf::actor_cast<caf::actor>(w);
       },
       settings.metrics};
   self->state.workers.start(self);
   self->set_down_handler([=](caf::down_msg& down) {
     if (auto i = self->state.workers.on_down(self, down)) {
-      // Until its replacement is up, submit() passes this slot by.
-      std::unique_lock lock{table->mutex};
-      table->writers[*i] = nullptr;
+      // Until its replacement is up, submit() passes this slot by; what it held is answered.
+      {
+        std::unique_lock lock{table->mutex};
+        table->writers[*i] = intake_writer_actor{};
+      }
+      table->abandon(*i);
     }
   });
   return {
       [=](restart_atom, std::size_t i) { self->state.workers.restart(self, i); },
       [=](stop_atom) {
+        // Whatever is still open once every writer is gone (sent to one that was stopping) is
+        // answered as not stored.
+        auto give_up = [=] {
+          for (std::size_t i = 0; i < table->writers.size(); ++i) {
+            table->abandon(i);
+          }
+          self->quit();
+        };
         self->state.workers.stop_all(self);
         if (self->state.workers.all_down()) {
-          self->quit();  // none was up (a restart pending): no down will come
+          give_up();  // none was up (a restart pending): no down will come
           return;
         }
         self->set_down_handler([=](caf::down_msg& down) {
           self->state.workers.on_down(self, down);
           if (self->state.workers.all_down()) {
-            self->quit();
+            give_up();
           }
         });
       },
   };
 }
-
-// Answers a webhook once: with the writer's outcome, or 503 if the item is dropped unanswered
-// (its writer died). Copies share one state; the last one gone answers if nobody did.
-class answer_once {
- public:
-  answer_once(std::atomic<std::size_t>* queued, std::function<void(intake_outcome)> done)
-      : state_(std::make_shared<state>(queued, std::move(done))) {}
-  void operator()(intake_outcome o) const { state_->answer(o); }
-
- private:
-  struct state {
-    state(std::atomic<std::size_t>* q, std::function<void(intake_outcome)> d) : queued(q), done(std::move(d)) {}
-    ~state() { answer(intake_outcome{false, 0}); }
-    void answer(intake_outcome o) {
-      if (!answered.exchange(true)) {
-        queued->fetch_sub(1, std::memory_order_relaxed);
-        done(o);
-      }
-    }
-    std::atomic<std::size_t>* queued;
-    std::function<void(intake_outcome)> done;
-    std::atomic<bool> answered{false};
-  };
-  std::shared_ptr<state> state_;
-};
 
 }  // namespace
 
@@ -297,7 +334,8 @@ intake::intake(caf::actor_system& sys, intake_settings settings) : impl_(std::ma
   impl_->sys = &sys;
   const auto n = std::max<std::uint32_t>(settings.writers, 1);
   impl_->table->writers.resize(n);
-  impl_->table->queued = std::make_unique<std::atomic<std::size_t>[]>(n);
+  impl_->table->slots = std::make_unique<writer_table::slot_tickets[]>(n);
+  impl_->table->listener = settings.listener;
   impl_->supervisor = sys.spawn(supervisor, std::move(settings), impl_->table);
 }
 
@@ -317,7 +355,7 @@ void intake::submit(intake_item item) {
     if (!table.writers[i]) {
       continue;  // dead, its replacement not up yet
     }
-    const auto q = table.queued[i].load(std::memory_order_relaxed);
+    const auto q = table.slots[i].count.load(std::memory_order_relaxed);
     if (q < spill_items) {
       pick = i;
       break;
@@ -328,12 +366,11 @@ void intake::submit(intake_item item) {
     }
   }
   if (!table.writers[pick]) {
-    item.done(intake_outcome{false, 0});  // no writer is up: 503, Meta delivers again
+    table.listener->settled(item.ticket, intake_outcome{false, 0});  // no writer is up: 503
     return;
   }
-  auto* queued = &table.queued[pick];
-  queued->fetch_add(1, std::memory_order_relaxed);
-  item.done = answer_once{queued, std::move(item.done)};
+  // Held before it is sent, under the shared lock: a writer that dies now has it abandoned.
+  table.hold(pick, item.ticket);
   caf::anon_send(table.writers[pick], commit_atom::value, std::move(item));
 }
 

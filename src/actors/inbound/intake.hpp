@@ -1,7 +1,7 @@
 #pragma once
+#include <caf/actor.hpp>
 #include <caf/fwd.hpp>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,12 +16,21 @@ struct intake_outcome {
   std::int64_t event_id = 0;
 };
 
-// One validly signed webhook body on its way into wa_webhook_events.
+// Where intake reports how each webhook's commit ended: the HTTP layer, which answers it.
+// Called from the writers' threads (and the supervisor's, for a dead writer's webhooks), once
+// per ticket; must not block.
+class intake_listener {
+ public:
+  virtual ~intake_listener() = default;
+  virtual void settled(std::uint64_t ticket, intake_outcome outcome) = 0;
+};
+
+// One validly signed webhook body on its way into wa_webhook_events; plain data.
 struct intake_item {
+  std::uint64_t ticket = 0;  // the caller's, handed back in intake_listener::settled
   std::string body;
-  std::string status;                    // "pending" or "rejected"
-  std::string error;                     // the rejection reason, empty otherwise
-  std::function<void(intake_outcome)> done;  // runs on the writer's thread; must not block
+  std::string status;  // "pending" or "rejected"
+  std::string error;   // the rejection reason, empty otherwise
 };
 
 struct intake_settings {
@@ -29,14 +38,19 @@ struct intake_settings {
   std::uint32_t writers = 2;
   std::uint32_t batch_max = 1000;
   std::shared_ptr<infra::metrics> metrics;
-  // Called on the writer's thread after each commit (wakes the inbox dispatcher).
-  std::function<void(std::int64_t first_id)> on_commit;  // the batch's smallest id
+  std::shared_ptr<intake_listener> listener;
+  // Told `(wake_atom, first id)` after each commit: the inbox dispatcher (untyped here to keep
+  // this header light).
+  caf::actor wake;
 };
 
-// The group-committing writers: each owns one database connection and commits everything that
-// reached its mailbox while the previous commit ran, in one transaction (DESIGN.md §2, intake).
-// Callers hand items through submit(), which never blocks: the first writer with a short queue
-// takes each, the others help under load.
+// The webhook intake (DESIGN.md §2): a supervisor actor (supervised_workers,
+// `wachat_intake_writer_restarts_total`) and its group-committing writers, typed actors each
+// owning one database connection, committing everything that reached its mailbox while the
+// previous commit ran in one statement. submit() never blocks: the first writer with a short
+// queue takes each item, the others help under load. Every ticket is settled once: with the
+// writer's outcome, or not stored if its writer died or none is up (the caller answers 503 and
+// Meta delivers again).
 class intake {
  public:
   intake(caf::actor_system& sys, intake_settings settings);

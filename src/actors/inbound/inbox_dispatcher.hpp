@@ -18,10 +18,11 @@ struct inbox_dispatcher_settings {
 
 // Takes committed webhooks from the inbox and processes them (DESIGN.md §2, inbox dispatcher):
 // woken by intake after each commit, by settings changes (unroutable rows), and every second
-// (rows committed by another process, retries). It claims rows, parses each once, and sends
-// every message and status to the site directory, which hands it to its site's actor and so to
-// the customer's conversation actor; a row is marked done when all of its units are stored. Claimed rows stay locked in an
-// open transaction until then, so a dead process's rows are free again at once. On start it
+// (rows committed by another process, retries). It claims rows, parses each once, asks the site
+// directory which site has each phone number id (keeping the answers until it says `forget`),
+// and sends every message and status to that site's actor, which hands it to the customer's
+// conversation actor; a row is marked done when all of its units are stored. Claimed rows stay
+// locked in an open transaction until then, so a dead process's rows are free again at once. On start it
 // requeues rows that failed (and rows an older version left 'processing').
 class inbox_dispatcher {
  public:

@@ -47,7 +47,11 @@ pqxx::connection_base* connection_of(worker_state& st) {
   }
 }
 
-caf::behavior db_worker(caf::stateful_actor<worker_state>* self, std::string url) {
+// A worker runs one job at a time on its connection and says when it is done.
+using worker_actor =
+    caf::typed_actor<caf::replies_to<run_atom, db_pool::job>::with<done_atom>, caf::reacts_to<stop_atom>>;
+
+worker_actor::behavior_type db_worker(worker_actor::stateful_pointer<worker_state> self, std::string url) {
   self->state.url = std::move(url);
   return {
       [=](run_atom, db_pool::job& j) -> done_atom {
@@ -77,7 +81,10 @@ struct pool_state {
   static inline const char* name = "db_pool";
 };
 
-using pool_actor = caf::stateful_actor<pool_state>;
+// The pool: takes jobs (`run`), and its supervisor's restart turns.
+using pool_interface = caf::typed_actor<caf::reacts_to<run_atom, db_pool::job>,
+                                        caf::reacts_to<restart_atom, std::size_t>, caf::reacts_to<stop_atom>>;
+using pool_actor = pool_interface::stateful_base<pool_state>;
 
 // A job a second worker died with is answered as if the database were away (job(nullptr): 503
 // to its caller). Its responder answers once, so a job that had answered before its worker died
@@ -115,17 +122,21 @@ void pump(pool_actor* self) {
             });
   }
   if (st.stopping && !st.jobs.waiting() && !st.workers.any_busy()) {
-    st.workers.stop_all(self);
+    st.workers.stop_all();
     self->quit();
   }
 }
 
-caf::behavior pool(pool_actor* self, std::string url, unsigned count, std::shared_ptr<infra::metrics> m) {
+pool_interface::behavior_type pool(pool_actor* self, std::string url, unsigned count,
+                                   std::shared_ptr<infra::metrics> m) {
   auto& st = self->state;
   // Detached: a job blocks on its worker's connection, never on the scheduler's threads.
   st.workers = supervised_workers{
       "wachat_db_worker", count,
-      [self, url](std::size_t) { return self->home_system().spawn<caf::detached>(db_worker, url); }, m};
+      [self, url](std::size_t) {
+        return caf::actor_cast<caf::actor>(self->home_system().spawn<caf::detached>(db_worker, url));
+      },
+      m};
   st.jobs.resize(st.workers.size());
   st.workers.start(self);
   self->set_down_handler([=](caf::down_msg& down) {
@@ -162,7 +173,7 @@ db_pool::db_pool(caf::actor_system& sys, std::string database_url, unsigned work
                  std::shared_ptr<infra::metrics> metrics)
     : impl_(std::make_unique<impl>()) {
   impl_->sys = &sys;
-  impl_->pool = sys.spawn(pool, std::move(database_url), workers, std::move(metrics));
+  impl_->pool = caf::actor_cast<caf::actor>(sys.spawn(pool, std::move(database_url), workers, std::move(metrics)));
 }
 
 db_pool::~db_pool() { shutdown(); }

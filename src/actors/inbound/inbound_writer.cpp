@@ -171,7 +171,11 @@ batch_outcomes store_on(worker_state& st, const std::vector<pending_write>& batc
   }
 }
 
-caf::behavior worker(caf::stateful_actor<worker_state>* self, std::string url) {
+// A worker stores one batch at a time, answering an outcome per unit in order.
+using worker_actor = caf::typed_actor<caf::replies_to<write_atom, write_batch>::with<batch_outcomes>,
+                                      caf::reacts_to<stop_atom>>;
+
+worker_actor::behavior_type worker(worker_actor::stateful_pointer<worker_state> self, std::string url) {
   self->state.url = std::move(url);
   return {
       [=](write_atom, const write_batch& b) -> batch_outcomes {
@@ -203,7 +207,10 @@ struct pool_state {
   static inline const char* name = "inbound_writer_pool";
 };
 
-using pool_actor = caf::stateful_actor<pool_state>;
+// The pool: the public interface, plus its own pump, spill and restart turns.
+using pool_interface = inbound_writer_actor::extend<caf::reacts_to<pump_atom>, caf::reacts_to<spill_atom>,
+                                                    caf::reacts_to<restart_atom, std::size_t>>;
+using pool_actor = pool_interface::stateful_base<pool_state>;
 
 void pump(pool_actor* self);
 void queue_pump(pool_actor* self);
@@ -300,7 +307,7 @@ void pump(pool_actor* self) {
             });
   }
   if (st.stopping && st.queue.empty() && !st.workers.any_busy()) {
-    st.workers.stop_all(self);
+    st.workers.stop_all();
     self->quit();
   }
 }
@@ -313,7 +320,8 @@ void queue_pump(pool_actor* self) {
   }
 }
 
-caf::behavior pool(pool_actor* self, std::string url, unsigned count, std::shared_ptr<infra::metrics> m) {
+pool_interface::behavior_type pool(pool_actor* self, std::string url, unsigned count,
+                                   std::shared_ptr<infra::metrics> m) {
   auto& st = self->state;
   st.batches = &m->get_counter("wachat_inbound_batches_total",
                                "Inbound writer transactions (batches of units).");
@@ -324,7 +332,10 @@ caf::behavior pool(pool_actor* self, std::string url, unsigned count, std::share
   // Detached: each worker blocks on its own connection and thread, never on the scheduler's.
   st.workers = supervised_workers{
       "wachat_inbound_writer", count,
-      [self, url](std::size_t) { return self->home_system().spawn<caf::detached>(worker, url); }, m};
+      [self, url](std::size_t) {
+        return caf::actor_cast<caf::actor>(self->home_system().spawn<caf::detached>(worker, url));
+      },
+      m};
   st.in_flight.resize(st.workers.size());
   st.workers.start(self);
   self->set_down_handler([=](caf::down_msg& down) {

@@ -272,7 +272,10 @@ struct supervisor_state {
 // dead writer held is not given to another: its tickets are settled as not stored at once (its
 // batch and its mailbox alike), so Meta delivers them again. On stop it waits until every
 // writer has committed what it holds.
-caf::behavior supervisor(caf::stateful_actor<supervisor_state>* self, intake_settings settings,
+// The intake actor: supervises the writers; submit() reaches them through the writer table.
+using intake_actor = caf::typed_actor<caf::reacts_to<restart_atom, std::size_t>, caf::reacts_to<stop_atom>>;
+
+intake_actor::behavior_type supervisor(intake_actor::stateful_pointer<supervisor_state> self, intake_settings settings,
                          std::shared_ptr<writer_table> table) {
   auto count = table->writers.size();
   self->state.workers = supervised_workers{
@@ -307,7 +310,7 @@ caf::behavior supervisor(caf::stateful_actor<supervisor_state>* self, intake_set
           }
           self->quit();
         };
-        self->state.workers.stop_all(self);
+        self->state.workers.stop_all();
         if (self->state.workers.all_down()) {
           give_up();  // none was up (a restart pending): no down will come
           return;
@@ -336,7 +339,7 @@ intake::intake(caf::actor_system& sys, intake_settings settings) : impl_(std::ma
   impl_->table->writers.resize(n);
   impl_->table->slots = std::make_unique<writer_table::slot_tickets[]>(n);
   impl_->table->listener = settings.listener;
-  impl_->supervisor = sys.spawn(supervisor, std::move(settings), impl_->table);
+  impl_->supervisor = caf::actor_cast<caf::actor>(sys.spawn(supervisor, std::move(settings), impl_->table));
 }
 
 intake::~intake() { shutdown(); }

@@ -18,7 +18,9 @@ struct worker_state {
   static inline const char* name = "conversation_writer_worker";
 };
 
-caf::behavior worker(caf::stateful_actor<worker_state>* self, std::string url) {
+// A worker has the pool's own interface: it writes one change at a time.
+conversation_writer_actor::behavior_type worker(conversation_writer_actor::stateful_pointer<worker_state> self,
+                                                std::string url) {
   self->state.url = std::move(url);
   return {
       [=](write_atom, const infra::conversation_change& change) -> conversation_reply {
@@ -58,7 +60,9 @@ struct pool_state {
   static inline const char* name = "conversation_writer";
 };
 
-using pool_actor = caf::stateful_actor<pool_state>;
+// The pool: the public interface, plus its supervisor's restart turns.
+using pool_interface = conversation_writer_actor::extend<caf::reacts_to<restart_atom, std::size_t>>;
+using pool_actor = pool_interface::stateful_base<pool_state>;
 
 void worker_died(pool_actor* self, std::size_t i) {
   if (auto job = self->state.jobs.died(i)) {
@@ -99,16 +103,20 @@ void pump(pool_actor* self) {
             });
   }
   if (st.stopping && !st.jobs.waiting() && !st.workers.any_busy()) {
-    st.workers.stop_all(self);
+    st.workers.stop_all();
     self->quit();
   }
 }
 
-caf::behavior pool(pool_actor* self, std::string url, unsigned count, std::shared_ptr<infra::metrics> m) {
+pool_interface::behavior_type pool(pool_actor* self, std::string url, unsigned count,
+                                   std::shared_ptr<infra::metrics> m) {
   auto& st = self->state;
   st.workers = supervised_workers{
       "wachat_conversation_writer", count,
-      [self, url](std::size_t) { return self->home_system().spawn<caf::detached>(worker, url); }, m};
+      [self, url](std::size_t) {
+        return caf::actor_cast<caf::actor>(self->home_system().spawn<caf::detached>(worker, url));
+      },
+      m};
   st.jobs.resize(st.workers.size());
   st.workers.start(self);
   self->set_down_handler([=](caf::down_msg& down) {

@@ -26,7 +26,7 @@ supervised_workers::supervised_workers(std::string pool, std::size_t count, spaw
                                      "Workers of this pool restarted after they died.");
 }
 
-void supervised_workers::start(caf::event_based_actor* self) {
+void supervised_workers::start(caf::scheduled_actor* self) {
   for (std::size_t i = 0; i < slots_.size(); ++i) {
     restart(self, i);
   }
@@ -41,7 +41,7 @@ std::uint64_t supervised_workers::take(std::size_t i) {
   return slots_[i].generation;
 }
 
-std::optional<std::size_t> supervised_workers::on_down(caf::event_based_actor* self, const caf::down_msg& down) {
+std::optional<std::size_t> supervised_workers::on_down(caf::scheduled_actor* self, const caf::down_msg& down) {
   auto it = std::find_if(slots_.begin(), slots_.end(),
                          [&](const slot& s) { return s.worker && s.worker.address() == down.source; });
   if (it == slots_.end()) {
@@ -63,11 +63,12 @@ std::optional<std::size_t> supervised_workers::on_down(caf::event_based_actor* s
                                   {"slot", std::to_string(i)},
                                   {"reason", to_string(down.reason)},
                                   {"restart_in_ms", std::to_string(s.backoff.count())}});
-  self->delayed_send(self, s.backoff, restart_atom::value, i);
+  // Anonymous and by handle, so that typed pools (whose interface lists restart_atom) can use it.
+  caf::delayed_anon_send(caf::actor_cast<caf::actor>(self), s.backoff, restart_atom::value, i);
   return i;
 }
 
-void supervised_workers::restart(caf::event_based_actor* self, std::size_t i) {
+void supervised_workers::restart(caf::scheduled_actor* self, std::size_t i) {
   if (stopping_ || i >= slots_.size() || slots_[i].up) {
     return;
   }
@@ -83,11 +84,11 @@ bool supervised_workers::all_down() const {
   return std::none_of(slots_.begin(), slots_.end(), [](const slot& s) { return s.up; });
 }
 
-void supervised_workers::stop_all(caf::event_based_actor* self) {
+void supervised_workers::stop_all() {
   stopping_ = true;
   for (auto& s : slots_) {
     if (s.worker) {
-      self->send(s.worker, stop_atom::value);
+      caf::anon_send(s.worker, stop_atom::value);
     }
   }
 }

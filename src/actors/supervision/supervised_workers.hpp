@@ -35,8 +35,9 @@ class supervised_workers {
   supervised_workers(std::string pool, std::size_t count, spawn_fn spawn,
                      std::shared_ptr<infra::metrics> metrics);
 
-  // Spawns and monitors every worker. Call once, from the pool actor's behaviour set-up.
-  void start(caf::event_based_actor* self);
+  // Spawns and monitors every worker. Call once, from the pool actor's behaviour set-up. The
+  // pool may be typed: its interface must take `(restart_atom, std::size_t)`.
+  void start(caf::scheduled_actor* self);
 
   std::size_t size() const { return slots_.size(); }
   // Whether slot `i` is up and has no work: the pool may hand it some.
@@ -54,12 +55,12 @@ class supervised_workers {
   // For the pool's down handler: the slot whose worker this was, now down (its work is the
   // pool's to give back), and a restart scheduled as `(restart_atom, slot)` to the pool; nullopt
   // when it is none of ours or the pool is stopping.
-  std::optional<std::size_t> on_down(caf::event_based_actor* self, const caf::down_msg& down);
+  std::optional<std::size_t> on_down(caf::scheduled_actor* self, const caf::down_msg& down);
   // For `(restart_atom, slot)`: spawns and monitors the replacement.
-  void restart(caf::event_based_actor* self, std::size_t i);
+  void restart(caf::scheduled_actor* self, std::size_t i);
 
   // Tells every worker to stop (stop_atom); their downs are expected from now on.
-  void stop_all(caf::event_based_actor* self);
+  void stop_all();
   // No worker is up (after stop_all: every one has stopped).
   bool all_down() const;
 

@@ -181,7 +181,6 @@ int main(int argc, char** argv) {
   api.db = &db;
   api.sites = &sites;
   api.metrics = metrics;
-  api.graph = graph.get();
   api.wake_dispatcher = [&dispatcher] { dispatcher.wake_routing(); };
   http::add_site_routes(routes, api);
   http::add_whatsapp_settings_routes(routes, api);

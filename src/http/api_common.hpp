@@ -22,10 +22,6 @@ class event_hub;
 class site_client;
 }
 
-namespace wachat::infra {
-class graph_client;
-}
-
 namespace wachat::http {
 
 // What every dashboard handler needs. Lives as long as the server.
@@ -34,7 +30,6 @@ struct api_context {
   actors::db_pool* db = nullptr;
   actors::site_client* sites = nullptr;  // settings changes go through the site actors
   std::shared_ptr<infra::metrics> metrics;
-  infra::graph_client* graph = nullptr;
   actors::event_hub* events = nullptr;
   // Nudges the inbox dispatcher (e.g. after a site gained a phone number id).
   std::function<void()> wake_dispatcher;

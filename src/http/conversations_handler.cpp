@@ -80,7 +80,7 @@ const char* const agent_select =
 
 // The conversation's id if the caller may see it; 404 otherwise.
 std::int64_t visible_conversation(pqxx::transaction_base& tx, const request_context& rc,
-                                  const principal& who, std::string* site_out = nullptr) {
+                                  const principal& who) {
   auto id = parse_id(rc.params.at("id"));
   if (!id) {
     not_found();
@@ -88,9 +88,6 @@ std::int64_t visible_conversation(pqxx::transaction_base& tx, const request_cont
   auto r = tx.exec_params("SELECT site_id FROM mod_chat_conversations WHERE id = $1", *id);
   if (r.empty() || !who.may_see(r[0][0].as<std::string>())) {
     not_found();
-  }
-  if (site_out != nullptr) {
-    *site_out = r[0][0].as<std::string>();
   }
   return *id;
 }

@@ -22,7 +22,6 @@ struct unit_job {
 using store_atom = caf::atom_constant<caf::atom("store")>;
 using write_atom = caf::atom_constant<caf::atom("write")>;
 using idle_atom = caf::atom_constant<caf::atom("idle")>;
-using count_atom = caf::atom_constant<caf::atom("count")>;
 
 }  // namespace wachat::actors
 

@@ -267,7 +267,6 @@ site_actor::behavior_type site(self_ptr self, site_actor_settings settings) {
           }
         }
       },
-      [=](count_atom) -> std::size_t { return self->state.conversations.size(); },
       [=](stop_atom) {
         // The children are stopped here, from the behaviour: a functor attached for this would
         // run after CAF 0.17 destroyed the state, reach no child, and a child never told to

@@ -58,7 +58,7 @@ using conversation_actor =
 // One site: owns its settings and opened credentials (refreshed by the directory), decides
 // settings changes (checking them with Graph first), routes each unit to its customer's
 // conversation actor (spawned on first use) and retires idle ones. `idle` comes from a
-// conversation actor (its key, id and units taken); `count` answers how many are live.
+// conversation actor (its key, id and units taken).
 using site_actor = caf::typed_actor<
     caf::replies_to<store_atom, unit_job>::with<domain::unit_outcome>,
     caf::replies_to<read_atom>::with<site_answer>,
@@ -68,8 +68,7 @@ using site_actor = caf::typed_actor<
     caf::reacts_to<refresh_atom, infra::site_settings>,
     caf::reacts_to<graph_atom, std::uint64_t, infra::graph_response>,
     caf::replies_to<patch_atom, std::string, infra::conversation_change>::with<conversation_reply>,
-    caf::reacts_to<idle_atom, std::string, caf::actor_id, std::uint64_t>,
-    caf::replies_to<count_atom>::with<std::size_t>, caf::reacts_to<stop_atom>>;
+    caf::reacts_to<idle_atom, std::string, caf::actor_id, std::uint64_t>, caf::reacts_to<stop_atom>>;
 
 // The directory's answer to `route`: for each phone number id asked, in order, the site and
 // its actor (an empty site: no site has it), or why none could be told now.

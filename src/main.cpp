@@ -13,7 +13,7 @@
 #include <sstream>
 #include <thread>
 
-#include "actors/db/db_pool.hpp"
+#include "actors/api/api_gateway.hpp"
 #include "actors/db/db_probe.hpp"
 #include "actors/events/event_hub.hpp"
 #include "actors/inbound/inbox_dispatcher.hpp"
@@ -163,7 +163,10 @@ int main(int argc, char** argv) {
   actors::intake intake{sys, std::move(intake_cfg)};
   actors::db_probe probe{sys, cfg.database_url};
 
-  actors::db_pool db{sys, cfg.database_url, 4, metrics};
+  // Dashboard calls: the routes fill the operation table, the gateway's workers run them.
+  auto calls = std::make_shared<http::api_calls>(cfg.admin_token);
+  actors::api_gateway gateway{sys, cfg.database_url, 4, calls, metrics};
+  calls->connect(&gateway);
   http::router routes;
   http::webhook_settings wh;
   wh.app_secret = cfg.app_secret;
@@ -178,7 +181,7 @@ int main(int argc, char** argv) {
   http::add_ops_routes(routes, probe, metrics);
   http::api_context api;
   api.cfg = &cfg;
-  api.db = &db;
+  api.calls = calls;
   api.sites = &sites;
   api.metrics = metrics;
   api.wake_dispatcher = [&dispatcher] { dispatcher.wake_routing(); };
@@ -237,7 +240,7 @@ int main(int argc, char** argv) {
                       caf::actor_cast<caf::actor>(changes)}) {
     actors::stop_and_wait(sys, handle);
   }
-  db.shutdown();
+  gateway.shutdown();
   events.stop();
   graph.reset();
   ioc.stop();

@@ -6,7 +6,8 @@
 #include <fmt/format.h>
 #include <pqxx/pqxx>
 
-#include "actors/db/db_pool.hpp"
+#include "actors/api/api_gateway.hpp"
+#include "http/ticket_map.hpp"
 #include "infra/log.hpp"
 
 namespace wachat::http {
@@ -43,72 +44,112 @@ void answer_failure(const responder& done, std::exception_ptr failure) {
 
 }  // namespace
 
-void run_authenticated_deferred(api_context& api, request_context& rc, responder respond,
-                                access level, deferred_db_handler fn) {
-  auto authorization = std::string{rc.req[bhttp::field::authorization]};
-  if (authorization.empty()) {
-    return respond(json_error(bhttp::status::unauthorized, "unauthorized",
-                              "Missing bearer token."));
+struct api_calls::impl {
+  struct operation {
+    access level;
+    deferred_api_handler run;
+  };
+  struct waiting {
+    responder respond;
+    std::shared_ptr<boost::asio::steady_timer> timer;
+  };
+  std::optional<std::string> admin_token;
+  actors::api_gateway* gateway = nullptr;
+  std::vector<operation> operations;
+  ticket_map<waiting> waiting;
+};
+
+api_calls::api_calls(std::optional<std::string> admin_token) : impl_(std::make_unique<impl>()) {
+  impl_->admin_token = std::move(admin_token);
+}
+
+api_calls::~api_calls() = default;
+
+void api_calls::connect(actors::api_gateway* gateway) { impl_->gateway = gateway; }
+
+std::uint32_t api_calls::add(access level, deferred_api_handler h) {
+  impl_->operations.push_back({level, std::move(h)});
+  return static_cast<std::uint32_t>(impl_->operations.size() - 1);
+}
+
+void api_calls::submit(request_context& rc, std::uint32_t operation, responder respond,
+                       std::map<std::string, std::string> extra) {
+  api_call call;
+  call.authorization = std::string{rc.req[bhttp::field::authorization]};
+  if (call.authorization.empty()) {
+    return respond(json_error(bhttp::status::unauthorized, "unauthorized", "Missing bearer token."));
   }
-  // A stuck database (or Graph API) must still get the caller an answer.
+  call.operation = operation;
+  call.params = rc.params;
+  call.params.merge(extra);
+  call.query = rc.query;
+  call.body = std::move(rc.req.body());
+  // A stuck database (or site actor, or Graph API) must still get the caller an answer.
   auto timer = std::make_shared<boost::asio::steady_timer>(rc.executor, std::chrono::seconds(20));
-  timer->async_wait([respond, timer](boost::system::error_code ec) {
-    if (!ec) {
-      respond(json_error(bhttp::status::service_unavailable, "unavailable",
-                         "The database did not answer in time."));
+  call.ticket = impl_->waiting.add({std::move(respond), timer});
+  timer->async_wait([weak = weak_from_this(), ticket = call.ticket](boost::system::error_code ec) {
+    auto self = weak.lock();
+    if (ec || !self) {
+      return;
+    }
+    if (auto w = self->impl_->waiting.take(ticket)) {
+      w->respond(json_error(bhttp::status::service_unavailable, "unavailable",
+                            "The database did not answer in time."));
     }
   });
-  // Whoever answers first (handler or timer) wins; the answer stops the timer.
-  responder done{[respond, timer](response res) {
-    respond(std::move(res));
-    boost::asio::post(timer->get_executor(), [timer] { timer->cancel(); });
+  impl_->gateway->submit(std::move(call));
+}
+
+void api_calls::execute(pqxx::connection_base* conn, const api_call& call) {
+  // Whoever answers first (the operation or the timer) wins; the answer stops the timer.
+  responder done{[weak = weak_from_this(), ticket = call.ticket](response res) {
+    auto self = weak.lock();
+    if (!self) {
+      return;
+    }
+    if (auto w = self->impl_->waiting.take(ticket)) {
+      w->respond(std::move(res));
+      boost::asio::post(w->timer->get_executor(), [timer = w->timer] { timer->cancel(); });
+    }
   }};
-  const auto* admin_token = &api.cfg->admin_token;
-  api.db->run([done, authorization, admin_token, level,
-               fn = std::move(fn)](pqxx::connection_base* conn) {
-    if (conn == nullptr) {
-      return done(json_error(bhttp::status::service_unavailable, "unavailable",
-                             "The database is unavailable."));
+  if (conn == nullptr) {
+    return done(json_error(bhttp::status::service_unavailable, "unavailable",
+                           "The database is unavailable."));
+  }
+  if (call.operation >= impl_->operations.size()) {
+    infra::log_error("api_call_unknown_operation", {{"operation", std::to_string(call.operation)}});
+    return done(json_error(bhttp::status::internal_server_error, "internal",
+                           "Internal error; see the server log."));
+  }
+  const auto& op = impl_->operations[call.operation];
+  try {
+    auto who = authenticate(*conn, call.authorization, impl_->admin_token);
+    if (!who) {
+      return done(json_error(bhttp::status::unauthorized, "unauthorized", "Unknown bearer token."));
     }
-    try {
-      auto who = authenticate(*conn, authorization, *admin_token);
-      if (!who) {
-        return done(json_error(bhttp::status::unauthorized, "unauthorized",
-                               "Unknown bearer token."));
-      }
-      if (level == access::admin_only && !who->admin) {
-        return done(json_error(bhttp::status::forbidden, "forbidden",
-                               "This call needs the admin token."));
-      }
-      fn(*conn, *who, done);
-    } catch (...) {
-      answer_failure(done, std::current_exception());
+    if (op.level == access::admin_only && !who->admin) {
+      return done(json_error(bhttp::status::forbidden, "forbidden", "This call needs the admin token."));
     }
+    op.run(*conn, *who, call, done);
+  } catch (...) {
+    answer_failure(done, std::current_exception());
+  }
+}
+
+void add_deferred_api_route(router& r, api_context& api, bhttp::verb method, std::string pattern,
+                            std::size_t max_body, access level, deferred_api_handler h) {
+  auto op = api.calls->add(level, std::move(h));
+  auto calls = api.calls;
+  r.add(method, std::move(pattern), max_body, [calls, op](request_context& rc, responder respond) {
+    calls->submit(rc, op, std::move(respond));
   });
 }
 
-void run_authenticated(api_context& api, request_context& rc, responder respond, access level,
-                       db_handler fn) {
-  run_authenticated_deferred(
-      api, rc, std::move(respond), level,
-      [fn = std::move(fn)](pqxx::connection_base& c, const principal& who, responder done) {
-        done(fn(c, who));
-      });
-}
-
-void run_db(api_context& api, responder done,
-            std::function<response(pqxx::connection_base&)> fn) {
-  api.db->run([done, fn = std::move(fn)](pqxx::connection_base* conn) {
-    if (conn == nullptr) {
-      return done(json_error(bhttp::status::service_unavailable, "unavailable",
-                             "The database is unavailable."));
-    }
-    try {
-      done(fn(*conn));
-    } catch (...) {
-      answer_failure(done, std::current_exception());
-    }
-  });
+void add_api_route(router& r, api_context& api, bhttp::verb method, std::string pattern,
+                   std::size_t max_body, access level, api_handler h) {
+  add_deferred_api_route(r, api, method, std::move(pattern), max_body, level,
+                         [h = std::move(h)](pqxx::connection_base& c, const principal& who,
+                                            const api_call& call, responder done) { done(h(c, who, call)); });
 }
 
 std::unique_ptr<json_body_doc> parse_json_object(const std::string& body) {

@@ -5,6 +5,7 @@
 #include <simdjson.h>
 #include <string>
 
+#include "actors/api/api_call.hpp"
 #include "http/auth.hpp"
 #include "http/responses.hpp"
 #include "http/router.hpp"
@@ -17,17 +18,50 @@ class connection_base;
 }
 
 namespace wachat::actors {
-class db_pool;
+class api_gateway;
 class event_hub;
 class site_client;
 }
 
 namespace wachat::http {
 
+enum class access { any_principal, admin_only };
+
+using actors::api_call;
+// An operation answering at once with what it returns.
+using api_handler = std::function<response(pqxx::connection_base&, const principal&, const api_call&)>;
+// An operation answering through `done` when it is ready, possibly later and from another
+// thread (after asking a site actor).
+using deferred_api_handler =
+    std::function<void(pqxx::connection_base&, const principal&, const api_call&, responder done)>;
+
+// The HTTP side of the API gateway (actors/api): the table of operations, filled while the
+// routes are added and fixed before serving, and the requests waiting for their answer. A route
+// files its request under a ticket and submits an `api_call` naming its operation; a gateway
+// worker runs it through execute(), which authenticates, runs the operation and answers the
+// ticket. Maps api_error to its status, an unreachable database to 503 and any other failure to
+// 500 (logged). A call not answered within 20 s is answered 503.
+class api_calls final : public actors::api_executor, public std::enable_shared_from_this<api_calls> {
+ public:
+  explicit api_calls(std::optional<std::string> admin_token);
+  ~api_calls() override;
+  // The gateway the calls go to; set before serving.
+  void connect(actors::api_gateway* gateway);
+  std::uint32_t add(access level, deferred_api_handler h);
+  // `extra` goes into the call's params beside the route's own.
+  void submit(request_context& rc, std::uint32_t operation, responder respond,
+              std::map<std::string, std::string> extra = {});
+  void execute(pqxx::connection_base* conn, const api_call& call) override;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
 // What every dashboard handler needs. Lives as long as the server.
 struct api_context {
   const infra::config* cfg = nullptr;
-  actors::db_pool* db = nullptr;
+  std::shared_ptr<api_calls> calls;
   actors::site_client* sites = nullptr;  // settings changes go through the site actors
   std::shared_ptr<infra::metrics> metrics;
   actors::event_hub* events = nullptr;
@@ -42,26 +76,11 @@ struct api_error {
   std::string message;
 };
 
-enum class access { any_principal, admin_only };
-
-using db_handler = std::function<response(pqxx::connection_base&, const principal&)>;
-
-// Authenticates and runs `fn` on a database worker, answering what it returns. Maps api_error
-// to its status, an unreachable database to 503, and any other failure to 500 (logged).
-void run_authenticated(api_context& api, request_context& rc, responder respond, access level,
-                       db_handler fn);
-
-// Like run_authenticated, but `fn` answers through `done` when it is ready, possibly later and
-// from another thread (after a Graph API call). Exceptions `fn` throws are answered as above;
-// the 20 s timeout still applies.
-using deferred_db_handler =
-    std::function<void(pqxx::connection_base&, const principal&, responder done)>;
-void run_authenticated_deferred(api_context& api, request_context& rc, responder respond,
-                                access level, deferred_db_handler fn);
-
-// Runs `fn` on a database worker for a caller already authenticated (a second step after an
-// asynchronous call), answering what it returns or the mapped failure.
-void run_db(api_context& api, responder done, std::function<response(pqxx::connection_base&)> fn);
+// Adds a route whose requests run `h` through the API gateway.
+void add_api_route(router& r, api_context& api, bhttp::verb method, std::string pattern,
+                   std::size_t max_body, access level, api_handler h);
+void add_deferred_api_route(router& r, api_context& api, bhttp::verb method, std::string pattern,
+                            std::size_t max_body, access level, deferred_api_handler h);
 
 // Parses a request body as a JSON object; throws api_error 400 invalid_json otherwise.
 // The returned document must stay alive while the object is used.

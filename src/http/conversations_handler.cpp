@@ -53,8 +53,8 @@ std::pair<std::int64_t, std::int64_t> read_cursor(const std::string& cursor) {
   return {*micros, *id};
 }
 
-int read_limit(const request_context& rc) {
-  auto v = infra::query_value(rc.query, "limit");
+int read_limit(const api_call& call) {
+  auto v = infra::query_value(call.query, "limit");
   if (!v) {
     return 50;
   }
@@ -79,9 +79,9 @@ const char* const agent_select =
     " FROM mod_chat_agents a ";
 
 // The conversation's id if the caller may see it; 404 otherwise.
-std::int64_t visible_conversation(pqxx::transaction_base& tx, const request_context& rc,
+std::int64_t visible_conversation(pqxx::transaction_base& tx, const api_call& call,
                                   const principal& who) {
-  auto id = parse_id(rc.params.at("id"));
+  auto id = parse_id(call.params.at("id"));
   if (!id) {
     not_found();
   }
@@ -122,7 +122,7 @@ void write_through_actor(api_context& api, pqxx::connection_base& c, const princ
   auto owner = owner_of(c, id_text, who);
   change.conversation_id = owner.id;
   change.site = owner.site;
-  api.sites->patch(owner.site, owner.key, std::move(change), [&api, done, id = owner.id](actors::conversation_reply r) {
+  api.sites->patch(owner.site, owner.key, std::move(change), [done](actors::conversation_reply r) {
     if (r.failed) {
       return done(json_error(bhttp::status::service_unavailable, "unavailable",
                              "The change could not be written now; try again."));
@@ -139,14 +139,10 @@ void write_through_actor(api_context& api, pqxx::connection_base& c, const princ
       case infra::conversation_write::done:
         break;
     }
-    run_db(api, done, [id](pqxx::connection_base& c2) {
-      pqxx::nontransaction nt{c2};
-      auto conv = load_conversation(nt, id, std::nullopt);
-      if (!conv) {
-        not_found();
-      }
-      return ok(*conv);
-    });
+    if (r.conversation.empty()) {  // deleted in between
+      return done(json_error(bhttp::status::not_found, "not_found", "No such resource."));
+    }
+    done(json_body(bhttp::status::ok, std::move(r.conversation)));
   });
 }
 
@@ -155,17 +151,14 @@ void write_through_actor(api_context& api, pqxx::connection_base& c, const princ
 void add_conversation_routes(router& r, api_context& api) {
   const auto max_body = api.cfg->api_max_body_bytes;
 
-  r.add(bhttp::verb::put, "/api/sites/{site}/agents/{agent}", max_body,
-        [&api](request_context& rc, responder respond) {
-          auto site = rc.params["site"];
-          auto agent = rc.params["agent"];
-          auto body = rc.req.body();
-          run_authenticated(api, rc, respond, access::any_principal,
-                            [=](pqxx::connection_base& c, const principal& who) {
+  add_api_route(r, api, bhttp::verb::put, "/api/sites/{site}/agents/{agent}", max_body, access::any_principal,
+                            [](pqxx::connection_base& c, const principal& who, const api_call& call) {
+                              const auto& site = call.params.at("site");
+                              const auto& agent = call.params.at("agent");
                               if (!who.may_see(site)) {
                                 not_found();
                               }
-                              auto doc = parse_json_object(body);
+                              auto doc = parse_json_object(call.body);
                               auto name = req_string(doc->object, "name");
                               auto status = opt_string(doc->object, "status").value_or("offline");
                               auto max_chats = opt_int(doc->object, "max_chats").value_or(5);
@@ -201,13 +194,10 @@ void add_conversation_routes(router& r, api_context& api) {
                               w.commit();
                               return ok(agent_json(row[0]));
                             });
-        });
 
-  r.add(bhttp::verb::get, "/api/sites/{site}/agents", 0,
-        [&api](request_context& rc, responder respond) {
-          auto site = rc.params["site"];
-          run_authenticated(api, rc, respond, access::any_principal,
-                            [=](pqxx::connection_base& c, const principal& who) {
+  add_api_route(r, api, bhttp::verb::get, "/api/sites/{site}/agents", 0, access::any_principal,
+                            [](pqxx::connection_base& c, const principal& who, const api_call& call) {
+                              const auto& site = call.params.at("site");
                               if (!who.may_see(site)) {
                                 not_found();
                               }
@@ -224,23 +214,17 @@ void add_conversation_routes(router& r, api_context& api) {
                               }
                               return ok({{"agents", agents}});
                             });
-        });
 
-  r.add(bhttp::verb::get, "/api/sites/{site}/conversations", 0,
-        [&api](request_context& rc, responder respond) {
-          auto site = rc.params["site"];
-          auto channel = infra::query_value(rc.query, "channel");
-          auto status = infra::query_value(rc.query, "status");
-          auto cursor = infra::query_value(rc.query, "cursor");
-          auto rc_copy = std::make_shared<request_context>();
-          rc_copy->query = rc.query;
-          run_authenticated(
-              api, rc, respond, access::any_principal,
-              [=](pqxx::connection_base& c, const principal& who) {
+  add_api_route(r, api, bhttp::verb::get, "/api/sites/{site}/conversations", 0, access::any_principal,
+              [](pqxx::connection_base& c, const principal& who, const api_call& call) {
+                const auto& site = call.params.at("site");
+                auto channel = infra::query_value(call.query, "channel");
+                auto status = infra::query_value(call.query, "status");
+                auto cursor = infra::query_value(call.query, "cursor");
                 if (!who.may_see(site)) {
                   not_found();
                 }
-                int limit = read_limit(*rc_copy);
+                int limit = read_limit(call);
                 if (status && *status != "pending" && *status != "active" && *status != "closed") {
                   fail(bhttp::status::unprocessable_entity, "invalid_field",
                        "status must be pending, active or closed.");
@@ -278,16 +262,13 @@ void add_conversation_routes(router& r, api_context& api) {
                 }
                 return ok({{"conversations", list}, {"next_cursor", next}});
               });
-        });
 
   // The conversation, or just its window (the countdown the dashboard polls).
   for (const auto& [pattern, window_only] :
        {std::pair{"/api/conversations/{id}", false}, std::pair{"/api/conversations/{id}/window", true}}) {
-    r.add(bhttp::verb::get, pattern, 0, [&api, window_only](request_context& rc, responder respond) {
-      auto params = rc.params;
-      run_authenticated(api, rc, respond, access::any_principal,
-                        [params, window_only](pqxx::connection_base& c, const principal& who) {
-                          auto id = parse_id(params.at("id"));
+    add_api_route(r, api, bhttp::verb::get, pattern, 0, access::any_principal,
+                        [window_only](pqxx::connection_base& c, const principal& who, const api_call& call) {
+                          auto id = parse_id(call.params.at("id"));
                           pqxx::nontransaction nt{c};
                           auto conv = id ? load_conversation(nt, *id, scope_of(who)) : std::nullopt;
                           if (!conv) {
@@ -295,19 +276,13 @@ void add_conversation_routes(router& r, api_context& api) {
                           }
                           return ok(window_only ? (*conv)["window"] : *conv);
                         });
-    });
   }
 
   // Dashboard writes go to the conversation's actor (through its site's), which takes them in
   // turn with the customer's messages; the answer is the conversation as stored after it.
-  r.add(bhttp::verb::patch, "/api/conversations/{id}", max_body,
-        [&api](request_context& rc, responder respond) {
-          auto id_text = rc.params["id"];
-          auto body = rc.req.body();
-          run_authenticated_deferred(
-              api, rc, respond, access::any_principal,
-              [&api, id_text, body](pqxx::connection_base& c, const principal& who, responder done) {
-                auto doc = parse_json_object(body);
+  add_deferred_api_route(r, api, bhttp::verb::patch, "/api/conversations/{id}", max_body, access::any_principal,
+              [&api](pqxx::connection_base& c, const principal& who, const api_call& call, responder done) {
+                auto doc = parse_json_object(call.body);
                 infra::conversation_change change;
                 change.status = opt_string(doc->object, "status");
                 simdjson::dom::element agent_el;
@@ -320,23 +295,16 @@ void add_conversation_routes(router& r, api_context& api) {
                   fail(bhttp::status::unprocessable_entity, "invalid_field",
                        "status must be pending, active or closed.");
                 }
-                write_through_actor(api, c, who, id_text, std::move(change), std::move(done));
+                write_through_actor(api, c, who, call.params.at("id"), std::move(change), std::move(done));
               });
-        });
 
-  r.add(bhttp::verb::get, "/api/conversations/{id}/messages", 0,
-        [&api](request_context& rc, responder respond) {
-          auto ctx = std::make_shared<request_context>();
-          ctx->params = rc.params;
-          ctx->query = rc.query;
-          run_authenticated(
-              api, rc, respond, access::any_principal,
-              [ctx](pqxx::connection_base& c, const principal& who) {
+  add_api_route(r, api, bhttp::verb::get, "/api/conversations/{id}/messages", 0, access::any_principal,
+              [](pqxx::connection_base& c, const principal& who, const api_call& call) {
                 pqxx::nontransaction nt{c};
-                auto id = visible_conversation(nt, *ctx, who);
-                int limit = read_limit(*ctx);
+                auto id = visible_conversation(nt, call, who);
+                int limit = read_limit(call);
                 std::int64_t cur_micros = INT64_MAX / 4, cur_id = INT64_MAX;
-                if (auto cursor = infra::query_value(ctx->query, "cursor")) {
+                if (auto cursor = infra::query_value(call.query, "cursor")) {
                   std::tie(cur_micros, cur_id) = read_cursor(*cursor);
                 }
                 // Newest first from the cursor back, then reversed: oldest first within a page.
@@ -358,19 +326,13 @@ void add_conversation_routes(router& r, api_context& api) {
                 }
                 return ok({{"messages", list}, {"next_cursor", next}});
               });
-        });
 
-  r.add(bhttp::verb::post, "/api/conversations/{id}/read", max_body,
-        [&api](request_context& rc, responder respond) {
-          auto id_text = rc.params["id"];
-          run_authenticated_deferred(
-              api, rc, respond, access::any_principal,
-              [&api, id_text](pqxx::connection_base& c, const principal& who, responder done) {
+  add_deferred_api_route(r, api, bhttp::verb::post, "/api/conversations/{id}/read", max_body, access::any_principal,
+              [&api](pqxx::connection_base& c, const principal& who, const api_call& call, responder done) {
                 infra::conversation_change change;
                 change.mark_read = true;
-                write_through_actor(api, c, who, id_text, std::move(change), std::move(done));
+                write_through_actor(api, c, who, call.params.at("id"), std::move(change), std::move(done));
               });
-        });
 }
 
 }  // namespace wachat::http

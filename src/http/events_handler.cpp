@@ -2,65 +2,64 @@
 
 #include <pqxx/pqxx>
 
-#include "infra/chat_views.hpp"
 #include "actors/events/event_hub.hpp"
 #include "http/site_queries.hpp"
 #include "infra/url.hpp"
 
 namespace wachat::http {
 
-using infra::conversation_json;
-using infra::conversation_select;
-using infra::load_conversation;
-using infra::message_json;
-using infra::message_select;
-
 void add_event_routes(router& r, api_context& api) {
+  // Through the gateway: who may see the site, and where the stream starts. The answer is the
+  // id to start after, as text; the route then opens the stream.
+  auto op = api.calls->add(access::any_principal, [](pqxx::connection_base& c, const principal& who,
+                                                      const api_call& call, responder done) {
+    const auto& site = call.params.at("site");
+    if (!who.may_see(site)) {
+      not_found();
+    }
+    pqxx::nontransaction nt{c};
+    if (!site_exists(nt, site)) {
+      not_found();
+    }
+    std::int64_t from = 0;
+    if (auto given = call.params.find("last_event_id"); given != call.params.end()) {
+      from = parse_id(given->second).value_or(0);
+    } else {
+      // A new stream starts after the newest event committed before its 200, not when the hub
+      // gets to it: whatever commits in between is replayed, not lost (ids commit in order per
+      // site).
+      from = nt.exec_params("SELECT coalesce(max(id), 0) FROM wa_events WHERE site_id = $1", site)[0][0]
+                 .as<std::int64_t>();
+    }
+    done(text_body(bhttp::status::ok, std::to_string(from), "text/plain"));
+  });
+
+  auto calls = api.calls;
+  auto* hub = api.events;
   r.add(bhttp::verb::get, "/api/sites/{site}/events", 0,
-        [&api](request_context& rc, responder respond) {
-          auto site = rc.params["site"];
-          std::optional<std::int64_t> last;
+        [calls, hub, op](request_context& rc, responder respond) {
+          std::map<std::string, std::string> extra;
           auto header = std::string{rc.req["Last-Event-ID"]};
           if (header.empty()) {
             header = infra::query_value(rc.query, "last_event_id").value_or("");
           }
           if (!header.empty()) {
-            last = parse_id(header);
-            if (!last && header != "0") {
+            if (!parse_id(header) && header != "0") {
               return respond(json_error(bhttp::status::bad_request, "invalid_request",
                                         "Last-Event-ID must be an event id."));
             }
-            if (!last) {
-              last = 0;
-            }
+            extra["last_event_id"] = header;
           }
+          auto site = rc.params["site"];
           auto open_stream = rc.open_stream;
-          auto* hub = api.events;
-          run_authenticated(api, rc, respond, access::any_principal,
-                            [=](pqxx::connection_base& c, const principal& who) -> response {
-                              if (!who.may_see(site)) {
-                                not_found();
-                              }
-                              auto from = last;
-                              {
-                                pqxx::nontransaction nt{c};
-                                if (!site_exists(nt, site)) {
-                                  not_found();
-                                }
-                                // A new stream starts after the newest event committed before
-                                // its 200, not when the hub gets to it: whatever commits in
-                                // between is replayed, not lost (ids commit in order per site).
-                                if (!from) {
-                                  from = nt.exec_params("SELECT coalesce(max(id), 0) FROM wa_events"
-                                                        " WHERE site_id = $1",
-                                                        site)[0][0]
-                                             .as<std::int64_t>();
-                                }
-                              }
-                              hub->subscribe(site, *from, open_stream("text/event-stream"));
-                              // The responder is not used: the stream answered instead.
-                              return response{};
-                            });
+          // An error is answered as it is; the start id opens the stream instead of a response.
+          responder start{[=](response res) {
+            if (res.result() != bhttp::status::ok) {
+              return respond(std::move(res));
+            }
+            hub->subscribe(site, parse_id(res.body()).value_or(0), open_stream("text/event-stream"));
+          }};
+          calls->submit(rc, op, std::move(start), std::move(extra));
         });
 }
 

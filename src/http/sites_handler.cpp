@@ -28,11 +28,9 @@ json site_json(const pqxx::row& row) {
 void add_site_routes(router& r, api_context& api) {
   const auto max_body = api.cfg->api_max_body_bytes;
 
-  r.add(bhttp::verb::post, "/api/sites", max_body, [&api](request_context& rc, responder respond) {
-    auto body = rc.req.body();
-    run_authenticated(api, rc, respond, access::admin_only,
-                      [body](pqxx::connection_base& c, const principal&) {
-                        auto doc = parse_json_object(body);
+  add_api_route(r, api, bhttp::verb::post, "/api/sites", max_body, access::admin_only,
+                [](pqxx::connection_base& c, const principal&, const api_call& call) {
+                        auto doc = parse_json_object(call.body);
                         auto id = req_string(doc->object, "id");
                         auto name = opt_string(doc->object, "name").value_or(id);
                         if (!domain::valid_site_id(id)) {
@@ -58,12 +56,10 @@ void add_site_routes(router& r, api_context& api) {
                             id, infra::random_hex(16));
                         w.commit();
                         return json_ok(bhttp::status::created, site_json(ins[0]));
-                      });
-  });
+                });
 
-  r.add(bhttp::verb::get, "/api/sites", 0, [&api](request_context& rc, responder respond) {
-    run_authenticated(api, rc, respond, access::admin_only,
-                      [](pqxx::connection_base& c, const principal&) {
+  add_api_route(r, api, bhttp::verb::get, "/api/sites", 0, access::admin_only,
+                [](pqxx::connection_base& c, const principal&, const api_call&) {
                         pqxx::nontransaction nt{c};
                         json sites = json::array();
                         for (const auto& row : nt.exec(
@@ -72,14 +68,11 @@ void add_site_routes(router& r, api_context& api) {
                           sites.push_back(site_json(row));
                         }
                         return json_ok(bhttp::status::ok, {{"sites", sites}});
-                      });
-  });
+                });
 
-  r.add(bhttp::verb::post, "/api/sites/{site}/tokens", max_body,
-        [&api](request_context& rc, responder respond) {
-          auto site = rc.params["site"];
-          run_authenticated(api, rc, respond, access::admin_only,
-                            [site](pqxx::connection_base& c, const principal&) {
+  add_api_route(r, api, bhttp::verb::post, "/api/sites/{site}/tokens", max_body, access::admin_only,
+                            [](pqxx::connection_base& c, const principal&, const api_call& call) {
+                              const auto& site = call.params.at("site");
                               {
                                 pqxx::nontransaction nt{c};
                                 if (!site_exists(nt, site)) {
@@ -90,13 +83,10 @@ void add_site_routes(router& r, api_context& api) {
                               return json_ok(bhttp::status::created,
                                              {{"id", t.id}, {"token", t.token}, {"site_id", site}});
                             });
-        });
 
-  r.add(bhttp::verb::delete_, "/api/tokens/{id}", 0,
-        [&api](request_context& rc, responder respond) {
-          auto id = rc.params["id"];
-          run_authenticated(api, rc, respond, access::admin_only,
-                            [id](pqxx::connection_base& c, const principal&) {
+  add_api_route(r, api, bhttp::verb::delete_, "/api/tokens/{id}", 0, access::admin_only,
+                            [](pqxx::connection_base& c, const principal&, const api_call& call) {
+                              const auto& id = call.params.at("id");
                               pqxx::work w{c};
                               auto r = w.exec_params("DELETE FROM api_tokens WHERE id = $1", id);
                               w.commit();
@@ -106,15 +96,12 @@ void add_site_routes(router& r, api_context& api) {
                               response res{bhttp::status::no_content, 11};
                               return res;
                             });
-        });
 
   // The settings as the site's actor holds them (refreshed on every change, in any process).
-  r.add(bhttp::verb::get, "/api/sites/{site}/whatsapp/status", 0,
-        [&api](request_context& rc, responder respond) {
-          auto site = rc.params["site"];
-          run_authenticated_deferred(
-              api, rc, respond, access::any_principal,
-              [&api, site](pqxx::connection_base&, const principal& who, responder done) {
+  add_deferred_api_route(
+      r, api, bhttp::verb::get, "/api/sites/{site}/whatsapp/status", 0, access::any_principal,
+              [&api](pqxx::connection_base&, const principal& who, const api_call& call, responder done) {
+                const auto& site = call.params.at("site");
                 if (!who.may_see(site)) {
                   not_found();
                 }
@@ -125,14 +112,11 @@ void add_site_routes(router& r, api_context& api) {
                   done(json_ok(bhttp::status::ok, site_status_json(*a.settings, *api.cfg)));
                 });
               });
-        });
 
-  r.add(bhttp::verb::delete_, "/api/sites/{site}/whatsapp", 0,
-        [&api](request_context& rc, responder respond) {
-          auto site = rc.params["site"];
-          run_authenticated_deferred(
-              api, rc, respond, access::any_principal,
-              [&api, site](pqxx::connection_base&, const principal& who, responder done) {
+  add_deferred_api_route(
+      r, api, bhttp::verb::delete_, "/api/sites/{site}/whatsapp", 0, access::any_principal,
+              [&api](pqxx::connection_base&, const principal& who, const api_call& call, responder done) {
+                const auto& site = call.params.at("site");
                 if (!who.may_see(site)) {
                   not_found();
                 }
@@ -147,7 +131,6 @@ void add_site_routes(router& r, api_context& api) {
                   done(response{bhttp::status::no_content, 11});
                 });
               });
-        });
 }
 
 }  // namespace wachat::http

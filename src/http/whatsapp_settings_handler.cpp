@@ -81,16 +81,12 @@ infra::site_settings_update parse_update(const std::string& body, const infra::c
   return u;
 }
 
-void put_settings(api_context& api, request_context& rc, responder respond) {
-  auto site = rc.params["site"];
-  auto body = rc.req.body();
-  run_authenticated_deferred(
-      api, rc, std::move(respond), access::any_principal,
-      [&api, site, body](pqxx::connection_base&, const principal& who, responder done) {
+void put_settings(api_context& api, const principal& who, const api_call& call, responder done) {
+        const auto& site = call.params.at("site");
         if (!who.may_see(site)) {
           not_found();
         }
-        api.sites->change(site, parse_update(body, *api.cfg), [&api, done](actors::site_answer a) {
+        api.sites->change(site, parse_update(call.body, *api.cfg), [&api, done](actors::site_answer a) {
           if (a.what != actors::site_answer::kind::ok) {
             return done(site_answer_error(a));
           }
@@ -100,14 +96,10 @@ void put_settings(api_context& api, request_context& rc, responder respond) {
           }
           done(json_ok({{"success", true}, {"phone", phone_object(a.phone_json)}}));
         });
-      });
 }
 
-void post_test(api_context& api, request_context& rc, responder respond) {
-  auto site = rc.params["site"];
-  run_authenticated_deferred(
-      api, rc, std::move(respond), access::any_principal,
-      [&api, site](pqxx::connection_base&, const principal& who, responder done) {
+void post_test(api_context& api, const principal& who, const api_call& call, responder done) {
+        const auto& site = call.params.at("site");
         if (!who.may_see(site)) {
           not_found();
         }
@@ -122,16 +114,19 @@ void post_test(api_context& api, request_context& rc, responder respond) {
                                : json{{"code", 0}, {"title", a.message}, {"details", ""}, {"fbtrace_id", nullptr}};
           done(json_ok({{"ok", false}, {"phone", nullptr}, {"error", error}}));
         });
-      });
 }
 
 }  // namespace
 
 void add_whatsapp_settings_routes(router& r, api_context& api) {
-  r.add(bhttp::verb::put, "/api/sites/{site}/whatsapp/settings", api.cfg->api_max_body_bytes,
-        [&api](request_context& rc, responder respond) { put_settings(api, rc, std::move(respond)); });
-  r.add(bhttp::verb::post, "/api/sites/{site}/whatsapp/test", api.cfg->api_max_body_bytes,
-        [&api](request_context& rc, responder respond) { post_test(api, rc, std::move(respond)); });
+  add_deferred_api_route(r, api, bhttp::verb::put, "/api/sites/{site}/whatsapp/settings",
+                         api.cfg->api_max_body_bytes, access::any_principal,
+                         [&api](pqxx::connection_base&, const principal& who, const api_call& call,
+                                responder done) { put_settings(api, who, call, std::move(done)); });
+  add_deferred_api_route(r, api, bhttp::verb::post, "/api/sites/{site}/whatsapp/test",
+                         api.cfg->api_max_body_bytes, access::any_principal,
+                         [&api](pqxx::connection_base&, const principal& who, const api_call& call,
+                                responder done) { post_test(api, who, call, std::move(done)); });
 }
 
 }  // namespace wachat::http

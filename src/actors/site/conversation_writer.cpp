@@ -6,6 +6,7 @@
 #include "actors/supervision/fault_point.hpp"
 #include "actors/supervision/job_slots.hpp"
 #include "actors/supervision/supervised_workers.hpp"
+#include "infra/chat_views.hpp"
 #include "infra/conversation_writes.hpp"
 #include "infra/log.hpp"
 
@@ -33,6 +34,13 @@ conversation_writer_actor::behavior_type worker(conversation_writer_actor::state
             st.conn = std::make_unique<pqxx::connection>(st.url);
           }
           r.result = infra::apply_conversation_change(*st.conn, change);
+          if (r.result == infra::conversation_write::done) {
+            // The answer is the conversation as stored now, so the caller needs no second read.
+            pqxx::nontransaction nt{*st.conn};
+            if (auto view = infra::load_conversation(nt, change.conversation_id, std::nullopt)) {
+              r.conversation = infra::dump(*view);
+            }
+          }
         } catch (const std::exception& e) {
           if (st.conn && !st.conn->is_open()) {
             st.conn.reset();

@@ -35,6 +35,7 @@ struct conversation_reply {
   infra::conversation_write result = infra::conversation_write::done;
   bool failed = false;  // not written: the database or an actor could not be reached
   std::string error;
+  std::string conversation;  // when done: the conversation as stored after it (API JSON text)
 };
 
 }  // namespace wachat::actors

@@ -1,4 +1,4 @@
-#include "actors/db/db_pool.hpp"
+#include "actors/api/api_gateway.hpp"
 
 #include <caf/all.hpp>
 #include <chrono>
@@ -11,7 +11,7 @@
 #include "actors/supervision/supervised_workers.hpp"
 #include "infra/log.hpp"
 
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::db_pool::job)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::api_call)
 
 namespace wachat::actors {
 namespace {
@@ -22,6 +22,7 @@ using clock = std::chrono::steady_clock;
 
 struct worker_state {
   std::string url;
+  std::shared_ptr<api_executor> executor;
   std::unique_ptr<pqxx::connection> conn;
   clock::time_point retry_at{};
   static inline const char* name = "db_worker";
@@ -47,23 +48,25 @@ pqxx::connection_base* connection_of(worker_state& st) {
   }
 }
 
-// A worker runs one job at a time on its connection and says when it is done.
+// A worker runs one call at a time on its connection and says when it is done.
 using worker_actor =
-    caf::typed_actor<caf::replies_to<run_atom, db_pool::job>::with<done_atom>, caf::reacts_to<stop_atom>>;
+    caf::typed_actor<caf::replies_to<run_atom, api_call>::with<done_atom>, caf::reacts_to<stop_atom>>;
 
-worker_actor::behavior_type db_worker(worker_actor::stateful_pointer<worker_state> self, std::string url) {
+worker_actor::behavior_type db_worker(worker_actor::stateful_pointer<worker_state> self, std::string url,
+                                      std::shared_ptr<api_executor> executor) {
   self->state.url = std::move(url);
+  self->state.executor = std::move(executor);
   return {
-      [=](run_atom, db_pool::job& j) -> done_atom {
+      [=](run_atom, const api_call& call) -> done_atom {
         fault_point("db_worker");
         auto* c = connection_of(self->state);
         try {
-          j(c);
+          self->state.executor->execute(c, call);
         } catch (const pqxx::broken_connection&) {
-          // The job could not answer; it must have arranged its own timeout reply.
+          // Answered already (503); the next call gets a new connection.
           self->state.conn.reset();
         } catch (const std::exception& e) {
-          infra::log_error("db_job_failed", {{"error", e.what()}});
+          infra::log_error("api_call_failed", {{"error", e.what()}});
         }
         if (self->state.conn && !self->state.conn->is_open()) {
           self->state.conn.reset();
@@ -76,23 +79,24 @@ worker_actor::behavior_type db_worker(worker_actor::stateful_pointer<worker_stat
 
 struct pool_state {
   supervised_workers workers;
-  job_slots<db_pool::job> jobs;
+  job_slots<api_call> jobs;
+  std::shared_ptr<api_executor> executor;
   bool stopping = false;
-  static inline const char* name = "db_pool";
+  static inline const char* name = "api_gateway";
 };
 
 // The pool: takes jobs (`run`), and its supervisor's restart turns.
-using pool_interface = caf::typed_actor<caf::reacts_to<run_atom, db_pool::job>,
+using pool_interface = caf::typed_actor<caf::reacts_to<run_atom, api_call>,
                                         caf::reacts_to<restart_atom, std::size_t>, caf::reacts_to<stop_atom>>;
 using pool_actor = pool_interface::stateful_base<pool_state>;
 
-// A job a second worker died with is answered as if the database were away (job(nullptr): 503
-// to its caller). Its responder answers once, so a job that had answered before its worker died
-// sends nothing more.
+// A call a second worker died with is answered as if the database were away (503 to its
+// caller). A ticket is answered once, so a call that had answered before its worker died sends
+// nothing more.
 void worker_died(pool_actor* self, std::size_t i) {
-  if (auto job = self->state.jobs.died(i)) {
-    infra::log_warn("db_job_dropped", {{"reason", "its worker died twice"}});
-    (*job)(nullptr);
+  if (auto call = self->state.jobs.died(i)) {
+    infra::log_warn("api_call_dropped", {{"reason", "its worker died twice"}});
+    self->state.executor->execute(nullptr, *call);
   }
 }
 
@@ -114,7 +118,7 @@ void pump(pool_actor* self) {
               }
             },
             [=](caf::error&) {
-              // Workers answer every job: an error is the exit reason of one that died with it.
+              // Workers answer every call: an error is the exit reason of one that died with it.
               if (self->state.workers.current(i, generation)) {
                 worker_died(self, i);
                 pump(self);
@@ -128,13 +132,14 @@ void pump(pool_actor* self) {
 }
 
 pool_interface::behavior_type pool(pool_actor* self, std::string url, unsigned count,
-                                   std::shared_ptr<infra::metrics> m) {
+                                   std::shared_ptr<api_executor> executor, std::shared_ptr<infra::metrics> m) {
   auto& st = self->state;
-  // Detached: a job blocks on its worker's connection, never on the scheduler's threads.
+  st.executor = executor;
+  // Detached: a call blocks on its worker's connection, never on the scheduler's threads.
   st.workers = supervised_workers{
       "wachat_db_worker", count,
-      [self, url](std::size_t) {
-        return caf::actor_cast<caf::actor>(self->home_system().spawn<caf::detached>(db_worker, url));
+      [self, url, executor](std::size_t) {
+        return caf::actor_cast<caf::actor>(self->home_system().spawn<caf::detached>(db_worker, url, executor));
       },
       m};
   st.jobs.resize(st.workers.size());
@@ -146,8 +151,8 @@ pool_interface::behavior_type pool(pool_actor* self, std::string url, unsigned c
     }
   });
   return {
-      [=](run_atom, db_pool::job& j) {
-        self->state.jobs.push(std::move(j));
+      [=](run_atom, api_call& call) {
+        self->state.jobs.push(std::move(call));
         pump(self);
       },
       [=](restart_atom, std::size_t i) {
@@ -155,7 +160,7 @@ pool_interface::behavior_type pool(pool_actor* self, std::string url, unsigned c
         pump(self);
       },
       [=](stop_atom) {
-        // Queued jobs still run; the pool goes once every worker is done.
+        // Queued calls still run; the pool goes once every worker is done.
         self->state.stopping = true;
         pump(self);
       },
@@ -164,22 +169,23 @@ pool_interface::behavior_type pool(pool_actor* self, std::string url, unsigned c
 
 }  // namespace
 
-struct db_pool::impl {
+struct api_gateway::impl {
   caf::actor pool;
   caf::actor_system* sys = nullptr;
 };
 
-db_pool::db_pool(caf::actor_system& sys, std::string database_url, unsigned workers,
-                 std::shared_ptr<infra::metrics> metrics)
+api_gateway::api_gateway(caf::actor_system& sys, std::string database_url, unsigned workers,
+                         std::shared_ptr<api_executor> executor, std::shared_ptr<infra::metrics> metrics)
     : impl_(std::make_unique<impl>()) {
   impl_->sys = &sys;
-  impl_->pool = caf::actor_cast<caf::actor>(sys.spawn(pool, std::move(database_url), workers, std::move(metrics)));
+  impl_->pool = caf::actor_cast<caf::actor>(
+      sys.spawn(pool, std::move(database_url), workers, std::move(executor), std::move(metrics)));
 }
 
-db_pool::~db_pool() { shutdown(); }
+api_gateway::~api_gateway() { shutdown(); }
 
-void db_pool::run(job j) { caf::anon_send(impl_->pool, run_atom::value, std::move(j)); }
+void api_gateway::submit(api_call call) { caf::anon_send(impl_->pool, run_atom::value, std::move(call)); }
 
-void db_pool::shutdown() { stop_and_wait(*impl_->sys, impl_->pool); }
+void api_gateway::shutdown() { stop_and_wait(*impl_->sys, impl_->pool); }
 
 }  // namespace wachat::actors

@@ -9,6 +9,7 @@ using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using probe_atom = caf::atom_constant<caf::atom("probe")>;
 using stop_atom = caf::atom_constant<caf::atom("stop")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using done_atom = caf::atom_constant<caf::atom("done")>;    // a worker finished its job
 using forget_atom = caf::atom_constant<caf::atom("forget")>;  // what you were told changed
 
 }  // namespace wachat::actors

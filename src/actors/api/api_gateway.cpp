@@ -4,20 +4,16 @@
 #include <chrono>
 #include <pqxx/pqxx>
 
-#include "actors/atoms.hpp"
+#include "actors/api/api_interfaces.hpp"
 #include "actors/supervision/stop_and_wait.hpp"
 #include "actors/supervision/fault_point.hpp"
 #include "actors/supervision/job_slots.hpp"
 #include "actors/supervision/supervised_workers.hpp"
 #include "infra/log.hpp"
 
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::api_call)
-
 namespace wachat::actors {
 namespace {
 
-using run_atom = caf::atom_constant<caf::atom("run")>;
-using done_atom = caf::atom_constant<caf::atom("done")>;
 using clock = std::chrono::steady_clock;
 
 struct worker_state {
@@ -49,10 +45,7 @@ pqxx::connection_base* connection_of(worker_state& st) {
 }
 
 // A worker runs one call at a time on its connection and says when it is done.
-using worker_actor =
-    caf::typed_actor<caf::replies_to<run_atom, api_call>::with<done_atom>, caf::reacts_to<stop_atom>>;
-
-worker_actor::behavior_type db_worker(worker_actor::stateful_pointer<worker_state> self, std::string url,
+api_worker_actor::behavior_type db_worker(api_worker_actor::stateful_pointer<worker_state> self, std::string url,
                                       std::shared_ptr<api_executor> executor) {
   self->state.url = std::move(url);
   self->state.executor = std::move(executor);
@@ -85,9 +78,8 @@ struct pool_state {
   static inline const char* name = "api_gateway";
 };
 
-// The pool: takes jobs (`run`), and its supervisor's restart turns.
-using pool_interface = caf::typed_actor<caf::reacts_to<run_atom, api_call>,
-                                        caf::reacts_to<restart_atom, std::size_t>, caf::reacts_to<stop_atom>>;
+// The pool: its public interface, and its supervisor's restart turns.
+using pool_interface = api_gateway_actor::extend<caf::reacts_to<restart_atom, std::size_t>>;
 using pool_actor = pool_interface::stateful_base<pool_state>;
 
 // A call a second worker died with is answered as if the database were away (503 to its

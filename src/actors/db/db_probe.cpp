@@ -4,13 +4,10 @@
 #include <pqxx/pqxx>
 
 #include "actors/ask.hpp"
-#include "actors/atoms.hpp"
+#include "actors/db/db_interfaces.hpp"
 
 namespace wachat::actors {
 namespace {
-
-// Answers `probe` with whether `SELECT 1` succeeded on its connection.
-using db_probe_actor = caf::typed_actor<caf::replies_to<probe_atom>::with<bool>, caf::reacts_to<stop_atom>>;
 
 struct probe_state {
   std::string url;

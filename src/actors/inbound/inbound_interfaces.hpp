@@ -4,6 +4,7 @@
 
 #include "actors/atoms.hpp"
 #include "actors/inbound/inbound_messages.hpp"
+#include "actors/inbound/intake.hpp"
 
 // The typed interfaces of the inbound path (DESIGN.md §2): what each actor takes and answers.
 namespace wachat::actors {
@@ -16,7 +17,6 @@ using inbound_writer_actor =
 using wake_atom = caf::atom_constant<caf::atom("wake")>;
 using rescan_atom = caf::atom_constant<caf::atom("rescan")>;
 using work_atom = caf::atom_constant<caf::atom("work")>;
-using done_atom = caf::atom_constant<caf::atom("done")>;
 
 // The inbox dispatcher: `wake` after intake committed rows from this id on; `rescan` to requeue
 // and route again (each `tick`, a second, and after a settings change in this process). `work`
@@ -27,4 +27,13 @@ using inbox_dispatcher_actor =
                      caf::reacts_to<tick_atom>, caf::reacts_to<work_atom>, caf::reacts_to<done_atom>,
                      caf::reacts_to<forget_atom>, caf::reacts_to<stop_atom>>;
 
+// The webhook intake: the supervisor takes only `stop` from others (it commits what its writers
+// hold, then ends); the HTTP threads hand each signed body straight to a writer (`commit`), which
+// commits what reached it while the previous commit ran as one statement.
+using intake_actor = caf::typed_actor<caf::reacts_to<stop_atom>>;
+using intake_writer_actor = caf::typed_actor<caf::reacts_to<commit_atom, intake_item>, caf::reacts_to<stop_atom>>;
+
 }  // namespace wachat::actors
+
+// Local messages only: never serialized.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::intake_item)

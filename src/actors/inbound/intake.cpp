@@ -18,16 +18,13 @@
 #include "actors/supervision/supervised_workers.hpp"
 #include "infra/log.hpp"
 
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::intake_item)
-
 namespace wachat::actors {
 namespace {
 
 using clock = std::chrono::steady_clock;
 
 // A writer: takes items (`commit`), commits them in groups (`flush`, which it sends itself).
-using intake_writer_actor = caf::typed_actor<caf::reacts_to<commit_atom, intake_item>,
-                                             caf::reacts_to<flush_atom>, caf::reacts_to<stop_atom>>;
+using writer_interface = intake_writer_actor::extend<caf::reacts_to<flush_atom>>;
 
 // The writers' handles and the tickets each holds, read by the HTTP threads on every submit and
 // changed by the supervisor when a writer dies or is restarted.
@@ -211,7 +208,7 @@ void flush(writer_state& st) {
   }
 }
 
-intake_writer_actor::behavior_type intake_writer(intake_writer_actor::stateful_pointer<writer_state> self,
+writer_interface::behavior_type intake_writer(writer_interface::stateful_pointer<writer_state> self,
                                                  intake_settings settings, std::shared_ptr<writer_table> table,
                                                  std::size_t slot) {
   auto& st = self->state;
@@ -273,9 +270,9 @@ struct supervisor_state {
 // batch and its mailbox alike), so Meta delivers them again. On stop it waits until every
 // writer has committed what it holds.
 // The intake actor: supervises the writers; submit() reaches them through the writer table.
-using intake_actor = caf::typed_actor<caf::reacts_to<restart_atom, std::size_t>, caf::reacts_to<stop_atom>>;
+using supervisor_interface = intake_actor::extend<caf::reacts_to<restart_atom, std::size_t>>;
 
-intake_actor::behavior_type supervisor(intake_actor::stateful_pointer<supervisor_state> self, intake_settings settings,
+supervisor_interface::behavior_type supervisor(supervisor_interface::stateful_pointer<supervisor_state> self, intake_settings settings,
                          std::shared_ptr<writer_table> table) {
   auto count = table->writers.size();
   self->state.workers = supervised_workers{
@@ -284,7 +281,7 @@ intake_actor::behavior_type supervisor(intake_actor::stateful_pointer<supervisor
         // Detached: each writer blocks on its own connection and thread, never on the scheduler's.
         auto w = self->home_system().spawn<caf::detached>(intake_writer, settings, table, i);
         std::unique_lock lock{table->mutex};
-        table->writers[i] = w;
+        table->writers[i] = caf::actor_cast<intake_writer_actor>(w);
         return caf::actor_cast<caf::actor>(w);
       },
       settings.metrics};

@@ -9,6 +9,8 @@ foreach(f ${files})
   if(number STREQUAL "")
     message(FATAL_ERROR "migration ${f} does not start with a number")
   endif()
+  # As a decimal literal: "008" would be an (invalid) octal one.
+  math(EXPR number "${number}" OUTPUT_FORMAT DECIMAL)
   file(READ ${f} sql)
   string(APPEND body "    {${number}, \"${name}\", R\"wachat_sql(${sql})wachat_sql\"},\n")
 endforeach()

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "actors/api/api_gateway.hpp"
+#include "actors/outbound/cloud_sender.hpp"
 #include "actors/db/db_probe.hpp"
 #include "actors/events/event_hub.hpp"
 #include "actors/inbound/inbox_dispatcher.hpp"
@@ -25,6 +26,7 @@
 #include "actors/supervision/stop_and_wait.hpp"
 #include "http/api_common.hpp"
 #include "http/conversations_handler.hpp"
+#include "http/messages_handler.hpp"
 #include "http/events_handler.hpp"
 #include "infra/graph_client.hpp"
 #include "http/ops_handler.hpp"
@@ -138,13 +140,18 @@ int main(int argc, char** argv) {
   // The dashboard's writes to conversations are few: two workers keep one slow write from
   // holding up the others.
   auto changes = actors::spawn_conversation_writer(sys, cfg.database_url, 2, metrics);
+  // Agents' sends: eight workers, each taking other requests while its Graph call is out.
+  auto senders = actors::spawn_cloud_senders(sys, cfg.database_url, 8, graph.get(), metrics);
   actors::site_directory_settings dir_settings;
   dir_settings.database_url = cfg.database_url;
   dir_settings.cfg = &cfg;
   dir_settings.graph = graph.get();
-  dir_settings.writer = writer;
-  dir_settings.changes = changes;
-  dir_settings.conversation_idle = std::chrono::milliseconds(cfg.conversation_idle_ms);
+  dir_settings.conversations.writer = writer;
+  dir_settings.conversations.changes = changes;
+  dir_settings.conversations.sender = senders;
+  dir_settings.conversations.idle = std::chrono::milliseconds(cfg.conversation_idle_ms);
+  dir_settings.conversations.send_wait = std::chrono::milliseconds(cfg.send_wait_ms);
+  dir_settings.conversations.send_doubt = std::chrono::milliseconds(cfg.send_doubt_ms);
   auto directory = actors::spawn_site_directory(sys, std::move(dir_settings), metrics);
   actors::site_client sites{sys, caf::actor_cast<caf::actor>(directory)};
   actors::inbox_dispatcher dispatcher{
@@ -188,6 +195,7 @@ int main(int argc, char** argv) {
   http::add_site_routes(routes, api);
   http::add_whatsapp_settings_routes(routes, api);
   http::add_conversation_routes(routes, api);
+  http::add_message_routes(routes, api);
   actors::event_hub events{sys, cfg.database_url, metrics};
   api.events = &events;
   http::add_event_routes(routes, api);
@@ -237,7 +245,7 @@ int main(int argc, char** argv) {
   dispatcher.shutdown();
   // Sites stop their conversations; the writers then store what is queued.
   for (auto handle : {caf::actor_cast<caf::actor>(directory), caf::actor_cast<caf::actor>(writer),
-                      caf::actor_cast<caf::actor>(changes)}) {
+                      caf::actor_cast<caf::actor>(changes), caf::actor_cast<caf::actor>(senders)}) {
     actors::stop_and_wait(sys, handle);
   }
   gateway.shutdown();

@@ -217,6 +217,20 @@ std::variant<outbound_request, request_problem> parse_outbound(std::string_view 
 
 bool needs_open_window(const outbound_request& r) { return r.kind != outbound_kind::template_message; }
 
+send_verdict decide_send(const outbound_request& r, const std::optional<std::string>& earlier_fingerprint,
+                         bool has_recipient, std::optional<std::int64_t> window_expires_at, std::int64_t now) {
+  if (earlier_fingerprint) {
+    return *earlier_fingerprint == r.fingerprint ? send_verdict::replay : send_verdict::idempotency_conflict;
+  }
+  if (!has_recipient) {
+    return send_verdict::no_recipient;
+  }
+  if (needs_open_window(r) && !window_open(window_expires_at, now)) {
+    return send_verdict::window_closed;
+  }
+  return send_verdict::go;
+}
+
 json graph_send_body(const outbound_request& r, const recipient& to, std::int64_t message_id,
                      const std::optional<std::string>& reply_wamid) {
   json b{{"messaging_product", "whatsapp"}, {"recipient_type", "individual"}, {"type", type_name(r.kind)}};
@@ -283,6 +297,39 @@ std::chrono::milliseconds retry_delay(int attempt, graph_error_action action, do
   step = std::min(step, cap);
   jitter = std::clamp(jitter, 0.0, 0.999999);
   return milliseconds(step / 2 + static_cast<std::int64_t>(jitter * static_cast<double>(step / 2)));
+}
+
+failed_attempt_decision decide_failed_attempt(const graph_error& error, bool request_sent, int attempt,
+                                              double jitter) {
+  failed_attempt_decision d;
+  d.action = classify_graph_error(error);
+  // A transport failure after the request left: Meta may have taken it.
+  if (error.transport && request_sent) {
+    d.what = failed_attempt_decision::kind::doubt;
+    d.retryable = true;
+    return d;
+  }
+  switch (d.action) {
+    case graph_error_action::retry_transient:
+    case graph_error_action::retry_throttled:
+    case graph_error_action::retry_pair_limit:
+      d.retryable = true;
+      if (attempt >= max_send_attempts) {
+        return d;  // given up; an agent may retry it by hand
+      }
+      d.what = failed_attempt_decision::kind::retry;
+      d.delay = retry_delay(attempt, d.action, jitter);
+      return d;
+    case graph_error_action::hold_off:            // spam limits: surfaced, not retried soon
+    case graph_error_action::credentials_broken:  // sendable once the settings are fixed
+      d.retryable = true;
+      return d;
+    case graph_error_action::fail:
+    case graph_error_action::fail_window_closed:
+    case graph_error_action::fail_template_stale:
+      return d;
+  }
+  return d;
 }
 
 }  // namespace wachat::domain

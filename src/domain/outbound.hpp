@@ -55,6 +55,14 @@ constexpr bool window_open(std::optional<std::int64_t> expires_at, std::int64_t 
   return expires_at && *expires_at > now;
 }
 
+// What the conversation actor does with a send request, given what the store knows (API.md
+// §3.4): an earlier request with the same client_message_id decides first (the same body gets
+// the first outcome again, another body is a conflict), then whether there is anyone to send
+// to, then the window (templates only when it is closed).
+enum class send_verdict { go, replay, idempotency_conflict, no_recipient, window_closed };
+send_verdict decide_send(const outbound_request& r, const std::optional<std::string>& earlier_fingerprint,
+                         bool has_recipient, std::optional<std::int64_t> window_expires_at, std::int64_t now);
+
 // Where a send goes: the customer's phone when known, else their business-scoped user id.
 struct recipient {
   std::optional<std::string> phone;
@@ -80,5 +88,18 @@ std::chrono::milliseconds retry_delay(int attempt, graph_error_action action, do
 // After this many attempts a send that still fails for a passing reason is given up (failed,
 // retryable, so an agent can retry it by hand).
 constexpr int max_send_attempts = 12;
+
+// What becomes of a send after a failed attempt (META.md's table, through
+// classify_graph_error): given up (`retryable` says whether an agent's retry can help), tried
+// again after `delay`, or in doubt — the request may have reached Meta and its answer was lost,
+// so it must not be sent again while a status naming it may still come.
+struct failed_attempt_decision {
+  enum class kind { give_up, retry, doubt } what = kind::give_up;
+  bool retryable = false;
+  std::chrono::milliseconds delay{0};
+  graph_error_action action = graph_error_action::fail;
+};
+failed_attempt_decision decide_failed_attempt(const graph_error& error, bool request_sent, int attempt,
+                                              double jitter);
 
 }  // namespace wachat::domain

@@ -48,6 +48,7 @@ struct api_calls::impl {
   struct operation {
     access level;
     deferred_api_handler run;
+    std::chrono::milliseconds timeout;
   };
   struct waiting {
     responder respond;
@@ -67,8 +68,8 @@ api_calls::~api_calls() = default;
 
 void api_calls::connect(actors::api_gateway* gateway) { impl_->gateway = gateway; }
 
-std::uint32_t api_calls::add(access level, deferred_api_handler h) {
-  impl_->operations.push_back({level, std::move(h)});
+std::uint32_t api_calls::add(access level, deferred_api_handler h, std::chrono::milliseconds timeout) {
+  impl_->operations.push_back({level, std::move(h), timeout});
   return static_cast<std::uint32_t>(impl_->operations.size() - 1);
 }
 
@@ -85,7 +86,7 @@ void api_calls::submit(request_context& rc, std::uint32_t operation, responder r
   call.query = rc.query;
   call.body = std::move(rc.req.body());
   // A stuck database (or site actor, or Graph API) must still get the caller an answer.
-  auto timer = std::make_shared<boost::asio::steady_timer>(rc.executor, std::chrono::seconds(20));
+  auto timer = std::make_shared<boost::asio::steady_timer>(rc.executor, impl_->operations.at(operation).timeout);
   call.ticket = impl_->waiting.add({std::move(respond), timer});
   timer->async_wait([weak = weak_from_this(), ticket = call.ticket](boost::system::error_code ec) {
     auto self = weak.lock();
@@ -137,8 +138,9 @@ void api_calls::execute(pqxx::connection_base* conn, const api_call& call) {
 }
 
 void add_deferred_api_route(router& r, api_context& api, bhttp::verb method, std::string pattern,
-                            std::size_t max_body, access level, deferred_api_handler h) {
-  auto op = api.calls->add(level, std::move(h));
+                            std::size_t max_body, access level, deferred_api_handler h,
+                            std::chrono::milliseconds timeout) {
+  auto op = api.calls->add(level, std::move(h), timeout);
   auto calls = api.calls;
   r.add(method, std::move(pattern), max_body, [calls, op](request_context& rc, responder respond) {
     calls->submit(rc, op, std::move(respond));

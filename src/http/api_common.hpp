@@ -1,4 +1,5 @@
 #pragma once
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -47,7 +48,9 @@ class api_calls final : public actors::api_executor, public std::enable_shared_f
   ~api_calls() override;
   // The gateway the calls go to; set before serving.
   void connect(actors::api_gateway* gateway);
-  std::uint32_t add(access level, deferred_api_handler h);
+  // `timeout`: how long a call may take before it is answered 503.
+  std::uint32_t add(access level, deferred_api_handler h,
+                    std::chrono::milliseconds timeout = std::chrono::seconds(20));
   // `extra` goes into the call's params beside the route's own.
   void submit(request_context& rc, std::uint32_t operation, responder respond,
               std::map<std::string, std::string> extra = {});
@@ -80,7 +83,8 @@ struct api_error {
 void add_api_route(router& r, api_context& api, bhttp::verb method, std::string pattern,
                    std::size_t max_body, access level, api_handler h);
 void add_deferred_api_route(router& r, api_context& api, bhttp::verb method, std::string pattern,
-                            std::size_t max_body, access level, deferred_api_handler h);
+                            std::size_t max_body, access level, deferred_api_handler h,
+                            std::chrono::milliseconds timeout = std::chrono::seconds(20));
 
 // Parses a request body as a JSON object; throws api_error 400 invalid_json otherwise.
 // The returned document must stay alive while the object is used.

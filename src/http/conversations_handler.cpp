@@ -92,30 +92,6 @@ std::int64_t visible_conversation(pqxx::transaction_base& tx, const api_call& ca
   return *id;
 }
 
-// The conversation's site and its customer's key (their phone, else their BSUID: the key the
-// inbound side uses), if the caller may see it; 404 otherwise.
-struct conversation_owner {
-  std::int64_t id = 0;
-  std::string site;
-  std::string key;
-};
-
-conversation_owner owner_of(pqxx::connection_base& c, const std::string& id_text, const principal& who) {
-  auto id = parse_id(id_text);
-  if (!id) {
-    not_found();
-  }
-  pqxx::nontransaction nt{c};
-  auto r = nt.exec_params(
-      "SELECT c.site_id, coalesce(v.whatsapp_phone, v.whatsapp_user_id, 'conversation:' || c.id)"
-      " FROM mod_chat_conversations c JOIN mod_chat_visitors v ON v.id = c.visitor_id WHERE c.id = $1",
-      *id);
-  if (r.empty() || !who.may_see(r[0][0].as<std::string>())) {
-    not_found();
-  }
-  return {*id, r[0][0].as<std::string>(), r[0][1].as<std::string>()};
-}
-
 // Hands `change` to the conversation's actor and answers with the conversation after it.
 void write_through_actor(api_context& api, pqxx::connection_base& c, const principal& who,
                          const std::string& id_text, infra::conversation_change change, responder done) {

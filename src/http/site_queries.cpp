@@ -91,4 +91,21 @@ response site_answer_error(const actors::site_answer& a) {
   return json_error(bhttp::status::service_unavailable, "unavailable", a.message);
 }
 
+conversation_owner owner_of(pqxx::connection_base& c, const std::string& id_text, const principal& who) {
+  auto id = parse_id(id_text);
+  if (!id) {
+    not_found();
+  }
+  pqxx::nontransaction nt{c};
+  auto r = nt.exec_params(
+      "SELECT c.site_id, coalesce(v.whatsapp_phone, v.whatsapp_user_id, 'conversation:' || c.id)"
+      " FROM mod_chat_conversations c JOIN mod_chat_visitors v ON v.id = c.visitor_id WHERE c.id = $1",
+      *id);
+  if (r.empty() || !who.may_see(r[0][0].as<std::string>())) {
+    not_found();
+  }
+  return {*id, r[0][0].as<std::string>(), r[0][1].as<std::string>()};
+}
+
+
 }  // namespace wachat::http

@@ -3,11 +3,13 @@
 #include <string>
 
 #include "actors/site/site_answer.hpp"
+#include "http/auth.hpp"
 #include "http/types.hpp"
 #include "infra/config.hpp"
 #include "infra/site_settings.hpp"
 
 namespace pqxx {
+class connection_base;
 class transaction_base;
 }  // namespace pqxx
 
@@ -23,5 +25,14 @@ nlohmann::json graph_error_json(const domain::graph_error& e);
 response site_answer_error(const actors::site_answer& a);
 
 bool site_exists(pqxx::transaction_base& tx, const std::string& site_id);
+
+// The conversation's site and its customer's key (their phone, else their BSUID: the key the
+// inbound side uses), if the caller may see it; throws api_error 404 otherwise.
+struct conversation_owner {
+  std::int64_t id = 0;
+  std::string site;
+  std::string key;
+};
+conversation_owner owner_of(pqxx::connection_base& c, const std::string& id_text, const principal& who);
 
 }  // namespace wachat::http

@@ -5,6 +5,7 @@
 #include <pqxx/pqxx>
 #include <stdexcept>
 
+#include "domain/graph_error_policy.hpp"
 #include "domain/window.hpp"
 
 namespace wachat::infra {
@@ -31,7 +32,8 @@ constexpr const char* message_columns =
     " m.whatsapp_message_id, m.status, m.error_code, m.error_title, m.error_details,"
     " m.reply_to, m.reactions::text, extract(epoch from m.whatsapp_timestamp)::bigint,"
     " extract(epoch from m.created_at)::bigint, m.extra::text,"
-    " (extract(epoch from m.created_at) * 1000000)::bigint";  // 22: the paging key, exact to 1 µs
+    " (extract(epoch from m.created_at) * 1000000)::bigint,"  // 22: the paging key, exact to 1 µs
+    " m.error_retryable";
 
 }  // namespace
 
@@ -81,9 +83,20 @@ json conversation_json(const pqxx::row& row) {
 json message_json(const pqxx::row& row) {
   json error = nullptr;
   if (!row[14].is_null() || !row[15].is_null()) {
+    // Whether sending again can help: as decided when our send failed, else (a failed status
+    // from Meta) by the code (domain::classify_graph_error).
+    bool retryable = false;
+    if (!row[23].is_null()) {
+      retryable = row[23].as<bool>();
+    } else if (!row[14].is_null()) {
+      domain::graph_error e;
+      e.code = row[14].as<int>();
+      retryable = domain::is_retryable(domain::classify_graph_error(e));
+    }
     error = {{"code", row[14].is_null() ? json(nullptr) : json(row[14].as<int>())},
              {"title", opt_text(row[15])},
-             {"details", opt_text(row[16])}};
+             {"details", opt_text(row[16])},
+             {"retryable", retryable}};
   }
   json reactions = json::parse(row[18].c_str(), nullptr, false);
   if (reactions.is_discarded()) {
@@ -140,7 +153,7 @@ namespace {
 
 // Columns of conversation_columns and message_columns, in that order after the event's five.
 constexpr int conversation_width = 15;
-constexpr int message_width = 23;
+constexpr int message_width = 24;
 constexpr int event_width = 5;
 
 }  // namespace

@@ -51,7 +51,7 @@ const std::map<std::string, setting_doc>& known_settings() {
       {"WACHAT_GRAPH_BASE_URL",
        {"WACHAT_GRAPH_BASE_URL", "Graph API base, http:// or https://",
         "https://graph.facebook.com"}},
-      {"WACHAT_GRAPH_VERSION", {"WACHAT_GRAPH_VERSION", "Graph API version segment", "v21.0"}},
+      {"WACHAT_GRAPH_VERSION", {"WACHAT_GRAPH_VERSION", "Graph API version segment", "v24.0"}},
       {"WACHAT_GRAPH_CA_FILE",
        {"WACHAT_GRAPH_CA_FILE", "extra CA bundle trusted for the Graph base URL",
         "(system store only)"}},
@@ -59,6 +59,9 @@ const std::map<std::string, setting_doc>& known_settings() {
        {"WACHAT_WEBHOOK_MAX_BYTES", "largest webhook body accepted", "4194304"}},
       {"WACHAT_SEND_WAIT_MS",
        {"WACHAT_SEND_WAIT_MS", "how long a send waits for Meta before answering 202", "10000"}},
+      {"WACHAT_SEND_DOUBT_MS",
+       {"WACHAT_SEND_DOUBT_MS",
+        "how long a send whose answer from Meta was lost waits before it is sent again", "120000"}},
       {"WACHAT_MEDIA_URL_TTL",
        {"WACHAT_MEDIA_URL_TTL", "lifetime of signed media URLs, seconds", "86400"}},
       {"WHATSAPP_PHONE_NUMBER_ID",
@@ -219,7 +222,7 @@ std::variant<config, std::string> build_config(const settings_map& file_settings
     std::uint64_t max;
     std::uint64_t* target;
   };
-  std::uint64_t webhook_max = c.webhook_max_bytes, send_wait = c.send_wait_ms,
+  std::uint64_t webhook_max = c.webhook_max_bytes, send_wait = c.send_wait_ms, send_doubt = c.send_doubt_ms,
                 ttl = c.media_url_ttl, req_to = c.request_timeout_ms,
                 commit_to = c.commit_timeout_ms, threads = c.http_threads,
                 writers = c.intake_writers, batch = c.intake_batch_max,
@@ -228,6 +231,7 @@ std::variant<config, std::string> build_config(const settings_map& file_settings
   const number_setting numbers[] = {
       {"WACHAT_WEBHOOK_MAX_BYTES", 1024, 1ULL << 30, &webhook_max},
       {"WACHAT_SEND_WAIT_MS", 0, 600000, &send_wait},
+      {"WACHAT_SEND_DOUBT_MS", 1000, 86400000, &send_doubt},
       {"WACHAT_MEDIA_URL_TTL", 1, 31536000, &ttl},
       {"WACHAT_REQUEST_TIMEOUT_MS", 100, 3600000, &req_to},
       {"WACHAT_COMMIT_TIMEOUT_MS", 100, 600000, &commit_to},
@@ -251,6 +255,7 @@ std::variant<config, std::string> build_config(const settings_map& file_settings
   }
   c.webhook_max_bytes = webhook_max;
   c.send_wait_ms = static_cast<std::uint32_t>(send_wait);
+  c.send_doubt_ms = static_cast<std::uint32_t>(send_doubt);
   c.media_url_ttl = static_cast<std::uint32_t>(ttl);
   c.request_timeout_ms = static_cast<std::uint32_t>(req_to);
   c.commit_timeout_ms = static_cast<std::uint32_t>(commit_to);

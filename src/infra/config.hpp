@@ -18,10 +18,11 @@ struct config {
   std::optional<std::array<unsigned char, 32>> master_key;
   std::string media_dir = "./var/media";
   std::string graph_base_url = "https://graph.facebook.com";
-  std::string graph_version = "v21.0";
+  std::string graph_version = "v24.0";
   std::optional<std::string> graph_ca_file;
   std::size_t webhook_max_bytes = 4194304;
   std::uint32_t send_wait_ms = 10000;
+  std::uint32_t send_doubt_ms = 120000;
   std::uint32_t media_url_ttl = 86400;
   std::optional<std::string> phone_number_id;
   std::optional<std::string> business_account_id;

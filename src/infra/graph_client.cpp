@@ -655,7 +655,7 @@ std::variant<std::unique_ptr<graph_client>, std::string> graph_client::create(
     return std::string{"the Graph API base URL must look like https://host[:port] or http://host[:port]"};
   }
   if (options.version.empty() || options.version.find_first_of("/?# ") != std::string::npos) {
-    return std::string{"the Graph API version must be one path segment such as v21.0"};
+    return std::string{"the Graph API version must be one path segment such as v24.0"};
   }
   if (options.timeout.count() <= 0 || options.connect_timeout.count() <= 0) {
     return std::string{"Graph API timeouts must be positive"};

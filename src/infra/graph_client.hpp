@@ -52,7 +52,7 @@ struct graph_response {
 
 struct graph_client_options {
   std::string base_url = "https://graph.facebook.com";  // http:// allowed for local fakes
-  std::string version = "v21.0";
+  std::string version = "v24.0";
   std::optional<std::string> ca_file;  // PEM bundle trusted in addition to the system store
   std::chrono::milliseconds timeout{10000};          // one whole request, from submit to body
   std::chrono::milliseconds connect_timeout{5000};   // resolve + connect + TLS handshake

@@ -83,7 +83,7 @@ TEST_CASE("a message send reaches Meta with the version, token and JSON body", "
   auto calls = fake->calls();
   REQUIRE(calls.size() == 1);
   CHECK(calls[0].method == "POST");
-  CHECK(calls[0].path == std::string{"/v21.0/"} + phone_id + "/messages");
+  CHECK(calls[0].path == std::string{"/v24.0/"} + phone_id + "/messages");
   CHECK(calls[0].headers["authorization"] == "Bearer test-token");
   CHECK(calls[0].headers["content-type"] == "application/json");
   CHECK(calls[0].body == sent_body);

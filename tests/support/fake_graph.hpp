@@ -91,7 +91,7 @@ class temp_dir {
 class fake_graph {
  public:
   struct options {
-    std::string version = "v21.0";
+    std::string version = "v24.0";
     std::set<std::string> valid_tokens = {"test-token"};
     std::optional<tls_identity> tls;        // serve HTTPS with this identity
     std::string public_host = "127.0.0.1";  // host in base_url() and in the links it hands out

@@ -17,9 +17,10 @@ TEST_CASE("defaults follow API.md") {
   CHECK(c.public_url == "http://127.0.0.1:8080");
   CHECK(c.webhook_max_bytes == 4194304);
   CHECK(c.send_wait_ms == 10000);
+  CHECK(c.send_doubt_ms == 120000);
   CHECK(c.media_url_ttl == 86400);
   CHECK(c.graph_base_url == "https://graph.facebook.com");
-  CHECK(c.graph_version == "v21.0");
+  CHECK(c.graph_version == "v24.0");  // v21.0 expires in 2027
   CHECK(c.media_dir == "./var/media");
   CHECK_FALSE(c.admin_token);
   CHECK_FALSE(c.master_key);

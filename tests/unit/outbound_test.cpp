@@ -128,3 +128,50 @@ TEST_CASE("the window allows free-form sends only while its expiry is in the fut
   CHECK_FALSE(domain::window_open(2000, 2000));
   CHECK_FALSE(domain::window_open(std::nullopt, 0));
 }
+
+TEST_CASE("a failed attempt is retried, given up or held in doubt by Meta's code, never by its text") {
+  using K = domain::failed_attempt_decision::kind;
+  auto meta = [](int code, int http) {
+    domain::graph_error e;
+    e.code = code;
+    e.http_status = http;
+    e.title = "whatever Meta writes";
+    return e;
+  };
+  auto d = domain::decide_failed_attempt(meta(131000, 500), true, 1, 0.0);
+  CHECK(d.what == K::retry);
+  CHECK(d.delay == std::chrono::milliseconds(500));
+  d = domain::decide_failed_attempt(meta(130429, 429), true, 2, 0.0);
+  CHECK(d.what == K::retry);
+  CHECK(d.delay == std::chrono::milliseconds(4000));
+  d = domain::decide_failed_attempt(meta(131026, 400), true, 1, 0.0);
+  CHECK(d.what == K::give_up);
+  CHECK_FALSE(d.retryable);
+  d = domain::decide_failed_attempt(meta(190, 401), true, 1, 0.0);
+  CHECK(d.what == K::give_up);
+  CHECK(d.retryable);
+  CHECK(d.action == domain::graph_error_action::credentials_broken);
+  d = domain::decide_failed_attempt(meta(1, 500), true, domain::max_send_attempts, 0.0);
+  CHECK(d.what == K::give_up);
+  CHECK(d.retryable);
+  domain::graph_error refused;
+  refused.transport = true;
+  refused.title = "connection refused";
+  CHECK(domain::decide_failed_attempt(refused, false, 1, 0.0).what == K::retry);
+  CHECK(domain::decide_failed_attempt(refused, true, 1, 0.0).what == K::doubt);
+}
+
+TEST_CASE("a send is decided: the same client_message_id first, then a recipient, then the window") {
+  using V = domain::send_verdict;
+  auto text = ok(R"({"type": "text", "text": "hi", "sender_id": "a", "sender_name": "b", "client_message_id": "c"})");
+  auto tmpl = ok(R"({"type": "template", "template": {"name": "t", "language": "en"}, "sender_id": "a", "sender_name": "b"})");
+  const std::int64_t now = 1'800'000'000;
+  CHECK(domain::decide_send(text, std::nullopt, true, now + 10, now) == V::go);
+  CHECK(domain::decide_send(text, std::nullopt, true, now - 1, now) == V::window_closed);
+  CHECK(domain::decide_send(text, std::nullopt, true, std::nullopt, now) == V::window_closed);
+  CHECK(domain::decide_send(tmpl, std::nullopt, true, std::nullopt, now) == V::go);
+  CHECK(domain::decide_send(text, std::nullopt, false, now + 10, now) == V::no_recipient);
+  // A replay gets its first outcome even once the window has closed.
+  CHECK(domain::decide_send(text, text.fingerprint, true, now - 1, now) == V::replay);
+  CHECK(domain::decide_send(text, std::string{"{}"}, true, now + 10, now) == V::idempotency_conflict);
+}

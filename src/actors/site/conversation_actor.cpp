@@ -2,9 +2,12 @@
 
 #include <caf/all.hpp>
 #include <ctime>
+#include <random>
 
 #include "domain/inbound_units.hpp"
+#include "domain/outbound.hpp"
 #include "domain/window.hpp"
+#include "infra/log.hpp"
 
 namespace wachat::actors {
 
@@ -25,16 +28,194 @@ void decide(conversation_state& st, unit_job& job, std::int64_t now) {
   job.window_expiry = st.window_expiry;
 }
 
-conversation_actor::behavior_type conversation(conversation_actor::stateful_pointer<conversation_state> self,
-                                               inbound_writer_actor writer,
-                                               conversation_writer_actor changes, site_actor site,
-                                               std::string key, std::chrono::milliseconds idle) {
+namespace {
+
+using self_ptr = conversation_impl::stateful_pointer<conversation_state>;
+
+std::int64_t unix_now() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+send_reply reply(send_reply::kind what, std::string message = {}) {
+  send_reply r;
+  r.what = what;
+  r.message = std::move(message);
+  return r;
+}
+
+// Answers the request waiting for `id`, if it still waits.
+void answer(self_ptr self, std::int64_t id, send_reply r) {
+  auto it = self->state.waiting.find(id);
+  if (it != self->state.waiting.end()) {
+    it->second.answer.deliver(std::move(r));
+    self->state.waiting.erase(it);
+  }
+}
+
+void pump(self_ptr self);
+
+// deliver() returns a value, which response handlers must not.
+void give(caf::typed_response_promise<send_reply>& rp, send_reply r) { rp.deliver(std::move(r)); }
+
+// The front send is done with (sent, given up, or someone else's now).
+void pop_front(self_ptr self) {
+  auto& st = self->state;
+  st.sends.pop_front();
+  st.attempting = false;
+  --st.in_flight;
+  pump(self);
+}
+
+// Tries the front send again after `delay` (its attempt is not used up).
+void again_after(self_ptr self, std::chrono::milliseconds delay) {
+  self->delayed_send(self, delay, retry_atom::value);
+}
+
+void failed_attempt(self_ptr self, const queued_send& s, attempt_result& r) {
+  static thread_local std::mt19937 rng{std::random_device{}()};
+  const auto error = r.error.value_or(domain::graph_error{});
+  auto d = domain::decide_failed_attempt(error, r.request_sent, r.attempt,
+                                         std::uniform_real_distribution<double>{0.0, 1.0}(rng));
+  attempt_decision rec;
+  rec.message_id = s.message_id;
+  rec.error = error;
+  rec.retryable = d.retryable;
+  rec.give_up = d.what == domain::failed_attempt_decision::kind::give_up;
+  auto delay = d.what == domain::failed_attempt_decision::kind::doubt ? self->state.send_doubt : d.delay;
+  rec.delay_ms = delay.count();
+  infra::log_warn("send_attempt_failed", {{"message_id", std::to_string(s.message_id)},
+                                          {"attempt", std::to_string(r.attempt)},
+                                          {"code", std::to_string(error.code)},
+                                          {"action", std::string{domain::to_string(d.action)}},
+                                          {"error", error.title}});
+  const auto id = s.message_id;
+  self->request(self->state.sender, caf::infinite, settle_atom::value, rec)
+      .then(
+          [=](std::string& message) {
+            if (rec.give_up) {
+              auto out = reply(send_reply::kind::failed, std::move(message));
+              out.graph = rec.error;
+              answer(self, id, std::move(out));
+              return pop_front(self);
+            }
+            again_after(self, std::chrono::milliseconds(rec.delay_ms));
+          },
+          [=](caf::error&) {
+            // Not recorded: the entry stays `sending` until the doubt period brings it back.
+            pop_front(self);
+          });
+}
+
+void pump(self_ptr self) {
+  auto& st = self->state;
+  if (st.attempting || st.sends.empty()) {
+    return;
+  }
+  st.attempting = true;
+  auto front = st.sends.front();
+  self->request(st.sender, caf::infinite, attempt_atom::value,
+                attempt_job{front.message_id, front.phone_number_id, front.access_token})
+      .then(
+          [=](attempt_result& r) {
+            switch (r.what) {
+              case attempt_result::kind::sent:
+                answer(self, front.message_id, reply(send_reply::kind::sent, std::move(r.message)));
+                return pop_front(self);
+              case attempt_result::kind::not_claimed:
+                // Sent or given up already, held by another process, or behind an earlier
+                // send: whoever holds it finishes it; the outbox sweep brings back what waits.
+                answer(self, front.message_id, reply(send_reply::kind::replayed, std::move(r.message)));
+                return pop_front(self);
+              case attempt_result::kind::unavailable:
+                return again_after(self, std::chrono::seconds(1));
+              case attempt_result::kind::failed:
+                return failed_attempt(self, front, r);
+            }
+          },
+          [=](caf::error&) {
+            // The sender died with it, or none is up: the entry is still in the database.
+            again_after(self, std::chrono::seconds(1));
+          });
+}
+
+// Adds a send in message order (a resumed entry may be older than those queued).
+void enqueue(self_ptr self, queued_send s) {
+  auto& sends = self->state.sends;
+  for (const auto& q : sends) {
+    if (q.message_id == s.message_id) {
+      return;
+    }
+  }
+  auto pos = sends.end();
+  // Never in front of the one being attempted.
+  for (auto it = sends.begin() + (self->state.attempting && !sends.empty() ? 1 : 0); it != sends.end(); ++it) {
+    if (it->message_id > s.message_id) {
+      pos = it;
+      break;
+    }
+  }
+  sends.insert(pos, std::move(s));
+  ++self->state.in_flight;
+  pump(self);
+}
+
+send_reply verdict_reply(domain::send_verdict v, const infra::send_facts& f) {
+  switch (v) {
+    case domain::send_verdict::replay: {
+      auto r = reply(send_reply::kind::replayed, f.earlier_message);
+      return r;
+    }
+    case domain::send_verdict::idempotency_conflict: return reply(send_reply::kind::idempotency_conflict);
+    case domain::send_verdict::no_recipient: return reply(send_reply::kind::no_recipient);
+    case domain::send_verdict::window_closed: return reply(send_reply::kind::window_closed);
+    case domain::send_verdict::go: break;
+  }
+  return reply(send_reply::kind::unavailable);
+}
+
+// The second step of a send the actor decided to make: the message and its outbox entry.
+void commit_send(self_ptr self, outbound_send s, caf::typed_response_promise<send_reply> rp) {
+  self->request(self->state.sender, caf::infinite, enqueue_atom::value, s)
+      .await(
+          [=](infra::send_enqueued& e) mutable {
+            using K = infra::send_enqueued::kind;
+            if (e.what != K::queued) {
+              --self->state.in_flight;
+              switch (e.what) {
+                case K::not_found: return give(rp, reply(send_reply::kind::not_found));
+                case K::unknown_reply: return give(rp, reply(send_reply::kind::unknown_reply));
+                default:  // a concurrent request with the same client_message_id won
+                  return give(rp, e.fingerprint == s.request.fingerprint
+                                        ? reply(send_reply::kind::replayed, std::move(e.message))
+                                        : reply(send_reply::kind::idempotency_conflict));
+              }
+            }
+            self->state.waiting[e.message_id] = send_waiter{rp, e.message};
+            self->delayed_send(self, self->state.send_wait, wait_atom::value, e.message_id);
+            --self->state.in_flight;  // enqueue() counts it again as a queued send
+            enqueue(self, queued_send{e.message_id, s.phone_number_id, s.access_token});
+          },
+          [=](caf::error& e) mutable {
+            --self->state.in_flight;
+            auto r = reply(send_reply::kind::unavailable);
+            r.error = to_string(e);
+            rp.deliver(std::move(r));
+          });
+}
+
+}  // namespace
+
+conversation_impl::behavior_type conversation(conversation_impl::stateful_pointer<conversation_state> self,
+                                              conversation_links links, site_actor site, std::string key) {
+  self->state.sender = links.sender;
+  self->state.send_wait = links.send_wait;
+  self->state.send_doubt = links.send_doubt;
+  auto writer = links.writer;
+  auto changes = links.changes;
   return {
       [=](store_atom, unit_job& job) -> caf::result<domain::unit_outcome> {
         auto rp = self->make_response_promise<domain::unit_outcome>();
         ++self->state.in_flight;
         ++self->state.received;
-        decide(self->state, job, static_cast<std::int64_t>(std::time(nullptr)));
+        decide(self->state, job, unix_now());
         // await, not then: the next unit waits until this one is committed.
         self->request(writer, caf::infinite, write_atom::value, std::move(job))
             .await(
@@ -70,8 +251,54 @@ conversation_actor::behavior_type conversation(conversation_actor::stateful_poin
                 });
         return rp;
       },
+      [=](send_atom, outbound_send& s) -> caf::result<send_reply> {
+        auto rp = self->make_response_promise<send_reply>();
+        ++self->state.in_flight;
+        ++self->state.received;
+        // await: decided in turn with the customer's messages (a message just stored may have
+        // opened the window).
+        self->request(self->state.sender, caf::infinite, facts_atom::value, s.site, s.conversation_id,
+                      s.request.client_message_id.value_or(""))
+            .await(
+                [=](infra::send_facts& f) mutable {
+                  if (!f.found) {
+                    --self->state.in_flight;
+                    return give(rp, reply(send_reply::kind::not_found));
+                  }
+                  auto earlier = f.earlier_message_id ? std::optional<std::string>{f.earlier_fingerprint}
+                                                      : std::nullopt;
+                  auto v = domain::decide_send(s.request, earlier, f.has_recipient, f.window_expires_at, unix_now());
+                  if (v != domain::send_verdict::go) {
+                    --self->state.in_flight;
+                    return give(rp, verdict_reply(v, f));
+                  }
+                  commit_send(self, std::move(s), rp);
+                },
+                [=](caf::error& e) mutable {
+                  --self->state.in_flight;
+                  auto r = reply(send_reply::kind::unavailable);
+                  r.error = to_string(e);
+                  rp.deliver(std::move(r));
+                });
+        return rp;
+      },
+      [=](resume_atom, std::int64_t message_id, std::string& phone_number_id, std::string& token) {
+        ++self->state.received;
+        enqueue(self, queued_send{message_id, std::move(phone_number_id), std::move(token)});
+      },
+      [=](wait_atom, std::int64_t id) {
+        auto it = self->state.waiting.find(id);
+        if (it != self->state.waiting.end()) {
+          it->second.answer.deliver(reply(send_reply::kind::queued, it->second.message));
+          self->state.waiting.erase(it);
+        }
+      },
+      [=](retry_atom) {
+        self->state.attempting = false;
+        pump(self);
+      },
       [=](stop_atom) { self->quit(); },
-      caf::after(idle) >>
+      caf::after(links.idle) >>
           [=] {
             if (self->state.in_flight == 0) {
               // The site decides: units it already forwarded are in our mailbox before its stop.

@@ -1,20 +1,55 @@
 #pragma once
 #include <chrono>
+#include <cstdint>
+#include <deque>
 #include <string>
+#include <unordered_map>
 
 #include "actors/inbound/inbound_interfaces.hpp"
+#include "actors/outbound/outbound_interfaces.hpp"
 #include "actors/site/site_interfaces.hpp"
 
 namespace wachat::actors {
 
+// Whom a conversation actor hands its decisions to, and its timings.
+struct conversation_links {
+  inbound_writer_actor writer;        // customers' messages and statuses
+  conversation_writer_actor changes;  // the dashboard's changes
+  cloud_sender_actor sender;          // agents' sends
+  std::chrono::milliseconds idle{std::chrono::seconds(60)};
+  std::chrono::milliseconds send_wait{10000};    // WACHAT_SEND_WAIT_MS
+  std::chrono::milliseconds send_doubt{120000};  // WACHAT_SEND_DOUBT_MS
+};
+
+// A send of this conversation waiting for Meta: its outbox entry, and how to reach Meta.
+struct queued_send {
+  std::int64_t message_id = 0;
+  std::string phone_number_id;
+  std::string access_token;
+};
+
+// An API request still waiting for its send's outcome (until send_wait).
+struct send_waiter {
+  caf::typed_response_promise<send_reply> answer;
+  std::string message;  // the message as enqueued (`queued`), answered if the wait ends first
+};
+
 // The state a conversation actor owns (DESIGN.md §2): plain data, decided on by the pure rules
 // of src/domain.
 struct conversation_state {
-  std::size_t in_flight = 0;
-  std::uint64_t received = 0;  // units taken, so the site can tell whether its idle ask is stale
+  std::size_t in_flight = 0;   // units, changes and sends taken and not finished
+  std::uint64_t received = 0;  // requests taken, so the site can tell whether its idle ask is stale
   // The window's end as this actor last decided it (unix s; 0: not known). Another process may
   // have moved it further: the store keeps the greater of the two.
   std::int64_t window_expiry = 0;
+  // Agents' sends in message order; the front one is attempted, one at a time, so Meta gets
+  // them in the order they were written.
+  std::deque<queued_send> sends;
+  bool attempting = false;  // the front send has an attempt (or its retry timer) running
+  std::unordered_map<std::int64_t, send_waiter> waiting;
+  cloud_sender_actor sender;
+  std::chrono::milliseconds send_wait{10000};
+  std::chrono::milliseconds send_doubt{120000};
   static inline const char* name = "conversation";
 };
 
@@ -29,10 +64,18 @@ void decide(conversation_state& st, unit_job& job, std::int64_t now);
 // commit. Other processes are kept in line by row locks and ON CONFLICT (DESIGN.md §4.4). After
 // `idle` with nothing in flight it asks `site` to retire it (the site decides, see site_actor).
 // The dashboard's changes (`patch`) are taken in the same turn order: one waits for the unit
-// before it, and the next unit waits for it.
-conversation_actor::behavior_type conversation(conversation_actor::stateful_pointer<conversation_state> self,
-                                               inbound_writer_actor writer,
-                                               conversation_writer_actor changes, site_actor site,
-                                               std::string key, std::chrono::milliseconds idle);
+// before it, and the next unit waits for it. An agent's send (`send`) is decided in that order
+// too (domain::decide_send: idempotency, recipient, window) and committed with its outbox
+// entry; its attempts then run one at a time, in message order, beside the turns, retried or
+// given up by domain::decide_failed_attempt.
+// Its own turns, which others never send: a send's wait ended (`wait`, the message id), the
+// front send may be tried again (`retry`).
+using wait_atom = caf::atom_constant<caf::atom("wait")>;
+using retry_atom = caf::atom_constant<caf::atom("retry")>;
+using conversation_impl =
+    conversation_actor::extend<caf::reacts_to<wait_atom, std::int64_t>, caf::reacts_to<retry_atom>>;
+
+conversation_impl::behavior_type conversation(conversation_impl::stateful_pointer<conversation_state> self,
+                                              conversation_links links, site_actor site, std::string key);
 
 }  // namespace wachat::actors

@@ -34,6 +34,12 @@ using self_ptr = site_actor::stateful_pointer<site_state>;
 
 const infra::site_settings& current(self_ptr self) { return self->state.settings.settings; }
 
+send_reply reply_of(send_reply::kind what) {
+  send_reply r;
+  r.what = what;
+  return r;
+}
+
 site_answer failure(site_answer::kind what, std::string message) {
   site_answer a;
   a.what = what;
@@ -218,8 +224,8 @@ live_conversation& conversation_for(self_ptr self, const std::string& key) {
   auto& st = self->state;
   auto it = st.conversations.find(key);
   if (it == st.conversations.end()) {
-    auto actor = self->spawn(conversation, st.settings.writer, st.settings.changes, site_actor{self}, key,
-                             st.settings.conversation_idle);
+    auto actor = caf::actor_cast<conversation_actor>(
+        self->spawn(conversation, st.settings.conversations, site_actor{self}, key));
     it = st.conversations.emplace(key, live_conversation{actor, 0}).first;
     if (auto* g = st.settings.live_conversations) {
       g->fetch_add(1);
@@ -241,6 +247,34 @@ site_actor::behavior_type site(self_ptr self, site_actor_settings settings) {
         auto& conv = conversation_for(self, key);
         ++conv.forwarded;
         return self->delegate(conv.actor, patch_atom::value, std::move(change));
+      },
+      [=](send_atom, const std::string& key, outbound_send& s) -> caf::result<send_reply> {
+        // The site's settings decide whether it may send at all, and how.
+        const auto& cur = current(self);
+        auto token = cur.effective_token(*self->state.settings.cfg);
+        auto number = cur.effective_phone_number_id(*self->state.settings.cfg);
+        if (!cur.enabled) {
+          return reply_of(send_reply::kind::disabled);
+        }
+        if (!token || !number) {
+          return reply_of(send_reply::kind::not_configured);
+        }
+        s.phone_number_id = *number;
+        s.access_token = *token;
+        auto& conv = conversation_for(self, key);
+        ++conv.forwarded;
+        return self->delegate(conv.actor, send_atom::value, std::move(s));
+      },
+      [=](resume_atom, const std::string& key, std::int64_t message_id) {
+        const auto& cur = current(self);
+        auto token = cur.effective_token(*self->state.settings.cfg);
+        auto number = cur.effective_phone_number_id(*self->state.settings.cfg);
+        if (!cur.enabled || !token || !number) {
+          return;  // kept in the outbox until the site can send again
+        }
+        auto& conv = conversation_for(self, key);
+        ++conv.forwarded;
+        self->send(conv.actor, resume_atom::value, message_id, *number, *token);
       },
       [=](read_atom) -> site_answer {
         site_answer a;

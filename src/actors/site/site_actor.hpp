@@ -4,6 +4,7 @@
 #include <string>
 
 #include "actors/inbound/inbound_interfaces.hpp"
+#include "actors/site/conversation_actor.hpp"
 #include "actors/site/site_interfaces.hpp"
 #include "infra/config.hpp"
 #include "infra/metrics.hpp"
@@ -16,13 +17,10 @@ namespace wachat::actors {
 
 struct site_actor_settings {
   infra::site_settings settings;  // as loaded by the directory
-  inbound_writer_actor writer;
-  conversation_writer_actor changes;  // writes the dashboard's changes to conversations
+  conversation_links conversations;  // what each conversation actor is spawned with
   site_directory_actor directory;  // writes the settings it decides on
   const infra::config* cfg = nullptr;
   infra::graph_client* graph = nullptr;  // outlives the actor system's actors
-  // A conversation actor with nothing to do for this long stops; the next unit brings it back.
-  std::chrono::milliseconds conversation_idle{std::chrono::seconds(60)};
   infra::metrics::gauge* live_conversations = nullptr;
 };
 

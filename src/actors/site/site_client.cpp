@@ -31,6 +31,14 @@ conversation_reply unanswered<conversation_reply>(const std::string& why) {
 }
 
 template <>
+send_reply unanswered<send_reply>(const std::string& why) {
+  send_reply r;
+  r.what = send_reply::kind::unavailable;
+  r.error = "The conversation's actor did not answer: " + why;
+  return r;
+}
+
+template <>
 bool unanswered<bool>(const std::string&) {
   return false;
 }
@@ -79,6 +87,12 @@ void site_client::knows_verify_token(const std::string& token, std::function<voi
 void site_client::patch(const std::string& site, const std::string& key, infra::conversation_change change,
                         std::function<void(conversation_reply)> done) {
   ask_directory(*impl_->sys, impl_->directory, std::move(done), patch_atom::value, site, key, std::move(change));
+}
+
+void site_client::send(const std::string& site, const std::string& key, outbound_send s,
+                       std::chrono::milliseconds within, std::function<void(send_reply)> done) {
+  actors::ask<send_reply>(*impl_->sys, impl_->directory, within, std::move(done), unanswered<send_reply>,
+                          send_atom::value, site, key, std::move(s));
 }
 
 }  // namespace wachat::actors

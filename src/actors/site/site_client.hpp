@@ -1,9 +1,11 @@
 #pragma once
 #include <caf/fwd.hpp>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
 
+#include "actors/outbound/outbound_messages.hpp"
 #include "actors/site/site_answer.hpp"
 
 // How the HTTP layer reaches the site actors: each call is one request to the site directory,
@@ -31,6 +33,11 @@ class site_client {
   // else their BSUID), in turn with that customer's messages.
   void patch(const std::string& site, const std::string& key, infra::conversation_change change,
              std::function<void(conversation_reply)> done);
+
+  // An agent's send to the customer `key`, answered with its outcome or, after the send wait,
+  // as queued; `within` bounds the whole ask.
+  void send(const std::string& site, const std::string& key, outbound_send s, std::chrono::milliseconds within,
+            std::function<void(send_reply)> done);
 
  private:
   struct impl;

@@ -6,6 +6,7 @@
 
 #include "actors/site/site_actor.hpp"
 #include "infra/log.hpp"
+#include "infra/outbound_store.hpp"
 #include "infra/site_settings.hpp"
 
 namespace wachat::actors {
@@ -25,6 +26,7 @@ struct directory_state {
   // Phone number id -> site (none: no site has it). Forgotten on every settings change.
   std::unordered_map<std::string, std::optional<std::string>> routes;
   std::vector<route_watcher> watchers;  // told to forget the routes they were given
+  std::chrono::steady_clock::time_point next_sweep{};
   static inline const char* name = "site_directory";
 };
 
@@ -59,12 +61,10 @@ std::optional<site_actor> site_for(self_ptr self, const std::string& site_id) {
   }
   site_actor_settings s;
   s.settings = std::move(*loaded);
-  s.writer = st.settings.writer;
-  s.changes = st.settings.changes;
+  s.conversations = st.settings.conversations;
   s.directory = site_directory_actor{self};
   s.cfg = st.settings.cfg;
   s.graph = st.settings.graph;
-  s.conversation_idle = st.settings.conversation_idle;
   s.live_conversations = st.live_conversations;
   auto actor = spawn_site_actor(self->home_system(), std::move(s));
   st.sites.emplace(site_id, actor);
@@ -182,6 +182,28 @@ settings_written write(self_ptr self, const std::string& site_id, Write&& fn) {
   return w;
 }
 
+// Hands the outbox entries nobody is on to their conversations' actors (any process may: the
+// claim of an attempt lets one through).
+void sweep(self_ptr self) {
+  auto& st = self->state;
+  auto now = std::chrono::steady_clock::now();
+  if (now < st.next_sweep) {
+    return;
+  }
+  st.next_sweep = now + st.settings.outbox_sweep;
+  try {
+    store(self);  // (re)connects
+    for (auto& r : infra::sweep_outbox(*st.conn, st.settings.conversations.send_doubt.count(), 500)) {
+      if (auto site = site_for(self, r.site)) {
+        self->send(*site, resume_atom::value, r.key, r.message_id);
+      }
+    }
+  } catch (const std::exception& e) {
+    forget_broken(self);
+    infra::log_warn("outbox_sweep_failed", {{"error", e.what()}});
+  }
+}
+
 site_directory_actor::behavior_type directory(self_ptr self, site_directory_settings settings,
                                               std::shared_ptr<infra::metrics> metrics) {
   auto& st = self->state;
@@ -236,6 +258,22 @@ site_directory_actor::behavior_type directory(self_ptr self, site_directory_sett
           return r;
         }
       },
+      [=](send_atom, const std::string& site, const std::string& key,
+          outbound_send& s) -> caf::result<send_reply> {
+        try {
+          if (auto actor = site_for(self, site)) {
+            return self->delegate(*actor, send_atom::value, key, std::move(s));
+          }
+          send_reply r;
+          r.what = send_reply::kind::not_found;
+          return r;
+        } catch (const std::exception& e) {
+          forget_broken(self);
+          send_reply r;
+          r.error = e.what();
+          return r;
+        }
+      },
       [=](watch_atom, route_watcher& w) { self->state.watchers.push_back(std::move(w)); },
       [=](verify_atom, const std::string& token) {
         try {
@@ -260,6 +298,7 @@ site_directory_actor::behavior_type directory(self_ptr self, site_directory_sett
       },
       [=](tick_atom) {
         listen(self);
+        sweep(self);
         self->delayed_send(self, self->state.settings.listen_poll, tick_atom::value);
       },
       [=](stop_atom) {

@@ -11,8 +11,9 @@
 
 #include "actors/atoms.hpp"
 #include "actors/inbound/inbound_messages.hpp"
+#include "actors/outbound/outbound_interfaces.hpp"
 #include "actors/site/site_answer.hpp"
-#include "infra/graph_client.hpp"
+#include "actors/graph_messages.hpp"
 #include "infra/site_settings.hpp"
 
 // The typed interfaces of the site area (DESIGN.md §2): the site directory, a site actor per
@@ -32,6 +33,8 @@ using patch_atom = caf::atom_constant<caf::atom("patch")>;    // a dashboard wri
 using verify_atom = caf::atom_constant<caf::atom("verify")>;  // is this a site's verify token?
 using route_atom = caf::atom_constant<caf::atom("route")>;    // phone number ids -> site actors
 using watch_atom = caf::atom_constant<caf::atom("watch")>;    // tell me when routes change
+using send_atom = caf::atom_constant<caf::atom("send")>;      // an agent's send
+using resume_atom = caf::atom_constant<caf::atom("resume")>;  // an outbox entry nobody is on
 
 // What the directory answers a site actor after writing its settings.
 struct settings_written {
@@ -50,9 +53,13 @@ using conversation_writer_actor =
 // One customer's conversation in this process: the single writer of its window and order, and
 // of the dashboard's changes to it, taken in turn with the customer's messages. `store` and
 // `patch` answer once committed; `stop` is sent by its site only.
+// `send` answers once Meta's outcome is known or the send wait ended; `resume` (a message id,
+// the site's number and token) takes up an outbox entry left by a stopped actor or process.
 using conversation_actor =
     caf::typed_actor<caf::replies_to<store_atom, unit_job>::with<domain::unit_outcome>,
                      caf::replies_to<patch_atom, infra::conversation_change>::with<conversation_reply>,
+                     caf::replies_to<send_atom, outbound_send>::with<send_reply>,
+                     caf::reacts_to<resume_atom, std::int64_t, std::string, std::string>,
                      caf::reacts_to<stop_atom>>;
 
 // One site: owns its settings and opened credentials (refreshed by the directory), decides
@@ -68,6 +75,9 @@ using site_actor = caf::typed_actor<
     caf::reacts_to<refresh_atom, infra::site_settings>,
     caf::reacts_to<graph_atom, std::uint64_t, infra::graph_response>,
     caf::replies_to<patch_atom, std::string, infra::conversation_change>::with<conversation_reply>,
+    // An agent's send to the customer `key`; `resume`: an outbox entry (key, message id).
+    caf::replies_to<send_atom, std::string, outbound_send>::with<send_reply>,
+    caf::reacts_to<resume_atom, std::string, std::int64_t>,
     caf::reacts_to<idle_atom, std::string, caf::actor_id, std::uint64_t>, caf::reacts_to<stop_atom>>;
 
 // The directory's answer to `route`: for each phone number id asked, in order, the site and
@@ -97,6 +107,8 @@ using site_directory_actor = caf::typed_actor<
     caf::replies_to<check_atom, std::string>::with<site_answer>,
     // A dashboard write: the site, the customer's key (their phone, else their BSUID), the change.
     caf::replies_to<patch_atom, std::string, std::string, infra::conversation_change>::with<conversation_reply>,
+    // An agent's send: the site, the customer's key, the send.
+    caf::replies_to<send_atom, std::string, std::string, outbound_send>::with<send_reply>,
     caf::replies_to<verify_atom, std::string>::with<bool>,
     caf::replies_to<save_atom, std::string, infra::site_settings_update>::with<settings_written>,
     caf::replies_to<clear_atom, std::string>::with<settings_written>,
@@ -113,4 +125,3 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::site_routes)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::infra::conversation_change)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::infra::site_settings)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::infra::site_settings_update)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::infra::graph_response)

@@ -1,0 +1,252 @@
+#include "actors/outbound/cloud_sender.hpp"
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+#include <unordered_map>
+
+#include "actors/supervision/fault_point.hpp"
+#include "actors/supervision/supervised_workers.hpp"
+#include "infra/graph_client.hpp"
+#include "infra/log.hpp"
+
+namespace wachat::actors {
+namespace {
+
+// A worker also takes Graph's answers, which the client's thread sends it.
+using worker_interface =
+    cloud_sender_actor::extend<caf::reacts_to<answer_atom, std::int64_t, infra::graph_response>>;
+
+struct worker_state {
+  std::string url;
+  infra::graph_client* graph = nullptr;
+  std::unique_ptr<pqxx::connection> conn;
+  struct in_flight {
+    int attempt = 0;
+    caf::typed_response_promise<attempt_result> answer;
+  };
+  std::unordered_map<std::int64_t, in_flight> calls;  // by message id
+  static inline const char* name = "cloud_sender";
+};
+
+pqxx::connection_base& connection(worker_state& st) {
+  if (!st.conn || !st.conn->is_open()) {
+    st.conn.reset();
+    st.conn = std::make_unique<pqxx::connection>(st.url);
+  }
+  return *st.conn;
+}
+
+// Runs `f` on the worker's connection; a failure is logged and yields nullopt (the caller
+// answers "unavailable", and the conversation actor tries again later).
+template <class F>
+auto with_db(worker_state& st, const char* what, F f) -> std::optional<decltype(f(connection(st)))> {
+  try {
+    return f(connection(st));
+  } catch (const std::exception& e) {
+    if (st.conn && !st.conn->is_open()) {
+      st.conn.reset();
+    }
+    infra::log_warn("cloud_sender_db_failed", {{"step", what}, {"error", e.what()}});
+    return std::nullopt;
+  }
+}
+
+std::optional<std::string> wamid_of(const std::string& body) {
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  if (j.is_object() && j.contains("messages") && j["messages"].is_array() && !j["messages"].empty() &&
+      j["messages"][0].is_object() && j["messages"][0].contains("id") && j["messages"][0]["id"].is_string()) {
+    return j["messages"][0]["id"].get<std::string>();
+  }
+  return std::nullopt;
+}
+
+void answered(worker_interface::stateful_pointer<worker_state> self, std::int64_t message_id,
+              infra::graph_response& res) {
+  auto it = self->state.calls.find(message_id);
+  if (it == self->state.calls.end()) {
+    return;
+  }
+  auto call = std::move(it->second);
+  self->state.calls.erase(it);
+  attempt_result r;
+  r.attempt = call.attempt;
+  r.request_sent = res.request_sent;
+  std::optional<std::string> wamid;
+  if (res.ok()) {
+    wamid = wamid_of(res.body);
+    if (!wamid) {
+      // A 2xx without Meta's shape: Meta may have taken it, so it is in doubt, not failed.
+      domain::graph_error e;
+      e.transport = true;
+      e.http_status = res.status;
+      e.title = "Graph answered without a message id";
+      res.error = e;
+      r.request_sent = true;
+    }
+  }
+  if (!wamid) {
+    r.what = attempt_result::kind::failed;
+    r.error = res.error;
+    call.answer.deliver(std::move(r));
+    return;
+  }
+  auto text = with_db(self->state, "record_sent",
+                      [&](pqxx::connection_base& c) { return infra::record_sent(c, message_id, *wamid); });
+  if (!text) {
+    // Meta has it, but we could not write that down: leave the entry `sending`. The doubt
+    // period brings it back; by then a status naming it can be adopted instead of resending.
+    r.what = attempt_result::kind::unavailable;
+    call.answer.deliver(std::move(r));
+    return;
+  }
+  r.what = attempt_result::kind::sent;
+  r.message = std::move(*text);
+  call.answer.deliver(std::move(r));
+}
+
+worker_interface::behavior_type worker(worker_interface::stateful_pointer<worker_state> self, std::string url,
+                                       infra::graph_client* graph) {
+  self->state.url = std::move(url);
+  self->state.graph = graph;
+  return {
+      [=](facts_atom, const std::string& site, std::int64_t conversation,
+          const std::string& client_id) -> caf::result<infra::send_facts> {
+        fault_point("cloud_sender");
+        auto f = with_db(self->state, "facts", [&](pqxx::connection_base& c) {
+          return infra::load_send_facts(c, site, conversation,
+                                        client_id.empty() ? std::nullopt : std::optional<std::string>{client_id});
+        });
+        if (!f) {
+          return caf::make_error(caf::sec::runtime_error, "database unavailable");
+        }
+        return std::move(*f);
+      },
+      [=](enqueue_atom, const outbound_send& s) -> caf::result<infra::send_enqueued> {
+        auto e = with_db(self->state, "enqueue", [&](pqxx::connection_base& c) {
+          return infra::enqueue_send(c, s.site, s.conversation_id, s.request);
+        });
+        if (!e) {
+          return caf::make_error(caf::sec::runtime_error, "database unavailable");
+        }
+        return std::move(*e);
+      },
+      [=](attempt_atom, const attempt_job& job) -> caf::result<attempt_result> {
+        fault_point("cloud_sender");
+        auto claim = with_db(self->state, "begin_attempt",
+                             [&](pqxx::connection_base& c) { return infra::begin_attempt(c, job.message_id); });
+        attempt_result r;
+        if (!claim) {
+          return r;  // unavailable
+        }
+        r.attempt = claim->attempt;
+        if (!claim->claimed) {
+          r.what = attempt_result::kind::not_claimed;
+          r.message = with_db(self->state, "load_message", [&](pqxx::connection_base& c) {
+                        return infra::load_message_text(c, job.message_id);
+                      }).value_or("");
+          return r;
+        }
+        if (claim->no_recipient) {
+          r.what = attempt_result::kind::failed;
+          domain::graph_error e;
+          e.code = 131026;  // as Meta answers a message it cannot deliver
+          e.title = "The visitor has neither a phone number nor a WhatsApp user id";
+          r.error = e;
+          return r;
+        }
+        auto rp = self->make_response_promise<attempt_result>();
+        self->state.calls[job.message_id] = {claim->attempt, rp};
+        infra::graph_request req;
+        req.method = infra::graph_method::post;
+        req.path = "/" + job.phone_number_id + "/messages";
+        req.access_token = job.access_token;
+        req.body = std::move(claim->body);
+        auto me = caf::actor_cast<caf::actor>(self);
+        const auto id = job.message_id;
+        self->state.graph->request(std::move(req), [me, id](infra::graph_response res) {
+          caf::anon_send(me, answer_atom::value, id, std::move(res));
+        });
+        return rp;
+      },
+      [=](answer_atom, std::int64_t message_id, infra::graph_response& res) { answered(self, message_id, res); },
+      [=](settle_atom, const attempt_decision& d) -> caf::result<std::string> {
+        auto text = with_db(self->state, "settle", [&](pqxx::connection_base& c) {
+          if (d.give_up) {
+            return infra::record_failed(c, d.message_id, d.error, d.retryable);
+          }
+          infra::record_retry(c, d.message_id, d.delay_ms, d.error);
+          return infra::load_message_text(c, d.message_id);
+        });
+        if (!text) {
+          return caf::make_error(caf::sec::runtime_error, "database unavailable");
+        }
+        return std::move(*text);
+      },
+      [=](stop_atom) { self->quit(); },
+  };
+}
+
+struct pool_state {
+  supervised_workers workers;
+  std::size_t next = 0;
+  static inline const char* name = "cloud_senders";
+};
+
+using pool_interface = cloud_sender_actor::extend<caf::reacts_to<restart_atom, std::size_t>>;
+using pool_actor = pool_interface::stateful_pointer<pool_state>;
+
+// The next live worker, round robin; nullopt when none is up (each is restarting).
+std::optional<cloud_sender_actor> next_worker(pool_actor self) {
+  auto& st = self->state;
+  for (std::size_t n = 0; n < st.workers.size(); ++n) {
+    auto i = st.next++ % st.workers.size();
+    if (st.workers.idle(i) || st.workers.busy(i)) {
+      return caf::actor_cast<cloud_sender_actor>(st.workers.worker(i));
+    }
+  }
+  return std::nullopt;
+}
+
+template <class R, class... Ts>
+caf::result<R> forward(pool_actor self, Ts&&... xs) {
+  if (auto w = next_worker(self)) {
+    return self->delegate(*w, std::forward<Ts>(xs)...);
+  }
+  return caf::make_error(caf::sec::runtime_error, "no cloud sender is up");
+}
+
+pool_interface::behavior_type pool(pool_actor self, std::string url, unsigned count, infra::graph_client* graph,
+                                   std::shared_ptr<infra::metrics> m) {
+  self->state.workers = supervised_workers{
+      "wachat_cloud_sender", count,
+      [self, url, graph](std::size_t) {
+        // Detached: a worker blocks on its own connection, never on the scheduler's threads.
+        return caf::actor_cast<caf::actor>(self->home_system().spawn<caf::detached>(worker, url, graph));
+      },
+      m};
+  self->state.workers.start(self);
+  self->set_down_handler([=](caf::down_msg& down) { self->state.workers.on_down(self, down); });
+  return {
+      [=](facts_atom a, std::string& site, std::int64_t conv, std::string& client) {
+        return forward<infra::send_facts>(self, a, std::move(site), conv, std::move(client));
+      },
+      [=](enqueue_atom a, outbound_send& s) { return forward<infra::send_enqueued>(self, a, std::move(s)); },
+      [=](attempt_atom a, attempt_job& j) { return forward<attempt_result>(self, a, std::move(j)); },
+      [=](settle_atom a, attempt_decision& d) { return forward<std::string>(self, a, std::move(d)); },
+      [=](restart_atom, std::size_t i) { self->state.workers.restart(self, i); },
+      [=](stop_atom) {
+        self->state.workers.stop_all();
+        self->quit();
+      },
+  };
+}
+
+}  // namespace
+
+cloud_sender_actor spawn_cloud_senders(caf::actor_system& sys, const std::string& database_url, unsigned workers,
+                                       infra::graph_client* graph, std::shared_ptr<infra::metrics> metrics) {
+  return caf::actor_cast<cloud_sender_actor>(sys.spawn(pool, database_url, workers, graph, std::move(metrics)));
+}
+
+}  // namespace wachat::actors

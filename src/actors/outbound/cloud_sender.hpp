@@ -1,0 +1,25 @@
+#pragma once
+#include <caf/fwd.hpp>
+#include <memory>
+#include <string>
+
+#include "actors/outbound/outbound_interfaces.hpp"
+#include "infra/metrics.hpp"
+
+namespace wachat::infra {
+class graph_client;
+}
+
+namespace wachat::actors {
+
+// The cloud senders (DESIGN.md §2): a pool actor handing each request to the next live worker,
+// and `workers` detached workers, each with its own connection. A worker claims an outbox entry
+// for an attempt (committed before Meta is called), calls Graph without blocking its thread on
+// the answer (it takes other requests meanwhile), and records a success at once; a failure goes
+// back to the conversation actor, which decides and has it recorded (`settle`). Supervised the
+// one way (supervised_workers: `wachat_cloud_sender_restarts_total`); the requests a dead worker
+// held fail, and their conversation actors try again: the outbox entry is in the database.
+cloud_sender_actor spawn_cloud_senders(caf::actor_system& sys, const std::string& database_url, unsigned workers,
+                                       infra::graph_client* graph, std::shared_ptr<infra::metrics> metrics);
+
+}  // namespace wachat::actors

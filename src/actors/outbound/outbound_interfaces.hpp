@@ -1,0 +1,41 @@
+#pragma once
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+#include <optional>
+#include <string>
+
+#include "actors/atoms.hpp"
+#include "actors/graph_messages.hpp"
+#include "actors/outbound/outbound_messages.hpp"
+#include "infra/outbound_store.hpp"
+
+// The typed interface of the cloud senders (DESIGN.md §2): what a conversation actor asks.
+namespace wachat::actors {
+
+using facts_atom = caf::atom_constant<caf::atom("facts")>;      // what a send is decided on
+using enqueue_atom = caf::atom_constant<caf::atom("enqueue")>;  // message + outbox entry
+using attempt_atom = caf::atom_constant<caf::atom("attempt")>;  // one call to Meta
+using settle_atom = caf::atom_constant<caf::atom("settle")>;    // record a failed attempt's fate
+using answer_atom = caf::atom_constant<caf::atom("answer")>;    // Graph's answer, to the worker
+
+// The cloud senders: a supervised pool of workers with a database connection each, sharing the
+// Graph client. They carry out what a conversation actor decided; they decide nothing.
+using cloud_sender_actor = caf::typed_actor<
+    // The site, the conversation, the request's client_message_id (empty: none).
+    caf::replies_to<facts_atom, std::string, std::int64_t, std::string>::with<infra::send_facts>,
+    caf::replies_to<enqueue_atom, outbound_send>::with<infra::send_enqueued>,
+    caf::replies_to<attempt_atom, attempt_job>::with<attempt_result>,
+    caf::replies_to<settle_atom, attempt_decision>::with<std::string>,
+    caf::reacts_to<stop_atom>>;
+
+}  // namespace wachat::actors
+
+// Local messages only: never serialized (some hold an opened access token).
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::outbound_send)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::send_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::attempt_job)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::attempt_result)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::attempt_decision)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::infra::send_facts)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::infra::send_enqueued)

@@ -1,0 +1,76 @@
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "domain/graph_error_policy.hpp"
+#include "domain/outbound.hpp"
+
+// The plain data of agents' sends as they travel HTTP → site → conversation actor → cloud
+// sender. No CAF here: the HTTP layer reads send_reply.
+namespace wachat::actors {
+
+// One send request, checked (domain::parse_outbound), on its way to its conversation's actor.
+// The site actor fills in its number and token.
+struct outbound_send {
+  std::int64_t conversation_id = 0;
+  std::string site;
+  domain::outbound_request request;
+  std::string phone_number_id;
+  std::string access_token;  // opened; never logged, never answered
+};
+
+// How a send request ended, as far as the API answers it (API.md §3.4).
+struct send_reply {
+  enum class kind {
+    sent,                  // 201: Meta took it
+    failed,                // 502: Meta refused it for good (`graph`)
+    queued,                // 202: still being tried when the wait ended
+    replayed,              // the same client_message_id and body: the first outcome again
+    window_closed,         // 409
+    idempotency_conflict,  // 409: the same client_message_id with another body
+    unknown_reply,         // 422: reply_to names no message of this conversation
+    no_recipient,          // 422: the visitor has neither phone nor BSUID
+    not_found,             // 404
+    disabled,              // 409 whatsapp_disabled
+    not_configured,        // 409 whatsapp_disabled: no number or token
+    unavailable,           // 503
+  };
+  kind what = kind::unavailable;
+  std::string message;  // the message's API JSON text, when there is one
+  std::optional<domain::graph_error> graph;
+  std::string error;  // for unavailable: why (logged, not answered)
+};
+
+// One attempt at one outbox entry, for a cloud sender.
+struct attempt_job {
+  std::int64_t message_id = 0;
+  std::string phone_number_id;
+  std::string access_token;
+};
+
+// What became of an attempt, before any decision about a failure.
+struct attempt_result {
+  enum class kind {
+    sent,         // recorded: `message` is the message now
+    failed,       // Meta or the transport failed: `error`, `request_sent`; nothing recorded yet
+    not_claimed,  // the entry is gone, held by another attempt, or behind an earlier one
+    unavailable,  // the database could not be reached: nothing happened
+  };
+  kind what = kind::unavailable;
+  int attempt = 0;
+  std::string message;
+  std::optional<domain::graph_error> error;
+  bool request_sent = false;
+};
+
+// The conversation actor's decision about a failed attempt, for a cloud sender to record.
+struct attempt_decision {
+  std::int64_t message_id = 0;
+  bool give_up = false;  // else: try again after delay_ms
+  bool retryable = false;
+  std::int64_t delay_ms = 0;
+  domain::graph_error error;
+};
+
+}  // namespace wachat::actors

@@ -1,0 +1,105 @@
+#include "http/messages_handler.hpp"
+
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+
+#include "actors/site/site_client.hpp"
+#include "domain/outbound.hpp"
+#include "http/site_queries.hpp"
+
+namespace wachat::http {
+namespace {
+
+using nlohmann::json;
+using actors::send_reply;
+
+response with_message(bhttp::status status, const std::string& message_text) {
+  json m = json::parse(message_text, nullptr, false);
+  return json_body(status, dump(json{{"message", m.is_discarded() ? json(nullptr) : m}}));
+}
+
+response graph_failure(const std::string& message_text, const std::optional<domain::graph_error>& graph) {
+  json m = json::parse(message_text, nullptr, false);
+  json g = nullptr;
+  if (graph) {
+    g = graph_error_json(*graph);
+  } else if (m.is_object() && m["error"].is_object()) {
+    // A replay of a send that failed: Meta's error as stored with the message.
+    g = {{"code", m["error"]["code"]}, {"title", m["error"]["title"]}, {"details", m["error"]["details"]},
+         {"fbtrace_id", nullptr}};
+  }
+  json body{{"error", {{"code", "graph_error"}, {"message", "WhatsApp refused the message."}, {"graph", g}}},
+            {"message", m.is_discarded() ? json(nullptr) : m}};
+  return json_body(bhttp::status::bad_gateway, dump(body));
+}
+
+// The first outcome of a send, read from its message as it is now.
+response replayed(const std::string& message_text) {
+  json m = json::parse(message_text, nullptr, false);
+  auto status = m.is_object() && m["status"].is_string() ? m["status"].get<std::string>() : "";
+  if (status == "failed") {
+    return graph_failure(message_text, std::nullopt);
+  }
+  return with_message(status == "queued" ? bhttp::status::accepted : bhttp::status::created, message_text);
+}
+
+response answer_of(const send_reply& r) {
+  using K = send_reply::kind;
+  switch (r.what) {
+    case K::sent: return with_message(bhttp::status::created, r.message);
+    case K::queued: return with_message(bhttp::status::accepted, r.message);
+    case K::failed: return graph_failure(r.message, r.graph);
+    case K::replayed: return replayed(r.message);
+    case K::window_closed:
+      return json_error(bhttp::status::conflict, "window_closed", "24-hour window expired. Use template message.");
+    case K::idempotency_conflict:
+      return json_error(bhttp::status::conflict, "idempotency_conflict",
+                        "client_message_id was used before for a different message.");
+    case K::unknown_reply:
+      return json_error(bhttp::status::unprocessable_entity, "invalid_field",
+                        "reply_to names no message of this conversation that WhatsApp knows.");
+    case K::no_recipient:
+      return json_error(bhttp::status::conflict, "invalid_state",
+                        "The visitor has neither a phone number nor a WhatsApp user id to send to.");
+    case K::not_found: return json_error(bhttp::status::not_found, "not_found", "No such resource.");
+    case K::disabled:
+      return json_error(bhttp::status::conflict, "whatsapp_disabled", "WhatsApp is disabled for this site.");
+    case K::not_configured:
+      return json_error(bhttp::status::conflict, "whatsapp_disabled",
+                        "WhatsApp is not configured for this site (no phone number id or access token).");
+    case K::unavailable: break;
+  }
+  return json_error(bhttp::status::service_unavailable, "unavailable", "The message could not be taken now; try again.");
+}
+
+}  // namespace
+
+void add_message_routes(router& r, api_context& api) {
+  const auto wait = std::chrono::milliseconds(api.cfg->send_wait_ms);
+  // The send waits for Meta up to the send wait; the database steps around it get 10 s more.
+  const auto within = wait + std::chrono::seconds(10);
+  add_deferred_api_route(
+      r, api, bhttp::verb::post, "/api/conversations/{id}/messages", api.cfg->api_max_body_bytes,
+      access::any_principal,
+      [&api, within](pqxx::connection_base& c, const principal& who, const api_call& call, responder done) {
+        auto owner = owner_of(c, call.params.at("id"), who);
+        auto parsed = domain::parse_outbound(call.body);
+        if (auto* p = std::get_if<domain::request_problem>(&parsed)) {
+          fail(p->code == "invalid_json" ? bhttp::status::bad_request : bhttp::status::unprocessable_entity, p->code,
+               p->message);
+        }
+        auto& request = std::get<domain::outbound_request>(parsed);
+        if (request.kind == domain::outbound_kind::reaction) {
+          fail(bhttp::status::unprocessable_entity, "invalid_field", "Reactions cannot be sent yet.");
+        }
+        actors::outbound_send s;
+        s.conversation_id = owner.id;
+        s.site = owner.site;
+        s.request = std::move(request);
+        api.sites->send(owner.site, owner.key, std::move(s), within,
+                        [done](send_reply reply) { done(answer_of(reply)); });
+      },
+      within + std::chrono::seconds(5));
+}
+
+}  // namespace wachat::http

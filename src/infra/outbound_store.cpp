@@ -1,0 +1,256 @@
+#include "infra/outbound_store.hpp"
+
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+
+#include "domain/status_order.hpp"
+#include "infra/chat_views.hpp"
+#include "infra/event_log.hpp"
+
+namespace wachat::infra {
+
+using nlohmann::json;
+
+namespace {
+
+std::string message_text(pqxx::transaction_base& tx, std::int64_t id) {
+  auto m = load_message(tx, id);
+  return m ? dump(*m) : std::string{};
+}
+
+std::string error_json(const domain::graph_error& e) {
+  return json{{"code", e.code}, {"title", e.title}, {"details", e.details}, {"fbtrace_id", e.fbtrace_id}}.dump(
+      -1, ' ', false, json::error_handler_t::replace);
+}
+
+}  // namespace
+
+send_facts load_send_facts(pqxx::connection_base& conn, const std::string& site, std::int64_t conversation_id,
+                           const std::optional<std::string>& client_message_id) {
+  pqxx::nontransaction nt{conn};
+  send_facts f;
+  auto r = nt.exec_params(
+      "SELECT extract(epoch from c.whatsapp_window_expires_at)::bigint,"
+      " (v.whatsapp_phone IS NOT NULL OR v.whatsapp_user_id IS NOT NULL)"
+      " FROM mod_chat_conversations c JOIN mod_chat_visitors v ON v.id = c.visitor_id"
+      " WHERE c.id = $1 AND c.site_id = $2",
+      conversation_id, site);
+  if (r.empty()) {
+    return f;
+  }
+  f.found = true;
+  f.window_expires_at = r[0][0].as<std::optional<std::int64_t>>();
+  f.has_recipient = r[0][1].as<bool>();
+  if (client_message_id) {
+    auto e = nt.exec_params(
+        "SELECT m.id, coalesce(m.request_fingerprint, ''),"
+        " EXISTS (SELECT 1 FROM wa_outbox o WHERE o.message_id = m.id)"
+        " FROM mod_chat_messages m WHERE m.conversation_id = $1 AND m.client_message_id = $2",
+        conversation_id, *client_message_id);
+    if (!e.empty()) {
+      f.earlier_message_id = e[0][0].as<std::int64_t>();
+      f.earlier_fingerprint = e[0][1].as<std::string>();
+      f.earlier_pending = e[0][2].as<bool>();
+      f.earlier_message = message_text(nt, *f.earlier_message_id);
+    }
+  }
+  return f;
+}
+
+send_enqueued enqueue_send(pqxx::connection_base& conn, const std::string& site, std::int64_t conversation_id,
+                           const domain::outbound_request& request) {
+  pqxx::work w{conn};
+  send_enqueued out;
+  // The conversation's row lock orders its sends across processes: ids commit in the order
+  // they are handed out, so "no earlier entry" in begin_attempt sees every earlier send.
+  if (w.exec_params("SELECT 1 FROM mod_chat_conversations WHERE id = $1 AND site_id = $2 FOR UPDATE",
+                    conversation_id, site)
+          .empty()) {
+    out.what = send_enqueued::kind::not_found;
+    return out;
+  }
+  std::optional<std::int64_t> reply_id;
+  std::optional<std::string> reply_wamid;
+  if (request.reply_to) {
+    auto r = w.exec_params(
+        "SELECT id, whatsapp_message_id FROM mod_chat_messages WHERE conversation_id = $1"
+        " AND whatsapp_message_id IS NOT NULL AND (id::text = $2 OR whatsapp_message_id = $2) LIMIT 1",
+        conversation_id, *request.reply_to);
+    if (r.empty()) {
+      out.what = send_enqueued::kind::unknown_reply;
+      return out;
+    }
+    reply_id = r[0][0].as<std::int64_t>();
+    reply_wamid = r[0][1].as<std::string>();
+  }
+  const bool media = request.kind == domain::outbound_kind::image || request.kind == domain::outbound_kind::document;
+  auto ins = w.exec_params(
+      "INSERT INTO mod_chat_messages (conversation_id, site_id, sender_type, sender_id, sender_name,"
+      " content, content_type, file_url, file_name, status, reply_to, reply_to_wamid, client_message_id,"
+      " request_fingerprint, created_at)"
+      " VALUES ($1, $2, 'agent', $3, $4, $5, $6, $7, $8, 'queued', $9, $10, $11, $12, clock_timestamp())"
+      " ON CONFLICT (conversation_id, client_message_id) WHERE client_message_id IS NOT NULL DO NOTHING"
+      " RETURNING id",
+      conversation_id, site, request.sender_id, request.sender_name, domain::stored_content(request),
+      domain::stored_content_type(request), media ? std::optional<std::string>{request.url} : std::nullopt,
+      request.filename.empty() ? std::nullopt : std::optional<std::string>{request.filename}, reply_id, reply_wamid,
+      request.client_message_id, request.fingerprint);
+  if (ins.empty()) {
+    // Another request with this client_message_id committed first (we waited on its lock).
+    auto e = w.exec_params(
+        "SELECT m.id, coalesce(m.request_fingerprint, ''),"
+        " EXISTS (SELECT 1 FROM wa_outbox o WHERE o.message_id = m.id)"
+        " FROM mod_chat_messages m WHERE m.conversation_id = $1 AND m.client_message_id = $2",
+        conversation_id, request.client_message_id);
+    out.what = send_enqueued::kind::duplicate;
+    out.message_id = e[0][0].as<std::int64_t>();
+    out.fingerprint = e[0][1].as<std::string>();
+    out.pending = e[0][2].as<bool>();
+    out.message = message_text(w, out.message_id);
+    w.commit();
+    return out;
+  }
+  out.message_id = ins[0][0].as<std::int64_t>();
+  // Without a recipient: begin_attempt adds the visitor's at each attempt.
+  auto body = domain::graph_send_body(request, domain::recipient{}, out.message_id, reply_wamid);
+  w.exec_params(
+      "INSERT INTO wa_outbox (message_id, site_id, conversation_id, request) VALUES ($1, $2, $3, $4::jsonb)",
+      out.message_id, site, conversation_id, body.dump(-1, ' ', false, json::error_handler_t::replace));
+  w.exec_params(
+      "UPDATE mod_chat_conversations SET last_message_at = greatest(last_message_at, now()), updated_at = now()"
+      " WHERE id = $1",
+      conversation_id);
+  out.message = message_text(w, out.message_id);
+  append_event(w, site, "message.created", conversation_id, out.message_id);
+  w.commit();
+  return out;
+}
+
+send_attempt begin_attempt(pqxx::connection_base& conn, std::int64_t message_id) {
+  pqxx::work w{conn};
+  send_attempt a;
+  auto r = w.exec_params(
+      "WITH claimed AS (UPDATE wa_outbox o SET state = 'sending', attempts = o.attempts + 1,"
+      "   attempt_at = now()"
+      "  WHERE o.message_id = $1 AND o.state = 'ready'"
+      "   AND o.next_attempt_at <= now() + interval '100 milliseconds'"
+      "   AND NOT EXISTS (SELECT 1 FROM wa_outbox e WHERE e.conversation_id = o.conversation_id"
+      "                   AND e.message_id < o.message_id)"
+      "  RETURNING o.request::text, o.attempts, o.conversation_id)"
+      " SELECT claimed.*, v.whatsapp_phone, v.whatsapp_user_id FROM claimed"
+      " JOIN mod_chat_conversations c ON c.id = claimed.conversation_id"
+      " JOIN mod_chat_visitors v ON v.id = c.visitor_id",
+      message_id);
+  if (r.empty()) {
+    return a;
+  }
+  a.claimed = true;
+  a.attempt = r[0][1].as<int>();
+  a.conversation_id = r[0][2].as<std::int64_t>();
+  auto body = json::parse(r[0][0].c_str());
+  auto phone = r[0][3].as<std::optional<std::string>>();
+  auto user_id = r[0][4].as<std::optional<std::string>>();
+  if (phone) {
+    body["to"] = *phone;
+  } else if (user_id) {
+    body["recipient"] = *user_id;
+  } else {
+    a.no_recipient = true;
+  }
+  a.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  w.commit();
+  return a;
+}
+
+std::string record_sent(pqxx::connection_base& conn, std::int64_t message_id, const std::string& wamid) {
+  pqxx::work w{conn};
+  auto r = w.exec_params(
+      "UPDATE mod_chat_messages SET whatsapp_message_id = $2, status = 'sent', error_code = NULL,"
+      " error_title = NULL, error_details = NULL, error_retryable = NULL WHERE id = $1"
+      " RETURNING site_id, conversation_id",
+      message_id, wamid);
+  w.exec_params("DELETE FROM wa_outbox WHERE message_id = $1", message_id);
+  if (r.empty()) {
+    w.commit();
+    return {};
+  }
+  auto site = r[0][0].as<std::string>();
+  auto conversation = r[0][1].as<std::int64_t>();
+  // Statuses Meta reported before its answer reached us are in the history already: the
+  // message takes the highest of them (domain::status_rank), not `sent`.
+  std::string best = "sent";
+  for (const auto& s : w.exec_params(
+           "SELECT status FROM wa_message_statuses WHERE site_id = $1 AND whatsapp_message_id = $2", site, wamid)) {
+    auto status = s[0].as<std::string>();
+    if (domain::status_may_advance(best, status)) {
+      best = status;
+    }
+  }
+  if (best != "sent") {
+    w.exec_params("UPDATE mod_chat_messages SET status = $2 WHERE id = $1", message_id, best);
+  }
+  auto text = message_text(w, message_id);
+  append_event(w, site, "message.updated", conversation, message_id);
+  w.commit();
+  return text;
+}
+
+std::string record_failed(pqxx::connection_base& conn, std::int64_t message_id, const domain::graph_error& error,
+                          bool retryable) {
+  pqxx::work w{conn};
+  auto r = w.exec_params(
+      "UPDATE mod_chat_messages SET status = 'failed', error_code = $2, error_title = $3, error_details = $4,"
+      " error_retryable = $5 WHERE id = $1 RETURNING site_id, conversation_id",
+      message_id, error.code, error.title, error.details, retryable);
+  w.exec_params("DELETE FROM wa_outbox WHERE message_id = $1", message_id);
+  if (r.empty()) {
+    w.commit();
+    return {};
+  }
+  auto text = message_text(w, message_id);
+  append_event(w, r[0][0].as<std::string>(), "message.updated", r[0][1].as<std::int64_t>(), message_id);
+  w.commit();
+  return text;
+}
+
+void record_retry(pqxx::connection_base& conn, std::int64_t message_id, std::int64_t delay_ms,
+                  const domain::graph_error& error) {
+  pqxx::work w{conn};
+  w.exec_params(
+      "UPDATE wa_outbox SET state = 'ready', next_attempt_at = now() + $2 * interval '1 millisecond',"
+      " last_error = $3::jsonb WHERE message_id = $1",
+      message_id, delay_ms, error_json(error));
+  w.commit();
+}
+
+std::string load_message_text(pqxx::connection_base& conn, std::int64_t message_id) {
+  pqxx::nontransaction nt{conn};
+  return message_text(nt, message_id);
+}
+
+std::vector<resumable_send> sweep_outbox(pqxx::connection_base& conn, std::int64_t doubt_ms, int limit) {
+  pqxx::work w{conn};
+  w.exec_params(
+      "UPDATE wa_outbox SET state = 'ready', next_attempt_at = now()"
+      " WHERE state = 'sending' AND attempt_at < now() - $1 * interval '1 millisecond'",
+      doubt_ms);
+  // Overdue by a few seconds: a live actor would have taken it up by then. Only the first entry
+  // of each conversation: the others follow it in order.
+  auto rows = w.exec_params(
+      "SELECT o.message_id, o.site_id, coalesce(v.whatsapp_phone, v.whatsapp_user_id, 'conversation:' || c.id)"
+      " FROM wa_outbox o JOIN mod_chat_conversations c ON c.id = o.conversation_id"
+      " JOIN mod_chat_visitors v ON v.id = c.visitor_id"
+      " WHERE o.state = 'ready' AND o.next_attempt_at < now() - interval '3 seconds'"
+      "  AND NOT EXISTS (SELECT 1 FROM wa_outbox e WHERE e.conversation_id = o.conversation_id"
+      "                  AND e.message_id < o.message_id)"
+      " ORDER BY o.next_attempt_at LIMIT $1",
+      limit);
+  w.commit();
+  std::vector<resumable_send> out;
+  for (const auto& r : rows) {
+    out.push_back({r[0].as<std::int64_t>(), r[1].as<std::string>(), r[2].as<std::string>()});
+  }
+  return out;
+}
+
+}  // namespace wachat::infra

@@ -1,0 +1,80 @@
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "domain/graph_error_policy.hpp"
+#include "domain/outbound.hpp"
+
+namespace pqxx {
+class connection_base;
+}
+
+// The SQL of agents' sends (API.md §3.4): the message row and its outbox entry, each attempt's
+// claim and its outcome. The conversation actor decides; these statements apply its decisions
+// under the cross-process guards (the unique client_message_id, the outbox row's state, the
+// conversation's order).
+namespace wachat::infra {
+
+// What the conversation actor decides a send on.
+struct send_facts {
+  bool found = false;                               // the conversation exists in that site
+  std::optional<std::int64_t> window_expires_at;    // unix s
+  bool has_recipient = false;                       // the visitor has a phone or a BSUID
+  // An earlier send of this conversation with the request's client_message_id.
+  std::optional<std::int64_t> earlier_message_id;
+  std::string earlier_fingerprint;
+  std::string earlier_message;  // its API JSON text
+  bool earlier_pending = false; // still in the outbox
+};
+send_facts load_send_facts(pqxx::connection_base& conn, const std::string& site, std::int64_t conversation_id,
+                           const std::optional<std::string>& client_message_id);
+
+struct send_enqueued {
+  enum class kind { queued, duplicate, unknown_reply, not_found } what = kind::queued;
+  std::int64_t message_id = 0;
+  std::string fingerprint;  // duplicate: the earlier request's
+  std::string message;      // the message's API JSON text
+  bool pending = true;      // duplicate: whether the earlier one is still in the outbox
+};
+// One transaction: the message (`queued`), its outbox entry and `message.created`. `reply_to`
+// must name a message of this conversation (our id or its wamid). A concurrent send with the
+// same client_message_id makes this one a duplicate of it.
+send_enqueued enqueue_send(pqxx::connection_base& conn, const std::string& site, std::int64_t conversation_id,
+                           const domain::outbound_request& request);
+
+struct send_attempt {
+  bool claimed = false;  // false: sent, given up, held by another attempt, or behind an earlier one
+  std::int64_t conversation_id = 0;
+  std::string body;      // Meta's body, with the recipient as the visitor's now
+  int attempt = 0;       // 1 for the first
+  bool no_recipient = false;
+};
+// Claims the entry for one attempt (committed before Meta is called, so a crash leaves it
+// `sending`: in doubt). Only a `ready` entry with no earlier entry of its conversation is
+// claimed, so a conversation's messages reach Meta in order whichever process sends them.
+send_attempt begin_attempt(pqxx::connection_base& conn, std::int64_t message_id);
+
+// Meta took it: the wamid, status `sent` (or a later one a status webhook already reported),
+// the entry gone, `message.updated`. Returns the message's API JSON text.
+std::string record_sent(pqxx::connection_base& conn, std::int64_t message_id, const std::string& wamid);
+// Given up: status `failed` with Meta's error, the entry gone, `message.updated`.
+std::string record_failed(pqxx::connection_base& conn, std::int64_t message_id, const domain::graph_error& error,
+                          bool retryable);
+// To be tried again after `delay_ms`; the message stays `queued`.
+void record_retry(pqxx::connection_base& conn, std::int64_t message_id, std::int64_t delay_ms,
+                  const domain::graph_error& error);
+
+std::string load_message_text(pqxx::connection_base& conn, std::int64_t message_id);
+
+// An outbox entry nobody is on: due for a while (its actor stopped, or its process did), or an
+// attempt whose answer was lost and whose doubt period is over (made `ready` here).
+struct resumable_send {
+  std::int64_t message_id = 0;
+  std::string site;
+  std::string key;  // the customer's key: their phone, else their BSUID
+};
+std::vector<resumable_send> sweep_outbox(pqxx::connection_base& conn, std::int64_t doubt_ms, int limit);
+
+}  // namespace wachat::infra

@@ -1,0 +1,252 @@
+// Agents reply (API.md §3.4 "POST /api/conversations/{id}/messages"): the real wachatd over
+// sockets, PostgreSQL, and a fake Graph API answering as Meta documents.
+#include <catch2/catch.hpp>
+#include <csignal>
+#include <ctime>
+#include <thread>
+
+#include "support/fake_graph.hpp"
+#include "support/pg_control.hpp"
+#include "support/wachat_fixture.hpp"
+
+using namespace wachat;
+using nlohmann::json;
+
+namespace {
+
+const std::string phone_id = "106540352242922";
+const std::string token = "EAABsendToken0123456789abcd";
+const std::string customer = "16505551234";
+
+// A wachatd whose site `acme` has working credentials, and one customer who wrote `age_s` ago.
+struct sending {
+  test::fake_graph graph;
+  std::unique_ptr<test::wachat_fixture> f;
+  std::string conversation;
+
+  explicit sending(std::int64_t age_s = 60, std::map<std::string, std::string> env = {}) {
+    graph.add_token(token);
+    graph.add_phone(phone_id, "+1 555-0100", "Acme Support");
+    env["WACHAT_GRAPH_BASE_URL"] = graph.base_url();
+    f = std::make_unique<test::wachat_fixture>(env);
+    f->call_json("POST", "/api/sites", {{"id", "acme"}}, 201);
+    REQUIRE(f->call("PUT", "/api/sites/acme/whatsapp/settings",
+                    json{{"phone_number_id", phone_id}, {"access_token", token}}.dump())
+                .status == 200);
+    graph.reset_calls();
+    auto ts = static_cast<std::int64_t>(std::time(nullptr)) - age_s;
+    REQUIRE(f->post_webhook(test::text_webhook(phone_id, customer, "wamid.IN1", ts, "Hi, is my order ready?")).status ==
+            200);
+    REQUIRE(test::eventually([&] {
+      auto list = f->call_json("GET", "/api/sites/acme/conversations")["conversations"];
+      if (list.empty()) return false;
+      conversation = list[0]["id"].get<std::string>();
+      return true;
+    }));
+  }
+
+  test::http_result send(const json& body, const std::string& as = test::admin_token) {
+    return f->call("POST", "/api/conversations/" + conversation + "/messages", body.dump(), as);
+  }
+  std::string scalar(const std::string& sql) { return test::query_scalar(f->db, sql); }
+};
+
+json text(const std::string& t, std::optional<std::string> client_id = std::nullopt) {
+  json j{{"type", "text"}, {"text", t}, {"sender_id", "agent-7"}, {"sender_name", "Ann"}};
+  if (client_id) j["client_message_id"] = *client_id;
+  return j;
+}
+
+json body_of(const test::http_result& r) { return json::parse(r.body); }
+
+}  // namespace
+
+TEST_CASE("an agent's text reaches Meta once, to the customer's phone, answered 201 with the wamid") {
+  sending s;
+  auto r = s.send(text("Yes, it ships today.", "c-1"));
+  REQUIRE(r.status == 201);
+  auto m = body_of(r)["message"];
+  CHECK(m["status"] == "sent");
+  CHECK(m["sender_type"] == "agent");
+  CHECK(m["sender_id"] == "agent-7");
+  CHECK(m["sender_name"] == "Ann");
+  CHECK(m["content"] == "Yes, it ships today.");
+  CHECK(m["content_type"] == "text");
+  CHECK(m["whatsapp_message_id"].get<std::string>().rfind("wamid.", 0) == 0);
+  auto sent = s.graph.sent_messages();
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0]["to"] == customer);
+  CHECK(sent[0]["type"] == "text");
+  CHECK(sent[0]["text"]["body"] == "Yes, it ships today.");
+  CHECK(sent[0]["biz_opaque_callback_data"] == m["id"]);
+  auto calls = s.graph.calls_matching("POST", "*/messages");
+  REQUIRE(calls.size() == 1);
+  CHECK(calls[0].path == "/v24.0/" + phone_id + "/messages");
+  CHECK(calls[0].headers["authorization"] == "Bearer " + token);
+
+  // The same client_message_id and body: the first outcome again, and Meta hears nothing more.
+  auto again = s.send(text("Yes, it ships today.", "c-1"));
+  CHECK(again.status == 201);
+  CHECK(body_of(again)["message"]["id"] == m["id"]);
+  CHECK(s.graph.sent_messages().size() == 1);
+  // The same id with another body is refused.
+  auto other = s.send(text("Something else", "c-1"));
+  CHECK(other.status == 409);
+  CHECK(body_of(other)["error"]["code"] == "idempotency_conflict");
+  CHECK(s.graph.sent_messages().size() == 1);
+
+  // The conversation shows it after the customer's message.
+  auto page = s.f->call_json("GET", "/api/conversations/" + s.conversation + "/messages")["messages"];
+  REQUIRE(page.size() == 2);
+  CHECK(page[1]["id"] == m["id"]);
+  CHECK(page[1]["status"] == "sent");
+  CHECK(s.scalar("SELECT count(*) FROM wa_outbox") == "0");
+}
+
+TEST_CASE("a closed window refuses free-form sends, storing and sending nothing; a template still goes") {
+  sending s{25 * 3600};  // the customer wrote 25 h ago
+  auto r = s.send(text("Are you still there?"));
+  CHECK(r.status == 409);
+  CHECK(body_of(r)["error"]["code"] == "window_closed");
+  CHECK(body_of(r)["error"]["message"] == "24-hour window expired. Use template message.");
+  CHECK(s.scalar("SELECT count(*) FROM mod_chat_messages WHERE sender_type = 'agent'") == "0");
+  CHECK(s.graph.sent_messages().empty());
+
+  auto t = s.send({{"type", "template"},
+                   {"template", {{"name", "order_update"}, {"language", "en_US"}}},
+                   {"sender_id", "agent-7"},
+                   {"sender_name", "Ann"}});
+  REQUIRE(t.status == 201);
+  CHECK(body_of(t)["message"]["content_type"] == "whatsapp_template");
+  auto sent = s.graph.sent_messages();
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0]["template"]["name"] == "order_update");
+  CHECK(sent[0]["template"]["language"]["code"] == "en_US");
+}
+
+TEST_CASE("Meta refusing for good answers 502 with Meta's error; the message is failed, not retryable") {
+  sending s;
+  s.graph.fail_next("*/messages", 1, 400, 131026, "Message undeliverable", 0, "The recipient is not on WhatsApp");
+  auto r = s.send(text("hello"));
+  REQUIRE(r.status == 502);
+  auto b = body_of(r);
+  CHECK(b["error"]["code"] == "graph_error");
+  CHECK(b["error"]["graph"]["code"] == 131026);
+  CHECK(b["error"]["graph"]["title"] == "Message undeliverable");
+  CHECK(b["message"]["status"] == "failed");
+  CHECK(b["message"]["error"]["code"] == 131026);
+  CHECK(b["message"]["error"]["retryable"] == false);
+  CHECK(s.graph.calls_matching("POST", "*/messages").size() == 1);  // not tried again
+  CHECK(s.scalar("SELECT count(*) FROM wa_outbox") == "0");
+}
+
+TEST_CASE("a passing failure is tried again with back-off and still answered 201 within the wait") {
+  sending s;
+  s.graph.fail_next("*/messages", 1, 500, 131000, "Something went wrong");
+  auto r = s.send(text("hello"));
+  REQUIRE(r.status == 201);
+  CHECK(body_of(r)["message"]["status"] == "sent");
+  CHECK(s.graph.calls_matching("POST", "*/messages").size() == 2);
+  CHECK(s.graph.sent_messages().size() == 1);
+}
+
+TEST_CASE("a send still retrying when the wait ends answers 202 queued and is delivered later") {
+  sending s{60, {{"WACHAT_SEND_WAIT_MS", "300"}}};
+  s.graph.fail_next("*/messages", 2, 429, 130429, "Rate limit hit");
+  auto r = s.send(text("hello"));
+  REQUIRE(r.status == 202);
+  auto id = body_of(r)["message"]["id"].get<std::string>();
+  CHECK(body_of(r)["message"]["status"] == "queued");
+  CHECK(test::eventually([&] {
+    return s.scalar("SELECT status FROM mod_chat_messages WHERE id = " + id) == "sent";
+  }, std::chrono::seconds(20)));
+  CHECK(s.graph.sent_messages().size() == 1);
+  CHECK(s.graph.calls_matching("POST", "*/messages").size() == 3);
+}
+
+TEST_CASE("one conversation's sends reach Meta in the order they were written, each once") {
+  sending s{60, {{"WACHAT_SEND_WAIT_MS", "0"}}};
+  // Meta answers slowly: the later sends queue behind the first.
+  s.graph.script("POST", "*/messages", test::scripted_response::delayed(std::chrono::milliseconds(100)), 3);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 8; ++i) {
+    auto r = s.send(text("part " + std::to_string(i)));
+    REQUIRE(r.status == 202);
+    ids.push_back(body_of(r)["message"]["id"].get<std::string>());
+  }
+  REQUIRE(test::eventually([&] { return s.graph.sent_messages().size() == 8; }, std::chrono::seconds(15)));
+  auto sent = s.graph.sent_messages();
+  for (int i = 0; i < 8; ++i) {
+    CHECK(sent[i]["text"]["body"] == "part " + std::to_string(i));
+    CHECK(sent[i]["biz_opaque_callback_data"] == ids[i]);
+  }
+  CHECK(s.graph.calls_matching("POST", "*/messages").size() == 8);
+  CHECK(test::eventually([&] { return s.scalar("SELECT count(*) FROM wa_outbox") == "0"; }));
+}
+
+TEST_CASE("bad send requests get clear errors and change nothing") {
+  sending s;
+  CHECK(s.send(json("not an object")).status == 400);
+  CHECK(s.f->call("POST", "/api/conversations/" + s.conversation + "/messages", "{\"type\":").status == 400);
+  auto big = s.send(text(std::string(100 * 1024, 'a')));
+  CHECK(big.status == 422);
+  CHECK(body_of(big)["error"]["code"] == "invalid_field");
+  json img{{"type", "image"}, {"url", "ftp://files.example/a.png"}, {"sender_id", "a"}, {"sender_name", "b"}};
+  CHECK(s.send(img).status == 422);
+  auto reply = text("re");
+  reply["reply_to"] = "wamid.NOPE";
+  auto unknown = s.send(reply);
+  CHECK(unknown.status == 422);
+  CHECK(body_of(unknown)["error"]["code"] == "invalid_field");
+  // Another site's token sees no such conversation.
+  s.f->call_json("POST", "/api/sites", {{"id", "beta"}}, 201);
+  CHECK(s.send(text("hi"), s.f->site_token("beta")).status == 404);
+  CHECK(s.f->call("POST", "/api/conversations/999999/messages", text("hi").dump()).status == 404);
+  CHECK(s.f->call("POST", "/api/conversations/../messages", text("hi").dump()).status == 404);
+  CHECK(s.scalar("SELECT count(*) FROM mod_chat_messages WHERE sender_type = 'agent'") == "0");
+  CHECK(s.graph.sent_messages().empty());
+
+  // A reply to the customer's message carries its wamid as context.
+  auto ok = text("re");
+  ok["reply_to"] = "wamid.IN1";
+  REQUIRE(s.send(ok).status == 201);
+  CHECK(s.graph.sent_messages()[0]["context"]["message_id"] == "wamid.IN1");
+}
+
+TEST_CASE("a site without WhatsApp refuses sends with whatsapp_disabled") {
+  sending s;
+  REQUIRE(s.f->call("DELETE", "/api/sites/acme/whatsapp").status == 204);
+  auto r = s.send(text("hello"));
+  CHECK(r.status == 409);
+  CHECK(body_of(r)["error"]["code"] == "whatsapp_disabled");
+  CHECK(s.graph.sent_messages().empty());
+}
+
+TEST_CASE("kill -9 while sends are retrying: after a restart every accepted send reaches Meta exactly once") {
+  sending s{60, {{"WACHAT_SEND_WAIT_MS", "0"}, {"WACHAT_SEND_DOUBT_MS", "1000"}}};
+  // Meta is failing for now (a passing error: they are retried with back-off).
+  s.graph.fail_next("*/messages", -1, 503, 2, "Service temporarily unavailable");
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    auto r = s.send(text("during the outage " + std::to_string(i), "k-" + std::to_string(i)));
+    REQUIRE(r.status == 202);
+    ids.push_back(body_of(r)["message"]["id"].get<std::string>());
+  }
+  REQUIRE(test::eventually([&] { return !s.graph.calls_matching("POST", "*/messages").empty(); }));
+  s.f->server->process().signal(SIGKILL);
+  REQUIRE(s.f->server->process().wait_exit(5000).has_value());
+  s.graph.clear_scripts();  // Meta is back
+
+  // Nothing of the five was lost with the process: the outbox holds them.
+  CHECK(s.scalar("SELECT count(*) FROM wa_outbox") == "5");
+  test::wachat_fixture again{{{"WACHAT_GRAPH_BASE_URL", s.graph.base_url()}, {"WACHAT_SEND_DOUBT_MS", "1000"}}, s.f->db};
+  REQUIRE(test::eventually([&] { return s.graph.sent_messages().size() >= 5; }, std::chrono::seconds(30)));
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // nothing more may follow
+  auto sent = s.graph.sent_messages();
+  REQUIRE(sent.size() == 5);
+  for (int i = 0; i < 5; ++i) {
+    CHECK(sent[i]["biz_opaque_callback_data"] == ids[i]);  // in order, each once
+  }
+  CHECK(s.scalar("SELECT count(*) FROM mod_chat_messages WHERE sender_type = 'agent' AND status = 'sent'") == "5");
+  CHECK(s.scalar("SELECT count(*) FROM wa_outbox") == "0");
+}

@@ -265,7 +265,16 @@ function startFakeGraph(goodToken) {
     if (req.method === 'GET') {
       return send(200, { display_phone_number: '+1 555-078-3881', verified_name: 'Acme', quality_rating: 'GREEN', id });
     }
-    return send(200, { success: true });
+    // A send (not a mark-read) answers with the wamid, as Meta does.
+    let raw = '';
+    req.on('data', (chunk) => { raw += chunk; });
+    req.on('end', () => {
+      let msg = {};
+      try { msg = JSON.parse(raw); } catch { /* answered below */ }
+      if (msg.status === 'read') return send(200, { success: true });
+      const to = msg.to ?? msg.recipient;
+      return send(200, { messaging_product: 'whatsapp', contacts: [{ input: to, wa_id: to }], messages: [{ id: `wamid.OA_${crypto.randomBytes(6).toString('hex')}` }] });
+    });
   });
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
 }
@@ -421,6 +430,13 @@ async function scenario(secrets) {
   await call('GET', '/api/conversations/not-an-id', { token: admin, expect: 404 });
   await call('GET', c, { expect: 401 });
 
+  // Sending: acme has a number but no access token, so a valid send is refused as disabled.
+  const reply = { type: 'text', text: 'Thanks, on it.', sender_id: 'agent-1', sender_name: 'Ann' };
+  await call('POST', `${c}/messages`, { token: site, raw: '{"type":', expect: 400 });
+  await call('POST', `${c}/messages`, { token: site, json: { type: 'image', url: 'ftp://x.example/a.png', sender_id: 'a', sender_name: 'b' }, expect: 422 });
+  await call('POST', `${c}/messages`, { token: site, json: reply, expect: 409 });
+  await call('POST', '/api/conversations/999999999/messages', { token: site, json: reply, expect: 404 });
+
   // Live events: a replay from the start shows conversation.created first.
   await call('GET', '/api/sites/acme/events', { token: site, headers: { 'last-event-id': 'x' }, expect: 400 });
   await call('GET', '/api/sites/other/events', { token: site, expect: 404 });
@@ -428,6 +444,7 @@ async function scenario(secrets) {
   await checkFirstEvent('/api/sites/acme/events', site, '0');
 
   await whatsappSettings(admin, secrets.graphToken);
+  await sendingOnConfiguredSite(admin, secrets, hook);
   await call('DELETE', '/api/sites/other/whatsapp', { token: site, expect: 404 });
   await call('DELETE', '/api/sites/other/whatsapp', { token: admin, expect: 204 });
 }
@@ -451,6 +468,22 @@ async function whatsappSettings(admin, graphToken) {
   // A site's own verify token passes Meta's subscription check too.
   const hook = '/api/modules/live-chat/webhooks/whatsapp';
   await call('GET', `${hook}?hub.mode=subscribe&hub.verify_token=${status.body?.verify_token}&hub.challenge=42`, { expect: 200 });
+}
+
+// `other` has working credentials (whatsappSettings): a customer writes, an agent answers.
+async function sendingOnConfiguredSite(admin, secrets, hook) {
+  const body = webhookBody('106540352242999', Math.floor(Date.now() / 1000)).replaceAll('wamid.OA_', 'wamid.OB_');
+  await call('POST', hook, { raw: body, headers: { 'x-hub-signature-256': sign(secrets.appSecret, body) }, expect: 200 });
+  const conv = await eventually('the conversation of other', async () => {
+    const r = await call('GET', '/api/sites/other/conversations', { token: admin, expect: 200 });
+    return r.body?.conversations?.[0];
+  });
+  const reply = { type: 'text', text: 'Your order ships today.', sender_id: 'agent-1', sender_name: 'Ann', client_message_id: 'oa-1' };
+  const sent = await call('POST', `/api/conversations/${conv.id}/messages`, { token: admin, json: reply, expect: 201 });
+  if (sent.body?.message?.status !== 'sent') fail('send: expected status sent', `  ${sent.text}`);
+  await call('POST', `/api/conversations/${conv.id}/messages`, { token: admin, json: reply, expect: 201 });
+  await call('POST', `/api/conversations/${conv.id}/messages`, { token: admin, json: { ...reply, text: 'other text' }, expect: 409 });
+  await call('POST', `/api/conversations/${conv.id}/messages`, { token: admin, json: { ...reply, client_message_id: undefined, reply_to: 'wamid.unknown' }, expect: 422 });
 }
 
 async function main() {

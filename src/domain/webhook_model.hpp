@@ -108,6 +108,8 @@ struct message_status {
   int64_t timestamp = 0;
   std::string recipient_id;       // phone; may be withheld
   std::string recipient_user_id;  // BSUID; may be absent
+  // What our send set (our message id): names a send whose answer from Meta was lost.
+  std::string biz_opaque_callback_data;
   std::string conversation_id;
   std::optional<int64_t> conversation_expiration;  // only on `sent`
   std::string conversation_origin_type;

@@ -593,6 +593,10 @@ class delivery_reader {
     status.timestamp = int_member(item, "timestamp").value_or(0);
     status.recipient_id = id_member(item, "recipient_id");
     status.recipient_user_id = id_member(item, "recipient_user_id");
+    status.biz_opaque_callback_data = text_member(item, "biz_opaque_callback_data");
+    if (status.biz_opaque_callback_data.size() > 512) {  // Meta's limit; longer is not ours
+      status.biz_opaque_callback_data.clear();
+    }
     if (auto conversation = object_member(item, "conversation")) {
       status.conversation_id = id_member(*conversation, "id");
       status.conversation_expiration = int_member(*conversation, "expiration_timestamp");

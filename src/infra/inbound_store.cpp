@@ -9,6 +9,7 @@
 
 #include "domain/status_order.hpp"
 #include "domain/window.hpp"
+#include "infra/chat_views.hpp"
 #include "infra/inbound_values.hpp"
 #include "infra/log.hpp"
 
@@ -37,6 +38,18 @@ constexpr const char* advance_status_sql =
     // $7: the statuses $3 must not replace (domain::statuses_not_replaced_by), as a JSON array.
     " AND NOT (status = ANY(ARRAY(SELECT json_array_elements_text($7::json))))"
     " RETURNING id, conversation_id";
+// A status naming our send (biz_opaque_callback_data = its id) whose wamid we never learned —
+// Meta's answer was lost — resolves the doubt: the send takes the wamid and leaves the outbox,
+// so it is not sent again. Only while it is still in the outbox and the wamid is nobody's.
+constexpr const char* adopt_send_sql =
+    "WITH m AS (UPDATE mod_chat_messages SET whatsapp_message_id = $3,"
+    "   status = CASE WHEN status = 'queued' THEN 'sent' ELSE status END"
+    "  WHERE id = $2 AND site_id = $1 AND sender_type = 'agent' AND whatsapp_message_id IS NULL"
+    "   AND EXISTS (SELECT 1 FROM wa_outbox o WHERE o.message_id = $2)"
+    "   AND NOT EXISTS (SELECT 1 FROM mod_chat_messages x WHERE x.site_id = $1 AND x.whatsapp_message_id = $3)"
+    "  RETURNING id, conversation_id),"
+    " gone AS (DELETE FROM wa_outbox WHERE message_id IN (SELECT id FROM m))"
+    " SELECT id, conversation_id FROM m";
 constexpr const char* close_window_sql =
     "UPDATE mod_chat_conversations c SET whatsapp_window_expires_at ="
     " least(c.whatsapp_window_expires_at, to_timestamp($2)), updated_at = now()"
@@ -112,6 +125,13 @@ class unit_writer {
       return;  // the same status, redelivered
     }
     outcome_.new_status = true;
+    if (auto ours = parse_id(s.biz_opaque_callback_data)) {
+      auto adopted = tx_.exec_params(adopt_send_sql, site, *ours, pg_text(s.wamid));
+      if (!adopted.empty()) {
+        log_info("send_adopted", {{"message_id", std::to_string(*ours)}, {"status", s.status}});
+        events_.push_back({site, "message.updated", adopted[0][1].as<std::int64_t>(), *ours});
+      }
+    }
     std::optional<int> code;
     std::optional<std::string> title, details;
     if (!s.errors.empty()) {

@@ -165,7 +165,10 @@ send_attempt begin_attempt(pqxx::connection_base& conn, std::int64_t message_id)
 std::string record_sent(pqxx::connection_base& conn, std::int64_t message_id, const std::string& wamid) {
   pqxx::work w{conn};
   auto r = w.exec_params(
-      "UPDATE mod_chat_messages SET whatsapp_message_id = $2, status = 'sent', error_code = NULL,"
+      // A status webhook may have been faster than Meta's answer (and adopted the wamid): a
+      // status it moved on is kept.
+      "UPDATE mod_chat_messages SET whatsapp_message_id = $2,"
+      " status = CASE WHEN status = 'queued' THEN 'sent' ELSE status END, error_code = NULL,"
       " error_title = NULL, error_details = NULL, error_retryable = NULL WHERE id = $1"
       " RETURNING site_id, conversation_id",
       message_id, wamid);

@@ -250,3 +250,52 @@ TEST_CASE("kill -9 while sends are retrying: after a restart every accepted send
   CHECK(s.scalar("SELECT count(*) FROM mod_chat_messages WHERE sender_type = 'agent' AND status = 'sent'") == "5");
   CHECK(s.scalar("SELECT count(*) FROM wa_outbox") == "0");
 }
+
+namespace {
+
+// Meta's status webhook for one of our sends, naming it as our send set it.
+std::string status_webhook(const std::string& wamid, const std::string& status, const std::string& ours) {
+  json st{{"id", wamid},
+          {"status", status},
+          {"timestamp", std::to_string(std::time(nullptr))},
+          {"recipient_id", customer},
+          {"biz_opaque_callback_data", ours}};
+  return test::envelope({{"messaging_product", "whatsapp"}, {"metadata", test::metadata(phone_id)}, {"statuses", json::array({st})}});
+}
+
+}  // namespace
+
+TEST_CASE("an answer lost after Meta took the send: a status naming it is adopted and nothing is sent again") {
+  sending s{60, {{"WACHAT_SEND_WAIT_MS", "1000"}, {"WACHAT_SEND_DOUBT_MS", "3000"}}};
+  s.graph.script("POST", "*/messages", test::scripted_response::close_connection(), 1);
+  auto r = s.send(text("did this arrive?"));
+  REQUIRE(r.status == 202);  // in doubt: neither sent nor failed
+  auto id = body_of(r)["message"]["id"].get<std::string>();
+  REQUIRE(s.graph.calls_matching("POST", "*/messages").size() == 1);
+
+  // Meta had taken it: its status webhook names our message id.
+  REQUIRE(s.f->post_webhook(status_webhook("wamid.ADOPTED1", "delivered", id)).status == 200);
+  REQUIRE(test::eventually([&] {
+    return s.scalar("SELECT whatsapp_message_id || ' ' || status FROM mod_chat_messages WHERE id = " + id) ==
+           "wamid.ADOPTED1 delivered";
+  }));
+  std::this_thread::sleep_for(std::chrono::seconds(5));  // past the doubt period and a sweep
+  CHECK(s.graph.calls_matching("POST", "*/messages").size() == 1);
+  CHECK(s.scalar("SELECT count(*) FROM wa_outbox") == "0");
+}
+
+TEST_CASE("an answer lost and no status naming it: the send goes again once the doubt period is over") {
+  sending s{60, {{"WACHAT_SEND_WAIT_MS", "500"}, {"WACHAT_SEND_DOUBT_MS", "2000"}}};
+  s.graph.script("POST", "*/messages", test::scripted_response::close_connection(), 1);
+  auto started = std::chrono::steady_clock::now();
+  auto r = s.send(text("again?"));
+  REQUIRE(r.status == 202);
+  auto id = body_of(r)["message"]["id"].get<std::string>();
+  REQUIRE(test::eventually([&] { return s.graph.sent_messages().size() == 1; }, std::chrono::seconds(15)));
+  // Not before the doubt period: a status could still have come.
+  CHECK(std::chrono::steady_clock::now() - started >= std::chrono::milliseconds(1900));
+  CHECK(s.graph.calls_matching("POST", "*/messages").size() == 2);
+  CHECK(test::eventually([&] {
+    return s.scalar("SELECT status FROM mod_chat_messages WHERE id = " + id) == "sent";
+  }));
+}

@@ -708,6 +708,17 @@ TEST_CASE("a delivery naming phone and BSUID keeps both; a status may name only 
   CHECK(units[1].visitor_wa_id == "US.1");
 }
 
+TEST_CASE("a status keeps the biz_opaque_callback_data our send set; an over-long one is not ours") {
+  auto delivery = parse_ok(envelope(
+      R"("statuses":[{"id":"wamid.a","status":"sent","timestamp":"2","recipient_id":"1","biz_opaque_callback_data":"42"},)"
+      R"({"id":"wamid.b","status":"sent","timestamp":"2","recipient_id":"1","biz_opaque_callback_data":")" +
+      std::string(513, 'x') + R"("}])"));
+  auto units = split_delivery(delivery);
+  REQUIRE(units.size() == 2);
+  CHECK(units[0].status.biz_opaque_callback_data == "42");
+  CHECK(units[1].status.biz_opaque_callback_data.empty());
+}
+
 TEST_CASE("a message or contact without any customer id is still skipped and reported") {
   auto delivery = parse_ok(envelope(
       R"("contacts":[{"profile":{"name":"Nobody"}}],)"

@@ -39,6 +39,31 @@ std::optional<std::string> checked_id(const simdjson::dom::object& o, std::strin
   return v;
 }
 
+// A keyword list: up to 50 strings of 1 to 64 characters (matched trimmed, in any case).
+std::optional<std::vector<std::string>> keyword_list(const simdjson::dom::object& o, std::string_view key) {
+  simdjson::dom::element el;
+  if (o.at_key(key).get(el) != simdjson::SUCCESS || el.is_null()) {
+    return std::nullopt;
+  }
+  simdjson::dom::array arr;
+  auto bad = [key] {
+    fail(bhttp::status::unprocessable_entity, "invalid_field",
+         fmt::format("Field '{}' must be a list of up to 50 words of 1 to 64 characters.", key));
+  };
+  if (el.get_array().get(arr) != simdjson::SUCCESS || arr.size() > 50) {
+    bad();
+  }
+  std::vector<std::string> out;
+  for (auto item : arr) {
+    std::string_view word;
+    if (item.get_string().get(word) != simdjson::SUCCESS || word.empty() || word.size() > 64) {
+      bad();
+    }
+    out.emplace_back(word);
+  }
+  return out;
+}
+
 // The request's fields, checked; what they mean for the site is the site actor's to decide.
 infra::site_settings_update parse_update(const std::string& body, const infra::config& cfg) {
   auto doc = parse_json_object(body);
@@ -76,6 +101,15 @@ infra::site_settings_update parse_update(const std::string& body, const infra::c
          "Field 'read_receipts' must be on_receipt, on_agent_view or off.");
   }
   u.auto_assign = opt_bool(o, "auto_assign");
+  if (auto rate = opt_int(o, "messages_per_second")) {
+    if (*rate < 1 || *rate > 1000) {
+      fail(bhttp::status::unprocessable_entity, "invalid_field",
+           "Field 'messages_per_second' must be a whole number from 1 to 1000.");
+    }
+    u.messages_per_second = static_cast<int>(*rate);
+  }
+  u.opt_out_keywords = keyword_list(o, "opt_out_keywords");
+  u.opt_in_keywords = keyword_list(o, "opt_in_keywords");
   u.crm_sync = opt_bool(o, "crm_sync");
   u.enabled = opt_bool(o, "enabled").value_or(true);
   return u;

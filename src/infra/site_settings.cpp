@@ -1,5 +1,6 @@
 #include "infra/site_settings.hpp"
 
+#include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
 #include "infra/crypto.hpp"
@@ -10,6 +11,22 @@ namespace {
 constexpr const char* settings_channel = "wachat_site_settings";
 
 std::string token_context(const std::string& site_id) { return "site:" + site_id; }
+
+std::vector<std::string> json_strings(const char* text) {
+  std::vector<std::string> out;
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_array()) {
+    for (const auto& v : j) {
+      if (v.is_string()) out.push_back(v.get<std::string>());
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> json_text(const std::optional<std::vector<std::string>>& v) {
+  if (!v) return std::nullopt;
+  return nlohmann::json(*v).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 
 }  // namespace
 
@@ -41,7 +58,8 @@ std::optional<site_settings> site_settings_store::load(const std::string& site_i
       " s.whatsapp_business_account_id, s.whatsapp_access_token_encrypted,"
       " s.whatsapp_welcome_template, s.whatsapp_verify_token, s.read_receipts, s.auto_assign,"
       " s.crm_sync, extract(epoch from s.last_check_at)::bigint, s.last_check_ok,"
-      " s.last_check_error"
+      " s.last_check_error, s.messages_per_second, array_to_json(s.opt_out_keywords)::text,"
+      " array_to_json(s.opt_in_keywords)::text"
       " FROM mod_chat_widget_settings s WHERE s.site_id = $1",
       site_id);
   if (r.empty()) {
@@ -70,6 +88,9 @@ std::optional<site_settings> site_settings_store::load(const std::string& site_i
   s.last_check_at = row[10].as<std::optional<std::int64_t>>();
   s.last_check_ok = row[11].as<std::optional<bool>>();
   s.last_check_error = row[12].as<std::optional<std::string>>();
+  s.messages_per_second = row[13].as<int>();
+  s.opt_out_keywords = json_strings(row[14].c_str());
+  s.opt_in_keywords = json_strings(row[15].c_str());
   return s;
 }
 
@@ -102,11 +123,18 @@ settings_write site_settings_store::save(const std::string& site_id, const site_
         " whatsapp_welcome_template = COALESCE($6, whatsapp_welcome_template),"
         " read_receipts = COALESCE($7, read_receipts), auto_assign = COALESCE($8, auto_assign),"
         " crm_sync = COALESCE($9, crm_sync), whatsapp_enabled = $10,"
+        " messages_per_second = COALESCE($12, messages_per_second),"
+        // ARRAY(...) of a NULL list is empty, not NULL: keep the stored list explicitly.
+        " opt_out_keywords = CASE WHEN $13::json IS NULL THEN opt_out_keywords"
+        "   ELSE ARRAY(SELECT json_array_elements_text($13::json)) END,"
+        " opt_in_keywords = CASE WHEN $14::json IS NULL THEN opt_in_keywords"
+        "   ELSE ARRAY(SELECT json_array_elements_text($14::json)) END,"
         " last_check_at = now(), last_check_ok = true, last_check_error = NULL, updated_at = now()"
         " WHERE site_id = $1",
         site_id, u.phone_number_id.value(), u.phone_number, u.business_account_id, sealed_hex,
         u.welcome_template, u.read_receipts, u.auto_assign, u.crm_sync, u.enabled,
-        u.display_phone_number);
+        u.display_phone_number, u.messages_per_second, json_text(u.opt_out_keywords),
+        json_text(u.opt_in_keywords));
     if (r.affected_rows() == 0) {
       return settings_write::not_found;
     }

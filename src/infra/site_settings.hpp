@@ -28,6 +28,9 @@ struct site_settings {
   std::string read_receipts = "on_receipt";
   bool auto_assign = false;
   bool crm_sync = true;
+  int messages_per_second = 80;
+  std::vector<std::string> opt_out_keywords{"STOP", "UNSUBSCRIBE"};
+  std::vector<std::string> opt_in_keywords{"START"};
   std::optional<std::int64_t> last_check_at;
   std::optional<bool> last_check_ok;
   std::optional<std::string> last_check_error;
@@ -49,6 +52,9 @@ struct site_settings_update {
   std::optional<std::string> read_receipts;
   std::optional<bool> auto_assign;
   std::optional<bool> crm_sync;
+  std::optional<int> messages_per_second;
+  std::optional<std::vector<std::string>> opt_out_keywords;
+  std::optional<std::vector<std::string>> opt_in_keywords;
   bool enabled = true;
   // Meta's display number, taken when neither the request nor the site names one.
   std::optional<std::string> display_phone_number;

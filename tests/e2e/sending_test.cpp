@@ -299,3 +299,45 @@ TEST_CASE("an answer lost and no status naming it: the send goes again once the 
     return s.scalar("SELECT status FROM mod_chat_messages WHERE id = " + id) == "sent";
   }));
 }
+
+TEST_CASE("the site's messages_per_second holds across its conversations: sends wait, none is dropped") {
+  sending s{60, {{"WACHAT_SEND_WAIT_MS", "0"}}};
+  REQUIRE(s.f->call("PUT", "/api/sites/acme/whatsapp/settings",
+                    json{{"phone_number_id", phone_id}, {"messages_per_second", 5}}.dump())
+              .status == 200);
+  // Two more customers: three conversations send side by side.
+  std::vector<std::string> conversations{s.conversation};
+  for (const std::string who : {"16505550002", "16505550003"}) {
+    auto ts = static_cast<std::int64_t>(std::time(nullptr)) - 30;
+    REQUIRE(s.f->post_webhook(test::text_webhook(phone_id, who, "wamid.IN" + who, ts, "hello")).status == 200);
+  }
+  REQUIRE(test::eventually([&] {
+    return s.f->call_json("GET", "/api/sites/acme/conversations")["conversations"].size() == 3;
+  }));
+  auto listed = s.f->call_json("GET", "/api/sites/acme/conversations");
+  for (const auto& c : listed["conversations"]) {
+    if (c["id"] != s.conversation) conversations.push_back(c["id"].get<std::string>());
+  }
+  auto started = std::chrono::steady_clock::now();
+  for (int i = 0; i < 5; ++i) {
+    for (const auto& c : conversations) {
+      REQUIRE(s.f->call("POST", "/api/conversations/" + c + "/messages", text("n" + std::to_string(i)).dump()).status ==
+              202);
+    }
+  }
+  REQUIRE(test::eventually([&] { return s.graph.sent_messages().size() == 15; }, std::chrono::seconds(20)));
+  CHECK(std::chrono::steady_clock::now() - started >= std::chrono::milliseconds(2500));  // 15 at 5/s
+  CHECK(s.graph.max_sends_within(std::chrono::seconds(1)) <= 5);
+}
+
+TEST_CASE("at the default rate an ordinary burst to one customer (45 replies) is not held back") {
+  sending s{60, {{"WACHAT_SEND_WAIT_MS", "0"}}};
+  auto started = std::chrono::steady_clock::now();
+  for (int i = 0; i < 45; ++i) {
+    REQUIRE(s.send(text("line " + std::to_string(i))).status == 202);
+  }
+  REQUIRE(test::eventually([&] { return s.graph.sent_messages().size() == 45; }, std::chrono::seconds(20)));
+  // 45 at 80/s is well under 6 s: no per-customer pacing on top (only Meta's 131056 adds one).
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(4));
+  CHECK(s.graph.max_sends_within(std::chrono::seconds(1)) <= 80);
+}

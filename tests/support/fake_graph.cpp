@@ -1,5 +1,7 @@
 #include "support/fake_graph.hpp"
 
+#include <algorithm>
+
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -392,6 +394,7 @@ plan detail::fake_graph_core::decide(const bhttp::request<bhttp::string_body>& r
   }
   call.body = req.body();
   call.connection = connection;
+  call.at = std::chrono::steady_clock::now();
 
   plan out;
   std::lock_guard lock{mu};
@@ -516,7 +519,9 @@ answer detail::fake_graph_core::send_message(const std::string& phone_id, const 
     }
     return json_answer(200, {{"success", true}});
   }
-  if (!body.contains("to") || !body["to"].is_string()) {
+  // `to` (a phone), or `recipient` (a business-scoped user id) for a customer without a phone.
+  const char* to_key = body.contains("to") ? "to" : "recipient";
+  if (!body.contains(to_key) || !body[to_key].is_string()) {
     return error_answer(400, 100, "(#100) The parameter to is required.");
   }
   std::string type = body.value("type", "text");
@@ -530,7 +535,7 @@ answer detail::fake_graph_core::send_message(const std::string& phone_id, const 
                               body["template"].contains("language"))) {
     return error_answer(400, 100, "(#100) The parameter template['name'] is required.");
   }
-  std::string input = body["to"].get<std::string>();
+  std::string input = body[to_key].get<std::string>();
   std::string wa_id;
   for (char c : input) {
     if (c >= '0' && c <= '9') {
@@ -769,6 +774,28 @@ std::vector<nlohmann::json> fake_graph::sent_messages() const {
     }
   }
   return out;
+}
+
+std::size_t fake_graph::max_sends_within(std::chrono::milliseconds window) const {
+  std::vector<std::chrono::steady_clock::time_point> at;
+  {
+    std::lock_guard lock{impl_->mu};
+    for (const auto& c : impl_->calls) {
+      if (c.method == "POST" && c.path.ends_with("/messages") && c.answered_status >= 200 &&
+          c.answered_status <= 299 && c.body.find("\"status\"") == std::string::npos) {
+        at.push_back(c.at);
+      }
+    }
+  }
+  std::sort(at.begin(), at.end());
+  std::size_t best = 0;
+  for (std::size_t i = 0, j = 0; j < at.size(); ++j) {
+    while (at[j] - at[i] >= window) {
+      ++i;
+    }
+    best = std::max(best, j - i + 1);
+  }
+  return best;
 }
 
 void fake_graph::reset_calls() {

@@ -27,6 +27,7 @@ struct recorded_call {
   std::string body;
   std::uint64_t connection = 0;  // 1 for the first connection accepted, 2 for the next, ...
   int answered_status = 0;       // what the fake answered; 0 when it closed without answering
+  std::chrono::steady_clock::time_point at;  // when its request was read
 
   std::optional<std::string> param(const std::string& key) const;
 };
@@ -144,6 +145,8 @@ class fake_graph {
   std::uint64_t connections_accepted() const;
   // Bodies of the message sends (not mark-read calls) it answered with 2xx, in order.
   std::vector<nlohmann::json> sent_messages() const;
+  // The most message sends (2xx, not mark-read) whose requests arrived within any `window`.
+  std::size_t max_sends_within(std::chrono::milliseconds window) const;
   void reset_calls();
 
  private:

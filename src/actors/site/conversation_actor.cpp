@@ -104,12 +104,13 @@ void failed_attempt(self_ptr self, const queued_send& s, attempt_result& r) {
           });
 }
 
-void pump(self_ptr self) {
+// The front send's attempt, once its slot in the number's send rate has come.
+void attempt(self_ptr self) {
   auto& st = self->state;
-  if (st.attempting || st.sends.empty()) {
+  if (st.sends.empty()) {
+    st.attempting = false;
     return;
   }
-  st.attempting = true;
   auto front = st.sends.front();
   self->request(st.sender, caf::infinite, attempt_atom::value,
                 attempt_job{front.message_id, front.phone_number_id, front.access_token})
@@ -134,6 +135,24 @@ void pump(self_ptr self) {
             // The sender died with it, or none is up: the entry is still in the database.
             again_after(self, std::chrono::seconds(1));
           });
+}
+
+void pump(self_ptr self) {
+  auto& st = self->state;
+  if (st.attempting || st.sends.empty()) {
+    return;
+  }
+  st.attempting = true;
+  // The site hands out slots at its messages_per_second: over the rate, sends wait here.
+  self->request(st.site, caf::infinite, pace_atom::value)
+      .then(
+          [=](std::int64_t wait_us) {
+            if (wait_us <= 0) {
+              return attempt(self);
+            }
+            self->delayed_send(self, std::chrono::microseconds(wait_us), go_atom::value);
+          },
+          [=](caf::error&) { attempt(self); });
 }
 
 // Adds a send in message order (a resumed entry may be older than those queued).
@@ -206,6 +225,7 @@ void commit_send(self_ptr self, outbound_send s, caf::typed_response_promise<sen
 conversation_impl::behavior_type conversation(conversation_impl::stateful_pointer<conversation_state> self,
                                               conversation_links links, site_actor site, std::string key) {
   self->state.sender = links.sender;
+  self->state.site = site;
   self->state.send_wait = links.send_wait;
   self->state.send_doubt = links.send_doubt;
   auto writer = links.writer;
@@ -297,6 +317,7 @@ conversation_impl::behavior_type conversation(conversation_impl::stateful_pointe
         self->state.attempting = false;
         pump(self);
       },
+      [=](go_atom) { attempt(self); },
       [=](stop_atom) { self->quit(); },
       caf::after(links.idle) >>
           [=] {

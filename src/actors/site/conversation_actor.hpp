@@ -48,6 +48,7 @@ struct conversation_state {
   bool attempting = false;  // the front send has an attempt (or its retry timer) running
   std::unordered_map<std::int64_t, send_waiter> waiting;
   cloud_sender_actor sender;
+  site_actor site;
   std::chrono::milliseconds send_wait{10000};
   std::chrono::milliseconds send_doubt{120000};
   static inline const char* name = "conversation";
@@ -69,11 +70,12 @@ void decide(conversation_state& st, unit_job& job, std::int64_t now);
 // entry; its attempts then run one at a time, in message order, beside the turns, retried or
 // given up by domain::decide_failed_attempt.
 // Its own turns, which others never send: a send's wait ended (`wait`, the message id), the
-// front send may be tried again (`retry`).
+// front send may be tried again (`retry`), its slot in the number's send rate has come (`go`).
 using wait_atom = caf::atom_constant<caf::atom("wait")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
-using conversation_impl =
-    conversation_actor::extend<caf::reacts_to<wait_atom, std::int64_t>, caf::reacts_to<retry_atom>>;
+using go_atom = caf::atom_constant<caf::atom("go")>;  // the front send's slot has come
+using conversation_impl = conversation_actor::extend<caf::reacts_to<wait_atom, std::int64_t>,
+                                                     caf::reacts_to<retry_atom>, caf::reacts_to<go_atom>>;
 
 conversation_impl::behavior_type conversation(conversation_impl::stateful_pointer<conversation_state> self,
                                               conversation_links links, site_actor site, std::string key);

@@ -1,6 +1,8 @@
 #include "actors/site/site_actor.hpp"
 
 #include <caf/all.hpp>
+
+#include "domain/send_pacing.hpp"
 #include <unordered_map>
 
 #include "actors/site/conversation_actor.hpp"
@@ -27,6 +29,7 @@ struct site_state {
   std::unordered_map<std::string, live_conversation> conversations;
   std::unordered_map<std::uint64_t, graph_wait> graph_waits;
   std::uint64_t next_call = 0;
+  domain::send_pacer pacer;  // the number's send rate, shared by all its conversations
   static inline const char* name = "site";
 };
 
@@ -275,6 +278,12 @@ site_actor::behavior_type site(self_ptr self, site_actor_settings settings) {
         auto& conv = conversation_for(self, key);
         ++conv.forwarded;
         self->send(conv.actor, resume_atom::value, message_id, *number, *token);
+      },
+      [=](pace_atom) -> std::int64_t {
+        auto now = std::chrono::duration_cast<std::chrono::microseconds>(
+                       std::chrono::steady_clock::now().time_since_epoch())
+                       .count();
+        return self->state.pacer.reserve(now, current(self).messages_per_second);
       },
       [=](read_atom) -> site_answer {
         site_answer a;

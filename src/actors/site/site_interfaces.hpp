@@ -35,6 +35,7 @@ using route_atom = caf::atom_constant<caf::atom("route")>;    // phone number id
 using watch_atom = caf::atom_constant<caf::atom("watch")>;    // tell me when routes change
 using send_atom = caf::atom_constant<caf::atom("send")>;      // an agent's send
 using resume_atom = caf::atom_constant<caf::atom("resume")>;  // an outbox entry nobody is on
+using pace_atom = caf::atom_constant<caf::atom("pace")>;      // a send slot of the site's number
 
 // What the directory answers a site actor after writing its settings.
 struct settings_written {
@@ -78,6 +79,9 @@ using site_actor = caf::typed_actor<
     // An agent's send to the customer `key`; `resume`: an outbox entry (key, message id).
     caf::replies_to<send_atom, std::string, outbound_send>::with<send_reply>,
     caf::reacts_to<resume_atom, std::string, std::int64_t>,
+    // A conversation actor's next attempt: how long to wait for its slot (µs), at the site's
+    // messages_per_second.
+    caf::replies_to<pace_atom>::with<std::int64_t>,
     caf::reacts_to<idle_atom, std::string, caf::actor_id, std::uint64_t>, caf::reacts_to<stop_atom>>;
 
 // The directory's answer to `route`: for each phone number id asked, in order, the site and

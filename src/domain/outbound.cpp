@@ -273,7 +273,8 @@ std::string stored_content(const outbound_request& r) {
     case outbound_kind::text: return r.text;
     case outbound_kind::image:
     case outbound_kind::document: return r.caption.value_or("");
-    case outbound_kind::template_message: return r.template_object["name"].get<std::string>();
+    case outbound_kind::template_message:
+      return r.rendered_text.value_or(r.template_object["name"].get<std::string>());
     case outbound_kind::reaction: return r.emoji;
   }
   return {};

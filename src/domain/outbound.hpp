@@ -28,6 +28,10 @@ struct outbound_request {
   std::string sender_name;
   std::optional<std::string> client_message_id;
   std::optional<std::string> reply_to;  // message id or wamid of this conversation
+  // A template's, once the site actor checked it against Meta's definition
+  // (domain::check_template_send): its body with the parameters filled in, and its category.
+  std::optional<std::string> rendered_text;
+  std::string template_category;
   // What identifies the request for idempotency: every field above but the sender's name,
   // canonical, so the same request with keys in another order is still the same.
   std::string fingerprint;

@@ -58,6 +58,18 @@ response answer_of(const send_reply& r) {
     case K::unknown_reply:
       return json_error(bhttp::status::unprocessable_entity, "invalid_field",
                         "reply_to names no message of this conversation that WhatsApp knows.");
+    case K::template_invalid:
+      return json_error(bhttp::status::unprocessable_entity, "template_invalid", r.error);
+    case K::templates_unavailable: {
+      json g = r.graph ? graph_error_json(*r.graph) : json(nullptr);
+      json e{{"code", "graph_error"},
+             {"message", "The site's templates could not be fetched from WhatsApp" +
+                             (r.graph ? ": " + r.graph->title : std::string{}) + "."}};
+      if (!g.is_null() && (r.graph->code != 0 || r.graph->http_status != 0)) {
+        e["graph"] = g;
+      }
+      return json_body(bhttp::status::bad_gateway, dump(json{{"error", e}}));
+    }
     case K::no_recipient:
       return json_error(bhttp::status::conflict, "invalid_state",
                         "The visitor has neither a phone number nor a WhatsApp user id to send to.");

@@ -7,6 +7,7 @@
 
 #include "actors/site/site_client.hpp"
 #include "http/site_queries.hpp"
+#include "infra/url.hpp"
 
 namespace wachat::http {
 namespace {
@@ -150,9 +151,44 @@ void post_test(api_context& api, const principal& who, const api_call& call, res
         });
 }
 
+
+// GET .../whatsapp/templates[?refresh=true]: the site actor's cache, fetched if stale.
+void get_templates(api_context& api, const principal& who, const api_call& call, responder done) {
+  const auto& site = call.params.at("site");
+  if (!who.may_see(site)) {
+    not_found();
+  }
+  auto refresh = infra::query_value(call.query, "refresh");
+  if (refresh && *refresh != "true" && *refresh != "false") {
+    fail(bhttp::status::unprocessable_entity, "invalid_field", "refresh must be true or false.");
+  }
+  api.sites->templates(site, refresh == "true", [done](actors::site_answer a) {
+    using K = actors::site_answer::kind;
+    if (a.what == K::ok) {
+      return done(json_body(bhttp::status::ok, a.templates_json));
+    }
+    if (a.what == K::graph_refused || a.what == K::graph_unreachable) {
+      json e{{"code", "graph_error"}, {"message", "WhatsApp did not list the templates: " + a.message}};
+      if (a.graph && !a.graph->transport) {
+        e["graph"] = graph_error_json(*a.graph);
+      }
+      return done(json_body(bhttp::status::bad_gateway, dump(json{{"error", e}})));
+    }
+    if (a.what == K::invalid) {
+      return done(json_error(bhttp::status::conflict, "whatsapp_disabled", a.message));
+    }
+    done(site_answer_error(a));
+  });
+}
+
 }  // namespace
 
 void add_whatsapp_settings_routes(router& r, api_context& api) {
+  add_deferred_api_route(r, api, bhttp::verb::get, "/api/sites/{site}/whatsapp/templates", 0,
+                         access::any_principal,
+                         [&api](pqxx::connection_base&, const principal& who, const api_call& call,
+                                responder done) { get_templates(api, who, call, std::move(done)); },
+                         std::chrono::seconds(45));
   add_deferred_api_route(r, api, bhttp::verb::put, "/api/sites/{site}/whatsapp/settings",
                          api.cfg->api_max_body_bytes, access::any_principal,
                          [&api](pqxx::connection_base&, const principal& who, const api_call& call,

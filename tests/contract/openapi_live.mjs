@@ -262,6 +262,9 @@ function startFakeGraph(goodToken) {
     if (req.headers.authorization !== `Bearer ${goodToken}`) {
       return send(401, { error: { message: 'Invalid OAuth access token.', type: 'OAuthException', code: 190, error_data: { details: 'token invalid' }, fbtrace_id: 'AzFakeTrace' } });
     }
+    if (req.method === 'GET' && req.url.includes('/message_templates')) {
+      return send(200, { data: [{ name: 'hello_world', language: 'en_US', status: 'APPROVED', category: 'UTILITY', components: [{ type: 'BODY', text: 'Hello World' }] }], paging: { cursors: { before: 'a', after: 'b' } } });
+    }
     if (req.method === 'GET') {
       return send(200, { display_phone_number: '+1 555-078-3881', verified_name: 'Acme', quality_rating: 'GREEN', id });
     }
@@ -484,6 +487,14 @@ async function sendingOnConfiguredSite(admin, secrets, hook) {
   await call('POST', `/api/conversations/${conv.id}/messages`, { token: admin, json: reply, expect: 201 });
   await call('POST', `/api/conversations/${conv.id}/messages`, { token: admin, json: { ...reply, text: 'other text' }, expect: 409 });
   await call('POST', `/api/conversations/${conv.id}/messages`, { token: admin, json: { ...reply, client_message_id: undefined, reply_to: 'wamid.unknown' }, expect: 422 });
+  const list = await call('GET', '/api/sites/other/whatsapp/templates', { token: admin, expect: 200 });
+  if (list.body?.templates?.[0]?.name !== 'hello_world') fail('templates: expected hello_world', `  ${list.text}`);
+  await call('GET', '/api/sites/other/whatsapp/templates?refresh=true', { token: admin, expect: 200 });
+  await call('GET', '/api/sites/other/whatsapp/templates?refresh=yes', { token: admin, expect: 422 });
+  await call('GET', '/api/sites/acme/whatsapp/templates', { token: admin, expect: 409 });
+  const hello = { type: 'template', template: { name: 'hello_world', language: 'en_US' }, sender_id: 'agent-1', sender_name: 'Ann' };
+  await call('POST', `/api/conversations/${conv.id}/messages`, { token: admin, json: hello, expect: 201 });
+  await call('POST', `/api/conversations/${conv.id}/messages`, { token: admin, json: { ...hello, template: { name: 'nope', language: 'en_US' } }, expect: 422 });
 }
 
 async function main() {

@@ -8,48 +8,17 @@
 #include "support/fake_graph.hpp"
 #include "support/pg_control.hpp"
 #include "support/wachat_fixture.hpp"
+#include "support/whatsapp_site.hpp"
 
 using namespace wachat;
 using nlohmann::json;
 
 namespace {
 
-const std::string phone_id = "106540352242922";
-const std::string token = "EAABsendToken0123456789abcd";
-const std::string customer = "16505551234";
-
-// A wachatd whose site `acme` has working credentials, and one customer who wrote `age_s` ago.
-struct sending {
-  test::fake_graph graph;
-  std::unique_ptr<test::wachat_fixture> f;
-  std::string conversation;
-
-  explicit sending(std::int64_t age_s = 60, std::map<std::string, std::string> env = {}) {
-    graph.add_token(token);
-    graph.add_phone(phone_id, "+1 555-0100", "Acme Support");
-    env["WACHAT_GRAPH_BASE_URL"] = graph.base_url();
-    f = std::make_unique<test::wachat_fixture>(env);
-    f->call_json("POST", "/api/sites", {{"id", "acme"}}, 201);
-    REQUIRE(f->call("PUT", "/api/sites/acme/whatsapp/settings",
-                    json{{"phone_number_id", phone_id}, {"access_token", token}}.dump())
-                .status == 200);
-    graph.reset_calls();
-    auto ts = static_cast<std::int64_t>(std::time(nullptr)) - age_s;
-    REQUIRE(f->post_webhook(test::text_webhook(phone_id, customer, "wamid.IN1", ts, "Hi, is my order ready?")).status ==
-            200);
-    REQUIRE(test::eventually([&] {
-      auto list = f->call_json("GET", "/api/sites/acme/conversations")["conversations"];
-      if (list.empty()) return false;
-      conversation = list[0]["id"].get<std::string>();
-      return true;
-    }));
-  }
-
-  test::http_result send(const json& body, const std::string& as = test::admin_token) {
-    return f->call("POST", "/api/conversations/" + conversation + "/messages", body.dump(), as);
-  }
-  std::string scalar(const std::string& sql) { return test::query_scalar(f->db, sql); }
-};
+using test::customer;
+using test::phone_id;
+using test::token;
+using sending = test::whatsapp_site;
 
 json text(const std::string& t, std::optional<std::string> client_id = std::nullopt) {
   json j{{"type", "text"}, {"text", t}, {"sender_id", "agent-7"}, {"sender_name", "Ann"}};
@@ -112,6 +81,9 @@ TEST_CASE("a closed window refuses free-form sends, storing and sending nothing;
   CHECK(s.scalar("SELECT count(*) FROM mod_chat_messages WHERE sender_type = 'agent'") == "0");
   CHECK(s.graph.sent_messages().empty());
 
+  s.graph.add_template(test::waba_id, {{"name", "order_update"}, {"language", "en_US"}, {"status", "APPROVED"},
+                                       {"category", "UTILITY"},
+                                       {"components", json::array({{{"type", "BODY"}, {"text", "Your order is ready."}}})}});
   auto t = s.send({{"type", "template"},
                    {"template", {{"name", "order_update"}, {"language", "en_US"}}},
                    {"sender_id", "agent-7"},

@@ -30,6 +30,8 @@ struct send_reply {
     window_closed,         // 409
     idempotency_conflict,  // 409: the same client_message_id with another body
     unknown_reply,         // 422: reply_to names no message of this conversation
+    template_invalid,      // 422: `error` says what is wrong with the template send
+    templates_unavailable, // 502: the site's templates could not be fetched (`graph`)
     no_recipient,          // 422: the visitor has neither phone nor BSUID
     not_found,             // 404
     disabled,              // 409 whatsapp_disabled

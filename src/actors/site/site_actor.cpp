@@ -2,7 +2,9 @@
 
 #include <caf/all.hpp>
 
+#include "actors/site/template_cache.hpp"
 #include "domain/send_pacing.hpp"
+#include "infra/chat_views.hpp"
 #include <unordered_map>
 
 #include "actors/site/conversation_actor.hpp"
@@ -30,12 +32,27 @@ struct site_state {
   std::unordered_map<std::uint64_t, graph_wait> graph_waits;
   std::uint64_t next_call = 0;
   domain::send_pacer pacer;  // the number's send rate, shared by all its conversations
+  template_cache templates;
   static inline const char* name = "site";
 };
 
 using self_ptr = site_actor::stateful_pointer<site_state>;
 
 const infra::site_settings& current(self_ptr self) { return self->state.settings.settings; }
+
+// Graph could not give what was asked: its error, or why it could not be asked.
+site_answer failure_graph(const domain::graph_error& e) {
+  site_answer a;
+  if (e.code == 0 && e.http_status == 0 && !e.transport) {
+    a.what = site_answer::kind::invalid;  // not asked: the site lacks a WABA id or token
+    a.message = e.title;
+    return a;
+  }
+  a.what = e.transport ? site_answer::kind::graph_unreachable : site_answer::kind::graph_refused;
+  a.message = e.title;
+  a.graph = e;
+  return a;
+}
 
 send_reply reply_of(send_reply::kind what) {
   send_reply r;
@@ -237,6 +254,79 @@ live_conversation& conversation_for(self_ptr self, const std::string& key) {
   return it->second;
 }
 
+// Makes the template cache's next Graph request; the answer comes back as `tpage`.
+void fetch_templates(self_ptr self, std::optional<infra::graph_request> req) {
+  if (!req) {
+    return;
+  }
+  site_actor me{self};
+  auto generation = self->state.templates.generation();
+  self->state.settings.graph->request(std::move(*req), [me, generation](infra::graph_response res) {
+    caf::anon_send(me, tpage_atom::value, generation, std::move(res));
+  });
+}
+
+// Runs `then` once the site's templates are fresh (or could not be fetched: `failure`); a site
+// without a WABA id or token gets a failure saying so.
+void with_templates(self_ptr self, bool refresh, template_cache::done_fn then) {
+  const auto& cur = current(self);
+  auto token = cur.effective_token(*self->state.settings.cfg);
+  if (!cur.business_account_id || !token) {
+    domain::graph_error e;
+    e.title = !cur.business_account_id ? "The site has no business_account_id: its templates cannot be listed"
+                                       : "The site has no access token: its templates cannot be listed";
+    return then(e);
+  }
+  fetch_templates(self, self->state.templates.want(refresh, std::move(then), *cur.business_account_id, *token));
+}
+
+std::string templates_body(const template_cache& cache) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& t : cache.list()) {
+    list.push_back(domain::template_json(t));
+  }
+  nlohmann::json error = nullptr;
+  if (cache.last_error()) {
+    error = {{"code", cache.last_error()->code}, {"title", cache.last_error()->title}};
+  }
+  return infra::dump({{"templates", list},
+                      {"fetched_at", cache.fetched_at() ? nlohmann::json(infra::rfc3339(*cache.fetched_at())) : nlohmann::json(nullptr)},
+                      {"error", error}});
+}
+
+// A template send is checked against the site's templates before its conversation sees it.
+caf::result<send_reply> send_template(self_ptr self, const std::string& key, outbound_send s) {
+  auto rp = self->make_response_promise<send_reply>();
+  with_templates(self, false, [=](const std::optional<domain::graph_error>& failure) mutable {
+    auto& cache = self->state.templates;
+    if (!cache.fetched_at()) {
+      auto r = reply_of(send_reply::kind::templates_unavailable);
+      r.graph = failure;
+      rp.deliver(std::move(r));
+      return;
+    }
+    auto check = domain::check_template_send(cache.list(), s.request.template_object);
+    if (!check.ok) {
+      auto r = reply_of(send_reply::kind::template_invalid);
+      r.error = check.problem;
+      rp.deliver(std::move(r));
+      return;
+    }
+    s.request.rendered_text = check.rendered_body;
+    s.request.template_category = check.category;
+    auto& conv = conversation_for(self, key);
+    ++conv.forwarded;
+    self->request(conv.actor, caf::infinite, send_atom::value, std::move(s))
+        .then([=](send_reply& r) mutable { rp.deliver(std::move(r)); },
+              [=](caf::error& e) mutable {
+                auto r = reply_of(send_reply::kind::unavailable);
+                r.error = to_string(e);
+                rp.deliver(std::move(r));
+              });
+  });
+  return rp;
+}
+
 site_actor::behavior_type site(self_ptr self, site_actor_settings settings) {
   self->state.settings = std::move(settings);
   return {
@@ -264,6 +354,9 @@ site_actor::behavior_type site(self_ptr self, site_actor_settings settings) {
         }
         s.phone_number_id = *number;
         s.access_token = *token;
+        if (s.request.kind == domain::outbound_kind::template_message) {
+          return send_template(self, key, std::move(s));
+        }
         auto& conv = conversation_for(self, key);
         ++conv.forwarded;
         return self->delegate(conv.actor, send_atom::value, std::move(s));
@@ -279,6 +372,24 @@ site_actor::behavior_type site(self_ptr self, site_actor_settings settings) {
         ++conv.forwarded;
         self->send(conv.actor, resume_atom::value, message_id, *number, *token);
       },
+      [=](templates_atom, bool refresh) -> caf::result<site_answer> {
+        auto rp = self->make_response_promise<site_answer>();
+        with_templates(self, refresh, [=](const std::optional<domain::graph_error>& failure) mutable {
+          if (!self->state.templates.fetched_at()) {
+            // Nothing to show: Meta's refusal (or why it could not be asked) is the answer.
+            site_answer a = failure ? failure_graph(*failure) : site_answer{};
+            rp.deliver(std::move(a));
+            return;
+          }
+          site_answer a;
+          a.templates_json = templates_body(self->state.templates);
+          rp.deliver(std::move(a));
+        });
+        return rp;
+      },
+      [=](tpage_atom, std::uint64_t generation, infra::graph_response& res) {
+        fetch_templates(self, self->state.templates.page(generation, res));
+      },
       [=](pace_atom) -> std::int64_t {
         auto now = std::chrono::duration_cast<std::chrono::microseconds>(
                        std::chrono::steady_clock::now().time_since_epoch())
@@ -293,7 +404,13 @@ site_actor::behavior_type site(self_ptr self, site_actor_settings settings) {
       [=](change_atom, infra::site_settings_update& u) { return change(self, u); },
       [=](remove_atom) { return remove(self); },
       [=](check_atom) { return check(self); },
-      [=](refresh_atom, infra::site_settings& s) { self->state.settings.settings = std::move(s); },
+      [=](refresh_atom, infra::site_settings& s) {
+        const auto& old = current(self);
+        if (old.business_account_id != s.business_account_id || old.site_access_token != s.site_access_token) {
+          self->state.templates.invalidate();
+        }
+        self->state.settings.settings = std::move(s);
+      },
       [=](graph_atom, std::uint64_t id, infra::graph_response& res) { graph_answered(self, id, res); },
       [=](idle_atom, const std::string& key, caf::actor_id who, std::uint64_t received) {
         auto& st = self->state;

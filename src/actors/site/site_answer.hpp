@@ -28,6 +28,8 @@ struct site_answer {
   bool check_ok = false;
   // The site's settings as its actor holds them (reads and writes answer with them).
   std::optional<infra::site_settings> settings;
+  // GET .../whatsapp/templates: the API's body (JSON text).
+  std::string templates_json;
 };
 
 // How a dashboard write to a conversation ended (its conversation actor's answer).

@@ -27,6 +27,8 @@ class site_client {
   void change(const std::string& site, infra::site_settings_update update, reply done);
   void remove(const std::string& site, reply done);
   void check(const std::string& site, reply done);
+  // The site's message templates (`refresh`: fetched from Graph again first).
+  void templates(const std::string& site, bool refresh, reply done);
   // Whether some site has this webhook verify token (false when it cannot be told now).
   void knows_verify_token(const std::string& token, std::function<void(bool)> done);
   // A dashboard write to a conversation, through the actor of its customer `key` (their phone,

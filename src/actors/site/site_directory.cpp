@@ -241,6 +241,9 @@ site_directory_actor::behavior_type directory(self_ptr self, site_directory_sett
       },
       [=](remove_atom, const std::string& site) { return to_site(site, remove_atom::value); },
       [=](check_atom, const std::string& site) { return to_site(site, check_atom::value); },
+      [=](templates_atom, const std::string& site, bool refresh) {
+        return to_site(site, templates_atom::value, refresh);
+      },
       [=](patch_atom, const std::string& site, const std::string& key,
           infra::conversation_change& change) -> caf::result<conversation_reply> {
         try {

@@ -36,6 +36,8 @@ using watch_atom = caf::atom_constant<caf::atom("watch")>;    // tell me when ro
 using send_atom = caf::atom_constant<caf::atom("send")>;      // an agent's send
 using resume_atom = caf::atom_constant<caf::atom("resume")>;  // an outbox entry nobody is on
 using pace_atom = caf::atom_constant<caf::atom("pace")>;      // a send slot of the site's number
+using templates_atom = caf::atom_constant<caf::atom("templates")>;  // the template list
+using tpage_atom = caf::atom_constant<caf::atom("tpage")>;          // a page of it, from Graph
 
 // What the directory answers a site actor after writing its settings.
 struct settings_written {
@@ -82,6 +84,9 @@ using site_actor = caf::typed_actor<
     // A conversation actor's next attempt: how long to wait for its slot (µs), at the site's
     // messages_per_second.
     caf::replies_to<pace_atom>::with<std::int64_t>,
+    // The templates (true: fetch them again now); Graph's pages come back as `tpage`.
+    caf::replies_to<templates_atom, bool>::with<site_answer>,
+    caf::reacts_to<tpage_atom, std::uint64_t, infra::graph_response>,
     caf::reacts_to<idle_atom, std::string, caf::actor_id, std::uint64_t>, caf::reacts_to<stop_atom>>;
 
 // The directory's answer to `route`: for each phone number id asked, in order, the site and
@@ -109,6 +114,7 @@ using site_directory_actor = caf::typed_actor<
     caf::replies_to<change_atom, std::string, infra::site_settings_update>::with<site_answer>,
     caf::replies_to<remove_atom, std::string>::with<site_answer>,
     caf::replies_to<check_atom, std::string>::with<site_answer>,
+    caf::replies_to<templates_atom, std::string, bool>::with<site_answer>,
     // A dashboard write: the site, the customer's key (their phone, else their BSUID), the change.
     caf::replies_to<patch_atom, std::string, std::string, infra::conversation_change>::with<conversation_reply>,
     // An agent's send: the site, the customer's key, the send.

@@ -1,0 +1,97 @@
+// Templates (API.md §3.2 "GET .../whatsapp/templates", §3.4 template sends): the site actor's
+// cache of Meta's list, and template sends checked against it before anything is stored.
+#include <catch2/catch.hpp>
+
+#include "support/whatsapp_site.hpp"
+
+using namespace wachat;
+using nlohmann::json;
+
+namespace {
+
+json order_update(const std::string& status = "APPROVED", const std::string& language = "en_US") {
+  return {{"name", "order_update"},
+          {"language", language},
+          {"status", status},
+          {"category", "UTILITY"},
+          {"components", json::array({{{"type", "BODY"}, {"text", "Hi {{1}}, your order {{2}} ships today."}}})}};
+}
+
+json template_send(json components) {
+  return {{"type", "template"},
+          {"template", {{"name", "order_update"}, {"language", "en_US"}, {"components", components}}},
+          {"sender_id", "agent-7"},
+          {"sender_name", "Ann"}};
+}
+
+json body_params(std::vector<std::string> values) {
+  json params = json::array();
+  for (auto& v : values) params.push_back({{"type", "text"}, {"text", v}});
+  return json::array({{{"type", "body"}, {"parameters", params}}});
+}
+
+}  // namespace
+
+TEST_CASE("the template list follows every page, is cached, and refresh=true fetches it again") {
+  test::whatsapp_site s;
+  for (int i = 0; i < 130; ++i) {
+    s.graph.add_template(test::waba_id, {{"name", "t" + std::to_string(i)}, {"language", "en_US"}, {"status", "APPROVED"},
+                                         {"category", "UTILITY"}, {"components", json::array()}});
+  }
+  auto list = s.f->call_json("GET", "/api/sites/acme/whatsapp/templates");
+  CHECK(list["templates"].size() == 130);
+  CHECK(list["templates"][129]["name"] == "t129");
+  CHECK(list["error"].is_null());
+  CHECK(list["fetched_at"].is_string());
+  auto pages = s.graph.calls_matching("GET", "*/message_templates").size();
+  CHECK(pages >= 2);  // 100 a page: the second came from paging.next
+
+  s.graph.add_template(test::waba_id, order_update());
+  CHECK(s.f->call_json("GET", "/api/sites/acme/whatsapp/templates")["templates"].size() == 130);  // cached
+  CHECK(s.graph.calls_matching("GET", "*/message_templates").size() == pages);
+  CHECK(s.f->call_json("GET", "/api/sites/acme/whatsapp/templates?refresh=true")["templates"].size() == 131);
+  CHECK(s.f->call("GET", "/api/sites/acme/whatsapp/templates?refresh=maybe").status == 422);
+  // Another site's token sees nothing.
+  s.f->call_json("POST", "/api/sites", {{"id", "beta"}}, 201);
+  CHECK(s.f->call("GET", "/api/sites/acme/whatsapp/templates", "", s.f->site_token("beta")).status == 404);
+}
+
+TEST_CASE("a template send is checked against Meta's definition; its stored content is the rendered body") {
+  test::whatsapp_site s{25 * 3600};  // the window is closed: only templates may go
+  s.graph.add_template(test::waba_id, order_update());
+  s.graph.add_template(test::waba_id, order_update("PAUSED", "fr"));
+
+  auto missing = s.send(template_send(body_params({"Ann"})));
+  CHECK(missing.status == 422);
+  CHECK(json::parse(missing.body)["error"]["code"] == "template_invalid");
+  CHECK(json::parse(missing.body)["error"]["message"] == "Template 'order_update' body takes 2 parameter(s), 1 given.");
+  auto paused = template_send(body_params({"Ann", "#42"}));
+  paused["template"]["language"] = "fr";
+  CHECK(json::parse(s.send(paused).body)["error"]["message"] == "Template 'order_update' (fr) is PAUSED, not APPROVED.");
+  auto unknown = template_send(json::array());
+  unknown["template"]["name"] = "nope";
+  CHECK(s.send(unknown).status == 422);
+  CHECK(s.scalar("SELECT count(*) FROM mod_chat_messages WHERE sender_type = 'agent'") == "0");
+  CHECK(s.graph.sent_messages().empty());
+
+  auto ok = s.send(template_send(body_params({"Ann", "#42"})));
+  REQUIRE(ok.status == 201);
+  auto m = json::parse(ok.body)["message"];
+  CHECK(m["content"] == "Hi Ann, your order #42 ships today.");
+  CHECK(m["content_type"] == "whatsapp_template");
+  auto sent = s.graph.sent_messages();
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0]["template"]["components"][0]["parameters"][1]["text"] == "#42");
+}
+
+TEST_CASE("templates of a site Meta refuses answer 502 with Meta's error; a send cannot be checked and is refused") {
+  test::whatsapp_site s;
+  s.graph.fail_next("*/message_templates", 2, 401, 190, "Error validating access token");
+  auto r = s.f->call("GET", "/api/sites/acme/whatsapp/templates");
+  CHECK(r.status == 502);
+  CHECK(json::parse(r.body)["error"]["graph"]["code"] == 190);
+  auto send = s.send(template_send(body_params({"Ann", "#42"})));
+  CHECK(send.status == 502);
+  CHECK(json::parse(send.body)["error"]["code"] == "graph_error");
+  CHECK(s.scalar("SELECT count(*) FROM mod_chat_messages WHERE sender_type = 'agent'") == "0");
+}

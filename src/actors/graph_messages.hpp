@@ -6,3 +6,4 @@
 // Graph's answers travel to the actor that asked (site actors, cloud senders) as messages.
 // Local only: never serialized.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::infra::graph_response)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::domain::graph_error)

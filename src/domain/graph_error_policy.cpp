@@ -193,6 +193,14 @@ graph_error_action classify_graph_error(const graph_error& error) {
   return graph_error_action::fail;
 }
 
+std::string credentials_refused_note(const graph_error& error) {
+  return std::string{credentials_refused} + (error.title.empty() ? "" : ": " + error.title);
+}
+
+bool says_credentials_refused(std::string_view last_check_error) {
+  return last_check_error.starts_with(credentials_refused);
+}
+
 bool is_retryable(graph_error_action action) {
   switch (action) {
     case graph_error_action::retry_transient:

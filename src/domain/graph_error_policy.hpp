@@ -39,6 +39,13 @@ graph_error_action classify_graph_error(const graph_error& error);
 // True for the actions whose request may succeed if sent again later.
 bool is_retryable(graph_error_action action);
 
+// How a site's last check reads when Meta refused its access token (a send or a test got 190 or
+// HTTP 401): the site then refuses sends at once until working credentials are saved (or a test
+// passes), instead of failing every message at Meta.
+inline constexpr std::string_view credentials_refused = "WhatsApp refused the access token (190)";
+std::string credentials_refused_note(const graph_error& error);
+bool says_credentials_refused(std::string_view last_check_error);
+
 // Stable name for logs and metrics ("retry_transient", "fail", ...).
 std::string_view to_string(graph_error_action action);
 

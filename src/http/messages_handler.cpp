@@ -76,6 +76,9 @@ response answer_of(const send_reply& r) {
     case K::not_found: return json_error(bhttp::status::not_found, "not_found", "No such resource.");
     case K::disabled:
       return json_error(bhttp::status::conflict, "whatsapp_disabled", "WhatsApp is disabled for this site.");
+    case K::credentials_refused:
+      return json_error(bhttp::status::conflict, "whatsapp_disabled",
+                        r.error + ". Save working credentials (PUT .../whatsapp/settings) or pass a test first.");
     case K::not_configured:
       return json_error(bhttp::status::conflict, "whatsapp_disabled",
                         "WhatsApp is not configured for this site (no phone number id or access token).");

@@ -313,3 +313,30 @@ TEST_CASE("at the default rate an ordinary burst to one customer (45 replies) is
   CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(4));
   CHECK(s.graph.max_sends_within(std::chrono::seconds(1)) <= 80);
 }
+
+TEST_CASE("Meta refusing the site's token (190): the send fails, the site refuses sends at once until it is fixed") {
+  sending s;
+  s.graph.fail_next("*/messages", 1, 401, 190, "Error validating access token: Session has expired");
+  auto r = s.send(text("hello"));
+  REQUIRE(r.status == 502);
+  CHECK(body_of(r)["error"]["graph"]["code"] == 190);
+  CHECK(body_of(r)["message"]["error"]["retryable"] == true);  // once the token is fixed
+  REQUIRE(test::eventually([&] {
+    auto st = s.f->call_json("GET", "/api/sites/acme/whatsapp/status");
+    return st["last_check"].is_object() && st["last_check"]["ok"] == false;
+  }));
+  auto st = s.f->call_json("GET", "/api/sites/acme/whatsapp/status");
+  CHECK(st["last_check"]["error"].get<std::string>().find("190") != std::string::npos);
+
+  auto refused = s.send(text("and this?"));
+  CHECK(refused.status == 409);
+  CHECK(body_of(refused)["error"]["code"] == "whatsapp_disabled");
+  CHECK(body_of(refused)["error"]["message"].get<std::string>().find("190") != std::string::npos);
+  CHECK(s.graph.calls_matching("POST", "*/messages").size() == 1);  // Meta was not asked again
+
+  // Working credentials saved again: sends go.
+  REQUIRE(s.f->call("PUT", "/api/sites/acme/whatsapp/settings",
+                    json{{"phone_number_id", phone_id}, {"access_token", token}}.dump())
+              .status == 200);
+  CHECK(test::eventually([&] { return s.send(text("back")).status == 201; }));
+}

@@ -137,3 +137,13 @@ TEST_CASE("every action has a stable name") {
   CHECK(to_string(graph_error_action::credentials_broken) == "credentials_broken");
   CHECK(to_string(graph_error_action::fail_template_stale) == "fail_template_stale");
 }
+
+TEST_CASE("a refused token is noted so that the site can tell it from any other failed check") {
+  wachat::domain::graph_error e;
+  e.code = 190;
+  e.title = "Session has expired";
+  auto note = wachat::domain::credentials_refused_note(e);
+  CHECK(note == "WhatsApp refused the access token (190): Session has expired");
+  CHECK(wachat::domain::says_credentials_refused(note));
+  CHECK_FALSE(wachat::domain::says_credentials_refused("connection refused"));
+}

@@ -35,6 +35,7 @@ struct send_reply {
     no_recipient,          // 422: the visitor has neither phone nor BSUID
     not_found,             // 404
     disabled,              // 409 whatsapp_disabled
+    credentials_refused,   // 409 whatsapp_disabled: Meta refused the site's token (190) lately
     not_configured,        // 409 whatsapp_disabled: no number or token
     unavailable,           // 503
   };

@@ -86,6 +86,10 @@ void failed_attempt(self_ptr self, const queued_send& s, attempt_result& r) {
                                           {"code", std::to_string(error.code)},
                                           {"action", std::string{domain::to_string(d.action)}},
                                           {"error", error.title}});
+  if (d.action == domain::graph_error_action::credentials_broken) {
+    // The site refuses further sends at once until its credentials are fixed.
+    self->send(self->state.site, broken_atom::value, error);
+  }
   const auto id = s.message_id;
   self->request(self->state.sender, caf::infinite, settle_atom::value, rec)
       .then(

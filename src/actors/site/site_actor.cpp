@@ -166,6 +166,9 @@ void settings_checked(self_ptr self, graph_wait wait, const infra::graph_respons
 // Records a test's outcome on the site, then answers it.
 void record_check(self_ptr self, caf::typed_response_promise<site_answer> rp, site_answer a) {
   std::string error = a.check_ok ? "" : (a.graph ? a.graph->title : a.message);
+  if (a.graph && domain::classify_graph_error(*a.graph) == domain::graph_error_action::credentials_broken) {
+    error = domain::credentials_refused_note(*a.graph);
+  }
   write_and_answer(
       self, rp, [a](settings_written&) { return a; }, record_atom::value, current(self).site_id, a.check_ok,
       error);
@@ -352,6 +355,12 @@ site_actor::behavior_type site(self_ptr self, site_actor_settings settings) {
         if (!token || !number) {
           return reply_of(send_reply::kind::not_configured);
         }
+        if (cur.last_check_ok == false && cur.last_check_error &&
+            domain::says_credentials_refused(*cur.last_check_error)) {
+          auto r = reply_of(send_reply::kind::credentials_refused);
+          r.error = *cur.last_check_error;
+          return r;
+        }
         s.phone_number_id = *number;
         s.access_token = *token;
         if (s.request.kind == domain::outbound_kind::template_message) {
@@ -389,6 +398,18 @@ site_actor::behavior_type site(self_ptr self, site_actor_settings settings) {
       },
       [=](tpage_atom, std::uint64_t generation, infra::graph_response& res) {
         fetch_templates(self, self->state.templates.page(generation, res));
+      },
+      [=](broken_atom, const domain::graph_error& e) {
+        auto note = domain::credentials_refused_note(e);
+        infra::log_warn("site_credentials_refused", {{"site", current(self).site_id}, {"graph_code", std::to_string(e.code)}});
+        self->request(self->state.settings.directory, caf::infinite, record_atom::value, current(self).site_id, false,
+                      note)
+            .then([=](settings_written& w) {
+                    if (w.settings) {
+                      self->state.settings.settings = *w.settings;
+                    }
+                  },
+                  [=](caf::error&) {});
       },
       [=](pace_atom) -> std::int64_t {
         auto now = std::chrono::duration_cast<std::chrono::microseconds>(

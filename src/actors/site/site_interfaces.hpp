@@ -38,6 +38,7 @@ using resume_atom = caf::atom_constant<caf::atom("resume")>;  // an outbox entry
 using pace_atom = caf::atom_constant<caf::atom("pace")>;      // a send slot of the site's number
 using templates_atom = caf::atom_constant<caf::atom("templates")>;  // the template list
 using tpage_atom = caf::atom_constant<caf::atom("tpage")>;          // a page of it, from Graph
+using broken_atom = caf::atom_constant<caf::atom("broken")>;  // Meta refused the token (190)
 
 // What the directory answers a site actor after writing its settings.
 struct settings_written {
@@ -84,6 +85,8 @@ using site_actor = caf::typed_actor<
     // A conversation actor's next attempt: how long to wait for its slot (µs), at the site's
     // messages_per_second.
     caf::replies_to<pace_atom>::with<std::int64_t>,
+    // A send found the site's token refused (Meta's error title): recorded as its last check.
+    caf::reacts_to<broken_atom, domain::graph_error>,
     // The templates (true: fetch them again now); Graph's pages come back as `tpage`.
     caf::replies_to<templates_atom, bool>::with<site_answer>,
     caf::reacts_to<tpage_atom, std::uint64_t, infra::graph_response>,

@@ -231,6 +231,20 @@ send_verdict decide_send(const outbound_request& r, const std::optional<std::str
   return send_verdict::go;
 }
 
+retry_verdict decide_retry(bool failed_send, bool is_template, bool has_recipient,
+                           std::optional<std::int64_t> window_expires_at, std::int64_t now) {
+  if (!failed_send) {
+    return retry_verdict::invalid_state;
+  }
+  if (!has_recipient) {
+    return retry_verdict::no_recipient;
+  }
+  if (!is_template && !window_open(window_expires_at, now)) {
+    return retry_verdict::window_closed;
+  }
+  return retry_verdict::go;
+}
+
 json graph_send_body(const outbound_request& r, const recipient& to, std::int64_t message_id,
                      const std::optional<std::string>& reply_wamid) {
   json b{{"messaging_product", "whatsapp"}, {"recipient_type", "individual"}, {"type", type_name(r.kind)}};

@@ -67,6 +67,12 @@ enum class send_verdict { go, replay, idempotency_conflict, no_recipient, window
 send_verdict decide_send(const outbound_request& r, const std::optional<std::string>& earlier_fingerprint,
                          bool has_recipient, std::optional<std::int64_t> window_expires_at, std::int64_t now);
 
+// A retry by hand of an earlier send (API.md §3.4 ".../retry"): only an agent's send that was
+// given up, then the same rules as a send (a recipient, the window unless it is a template).
+enum class retry_verdict { go, invalid_state, no_recipient, window_closed };
+retry_verdict decide_retry(bool failed_send, bool is_template, bool has_recipient,
+                           std::optional<std::int64_t> window_expires_at, std::int64_t now);
+
 // Where a send goes: the customer's phone when known, else their business-scoped user id.
 struct recipient {
   std::optional<std::string> phone;

@@ -74,6 +74,9 @@ response answer_of(const send_reply& r) {
       return json_error(bhttp::status::conflict, "invalid_state",
                         "The visitor has neither a phone number nor a WhatsApp user id to send to.");
     case K::not_found: return json_error(bhttp::status::not_found, "not_found", "No such resource.");
+    case K::invalid_state:
+      return json_error(bhttp::status::conflict, "invalid_state",
+                        "Only an agent's message whose send failed can be sent again.");
     case K::disabled:
       return json_error(bhttp::status::conflict, "whatsapp_disabled", "WhatsApp is disabled for this site.");
     case K::credentials_refused:
@@ -111,6 +114,25 @@ void add_message_routes(router& r, api_context& api) {
         s.conversation_id = owner.id;
         s.site = owner.site;
         s.request = std::move(request);
+        api.sites->send(owner.site, owner.key, std::move(s), within,
+                        [done](send_reply reply) { done(answer_of(reply)); });
+      },
+      within + std::chrono::seconds(5));
+
+  // The same row again, with the same outcomes as a send (API.md §3.4).
+  add_deferred_api_route(
+      r, api, bhttp::verb::post, "/api/conversations/{id}/messages/{message_id}/retry", api.cfg->api_max_body_bytes,
+      access::any_principal,
+      [&api, within](pqxx::connection_base& c, const principal& who, const api_call& call, responder done) {
+        auto owner = owner_of(c, call.params.at("id"), who);
+        auto message = parse_id(call.params.at("message_id"));
+        if (!message) {
+          not_found();
+        }
+        actors::outbound_send s;
+        s.conversation_id = owner.id;
+        s.site = owner.site;
+        s.resend_message_id = *message;
         api.sites->send(owner.site, owner.key, std::move(s), within,
                         [done](send_reply reply) { done(answer_of(reply)); });
       },

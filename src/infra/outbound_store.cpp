@@ -135,7 +135,7 @@ send_attempt begin_attempt(pqxx::connection_base& conn, std::int64_t message_id)
       "  WHERE o.message_id = $1 AND o.state = 'ready'"
       "   AND o.next_attempt_at <= now() + interval '100 milliseconds'"
       "   AND NOT EXISTS (SELECT 1 FROM wa_outbox e WHERE e.conversation_id = o.conversation_id"
-      "                   AND e.message_id < o.message_id)"
+      "                   AND e.message_id < o.message_id AND e.state <> 'failed')"
       "  RETURNING o.request::text, o.attempts, o.conversation_id)"
       " SELECT claimed.*, v.whatsapp_phone, v.whatsapp_user_id FROM claimed"
       " JOIN mod_chat_conversations c ON c.id = claimed.conversation_id"
@@ -205,7 +205,9 @@ std::string record_failed(pqxx::connection_base& conn, std::int64_t message_id, 
       "UPDATE mod_chat_messages SET status = 'failed', error_code = $2, error_title = $3, error_details = $4,"
       " error_retryable = $5 WHERE id = $1 RETURNING site_id, conversation_id",
       message_id, error.code, error.title, error.details, retryable);
-  w.exec_params("DELETE FROM wa_outbox WHERE message_id = $1", message_id);
+  // Kept for a retry by hand (its request body), out of everyone's way.
+  w.exec_params("UPDATE wa_outbox SET state = 'failed', last_error = $2::jsonb WHERE message_id = $1", message_id,
+                error_json(error));
   if (r.empty()) {
     w.commit();
     return {};
@@ -231,6 +233,51 @@ std::string load_message_text(pqxx::connection_base& conn, std::int64_t message_
   return message_text(nt, message_id);
 }
 
+resend_facts load_resend_facts(pqxx::connection_base& conn, const std::string& site, std::int64_t conversation_id,
+                                std::int64_t message_id) {
+  pqxx::nontransaction nt{conn};
+  resend_facts f;
+  auto r = nt.exec_params(
+      "SELECT extract(epoch from c.whatsapp_window_expires_at)::bigint,"
+      " (v.whatsapp_phone IS NOT NULL OR v.whatsapp_user_id IS NOT NULL), m.id IS NOT NULL,"
+      " coalesce(m.status = 'failed' AND m.sender_type = 'agent' AND o.state = 'failed', false),"
+      " coalesce(o.request->>'type' = 'template', false)"
+      " FROM mod_chat_conversations c JOIN mod_chat_visitors v ON v.id = c.visitor_id"
+      " LEFT JOIN mod_chat_messages m ON m.id = $3 AND m.conversation_id = c.id"
+      " LEFT JOIN wa_outbox o ON o.message_id = m.id"
+      " WHERE c.id = $1 AND c.site_id = $2",
+      conversation_id, site, message_id);
+  if (r.empty() || !r[0][2].as<bool>()) {
+    return f;  // no such conversation, or no such message in it
+  }
+  f.found = true;
+  f.window_expires_at = r[0][0].as<std::optional<std::int64_t>>();
+  f.has_recipient = r[0][1].as<bool>();
+  f.failed_send = r[0][3].as<bool>();
+  f.is_template = r[0][4].as<bool>();
+  f.message = message_text(nt, message_id);
+  return f;
+}
+
+std::optional<std::string> requeue_failed(pqxx::connection_base& conn, std::int64_t message_id) {
+  pqxx::work w{conn};
+  auto r = w.exec_params(
+      "UPDATE wa_outbox SET state = 'ready', attempts = 0, next_attempt_at = now(), attempt_at = NULL,"
+      " last_error = NULL WHERE message_id = $1 AND state = 'failed' RETURNING site_id, conversation_id",
+      message_id);
+  if (r.empty()) {
+    return std::nullopt;  // retried or removed meanwhile
+  }
+  w.exec_params(
+      "UPDATE mod_chat_messages SET status = 'queued', error_code = NULL, error_title = NULL,"
+      " error_details = NULL, error_retryable = NULL WHERE id = $1",
+      message_id);
+  auto text = message_text(w, message_id);
+  append_event(w, r[0][0].as<std::string>(), "message.updated", r[0][1].as<std::int64_t>(), message_id);
+  w.commit();
+  return text;
+}
+
 std::vector<resumable_send> sweep_outbox(pqxx::connection_base& conn, std::int64_t doubt_ms, int limit) {
   pqxx::work w{conn};
   w.exec_params(
@@ -245,7 +292,7 @@ std::vector<resumable_send> sweep_outbox(pqxx::connection_base& conn, std::int64
       " JOIN mod_chat_visitors v ON v.id = c.visitor_id"
       " WHERE o.state = 'ready' AND o.next_attempt_at < now() - interval '3 seconds'"
       "  AND NOT EXISTS (SELECT 1 FROM wa_outbox e WHERE e.conversation_id = o.conversation_id"
-      "                  AND e.message_id < o.message_id)"
+      "                  AND e.message_id < o.message_id AND e.state <> 'failed')"
       " ORDER BY o.next_attempt_at LIMIT $1",
       limit);
   w.commit();

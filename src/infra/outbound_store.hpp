@@ -68,6 +68,21 @@ void record_retry(pqxx::connection_base& conn, std::int64_t message_id, std::int
 
 std::string load_message_text(pqxx::connection_base& conn, std::int64_t message_id);
 
+// What a retry by hand (POST .../messages/{message_id}/retry) is decided on.
+struct resend_facts {
+  bool found = false;        // the message exists in that conversation of that site
+  bool failed_send = false;  // it is an agent's send that was given up (its entry kept)
+  bool is_template = false;
+  bool has_recipient = false;
+  std::optional<std::int64_t> window_expires_at;
+  std::string message;  // its API JSON text
+};
+resend_facts load_resend_facts(pqxx::connection_base& conn, const std::string& site, std::int64_t conversation_id,
+                               std::int64_t message_id);
+// The given-up send becomes `queued` again with a fresh outbox entry; nullopt when it is no
+// longer a given-up send (another request retried it first).
+std::optional<std::string> requeue_failed(pqxx::connection_base& conn, std::int64_t message_id);
+
 // An outbox entry nobody is on: due for a while (its actor stopped, or its process did), or an
 // attempt whose answer was lost and whose doubt period is over (made `ready` here).
 struct resumable_send {

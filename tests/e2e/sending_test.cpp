@@ -109,7 +109,7 @@ TEST_CASE("Meta refusing for good answers 502 with Meta's error; the message is 
   CHECK(b["message"]["error"]["code"] == 131026);
   CHECK(b["message"]["error"]["retryable"] == false);
   CHECK(s.graph.calls_matching("POST", "*/messages").size() == 1);  // not tried again
-  CHECK(s.scalar("SELECT count(*) FROM wa_outbox") == "0");
+  CHECK(s.scalar("SELECT state FROM wa_outbox") == "failed");  // kept for a retry by hand, in nobody's way
 }
 
 TEST_CASE("a passing failure is tried again with back-off and still answered 201 within the wait") {
@@ -339,4 +339,31 @@ TEST_CASE("Meta refusing the site's token (190): the send fails, the site refuse
                     json{{"phone_number_id", phone_id}, {"access_token", token}}.dump())
               .status == 200);
   CHECK(test::eventually([&] { return s.send(text("back")).status == 201; }));
+}
+
+TEST_CASE("a failed send is retried by hand: the same row goes again; anything else is invalid_state") {
+  sending s;
+  s.graph.fail_next("*/messages", 1, 400, 131026, "Message undeliverable");
+  auto failed = s.send(text("try me"));
+  REQUIRE(failed.status == 502);
+  auto id = body_of(failed)["message"]["id"].get<std::string>();
+  auto base = "/api/conversations/" + s.conversation + "/messages/";
+
+  auto again = s.f->call("POST", base + id + "/retry");
+  REQUIRE(again.status == 201);
+  CHECK(body_of(again)["message"]["id"] == id);
+  CHECK(body_of(again)["message"]["status"] == "sent");
+  CHECK(body_of(again)["message"]["error"].is_null());
+  CHECK(s.graph.sent_messages().size() == 1);
+  CHECK(s.graph.sent_messages()[0]["biz_opaque_callback_data"] == id);
+  CHECK(s.scalar("SELECT count(*) FROM mod_chat_messages WHERE sender_type = 'agent'") == "1");
+
+  auto twice = s.f->call("POST", base + id + "/retry");
+  CHECK(twice.status == 409);
+  CHECK(body_of(twice)["error"]["code"] == "invalid_state");
+  auto customers = s.scalar("SELECT id FROM mod_chat_messages WHERE sender_type = 'visitor'");
+  CHECK(s.f->call("POST", base + customers + "/retry").status == 409);
+  CHECK(s.f->call("POST", base + "999999/retry").status == 404);
+  CHECK(s.f->call("POST", base + "abc/retry").status == 404);
+  CHECK(s.graph.sent_messages().size() == 1);
 }

@@ -175,3 +175,13 @@ TEST_CASE("a send is decided: the same client_message_id first, then a recipient
   CHECK(domain::decide_send(text, text.fingerprint, true, now - 1, now) == V::replay);
   CHECK(domain::decide_send(text, std::string{"{}"}, true, now + 10, now) == V::idempotency_conflict);
 }
+
+TEST_CASE("a retry by hand is only for a given-up send, and keeps the window rule") {
+  using V = domain::retry_verdict;
+  const std::int64_t now = 1'800'000'000;
+  CHECK(domain::decide_retry(false, false, true, now + 10, now) == V::invalid_state);
+  CHECK(domain::decide_retry(true, false, true, now + 10, now) == V::go);
+  CHECK(domain::decide_retry(true, false, true, now - 10, now) == V::window_closed);
+  CHECK(domain::decide_retry(true, true, true, now - 10, now) == V::go);
+  CHECK(domain::decide_retry(true, false, false, now + 10, now) == V::no_recipient);
+}

@@ -183,6 +183,25 @@ worker_interface::behavior_type worker(worker_interface::stateful_pointer<worker
         }
         return std::move(*text);
       },
+      [=](refacts_atom, const std::string& site, std::int64_t conversation,
+          std::int64_t message) -> caf::result<infra::resend_facts> {
+        auto f = with_db(self->state, "resend_facts", [&](pqxx::connection_base& c) {
+          return infra::load_resend_facts(c, site, conversation, message);
+        });
+        if (!f) {
+          return caf::make_error(caf::sec::runtime_error, "database unavailable");
+        }
+        return std::move(*f);
+      },
+      [=](requeue_atom, std::int64_t message) -> caf::result<std::string> {
+        auto text = with_db(self->state, "requeue", [&](pqxx::connection_base& c) {
+          return infra::requeue_failed(c, message).value_or("");
+        });
+        if (!text) {
+          return caf::make_error(caf::sec::runtime_error, "database unavailable");
+        }
+        return std::move(*text);
+      },
       [=](stop_atom) { self->quit(); },
   };
 }
@@ -234,6 +253,10 @@ pool_interface::behavior_type pool(pool_actor self, std::string url, unsigned co
       [=](enqueue_atom a, outbound_send& s) { return forward<infra::send_enqueued>(self, a, std::move(s)); },
       [=](attempt_atom a, attempt_job& j) { return forward<attempt_result>(self, a, std::move(j)); },
       [=](settle_atom a, attempt_decision& d) { return forward<std::string>(self, a, std::move(d)); },
+      [=](refacts_atom a, std::string& site, std::int64_t conv, std::int64_t msg) {
+        return forward<infra::resend_facts>(self, a, std::move(site), conv, msg);
+      },
+      [=](requeue_atom a, std::int64_t msg) { return forward<std::string>(self, a, msg); },
       [=](restart_atom, std::size_t i) { self->state.workers.restart(self, i); },
       [=](stop_atom) {
         self->state.workers.stop_all();

@@ -18,6 +18,8 @@ using enqueue_atom = caf::atom_constant<caf::atom("enqueue")>;  // message + out
 using attempt_atom = caf::atom_constant<caf::atom("attempt")>;  // one call to Meta
 using settle_atom = caf::atom_constant<caf::atom("settle")>;    // record a failed attempt's fate
 using answer_atom = caf::atom_constant<caf::atom("answer")>;    // Graph's answer, to the worker
+using refacts_atom = caf::atom_constant<caf::atom("refacts")>;  // what a retry is decided on
+using requeue_atom = caf::atom_constant<caf::atom("requeue")>;  // a given-up send, queued again
 
 // The cloud senders: a supervised pool of workers with a database connection each, sharing the
 // Graph client. They carry out what a conversation actor decided; they decide nothing.
@@ -27,6 +29,10 @@ using cloud_sender_actor = caf::typed_actor<
     caf::replies_to<enqueue_atom, outbound_send>::with<infra::send_enqueued>,
     caf::replies_to<attempt_atom, attempt_job>::with<attempt_result>,
     caf::replies_to<settle_atom, attempt_decision>::with<std::string>,
+    // The site, the conversation, the message.
+    caf::replies_to<refacts_atom, std::string, std::int64_t, std::int64_t>::with<infra::resend_facts>,
+    // The message as queued again; empty when it was no longer a given-up send.
+    caf::replies_to<requeue_atom, std::int64_t>::with<std::string>,
     caf::reacts_to<stop_atom>>;
 
 }  // namespace wachat::actors
@@ -39,3 +45,4 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::attempt_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::attempt_decision)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::infra::send_facts)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::infra::send_enqueued)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::infra::resend_facts)

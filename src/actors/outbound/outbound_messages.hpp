@@ -18,6 +18,8 @@ struct outbound_send {
   domain::outbound_request request;
   std::string phone_number_id;
   std::string access_token;  // opened; never logged, never answered
+  // Set: not a new message but a retry by hand of this given-up send (`request` is unused).
+  std::int64_t resend_message_id = 0;
 };
 
 // How a send request ended, as far as the API answers it (API.md §3.4).
@@ -34,6 +36,7 @@ struct send_reply {
     templates_unavailable, // 502: the site's templates could not be fetched (`graph`)
     no_recipient,          // 422: the visitor has neither phone nor BSUID
     not_found,             // 404
+    invalid_state,         // 409: a retry of a message that is not a given-up send
     disabled,              // 409 whatsapp_disabled
     credentials_refused,   // 409 whatsapp_disabled: Meta refused the site's token (190) lately
     not_configured,        // 409 whatsapp_disabled: no number or token

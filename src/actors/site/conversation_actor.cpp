@@ -224,6 +224,48 @@ void commit_send(self_ptr self, outbound_send s, caf::typed_response_promise<sen
           });
 }
 
+// A retry by hand: decided like a send (domain::decide_retry), then the same row queued again.
+void resend(self_ptr self, outbound_send s, caf::typed_response_promise<send_reply> rp) {
+  const auto id = s.resend_message_id;
+  self->request(self->state.sender, caf::infinite, refacts_atom::value, s.site, s.conversation_id, id)
+      .await(
+          [=](infra::resend_facts& f) mutable {
+            auto fail = [&](send_reply::kind k) {
+              --self->state.in_flight;
+              give(rp, reply(k, f.message));
+            };
+            if (!f.found) {
+              return fail(send_reply::kind::not_found);
+            }
+            switch (domain::decide_retry(f.failed_send, f.is_template, f.has_recipient, f.window_expires_at,
+                                         unix_now())) {
+              case domain::retry_verdict::invalid_state: return fail(send_reply::kind::invalid_state);
+              case domain::retry_verdict::no_recipient: return fail(send_reply::kind::no_recipient);
+              case domain::retry_verdict::window_closed: return fail(send_reply::kind::window_closed);
+              case domain::retry_verdict::go: break;
+            }
+            self->request(self->state.sender, caf::infinite, requeue_atom::value, id)
+                .await(
+                    [=](std::string& message) mutable {
+                      --self->state.in_flight;
+                      if (message.empty()) {
+                        return give(rp, reply(send_reply::kind::invalid_state));
+                      }
+                      self->state.waiting[id] = send_waiter{rp, message};
+                      self->delayed_send(self, self->state.send_wait, wait_atom::value, id);
+                      enqueue(self, queued_send{id, s.phone_number_id, s.access_token});
+                    },
+                    [=](caf::error&) mutable {
+                      --self->state.in_flight;
+                      give(rp, reply(send_reply::kind::unavailable));
+                    });
+          },
+          [=](caf::error&) mutable {
+            --self->state.in_flight;
+            give(rp, reply(send_reply::kind::unavailable));
+          });
+}
+
 }  // namespace
 
 conversation_impl::behavior_type conversation(conversation_impl::stateful_pointer<conversation_state> self,
@@ -279,6 +321,10 @@ conversation_impl::behavior_type conversation(conversation_impl::stateful_pointe
         auto rp = self->make_response_promise<send_reply>();
         ++self->state.in_flight;
         ++self->state.received;
+        if (s.resend_message_id != 0) {
+          resend(self, std::move(s), rp);
+          return rp;
+        }
         // await: decided in turn with the customer's messages (a message just stored may have
         // opened the window).
         self->request(self->state.sender, caf::infinite, facts_atom::value, s.site, s.conversation_id,

@@ -363,7 +363,7 @@ site_actor::behavior_type site(self_ptr self, site_actor_settings settings) {
         }
         s.phone_number_id = *number;
         s.access_token = *token;
-        if (s.request.kind == domain::outbound_kind::template_message) {
+        if (s.resend_message_id == 0 && s.request.kind == domain::outbound_kind::template_message) {
           return send_template(self, key, std::move(s));
         }
         auto& conv = conversation_for(self, key);

@@ -307,6 +307,12 @@ void add_conversation_routes(router& r, api_context& api) {
               [&api](pqxx::connection_base& c, const principal& who, const api_call& call, responder done) {
                 infra::conversation_change change;
                 change.mark_read = true;
+                // Optional {"typing": true}: with on_agent_view, show the customer a typing
+                // indicator with the read receipt (the agent is answering).
+                if (!call.body.empty()) {
+                  auto doc = parse_json_object(call.body);
+                  change.typing = opt_bool(doc->object, "typing").value_or(false);
+                }
                 write_through_actor(api, c, who, call.params.at("id"), std::move(change), std::move(done));
               });
 }

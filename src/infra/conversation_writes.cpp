@@ -6,6 +6,17 @@
 
 namespace wachat::infra {
 
+std::optional<std::string> newest_inbound_wamid(pqxx::transaction_base& tx, std::int64_t conversation_id) {
+  auto r = tx.exec_params(
+      "SELECT whatsapp_message_id FROM mod_chat_messages WHERE conversation_id = $1 AND sender_type = 'visitor'"
+      " AND whatsapp_message_id IS NOT NULL ORDER BY created_at DESC, id DESC LIMIT 1",
+      conversation_id);
+  if (r.empty()) {
+    return std::nullopt;
+  }
+  return r[0][0].as<std::string>();
+}
+
 conversation_write apply_conversation_change(pqxx::connection_base& conn, const conversation_change& c) {
   pqxx::work w{conn};
   if (c.agent && w.exec_params("SELECT 1 FROM mod_chat_agents WHERE site_id = $1 AND id = $2", c.site, *c.agent)

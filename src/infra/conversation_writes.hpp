@@ -5,6 +5,7 @@
 
 namespace pqxx {
 class connection_base;
+class transaction_base;
 }
 
 // The dashboard's writes to one conversation (PATCH /api/conversations/{id}, POST .../read),
@@ -18,6 +19,11 @@ struct conversation_change {
   bool agent_given = false;           // assigned_agent_id was in the request (null unassigns)
   std::optional<std::string> agent;
   bool mark_read = false;             // unread_count back to 0
+  // For /read when the site's read_receipts is on_agent_view (set by the site actor): mark the
+  // newest customer message read at Meta too, with a typing indicator if asked.
+  std::optional<std::string> receipt_phone_number_id;
+  std::string receipt_token;
+  bool typing = false;
 };
 
 enum class conversation_write {
@@ -26,6 +32,9 @@ enum class conversation_write {
   unknown_agent,  // assigned_agent_id names no agent of the site
   conflict,       // reopening it would make a second open conversation for the visitor
 };
+
+// The customer's newest message with a wamid (not a reaction), for a read receipt.
+std::optional<std::string> newest_inbound_wamid(pqxx::transaction_base& tx, std::int64_t conversation_id);
 
 // One transaction: the guarded UPDATE and its `conversation.updated` event, or nothing.
 conversation_write apply_conversation_change(pqxx::connection_base& conn, const conversation_change& c);

@@ -49,9 +49,9 @@ TEST_CASE("an agent's text reaches Meta once, to the customer's phone, answered 
   CHECK(sent[0]["text"]["body"] == "Yes, it ships today.");
   CHECK(sent[0]["biz_opaque_callback_data"] == m["id"]);
   auto calls = s.graph.calls_matching("POST", "*/messages");
-  REQUIRE(calls.size() == 1);
-  CHECK(calls[0].path == "/v24.0/" + phone_id + "/messages");
-  CHECK(calls[0].headers["authorization"] == "Bearer " + token);
+  REQUIRE(calls.size() == 2);  // the customer's message marked read, then the send
+  CHECK(calls[1].path == "/v24.0/" + phone_id + "/messages");
+  CHECK(calls[1].headers["authorization"] == "Bearer " + token);
 
   // The same client_message_id and body: the first outcome again, and Meta hears nothing more.
   auto again = s.send(text("Yes, it ships today.", "c-1"));
@@ -108,7 +108,7 @@ TEST_CASE("Meta refusing for good answers 502 with Meta's error; the message is 
   CHECK(b["message"]["status"] == "failed");
   CHECK(b["message"]["error"]["code"] == 131026);
   CHECK(b["message"]["error"]["retryable"] == false);
-  CHECK(s.graph.calls_matching("POST", "*/messages").size() == 1);  // not tried again
+  CHECK(s.graph.send_calls() == 1);  // not tried again
   CHECK(s.scalar("SELECT state FROM wa_outbox") == "failed");  // kept for a retry by hand, in nobody's way
 }
 
@@ -118,7 +118,7 @@ TEST_CASE("a passing failure is tried again with back-off and still answered 201
   auto r = s.send(text("hello"));
   REQUIRE(r.status == 201);
   CHECK(body_of(r)["message"]["status"] == "sent");
-  CHECK(s.graph.calls_matching("POST", "*/messages").size() == 2);
+  CHECK(s.graph.send_calls() == 2);
   CHECK(s.graph.sent_messages().size() == 1);
 }
 
@@ -133,7 +133,7 @@ TEST_CASE("a send still retrying when the wait ends answers 202 queued and is de
     return s.scalar("SELECT status FROM mod_chat_messages WHERE id = " + id) == "sent";
   }, std::chrono::seconds(20)));
   CHECK(s.graph.sent_messages().size() == 1);
-  CHECK(s.graph.calls_matching("POST", "*/messages").size() == 3);
+  CHECK(s.graph.send_calls() == 3);
 }
 
 TEST_CASE("one conversation's sends reach Meta in the order they were written, each once") {
@@ -152,7 +152,7 @@ TEST_CASE("one conversation's sends reach Meta in the order they were written, e
     CHECK(sent[i]["text"]["body"] == "part " + std::to_string(i));
     CHECK(sent[i]["biz_opaque_callback_data"] == ids[i]);
   }
-  CHECK(s.graph.calls_matching("POST", "*/messages").size() == 8);
+  CHECK(s.graph.send_calls() == 8);
   CHECK(test::eventually([&] { return s.scalar("SELECT count(*) FROM wa_outbox") == "0"; }));
 }
 
@@ -204,7 +204,7 @@ TEST_CASE("kill -9 while sends are retrying: after a restart every accepted send
     REQUIRE(r.status == 202);
     ids.push_back(body_of(r)["message"]["id"].get<std::string>());
   }
-  REQUIRE(test::eventually([&] { return !s.graph.calls_matching("POST", "*/messages").empty(); }));
+  REQUIRE(test::eventually([&] { return s.graph.send_calls() > 0; }));
   s.f->server->process().signal(SIGKILL);
   REQUIRE(s.f->server->process().wait_exit(5000).has_value());
   s.graph.clear_scripts();  // Meta is back
@@ -243,7 +243,7 @@ TEST_CASE("an answer lost after Meta took the send: a status naming it is adopte
   auto r = s.send(text("did this arrive?"));
   REQUIRE(r.status == 202);  // in doubt: neither sent nor failed
   auto id = body_of(r)["message"]["id"].get<std::string>();
-  REQUIRE(s.graph.calls_matching("POST", "*/messages").size() == 1);
+  REQUIRE(s.graph.send_calls() == 1);
 
   // Meta had taken it: its status webhook names our message id.
   REQUIRE(s.f->post_webhook(status_webhook("wamid.ADOPTED1", "delivered", id)).status == 200);
@@ -252,7 +252,7 @@ TEST_CASE("an answer lost after Meta took the send: a status naming it is adopte
            "wamid.ADOPTED1 delivered";
   }));
   std::this_thread::sleep_for(std::chrono::seconds(5));  // past the doubt period and a sweep
-  CHECK(s.graph.calls_matching("POST", "*/messages").size() == 1);
+  CHECK(s.graph.send_calls() == 1);
   CHECK(s.scalar("SELECT count(*) FROM wa_outbox") == "0");
 }
 
@@ -266,7 +266,7 @@ TEST_CASE("an answer lost and no status naming it: the send goes again once the 
   REQUIRE(test::eventually([&] { return s.graph.sent_messages().size() == 1; }, std::chrono::seconds(15)));
   // Not before the doubt period: a status could still have come.
   CHECK(std::chrono::steady_clock::now() - started >= std::chrono::milliseconds(1900));
-  CHECK(s.graph.calls_matching("POST", "*/messages").size() == 2);
+  CHECK(s.graph.send_calls() == 2);
   CHECK(test::eventually([&] {
     return s.scalar("SELECT status FROM mod_chat_messages WHERE id = " + id) == "sent";
   }));
@@ -332,7 +332,7 @@ TEST_CASE("Meta refusing the site's token (190): the send fails, the site refuse
   CHECK(refused.status == 409);
   CHECK(body_of(refused)["error"]["code"] == "whatsapp_disabled");
   CHECK(body_of(refused)["error"]["message"].get<std::string>().find("190") != std::string::npos);
-  CHECK(s.graph.calls_matching("POST", "*/messages").size() == 1);  // Meta was not asked again
+  CHECK(s.graph.send_calls() == 1);  // Meta was not asked again
 
   // Working credentials saved again: sends go.
   REQUIRE(s.f->call("PUT", "/api/sites/acme/whatsapp/settings",
@@ -366,4 +366,39 @@ TEST_CASE("a failed send is retried by hand: the same row goes again; anything e
   CHECK(s.f->call("POST", base + "999999/retry").status == 404);
   CHECK(s.f->call("POST", base + "abc/retry").status == 404);
   CHECK(s.graph.sent_messages().size() == 1);
+}
+
+TEST_CASE("read receipts: on_receipt marks a stored message read; on_agent_view waits for /read; off never") {
+  sending s;  // on_receipt, the default: the fixture waited for its receipt
+  auto receipts = s.graph.read_receipts();
+  REQUIRE(receipts.size() == 1);
+  CHECK(receipts[0]["message_id"] == "wamid.IN1");
+  CHECK(receipts[0]["status"] == "read");
+  CHECK_FALSE(receipts[0].contains("typing_indicator"));
+
+  REQUIRE(s.f->call("PUT", "/api/sites/acme/whatsapp/settings",
+                    json{{"phone_number_id", phone_id}, {"read_receipts", "on_agent_view"}}.dump())
+              .status == 200);
+  auto ts = static_cast<std::int64_t>(std::time(nullptr)) - 5;
+  REQUIRE(s.f->post_webhook(test::text_webhook(phone_id, customer, "wamid.IN2", ts, "anyone?")).status == 200);
+  REQUIRE(test::eventually([&] {
+    return s.scalar("SELECT count(*) FROM mod_chat_messages WHERE whatsapp_message_id = 'wamid.IN2'") == "1";
+  }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(s.graph.read_receipts().size() == 1);  // not on receipt any more
+  auto read = s.f->call("POST", "/api/conversations/" + s.conversation + "/read", R"({"typing": true})");
+  REQUIRE(read.status == 200);
+  CHECK(body_of(read)["unread_count"] == 0);
+  REQUIRE(test::eventually([&] { return s.graph.read_receipts().size() == 2; }));
+  auto agent_view = s.graph.read_receipts()[1];
+  CHECK(agent_view["message_id"] == "wamid.IN2");  // the newest
+  CHECK(agent_view["typing_indicator"]["type"] == "text");
+  CHECK(s.f->call("POST", "/api/conversations/" + s.conversation + "/read", "[1]").status == 400);
+
+  REQUIRE(s.f->call("PUT", "/api/sites/acme/whatsapp/settings",
+                    json{{"phone_number_id", phone_id}, {"read_receipts", "off"}}.dump())
+              .status == 200);
+  REQUIRE(s.f->call("POST", "/api/conversations/" + s.conversation + "/read").status == 200);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(s.graph.read_receipts().size() == 2);
 }

@@ -776,6 +776,32 @@ std::vector<nlohmann::json> fake_graph::sent_messages() const {
   return out;
 }
 
+std::vector<nlohmann::json> fake_graph::read_receipts() const {
+  std::lock_guard lock{impl_->mu};
+  std::vector<nlohmann::json> out;
+  for (const auto& c : impl_->calls) {
+    if (c.method == "POST" && c.path.ends_with("/messages") && c.answered_status >= 200 && c.answered_status <= 299) {
+      auto body = json::parse(c.body, nullptr, false);
+      if (!body.is_discarded() && body.contains("status")) {
+        out.push_back(std::move(body));
+      }
+    }
+  }
+  return out;
+}
+
+std::size_t fake_graph::send_calls() const {
+  std::lock_guard lock{impl_->mu};
+  std::size_t n = 0;
+  for (const auto& c : impl_->calls) {
+    if (c.method == "POST" && c.path.ends_with("/messages")) {
+      auto body = json::parse(c.body, nullptr, false);
+      n += body.is_discarded() || !body.contains("status") ? 1 : 0;
+    }
+  }
+  return n;
+}
+
 std::size_t fake_graph::max_sends_within(std::chrono::milliseconds window) const {
   std::vector<std::chrono::steady_clock::time_point> at;
   {

@@ -145,6 +145,10 @@ class fake_graph {
   std::uint64_t connections_accepted() const;
   // Bodies of the message sends (not mark-read calls) it answered with 2xx, in order.
   std::vector<nlohmann::json> sent_messages() const;
+  // Bodies of the mark-read calls it answered with 2xx, in order.
+  std::vector<nlohmann::json> read_receipts() const;
+  // Message sends it received (not mark-read calls), whatever it answered.
+  std::size_t send_calls() const;
   // The most message sends (2xx, not mark-read) whose requests arrived within any `window`.
   std::size_t max_sends_within(std::chrono::milliseconds window) const;
   void reset_calls();

@@ -35,6 +35,11 @@ whatsapp_site::whatsapp_site(std::int64_t age_s, std::map<std::string, std::stri
   if (!found) {
     throw std::runtime_error("whatsapp_site: the customer's conversation did not appear");
   }
+  // read_receipts is on_receipt by default: the customer's message is marked read at Meta. Wait
+  // for it, so that it cannot take a failure a test scripts for its own sends.
+  if (!eventually([&] { return !graph.read_receipts().empty(); })) {
+    throw std::runtime_error("whatsapp_site: no read receipt for the customer's message");
+  }
 }
 
 http_result whatsapp_site::send(const json& body, const std::string& as) {

@@ -9,6 +9,13 @@
 
 namespace wachat::actors {
 
+// Where to mark a customer's message read at Meta (API.md §3.2 read_receipts): the site's number
+// and opened token. Shared by the site actor's units: a pointer copy per unit.
+struct read_receipt_target {
+  std::string phone_number_id;
+  std::string access_token;
+};
+
 // One unit on its way from the dispatcher through its site and conversation actors to a writer.
 struct unit_job {
   std::int64_t event_id = 0;
@@ -17,6 +24,8 @@ struct unit_job {
   // Decided by the conversation actor (the store only guards them across processes):
   std::int64_t window_expiry = 0;  // a customer message: the window's end it makes (unix s)
   bool closes_window = false;      // a status with Meta's 131047: the window shuts at its time
+  // Set by the site when its read_receipts is on_receipt: a new customer message is marked read.
+  std::shared_ptr<const read_receipt_target> read_receipt{};
 };
 
 using store_atom = caf::atom_constant<caf::atom("store")>;

@@ -183,6 +183,24 @@ worker_interface::behavior_type worker(worker_interface::stateful_pointer<worker
         }
         return std::move(*text);
       },
+      [=](markread_atom, std::string& number, std::string& token, std::string& wamid, bool typing) {
+        nlohmann::json body{{"messaging_product", "whatsapp"}, {"status", "read"}, {"message_id", wamid}};
+        if (typing) {
+          body["typing_indicator"] = {{"type", "text"}};
+        }
+        infra::graph_request req;
+        req.method = infra::graph_method::post;
+        req.path = "/" + number + "/messages";
+        req.access_token = std::move(token);
+        req.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        self->state.graph->request(std::move(req), [wamid](infra::graph_response res) {
+          if (!res.ok()) {
+            infra::log_warn("read_receipt_failed", {{"wamid", wamid},
+                                                    {"code", std::to_string(res.error->code)},
+                                                    {"error", res.error->title}});
+          }
+        });
+      },
       [=](refacts_atom, const std::string& site, std::int64_t conversation,
           std::int64_t message) -> caf::result<infra::resend_facts> {
         auto f = with_db(self->state, "resend_facts", [&](pqxx::connection_base& c) {
@@ -257,6 +275,11 @@ pool_interface::behavior_type pool(pool_actor self, std::string url, unsigned co
         return forward<infra::resend_facts>(self, a, std::move(site), conv, msg);
       },
       [=](requeue_atom a, std::int64_t msg) { return forward<std::string>(self, a, msg); },
+      [=](markread_atom a, std::string& number, std::string& token, std::string& wamid, bool typing) {
+        if (auto w = next_worker(self)) {
+          self->send(*w, a, std::move(number), std::move(token), std::move(wamid), typing);
+        }
+      },
       [=](restart_atom, std::size_t i) { self->state.workers.restart(self, i); },
       [=](stop_atom) {
         self->state.workers.stop_all();

@@ -20,6 +20,7 @@ using settle_atom = caf::atom_constant<caf::atom("settle")>;    // record a fail
 using answer_atom = caf::atom_constant<caf::atom("answer")>;    // Graph's answer, to the worker
 using refacts_atom = caf::atom_constant<caf::atom("refacts")>;  // what a retry is decided on
 using requeue_atom = caf::atom_constant<caf::atom("requeue")>;  // a given-up send, queued again
+using markread_atom = caf::atom_constant<caf::atom("markread")>;  // a read receipt to Meta
 
 // The cloud senders: a supervised pool of workers with a database connection each, sharing the
 // Graph client. They carry out what a conversation actor decided; they decide nothing.
@@ -33,6 +34,9 @@ using cloud_sender_actor = caf::typed_actor<
     caf::replies_to<refacts_atom, std::string, std::int64_t, std::int64_t>::with<infra::resend_facts>,
     // The message as queued again; empty when it was no longer a given-up send.
     caf::replies_to<requeue_atom, std::int64_t>::with<std::string>,
+    // A read receipt (number, token, the customer's wamid, with a typing indicator): sent, and a
+    // failure logged; nothing waits for it.
+    caf::reacts_to<markread_atom, std::string, std::string, std::string, bool>,
     caf::reacts_to<stop_atom>>;
 
 }  // namespace wachat::actors

@@ -282,11 +282,18 @@ conversation_impl::behavior_type conversation(conversation_impl::stateful_pointe
         ++self->state.in_flight;
         ++self->state.received;
         decide(self->state, job, unix_now());
+        auto receipt = job.read_receipt;
+        auto wamid = receipt ? job.unit->message.wamid : std::string{};
         // await, not then: the next unit waits until this one is committed.
         self->request(writer, caf::infinite, write_atom::value, std::move(job))
             .await(
                 [=](domain::unit_outcome& o) mutable {
                   --self->state.in_flight;
+                  if (receipt && o.new_message && !wamid.empty()) {
+                    // read_receipts on_receipt: the customer sees it read once it is stored.
+                    self->send(self->state.sender, markread_atom::value, receipt->phone_number_id,
+                               receipt->access_token, wamid, false);
+                  }
                   rp.deliver(std::move(o));
                 },
                 [=](caf::error& e) mutable {
@@ -302,10 +309,18 @@ conversation_impl::behavior_type conversation(conversation_impl::stateful_pointe
         auto rp = self->make_response_promise<conversation_reply>();
         ++self->state.in_flight;
         ++self->state.received;
+        auto receipt_number = change.receipt_phone_number_id;
+        auto receipt_token = change.receipt_token;
+        auto typing = change.typing;
         self->request(changes, caf::infinite, write_atom::value, std::move(change))
             .await(
                 [=](conversation_reply& r) mutable {
                   --self->state.in_flight;
+                  if (receipt_number && !r.failed && !r.newest_inbound_wamid.empty()) {
+                    // read_receipts on_agent_view: the agent opened it; the customer sees it read.
+                    self->send(self->state.sender, markread_atom::value, *receipt_number, receipt_token,
+                               r.newest_inbound_wamid, typing);
+                  }
                   rp.deliver(std::move(r));
                 },
                 [=](caf::error& e) mutable {

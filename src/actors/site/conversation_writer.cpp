@@ -40,6 +40,9 @@ conversation_writer_actor::behavior_type worker(conversation_writer_actor::state
             if (auto view = infra::load_conversation(nt, change.conversation_id, std::nullopt)) {
               r.conversation = infra::dump(*view);
             }
+            if (change.mark_read) {
+              r.newest_inbound_wamid = infra::newest_inbound_wamid(nt, change.conversation_id).value_or("");
+            }
           }
         } catch (const std::exception& e) {
           if (st.conn && !st.conn->is_open()) {

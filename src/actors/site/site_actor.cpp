@@ -33,6 +33,7 @@ struct site_state {
   std::uint64_t next_call = 0;
   domain::send_pacer pacer;  // the number's send rate, shared by all its conversations
   template_cache templates;
+  std::shared_ptr<const read_receipt_target> receipt;  // see receipt_target()
   static inline const char* name = "site";
 };
 
@@ -257,6 +258,25 @@ live_conversation& conversation_for(self_ptr self, const std::string& key) {
   return it->second;
 }
 
+// Where read receipts go when the site's read_receipts is `mode` and it can send; none otherwise.
+// Kept while the settings stay the same, so each unit only copies a pointer.
+std::shared_ptr<const read_receipt_target> receipt_target(self_ptr self, std::string_view mode) {
+  auto& st = self->state;
+  const auto& cur = current(self);
+  if (cur.read_receipts != mode || !cur.enabled) {
+    return nullptr;
+  }
+  auto token = cur.effective_token(*st.settings.cfg);
+  auto number = cur.effective_phone_number_id(*st.settings.cfg);
+  if (!token || !number) {
+    return nullptr;
+  }
+  if (!st.receipt || st.receipt->phone_number_id != *number || st.receipt->access_token != *token) {
+    st.receipt = std::make_shared<const read_receipt_target>(read_receipt_target{*number, *token});
+  }
+  return st.receipt;
+}
+
 // Makes the template cache's next Graph request; the answer comes back as `tpage`.
 void fetch_templates(self_ptr self, std::optional<infra::graph_request> req) {
   if (!req) {
@@ -334,12 +354,21 @@ site_actor::behavior_type site(self_ptr self, site_actor_settings settings) {
   self->state.settings = std::move(settings);
   return {
       [=](store_atom, unit_job& job) -> caf::result<domain::unit_outcome> {
+        if (job.unit->what == domain::inbound_unit::kind::message && !job.unit->message.reaction) {
+          job.read_receipt = receipt_target(self, "on_receipt");
+        }
         // The conversation actor answers the dispatcher directly.
         auto& conv = conversation_for(self, job.unit->visitor_wa_id);
         ++conv.forwarded;
         return self->delegate(conv.actor, store_atom::value, std::move(job));
       },
       [=](patch_atom, const std::string& key, infra::conversation_change& change) -> caf::result<conversation_reply> {
+        if (change.mark_read) {
+          if (auto target = receipt_target(self, "on_agent_view")) {
+            change.receipt_phone_number_id = target->phone_number_id;
+            change.receipt_token = target->access_token;
+          }
+        }
         auto& conv = conversation_for(self, key);
         ++conv.forwarded;
         return self->delegate(conv.actor, patch_atom::value, std::move(change));

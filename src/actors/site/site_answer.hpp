@@ -38,6 +38,7 @@ struct conversation_reply {
   bool failed = false;  // not written: the database or an actor could not be reached
   std::string error;
   std::string conversation;  // when done: the conversation as stored after it (API JSON text)
+  std::string newest_inbound_wamid;  // when mark_read: the customer's newest message, if any
 };
 
 }  // namespace wachat::actors

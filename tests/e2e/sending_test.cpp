@@ -402,3 +402,28 @@ TEST_CASE("read receipts: on_receipt marks a stored message read; on_agent_view 
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   CHECK(s.graph.read_receipts().size() == 2);
 }
+
+TEST_CASE("a customer known only by a business-scoped user id is answered at that id") {
+  sending s;
+  const std::string bsuid = "US.13491208655302741918";
+  auto ts = static_cast<std::int64_t>(std::time(nullptr)) - 20;
+  json value{{"messaging_product", "whatsapp"},
+             {"metadata", test::metadata(phone_id)},
+             {"contacts", {{{"profile", {{"name", "Pablo"}}}, {"user_id", bsuid}}}},
+             {"messages",
+              {{{"from_user_id", bsuid}, {"id", "wamid.user.1"}, {"timestamp", std::to_string(ts)},
+                {"type", "text"}, {"text", {{"body", "hola"}}}}}}};
+  REQUIRE(s.f->post_webhook(test::envelope(value)).status == 200);
+  std::string conv;
+  REQUIRE(test::eventually([&] {
+    conv = s.scalar("SELECT c.id FROM mod_chat_conversations c JOIN mod_chat_visitors v ON v.id = c.visitor_id"
+                    " WHERE v.whatsapp_user_id = '" + bsuid + "'");
+    return !conv.empty();
+  }));
+  auto r = s.f->call("POST", "/api/conversations/" + conv + "/messages", text("¡Hola Pablo!").dump());
+  REQUIRE(r.status == 201);
+  auto sent = s.graph.sent_messages();
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0]["recipient"] == bsuid);
+  CHECK_FALSE(sent[0].contains("to"));
+}

@@ -58,6 +58,17 @@ response answer_of(const send_reply& r) {
     case K::unknown_reply:
       return json_error(bhttp::status::unprocessable_entity, "invalid_field",
                         "reply_to names no message of this conversation that WhatsApp knows.");
+    case K::reacted: return with_message(bhttp::status::ok, r.message);
+    case K::unknown_target:
+      return json_error(bhttp::status::unprocessable_entity, "invalid_field",
+                        "message_id names no message of this conversation that WhatsApp knows.");
+    case K::refused: {
+      json e{{"code", "graph_error"}, {"message", "WhatsApp refused the reaction."}};
+      if (r.graph) {
+        e["graph"] = graph_error_json(*r.graph);
+      }
+      return json_body(bhttp::status::bad_gateway, dump(json{{"error", e}}));
+    }
     case K::template_invalid:
       return json_error(bhttp::status::unprocessable_entity, "template_invalid", r.error);
     case K::templates_unavailable: {
@@ -107,9 +118,6 @@ void add_message_routes(router& r, api_context& api) {
                p->message);
         }
         auto& request = std::get<domain::outbound_request>(parsed);
-        if (request.kind == domain::outbound_kind::reaction) {
-          fail(bhttp::status::unprocessable_entity, "invalid_field", "Reactions cannot be sent yet.");
-        }
         actors::outbound_send s;
         s.conversation_id = owner.id;
         s.site = owner.site;

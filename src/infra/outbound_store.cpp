@@ -233,6 +233,53 @@ std::string load_message_text(pqxx::connection_base& conn, std::int64_t message_
   return message_text(nt, message_id);
 }
 
+std::optional<reaction_target> find_reaction_target(pqxx::connection_base& conn, std::int64_t conversation_id,
+                                                    const std::string& ref) {
+  pqxx::nontransaction nt{conn};
+  auto r = nt.exec_params(
+      "SELECT m.id, m.whatsapp_message_id, v.whatsapp_phone, v.whatsapp_user_id FROM mod_chat_messages m"
+      " JOIN mod_chat_conversations c ON c.id = m.conversation_id JOIN mod_chat_visitors v ON v.id = c.visitor_id"
+      " WHERE m.conversation_id = $1 AND m.whatsapp_message_id IS NOT NULL"
+      " AND (m.id::text = $2 OR m.whatsapp_message_id = $2) LIMIT 1",
+      conversation_id, ref);
+  if (r.empty()) {
+    return std::nullopt;
+  }
+  reaction_target t;
+  t.message_id = r[0][0].as<std::int64_t>();
+  t.wamid = r[0][1].as<std::string>();
+  t.to.phone = r[0][2].as<std::optional<std::string>>();
+  t.to.user_id = r[0][3].as<std::optional<std::string>>();
+  return t;
+}
+
+std::string set_agent_reaction(pqxx::connection_base& conn, std::int64_t message_id, const std::string& emoji) {
+  pqxx::work w{conn};
+  auto r = w.exec_params("SELECT reactions::text, site_id, conversation_id FROM mod_chat_messages WHERE id = $1 FOR UPDATE",
+                         message_id);
+  if (r.empty()) {
+    return {};
+  }
+  json reactions = json::parse(r[0][0].c_str(), nullptr, false);
+  json updated = json::array();
+  if (reactions.is_array()) {
+    for (const auto& x : reactions) {
+      if (x.value("by", "") != "agent") {
+        updated.push_back(x);
+      }
+    }
+  }
+  if (!emoji.empty()) {
+    updated.push_back({{"emoji", emoji}, {"by", "agent"}});
+  }
+  w.exec_params("UPDATE mod_chat_messages SET reactions = $2::jsonb WHERE id = $1", message_id,
+                updated.dump(-1, ' ', false, json::error_handler_t::replace));
+  auto text = message_text(w, message_id);
+  append_event(w, r[0][1].as<std::string>(), "message.updated", r[0][2].as<std::int64_t>(), message_id);
+  w.commit();
+  return text;
+}
+
 resend_facts load_resend_facts(pqxx::connection_base& conn, const std::string& site, std::int64_t conversation_id,
                                 std::int64_t message_id) {
   pqxx::nontransaction nt{conn};

@@ -68,6 +68,19 @@ void record_retry(pqxx::connection_base& conn, std::int64_t message_id, std::int
 
 std::string load_message_text(pqxx::connection_base& conn, std::int64_t message_id);
 
+// An agent's reaction (API.md §3.4): its target in the conversation (our id or its wamid; it
+// must have a wamid Meta knows) and where Meta delivers it (the visitor's phone, else BSUID).
+struct reaction_target {
+  std::int64_t message_id = 0;
+  std::string wamid;
+  domain::recipient to;
+};
+std::optional<reaction_target> find_reaction_target(pqxx::connection_base& conn, std::int64_t conversation_id,
+                                                    const std::string& ref);
+// The agent's side of the target's reactions (one per side; an empty emoji removes it), with
+// `message.updated`. Returns the message's API JSON text.
+std::string set_agent_reaction(pqxx::connection_base& conn, std::int64_t message_id, const std::string& emoji);
+
 // What a retry by hand (POST .../messages/{message_id}/retry) is decided on.
 struct resend_facts {
   bool found = false;        // the message exists in that conversation of that site

@@ -489,6 +489,9 @@ async function sendingOnConfiguredSite(admin, secrets, hook) {
   await call('POST', `/api/conversations/${conv.id}/messages`, { token: admin, json: { ...reply, client_message_id: undefined, reply_to: 'wamid.unknown' }, expect: 422 });
   await call('POST', `/api/conversations/${conv.id}/messages/${sent.body?.message?.id}/retry`, { token: admin, expect: 409 });
   await call('POST', `/api/conversations/${conv.id}/messages/999999999/retry`, { token: admin, expect: 404 });
+  const reaction = { type: 'reaction', message_id: 'wamid.OB_IN_1', emoji: '👍', sender_id: 'agent-1', sender_name: 'Ann' };
+  await call('POST', `/api/conversations/${conv.id}/messages`, { token: admin, json: reaction, expect: 200 });
+  await call('POST', `/api/conversations/${conv.id}/messages`, { token: admin, json: { ...reaction, message_id: 'wamid.none' }, expect: 422 });
   const list = await call('GET', '/api/sites/other/whatsapp/templates', { token: admin, expect: 200 });
   if (list.body?.templates?.[0]?.name !== 'hello_world') fail('templates: expected hello_world', `  ${list.text}`);
   await call('GET', '/api/sites/other/whatsapp/templates?refresh=true', { token: admin, expect: 200 });

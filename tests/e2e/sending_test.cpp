@@ -427,3 +427,38 @@ TEST_CASE("a customer known only by a business-scoped user id is answered at tha
   CHECK(sent[0]["recipient"] == bsuid);
   CHECK_FALSE(sent[0].contains("to"));
 }
+
+TEST_CASE("an agent's reaction reaches Meta and shows on its target; it adds no message") {
+  sending s;
+  auto react = [&](const std::string& target, const std::string& emoji) {
+    return s.send({{"type", "reaction"}, {"message_id", target}, {"emoji", emoji}, {"sender_id", "agent-7"},
+                   {"sender_name", "Ann"}});
+  };
+  auto r = react("wamid.IN1", "👍");
+  REQUIRE(r.status == 200);
+  auto m = body_of(r)["message"];
+  CHECK(m["whatsapp_message_id"] == "wamid.IN1");
+  CHECK(m["reactions"] == json::array({{{"emoji", "👍"}, {"by", "agent"}}}));
+  auto sent = s.graph.sent_messages();
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0]["type"] == "reaction");
+  CHECK(sent[0]["to"] == customer);
+  CHECK(sent[0]["reaction"] == json{{"message_id", "wamid.IN1"}, {"emoji", "👍"}});
+
+  // By our id too; a new one replaces the agent's; an empty one removes it.
+  auto id = m["id"].get<std::string>();
+  CHECK(body_of(react(id, "❤️"))["message"]["reactions"] == json::array({{{"emoji", "❤️"}, {"by", "agent"}}}));
+  CHECK(body_of(react(id, ""))["message"]["reactions"] == json::array());
+  CHECK(s.graph.sent_messages().size() == 3);
+
+  auto unknown = react("wamid.NOPE", "👍");
+  CHECK(unknown.status == 422);
+  CHECK(body_of(unknown)["error"]["code"] == "invalid_field");
+  s.graph.fail_next("*/messages", 1, 400, 131009, "Parameter value is not valid");
+  auto refused = react(id, "👍");
+  CHECK(refused.status == 502);
+  CHECK(body_of(refused)["error"]["graph"]["code"] == 131009);
+  CHECK(s.graph.sent_messages().size() == 3);
+  CHECK(s.scalar("SELECT count(*) FROM mod_chat_messages WHERE sender_type = 'agent'") == "0");
+  CHECK(s.scalar("SELECT reactions::text FROM mod_chat_messages WHERE id = " + id) == "[]");
+}

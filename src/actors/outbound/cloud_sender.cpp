@@ -14,8 +14,10 @@ namespace wachat::actors {
 namespace {
 
 // A worker also takes Graph's answers, which the client's thread sends it.
+using reacted_atom = caf::atom_constant<caf::atom("reacted")>;
 using worker_interface =
-    cloud_sender_actor::extend<caf::reacts_to<answer_atom, std::int64_t, infra::graph_response>>;
+    cloud_sender_actor::extend<caf::reacts_to<answer_atom, std::int64_t, infra::graph_response>,
+                               caf::reacts_to<reacted_atom, std::uint64_t, infra::graph_response>>;
 
 struct worker_state {
   std::string url;
@@ -26,6 +28,13 @@ struct worker_state {
     caf::typed_response_promise<attempt_result> answer;
   };
   std::unordered_map<std::int64_t, in_flight> calls;  // by message id
+  struct reaction_call {
+    std::int64_t target = 0;
+    std::string emoji;
+    caf::typed_response_promise<attempt_result> answer;
+  };
+  std::unordered_map<std::uint64_t, reaction_call> reactions;
+  std::uint64_t next_reaction = 0;
   static inline const char* name = "cloud_sender";
 };
 
@@ -170,6 +179,61 @@ worker_interface::behavior_type worker(worker_interface::stateful_pointer<worker
         return rp;
       },
       [=](answer_atom, std::int64_t message_id, infra::graph_response& res) { answered(self, message_id, res); },
+      [=](react_atom, const reaction_job& job) -> caf::result<attempt_result> {
+        auto target = with_db(self->state, "reaction_target", [&](pqxx::connection_base& c) {
+          return infra::find_reaction_target(c, job.conversation_id, job.target);
+        });
+        attempt_result r;
+        if (!target) {
+          return r;  // unavailable
+        }
+        if (!*target) {
+          r.what = attempt_result::kind::not_claimed;
+          return r;
+        }
+        domain::outbound_request req;
+        req.kind = domain::outbound_kind::reaction;
+        req.reaction_target = (*target)->wamid;
+        req.emoji = job.emoji;
+        auto body = domain::graph_send_body(req, (*target)->to, (*target)->message_id, std::nullopt);
+        body.erase("biz_opaque_callback_data");  // a reaction is no message of ours
+        auto rp = self->make_response_promise<attempt_result>();
+        auto key = self->state.next_reaction++;
+        self->state.reactions[key] = {(*target)->message_id, job.emoji, rp};
+        infra::graph_request g;
+        g.method = infra::graph_method::post;
+        g.path = "/" + job.phone_number_id + "/messages";
+        g.access_token = job.access_token;
+        g.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        auto me = caf::actor_cast<caf::actor>(self);
+        self->state.graph->request(std::move(g), [me, key](infra::graph_response res) {
+          caf::anon_send(me, reacted_atom::value, key, std::move(res));
+        });
+        return rp;
+      },
+      [=](reacted_atom, std::uint64_t key, infra::graph_response& res) {
+        auto it = self->state.reactions.find(key);
+        if (it == self->state.reactions.end()) {
+          return;
+        }
+        auto call = std::move(it->second);
+        self->state.reactions.erase(it);
+        attempt_result r;
+        r.attempt = 1;
+        if (!res.ok()) {
+          r.what = attempt_result::kind::failed;
+          r.error = res.error;
+          r.request_sent = res.request_sent;
+          call.answer.deliver(std::move(r));
+          return;
+        }
+        auto text = with_db(self->state, "set_reaction", [&](pqxx::connection_base& c) {
+          return infra::set_agent_reaction(c, call.target, call.emoji);
+        });
+        r.what = text ? attempt_result::kind::sent : attempt_result::kind::unavailable;
+        r.message = text.value_or("");
+        call.answer.deliver(std::move(r));
+      },
       [=](settle_atom, const attempt_decision& d) -> caf::result<std::string> {
         auto text = with_db(self->state, "settle", [&](pqxx::connection_base& c) {
           if (d.give_up) {
@@ -270,6 +334,7 @@ pool_interface::behavior_type pool(pool_actor self, std::string url, unsigned co
       },
       [=](enqueue_atom a, outbound_send& s) { return forward<infra::send_enqueued>(self, a, std::move(s)); },
       [=](attempt_atom a, attempt_job& j) { return forward<attempt_result>(self, a, std::move(j)); },
+      [=](react_atom a, reaction_job& j) { return forward<attempt_result>(self, a, std::move(j)); },
       [=](settle_atom a, attempt_decision& d) { return forward<std::string>(self, a, std::move(d)); },
       [=](refacts_atom a, std::string& site, std::int64_t conv, std::int64_t msg) {
         return forward<infra::resend_facts>(self, a, std::move(site), conv, msg);

@@ -21,6 +21,7 @@ using answer_atom = caf::atom_constant<caf::atom("answer")>;    // Graph's answe
 using refacts_atom = caf::atom_constant<caf::atom("refacts")>;  // what a retry is decided on
 using requeue_atom = caf::atom_constant<caf::atom("requeue")>;  // a given-up send, queued again
 using markread_atom = caf::atom_constant<caf::atom("markread")>;  // a read receipt to Meta
+using react_atom = caf::atom_constant<caf::atom("react")>;        // an agent's reaction
 
 // The cloud senders: a supervised pool of workers with a database connection each, sharing the
 // Graph client. They carry out what a conversation actor decided; they decide nothing.
@@ -29,6 +30,9 @@ using cloud_sender_actor = caf::typed_actor<
     caf::replies_to<facts_atom, std::string, std::int64_t, std::string>::with<infra::send_facts>,
     caf::replies_to<enqueue_atom, outbound_send>::with<infra::send_enqueued>,
     caf::replies_to<attempt_atom, attempt_job>::with<attempt_result>,
+    // sent: `message` is the target with its reactions; failed: Meta's `error`; not_claimed: no
+    // such target (or none Meta knows).
+    caf::replies_to<react_atom, reaction_job>::with<attempt_result>,
     caf::replies_to<settle_atom, attempt_decision>::with<std::string>,
     // The site, the conversation, the message.
     caf::replies_to<refacts_atom, std::string, std::int64_t, std::int64_t>::with<infra::resend_facts>,
@@ -45,6 +49,7 @@ using cloud_sender_actor = caf::typed_actor<
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::outbound_send)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::send_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::attempt_job)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::reaction_job)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::attempt_result)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::attempt_decision)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::infra::send_facts)

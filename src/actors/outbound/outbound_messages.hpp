@@ -26,6 +26,7 @@ struct outbound_send {
 struct send_reply {
   enum class kind {
     sent,                  // 201: Meta took it
+    reacted,               // 200: Meta took the reaction; `message` is its target now
     failed,                // 502: Meta refused it for good (`graph`)
     queued,                // 202: still being tried when the wait ended
     replayed,              // the same client_message_id and body: the first outcome again
@@ -34,6 +35,8 @@ struct send_reply {
     unknown_reply,         // 422: reply_to names no message of this conversation
     template_invalid,      // 422: `error` says what is wrong with the template send
     templates_unavailable, // 502: the site's templates could not be fetched (`graph`)
+    unknown_target,        // 422: a reaction's message_id names no message of this conversation
+    refused,               // 502: Meta refused a reaction (`graph`); nothing stored
     no_recipient,          // 422: the visitor has neither phone nor BSUID
     not_found,             // 404
     invalid_state,         // 409: a retry of a message that is not a given-up send
@@ -46,6 +49,16 @@ struct send_reply {
   std::string message;  // the message's API JSON text, when there is one
   std::optional<domain::graph_error> graph;
   std::string error;  // for unavailable: why (logged, not answered)
+};
+
+// An agent's reaction, for a cloud sender: sent to Meta at once (it adds no message, so it has
+// no outbox entry), then recorded on its target.
+struct reaction_job {
+  std::int64_t conversation_id = 0;
+  std::string target;  // our message id or its wamid, as the agent gave it
+  std::string emoji;   // empty removes the agent's reaction
+  std::string phone_number_id;
+  std::string access_token;
 };
 
 // One attempt at one outbox entry, for a cloud sender.

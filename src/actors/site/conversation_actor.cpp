@@ -224,6 +224,32 @@ void commit_send(self_ptr self, outbound_send s, caf::typed_response_promise<sen
           });
 }
 
+// An agent's reaction: no message of its own, so no outbox entry; Meta is asked at once and its
+// answer is the API's (API.md §3.4: 200 with the target and its reactions).
+void react(self_ptr self, outbound_send s, caf::typed_response_promise<send_reply> rp) {
+  reaction_job job{s.conversation_id, s.request.reaction_target, s.request.emoji, s.phone_number_id, s.access_token};
+  self->request(self->state.sender, caf::infinite, react_atom::value, std::move(job))
+      .then(
+          [=](attempt_result& r) mutable {
+            --self->state.in_flight;
+            switch (r.what) {
+              case attempt_result::kind::sent: return give(rp, reply(send_reply::kind::reacted, std::move(r.message)));
+              case attempt_result::kind::not_claimed: return give(rp, reply(send_reply::kind::unknown_target));
+              case attempt_result::kind::failed: {
+                auto out = reply(send_reply::kind::refused);
+                out.graph = r.error;
+                return give(rp, std::move(out));
+              }
+              case attempt_result::kind::unavailable: break;
+            }
+            give(rp, reply(send_reply::kind::unavailable));
+          },
+          [=](caf::error&) mutable {
+            --self->state.in_flight;
+            give(rp, reply(send_reply::kind::unavailable));
+          });
+}
+
 // A retry by hand: decided like a send (domain::decide_retry), then the same row queued again.
 void resend(self_ptr self, outbound_send s, caf::typed_response_promise<send_reply> rp) {
   const auto id = s.resend_message_id;
@@ -356,6 +382,9 @@ conversation_impl::behavior_type conversation(conversation_impl::stateful_pointe
                   if (v != domain::send_verdict::go) {
                     --self->state.in_flight;
                     return give(rp, verdict_reply(v, f));
+                  }
+                  if (s.request.kind == domain::outbound_kind::reaction) {
+                    return react(self, std::move(s), rp);
                   }
                   commit_send(self, std::move(s), rp);
                 },

@@ -1,5 +1,7 @@
 #include "domain/inbound_units.hpp"
 
+#include <cctype>
+
 namespace wachat::domain {
 
 std::vector<inbound_unit> split_delivery(const webhook_delivery& delivery) {
@@ -22,8 +24,73 @@ std::vector<inbound_unit> split_delivery(const webhook_delivery& delivery) {
       u.status = s;
       units.push_back(std::move(u));
     }
+    for (const auto& p : change.preferences) {
+      inbound_unit u;
+      u.what = inbound_unit::kind::preference;
+      u.phone_number_id = change.phone_number_id;
+      u.visitor_wa_id = p.wa_id.empty() ? p.user_id : p.wa_id;
+      u.preference = p;
+      units.push_back(std::move(u));
+    }
   }
   return units;
+}
+
+std::optional<bool> preference_opt_out(const user_preference& p) {
+  if (p.category != "marketing_messages") {
+    return std::nullopt;
+  }
+  if (p.value == "stop") {
+    return true;
+  }
+  if (p.value == "resume") {
+    return false;
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+std::string folded(std::string_view s) {
+  auto begin = s.find_first_not_of(" \t\r\n");
+  if (begin == std::string_view::npos) {
+    return {};
+  }
+  auto end = s.find_last_not_of(" \t\r\n");
+  std::string out{s.substr(begin, end - begin + 1)};
+  for (auto& c : out) {
+    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  }
+  return out;
+}
+
+bool listed(const std::string& word, const std::vector<std::string>& list) {
+  for (const auto& k : list) {
+    if (folded(k) == word) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+std::optional<bool> keyword_opt_out(std::string_view text, const std::vector<std::string>& opt_out,
+                                    const std::vector<std::string>& opt_in) {
+  if (text.size() > 64) {
+    return std::nullopt;  // a keyword is a word, not a message that mentions one
+  }
+  auto word = folded(text);
+  if (word.empty()) {
+    return std::nullopt;
+  }
+  if (listed(word, opt_out)) {
+    return true;
+  }
+  if (listed(word, opt_in)) {
+    return false;
+  }
+  return std::nullopt;
 }
 
 std::vector<webhook_error> delivery_errors(const webhook_delivery& delivery) {

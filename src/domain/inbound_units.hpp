@@ -3,6 +3,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "domain/webhook_model.hpp"
@@ -12,7 +13,7 @@ namespace wachat::domain {
 // One message or status of a delivery, ready for the conversation actor that owns it
 // (DESIGN.md §2). Plain data, copied between actors.
 struct inbound_unit {
-  enum class kind { message, status };
+  enum class kind { message, status, preference };
   kind what = kind::message;
   std::string phone_number_id;  // routes to the site
   // Which conversation actor: the customer's WhatsApp id (`from` of a message, `recipient_id`
@@ -22,7 +23,17 @@ struct inbound_unit {
   std::string profile_name;  // contacts[].profile.name for that customer; may be empty
   inbound_message message;   // when what == message
   message_status status;     // when what == status
+  user_preference preference;  // when what == preference
 };
+
+// What a `user_preferences` item means for the customer's marketing_opt_out: stop → true,
+// resume → false; other categories or values → nothing.
+std::optional<bool> preference_opt_out(const user_preference& p);
+
+// A customer's text that is one of the site's keywords (trimmed, any case): an opt-out keyword →
+// true, an opt-in keyword → false, anything else → nothing (API.md §3.4 "Marketing opt-out").
+std::optional<bool> keyword_opt_out(std::string_view text, const std::vector<std::string>& opt_out,
+                                    const std::vector<std::string>& opt_in);
 
 // Every message and status of every change, in delivery order (DESIGN.md §3: all entries, all
 // changes, not just the first). Changes without messages or statuses (template updates,

@@ -218,7 +218,8 @@ std::variant<outbound_request, request_problem> parse_outbound(std::string_view 
 bool needs_open_window(const outbound_request& r) { return r.kind != outbound_kind::template_message; }
 
 send_verdict decide_send(const outbound_request& r, const std::optional<std::string>& earlier_fingerprint,
-                         bool has_recipient, std::optional<std::int64_t> window_expires_at, std::int64_t now) {
+                         bool has_recipient, std::optional<std::int64_t> window_expires_at, std::int64_t now,
+                         bool marketing_opt_out) {
   if (earlier_fingerprint) {
     return *earlier_fingerprint == r.fingerprint ? send_verdict::replay : send_verdict::idempotency_conflict;
   }
@@ -227,6 +228,9 @@ send_verdict decide_send(const outbound_request& r, const std::optional<std::str
   }
   if (needs_open_window(r) && !window_open(window_expires_at, now)) {
     return send_verdict::window_closed;
+  }
+  if (marketing_opt_out && r.kind == outbound_kind::template_message && r.template_category == "MARKETING") {
+    return send_verdict::recipient_opted_out;
   }
   return send_verdict::go;
 }

@@ -63,9 +63,11 @@ constexpr bool window_open(std::optional<std::int64_t> expires_at, std::int64_t 
 // §3.4): an earlier request with the same client_message_id decides first (the same body gets
 // the first outcome again, another body is a conflict), then whether there is anyone to send
 // to, then the window (templates only when it is closed).
-enum class send_verdict { go, replay, idempotency_conflict, no_recipient, window_closed };
+// A MARKETING template to a customer who stopped marketing messages is refused.
+enum class send_verdict { go, replay, idempotency_conflict, no_recipient, window_closed, recipient_opted_out };
 send_verdict decide_send(const outbound_request& r, const std::optional<std::string>& earlier_fingerprint,
-                         bool has_recipient, std::optional<std::int64_t> window_expires_at, std::int64_t now);
+                         bool has_recipient, std::optional<std::int64_t> window_expires_at, std::int64_t now,
+                         bool marketing_opt_out = false);
 
 // A retry by hand of an earlier send (API.md §3.4 ".../retry"): only an agent's send that was
 // given up, then the same rules as a send (a recipient, the window unless it is a template).

@@ -117,6 +117,15 @@ struct message_status {
   std::vector<webhook_error> errors;
 };
 
+// A customer stopped or resumed marketing messages (`user_preferences` webhook).
+struct user_preference {
+  std::string wa_id;     // phone; may be withheld
+  std::string user_id;   // BSUID; may be absent
+  std::string category;  // "marketing_messages"
+  std::string value;     // "stop" | "resume"
+  int64_t timestamp = 0;
+};
+
 // One `entry[].changes[]` item, flattened with its entry's id.
 struct webhook_change {
   std::string field;  // "messages", "message_template_status_update", ...
@@ -128,6 +137,7 @@ struct webhook_change {
   std::vector<inbound_message> messages;
   std::vector<message_status> statuses;
   std::vector<webhook_error> errors;
+  std::vector<user_preference> preferences;  // field "user_preferences"
   // The minified `value` for fields other than "messages", kept so they can be routed
   // (templates, quality, account) without this parser knowing their shape.
   std::string raw_value;

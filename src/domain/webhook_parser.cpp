@@ -349,6 +349,10 @@ class delivery_reader {
         read_status(item, at, out.statuses);
       });
       out.errors = read_errors(value, value_path);
+    } else if (out.field == "user_preferences") {
+      read_list(value, "user_preferences", where.child("value"), [&](object item, const json_path& at) {
+        read_preference(item, at, out.preferences);
+      });
     } else {
       if (out.field.empty()) {
         note(where.child("field"), "missing; value kept raw");
@@ -569,6 +573,28 @@ class delivery_reader {
     }
     message.content = reply.title;
     message.reply = std::move(reply);
+  }
+
+  void read_preference(object item, const json_path& where, std::vector<user_preference>& out) {
+    user_preference p;
+    p.wa_id = id_member(item, "wa_id");
+    p.user_id = id_member(item, "user_id");
+    p.category = text_member(item, "category");
+    p.value = text_member(item, "value");
+    if ((p.wa_id.empty() && p.user_id.empty()) || p.value.empty()) {
+      note(where, "preference without a customer id or value");
+      return;
+    }
+    if (p.wa_id.size() > max_id_bytes || p.user_id.size() > max_id_bytes || p.category.size() > 64 ||
+        p.value.size() > 64) {
+      note(where, "preference field too long");
+      return;
+    }
+    if (!take_item()) {
+      return;
+    }
+    p.timestamp = int_member(item, "timestamp").value_or(0);
+    out.push_back(std::move(p));
   }
 
   void read_status(object item, const json_path& where, std::vector<message_status>& out) {

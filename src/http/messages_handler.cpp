@@ -52,6 +52,9 @@ response answer_of(const send_reply& r) {
     case K::replayed: return replayed(r.message);
     case K::window_closed:
       return json_error(bhttp::status::conflict, "window_closed", "24-hour window expired. Use template message.");
+    case K::recipient_opted_out:
+      return json_error(bhttp::status::conflict, "recipient_opted_out",
+                        "The customer stopped marketing messages; a MARKETING template is not sent.");
     case K::idempotency_conflict:
       return json_error(bhttp::status::conflict, "idempotency_conflict",
                         "client_message_id was used before for a different message.");

@@ -19,11 +19,12 @@ constexpr const char* conversation_columns =
     " extract(epoch from c.whatsapp_window_expires_at)::bigint,"
     " extract(epoch from c.last_message_at)::bigint, c.unread_count,"
     " extract(epoch from c.created_at)::bigint, v.id, v.name, v.whatsapp_phone,"
-    " v.crm_contact_id, extract(epoch from now())::bigint, v.whatsapp_user_id";
+    " v.crm_contact_id, extract(epoch from now())::bigint, v.whatsapp_user_id, v.marketing_opt_out";
 // LATERAL ... LIMIT 1: one primary-key probe per conversation. As a plain join the planner
 // hashed the whole visitor table to render a few hundred events (20 ms at 10,000 visitors).
 constexpr const char* conversation_visitor =
-    " CROSS JOIN LATERAL (SELECT v.id, v.name, v.whatsapp_phone, v.crm_contact_id, v.whatsapp_user_id"
+    " CROSS JOIN LATERAL (SELECT v.id, v.name, v.whatsapp_phone, v.crm_contact_id, v.whatsapp_user_id,"
+    "   v.marketing_opt_out"
     "   FROM mod_chat_visitors v WHERE v.id = c.visitor_id LIMIT 1) v ";
 
 constexpr const char* message_columns =
@@ -70,7 +71,8 @@ json conversation_json(const pqxx::row& row) {
         {"name", opt_text(row[10])},
         {"whatsapp_phone", opt_text(row[11])},
         {"whatsapp_user_id", opt_text(row[14])},
-        {"crm_contact_id", opt_id(row[12])}}},
+        {"crm_contact_id", opt_id(row[12])},
+        {"marketing_opt_out", row[15].as<bool>()}}},
       {"assigned_agent_id", opt_text(row[4])},
       {"whatsapp_window_expires_at", opt_time(row[5])},
       {"window", window},
@@ -152,7 +154,7 @@ std::optional<json> load_message(pqxx::transaction_base& tx, std::int64_t id) {
 namespace {
 
 // Columns of conversation_columns and message_columns, in that order after the event's five.
-constexpr int conversation_width = 15;
+constexpr int conversation_width = 16;
 constexpr int message_width = 24;
 constexpr int event_width = 5;
 

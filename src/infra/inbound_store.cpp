@@ -71,6 +71,9 @@ class unit_writer {
     if (u.what == domain::inbound_unit::kind::status) {
       return status(site, u.status);
     }
+    if (u.what == domain::inbound_unit::kind::preference) {
+      return preference(site, u.preference);
+    }
     if (!u.message.reaction) {
       // Plain messages have one implementation, the set-based one (infra::store_units).
       throw std::logic_error("store_unit takes reactions and statuses only");
@@ -104,6 +107,23 @@ class unit_writer {
     }
     auto r = tx_.exec_params(set_reactions_sql, id, pg_json(updated));
     events_.push_back({site, "message.updated", r[0][0].as<std::int64_t>(), id});
+  }
+
+  // Meta says the customer stopped or resumed marketing messages; a customer we never met has
+  // no visitor to mark (a later message creates one, opted in as Meta's default).
+  void preference(const std::string& site, const domain::user_preference& p) {
+    auto opt_out = domain::preference_opt_out(p);
+    if (!opt_out) {
+      return;
+    }
+    auto r = tx_.exec_params(
+        "UPDATE mod_chat_visitors SET marketing_opt_out = $4 WHERE site_id = $1"
+        " AND ((whatsapp_phone = $2 AND $2 <> '') OR (whatsapp_user_id = $3 AND $3 <> ''))"
+        " AND marketing_opt_out IS DISTINCT FROM $4 RETURNING id",
+        site, pg_text(p.wa_id), pg_text(p.user_id), *opt_out);
+    if (!r.empty()) {
+      log_info("marketing_preference", {{"site", site}, {"opt_out", *opt_out ? "true" : "false"}});
+    }
   }
 
   void status(const std::string& site, const domain::message_status& s) {

@@ -31,7 +31,7 @@ send_facts load_send_facts(pqxx::connection_base& conn, const std::string& site,
   send_facts f;
   auto r = nt.exec_params(
       "SELECT extract(epoch from c.whatsapp_window_expires_at)::bigint,"
-      " (v.whatsapp_phone IS NOT NULL OR v.whatsapp_user_id IS NOT NULL)"
+      " (v.whatsapp_phone IS NOT NULL OR v.whatsapp_user_id IS NOT NULL), v.marketing_opt_out"
       " FROM mod_chat_conversations c JOIN mod_chat_visitors v ON v.id = c.visitor_id"
       " WHERE c.id = $1 AND c.site_id = $2",
       conversation_id, site);
@@ -41,6 +41,7 @@ send_facts load_send_facts(pqxx::connection_base& conn, const std::string& site,
   f.found = true;
   f.window_expires_at = r[0][0].as<std::optional<std::int64_t>>();
   f.has_recipient = r[0][1].as<bool>();
+  f.marketing_opt_out = r[0][2].as<bool>();
   if (client_message_id) {
     auto e = nt.exec_params(
         "SELECT m.id, coalesce(m.request_fingerprint, ''),"
@@ -231,6 +232,15 @@ void record_retry(pqxx::connection_base& conn, std::int64_t message_id, std::int
 std::string load_message_text(pqxx::connection_base& conn, std::int64_t message_id) {
   pqxx::nontransaction nt{conn};
   return message_text(nt, message_id);
+}
+
+void set_marketing_opt_out(pqxx::connection_base& conn, const std::string& site, const std::string& key, bool opt_out) {
+  pqxx::work w{conn};
+  w.exec_params(
+      "UPDATE mod_chat_visitors SET marketing_opt_out = $3 WHERE site_id = $1"
+      " AND (whatsapp_phone = $2 OR whatsapp_user_id = $2) AND marketing_opt_out IS DISTINCT FROM $3",
+      site, key, opt_out);
+  w.commit();
 }
 
 std::optional<reaction_target> find_reaction_target(pqxx::connection_base& conn, std::int64_t conversation_id,

@@ -22,6 +22,7 @@ struct send_facts {
   bool found = false;                               // the conversation exists in that site
   std::optional<std::int64_t> window_expires_at;    // unix s
   bool has_recipient = false;                       // the visitor has a phone or a BSUID
+  bool marketing_opt_out = false;
   // An earlier send of this conversation with the request's client_message_id.
   std::optional<std::int64_t> earlier_message_id;
   std::string earlier_fingerprint;
@@ -80,6 +81,10 @@ std::optional<reaction_target> find_reaction_target(pqxx::connection_base& conn,
 // The agent's side of the target's reactions (one per side; an empty emoji removes it), with
 // `message.updated`. Returns the message's API JSON text.
 std::string set_agent_reaction(pqxx::connection_base& conn, std::int64_t message_id, const std::string& emoji);
+
+// The customer `key` (phone, else BSUID) of the site stopped (true) or resumed marketing
+// messages: a keyword of theirs, or Meta's 131050 on a send.
+void set_marketing_opt_out(pqxx::connection_base& conn, const std::string& site, const std::string& key, bool opt_out);
 
 // What a retry by hand (POST .../messages/{message_id}/retry) is decided on.
 struct resend_facts {

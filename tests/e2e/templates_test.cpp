@@ -1,6 +1,7 @@
 // Templates (API.md §3.2 "GET .../whatsapp/templates", §3.4 template sends): the site actor's
 // cache of Meta's list, and template sends checked against it before anything is stored.
 #include <catch2/catch.hpp>
+#include <ctime>
 
 #include "support/whatsapp_site.hpp"
 
@@ -94,4 +95,77 @@ TEST_CASE("templates of a site Meta refuses answer 502 with Meta's error; a send
   CHECK(send.status == 502);
   CHECK(json::parse(send.body)["error"]["code"] == "graph_error");
   CHECK(s.scalar("SELECT count(*) FROM mod_chat_messages WHERE sender_type = 'agent'") == "0");
+}
+
+namespace {
+
+json promo_template() {
+  return {{"name", "spring_sale"},
+          {"language", "en_US"},
+          {"status", "APPROVED"},
+          {"category", "MARKETING"},
+          {"components", json::array({{{"type", "BODY"}, {"text", "20% off this week."}}})}};
+}
+
+json promo_send() {
+  return {{"type", "template"},
+          {"template", {{"name", "spring_sale"}, {"language", "en_US"}}},
+          {"sender_id", "agent-7"},
+          {"sender_name", "Ann"}};
+}
+
+std::string preference_webhook(const std::string& value) {
+  json v{{"messaging_product", "whatsapp"},
+         {"metadata", test::metadata(test::phone_id)},
+         {"contacts", {{{"profile", {{"name", "Sheena"}}}, {"wa_id", test::customer}}}},
+         {"user_preferences",
+          {{{"wa_id", test::customer}, {"detail", "marketing"}, {"category", "marketing_messages"}, {"value", value},
+            {"timestamp", std::time(nullptr)}}}}};
+  json body{{"object", "whatsapp_business_account"},
+            {"entry", {{{"id", test::waba_id}, {"changes", {{{"field", "user_preferences"}, {"value", v}}}}}}}};
+  return body.dump();
+}
+
+}  // namespace
+
+TEST_CASE("marketing opt-out: Meta's user_preferences, the site's keywords and 131050 set it; MARKETING is then refused") {
+  test::whatsapp_site s;
+  s.graph.add_template(test::waba_id, promo_template());
+  s.graph.add_template(test::waba_id, order_update());
+  auto opted_out = [&] {
+    return s.f->call_json("GET", "/api/conversations/" + s.conversation)["visitor"]["marketing_opt_out"];
+  };
+  CHECK(opted_out() == false);
+
+  REQUIRE(s.f->post_webhook(preference_webhook("stop")).status == 200);
+  REQUIRE(test::eventually([&] { return opted_out() == true; }));
+  auto refused = s.send(promo_send());
+  CHECK(refused.status == 409);
+  CHECK(json::parse(refused.body)["error"]["code"] == "recipient_opted_out");
+  CHECK(s.send(template_send(body_params({"Ann", "#42"}))).status == 201);  // UTILITY still goes
+  CHECK(s.graph.sent_messages().size() == 1);
+
+  REQUIRE(s.f->post_webhook(preference_webhook("resume")).status == 200);
+  REQUIRE(test::eventually([&] { return opted_out() == false; }));
+  CHECK(s.send(promo_send()).status == 201);
+
+  // The customer writes one of the site's keywords (trimmed, any case), then the opt-in one.
+  auto ts = static_cast<std::int64_t>(std::time(nullptr));
+  REQUIRE(s.f->post_webhook(test::text_webhook(test::phone_id, test::customer, "wamid.KW1", ts - 3, "  Stop ")).status == 200);
+  REQUIRE(test::eventually([&] { return opted_out() == true; }));
+  REQUIRE(s.f->post_webhook(test::text_webhook(test::phone_id, test::customer, "wamid.KW2", ts - 2, "start")).status == 200);
+  REQUIRE(test::eventually([&] { return opted_out() == false; }));
+  // The site's own keywords replace the defaults.
+  REQUIRE(s.f->call("PUT", "/api/sites/acme/whatsapp/settings",
+                    json{{"phone_number_id", test::phone_id}, {"opt_out_keywords", {"BASTA"}}}.dump())
+              .status == 200);
+  REQUIRE(s.f->post_webhook(test::text_webhook(test::phone_id, test::customer, "wamid.KW3", ts - 1, "basta")).status == 200);
+  REQUIRE(test::eventually([&] { return opted_out() == true; }));
+  REQUIRE(s.f->post_webhook(preference_webhook("resume")).status == 200);
+  REQUIRE(test::eventually([&] { return opted_out() == false; }));
+
+  // Meta's 131050 on a send says the same.
+  s.graph.fail_next("*/messages", 1, 400, 131050, "Unable to deliver message: user stopped marketing messages");
+  CHECK(s.send(promo_send()).status == 502);
+  CHECK(test::eventually([&] { return opted_out() == true; }));
 }

@@ -160,3 +160,32 @@ TEST_CASE("only a failed status carrying Meta's 131047 closes the window") {
   s.status = "delivered";
   CHECK_FALSE(closes_window(s));
 }
+
+TEST_CASE("user_preferences items become units for their customer; stop and resume set the opt-out") {
+  auto d = parse_ok(R"({"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"user_preferences",
+    "value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"1","phone_number_id":"PN"},
+    "contacts":[{"profile":{"name":"Ann"},"wa_id":"16505551234"}],
+    "user_preferences":[{"wa_id":"16505551234","detail":"User requested to stop marketing messages",
+      "category":"marketing_messages","value":"stop","timestamp":1731705721},
+      {"user_id":"US.1","category":"marketing_messages","value":"resume","timestamp":1731705722},
+      {"wa_id":"1","category":"something_else","value":"stop"}]}}]}]})");
+  auto units = split_delivery(d);
+  REQUIRE(units.size() == 3);
+  CHECK(units[0].what == inbound_unit::kind::preference);
+  CHECK(units[0].phone_number_id == "PN");
+  CHECK(units[0].visitor_wa_id == "16505551234");
+  CHECK(preference_opt_out(units[0].preference) == true);
+  CHECK(units[1].visitor_wa_id == "US.1");
+  CHECK(preference_opt_out(units[1].preference) == false);
+  CHECK_FALSE(preference_opt_out(units[2].preference).has_value());
+}
+
+TEST_CASE("a text that is one of the site's keywords, trimmed and in any case, opts out or back in") {
+  std::vector<std::string> out{"STOP", "Unsubscribe"}, in{"START"};
+  CHECK(keyword_opt_out("stop", out, in) == true);
+  CHECK(keyword_opt_out("  UnSubScribe \n", out, in) == true);
+  CHECK(keyword_opt_out("Start", out, in) == false);
+  CHECK_FALSE(keyword_opt_out("please stop sending me these", out, in).has_value());
+  CHECK_FALSE(keyword_opt_out("", out, in).has_value());
+  CHECK_FALSE(keyword_opt_out("stop", {}, {}).has_value());
+}

@@ -185,3 +185,14 @@ TEST_CASE("a retry by hand is only for a given-up send, and keeps the window rul
   CHECK(domain::decide_retry(true, true, true, now - 10, now) == V::go);
   CHECK(domain::decide_retry(true, false, false, now + 10, now) == V::no_recipient);
 }
+
+TEST_CASE("a MARKETING template to a customer who stopped marketing messages is refused; others are not") {
+  const std::int64_t now = 1'800'000'000;
+  auto promo = ok(R"({"type": "template", "template": {"name": "promo", "language": "en"}, "sender_id": "a", "sender_name": "b"})");
+  promo.template_category = "MARKETING";
+  auto utility = promo;
+  utility.template_category = "UTILITY";
+  CHECK(domain::decide_send(promo, std::nullopt, true, std::nullopt, now, true) == domain::send_verdict::recipient_opted_out);
+  CHECK(domain::decide_send(promo, std::nullopt, true, std::nullopt, now, false) == domain::send_verdict::go);
+  CHECK(domain::decide_send(utility, std::nullopt, true, std::nullopt, now, true) == domain::send_verdict::go);
+}

@@ -3,6 +3,8 @@
 #include <caf/atom.hpp>
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <vector>
 #include <string>
 
 #include "domain/inbound_units.hpp"
@@ -10,10 +12,19 @@
 namespace wachat::actors {
 
 // Where to mark a customer's message read at Meta (API.md §3.2 read_receipts): the site's number
-// and opened token. Shared by the site actor's units: a pointer copy per unit.
+// and opened token.
 struct read_receipt_target {
   std::string phone_number_id;
   std::string access_token;
+};
+
+// What the site's settings say about a customer's new message, for its conversation actor:
+// whether to mark it read at Meta (read_receipts on_receipt), and the opt-out/opt-in keywords.
+// Shared by all of a site's units while its settings stay the same: a pointer copy per unit.
+struct unit_context {
+  std::optional<read_receipt_target> receipt;
+  std::vector<std::string> opt_out_keywords;
+  std::vector<std::string> opt_in_keywords;
 };
 
 // One unit on its way from the dispatcher through its site and conversation actors to a writer.
@@ -24,8 +35,8 @@ struct unit_job {
   // Decided by the conversation actor (the store only guards them across processes):
   std::int64_t window_expiry = 0;  // a customer message: the window's end it makes (unix s)
   bool closes_window = false;      // a status with Meta's 131047: the window shuts at its time
-  // Set by the site when its read_receipts is on_receipt: a new customer message is marked read.
-  std::shared_ptr<const read_receipt_target> read_receipt{};
+  // Set by the site for customers' messages (see unit_context).
+  std::shared_ptr<const unit_context> context{};
 };
 
 using store_atom = caf::atom_constant<caf::atom("store")>;

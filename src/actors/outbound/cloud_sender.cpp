@@ -265,6 +265,12 @@ worker_interface::behavior_type worker(worker_interface::stateful_pointer<worker
           }
         });
       },
+      [=](optout_atom, const std::string& site, const std::string& key, bool opt_out) {
+        with_db(self->state, "marketing_opt_out", [&](pqxx::connection_base& c) {
+          infra::set_marketing_opt_out(c, site, key, opt_out);
+          return true;
+        });
+      },
       [=](refacts_atom, const std::string& site, std::int64_t conversation,
           std::int64_t message) -> caf::result<infra::resend_facts> {
         auto f = with_db(self->state, "resend_facts", [&](pqxx::connection_base& c) {
@@ -340,6 +346,11 @@ pool_interface::behavior_type pool(pool_actor self, std::string url, unsigned co
         return forward<infra::resend_facts>(self, a, std::move(site), conv, msg);
       },
       [=](requeue_atom a, std::int64_t msg) { return forward<std::string>(self, a, msg); },
+      [=](optout_atom a, std::string& site, std::string& key, bool opt_out) {
+        if (auto w = next_worker(self)) {
+          self->send(*w, a, std::move(site), std::move(key), opt_out);
+        }
+      },
       [=](markread_atom a, std::string& number, std::string& token, std::string& wamid, bool typing) {
         if (auto w = next_worker(self)) {
           self->send(*w, a, std::move(number), std::move(token), std::move(wamid), typing);

@@ -22,6 +22,7 @@ using refacts_atom = caf::atom_constant<caf::atom("refacts")>;  // what a retry 
 using requeue_atom = caf::atom_constant<caf::atom("requeue")>;  // a given-up send, queued again
 using markread_atom = caf::atom_constant<caf::atom("markread")>;  // a read receipt to Meta
 using react_atom = caf::atom_constant<caf::atom("react")>;        // an agent's reaction
+using optout_atom = caf::atom_constant<caf::atom("optout")>;      // marketing_opt_out set
 
 // The cloud senders: a supervised pool of workers with a database connection each, sharing the
 // Graph client. They carry out what a conversation actor decided; they decide nothing.
@@ -41,6 +42,8 @@ using cloud_sender_actor = caf::typed_actor<
     // A read receipt (number, token, the customer's wamid, with a typing indicator): sent, and a
     // failure logged; nothing waits for it.
     caf::reacts_to<markread_atom, std::string, std::string, std::string, bool>,
+    // The site, the customer's key, opted out (true) or back in.
+    caf::reacts_to<optout_atom, std::string, std::string, bool>,
     caf::reacts_to<stop_atom>>;
 
 }  // namespace wachat::actors

@@ -31,6 +31,7 @@ struct send_reply {
     queued,                // 202: still being tried when the wait ended
     replayed,              // the same client_message_id and body: the first outcome again
     window_closed,         // 409
+    recipient_opted_out,   // 409: a MARKETING template to a customer who stopped them
     idempotency_conflict,  // 409: the same client_message_id with another body
     unknown_reply,         // 422: reply_to names no message of this conversation
     template_invalid,      // 422: `error` says what is wrong with the template send

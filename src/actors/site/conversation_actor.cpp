@@ -13,6 +13,9 @@ namespace wachat::actors {
 
 void decide(conversation_state& st, unit_job& job, std::int64_t now) {
   const auto& u = *job.unit;
+  if (u.what == domain::inbound_unit::kind::preference) {
+    return;  // moves no window
+  }
   if (u.what == domain::inbound_unit::kind::status) {
     job.closes_window = domain::closes_window(u.status);
     if (job.closes_window) {
@@ -86,6 +89,10 @@ void failed_attempt(self_ptr self, const queued_send& s, attempt_result& r) {
                                           {"code", std::to_string(error.code)},
                                           {"action", std::string{domain::to_string(d.action)}},
                                           {"error", error.title}});
+  if (error.code == 131050) {
+    // Meta says the customer stopped marketing messages.
+    self->send(self->state.sender, optout_atom::value, self->state.site_id, self->state.key, true);
+  }
   if (d.action == domain::graph_error_action::credentials_broken) {
     // The site refuses further sends at once until its credentials are fixed.
     self->send(self->state.site, broken_atom::value, error);
@@ -189,6 +196,7 @@ send_reply verdict_reply(domain::send_verdict v, const infra::send_facts& f) {
     case domain::send_verdict::idempotency_conflict: return reply(send_reply::kind::idempotency_conflict);
     case domain::send_verdict::no_recipient: return reply(send_reply::kind::no_recipient);
     case domain::send_verdict::window_closed: return reply(send_reply::kind::window_closed);
+    case domain::send_verdict::recipient_opted_out: return reply(send_reply::kind::recipient_opted_out);
     case domain::send_verdict::go: break;
   }
   return reply(send_reply::kind::unavailable);
@@ -250,6 +258,21 @@ void react(self_ptr self, outbound_send s, caf::typed_response_promise<send_repl
           });
 }
 
+// What a newly stored customer message sets off: its read receipt (on_receipt), and an opt-out
+// or opt-in keyword taking effect (domain::keyword_opt_out).
+void after_customer_message(self_ptr self, const unit_context& c, const domain::inbound_unit& u) {
+  auto& st = self->state;
+  if (c.receipt && !u.message.wamid.empty()) {
+    self->send(st.sender, markread_atom::value, c.receipt->phone_number_id, c.receipt->access_token,
+               u.message.wamid, false);
+  }
+  if (u.message.type == "text") {
+    if (auto opt_out = domain::keyword_opt_out(u.message.content, c.opt_out_keywords, c.opt_in_keywords)) {
+      self->send(st.sender, optout_atom::value, st.site_id, st.key, *opt_out);
+    }
+  }
+}
+
 // A retry by hand: decided like a send (domain::decide_retry), then the same row queued again.
 void resend(self_ptr self, outbound_send s, caf::typed_response_promise<send_reply> rp) {
   const auto id = s.resend_message_id;
@@ -298,6 +321,8 @@ conversation_impl::behavior_type conversation(conversation_impl::stateful_pointe
                                               conversation_links links, site_actor site, std::string key) {
   self->state.sender = links.sender;
   self->state.site = site;
+  self->state.key = key;
+  self->state.site_id = links.site_id;
   self->state.send_wait = links.send_wait;
   self->state.send_doubt = links.send_doubt;
   auto writer = links.writer;
@@ -308,17 +333,15 @@ conversation_impl::behavior_type conversation(conversation_impl::stateful_pointe
         ++self->state.in_flight;
         ++self->state.received;
         decide(self->state, job, unix_now());
-        auto receipt = job.read_receipt;
-        auto wamid = receipt ? job.unit->message.wamid : std::string{};
+        auto context = job.context;
+        auto unit = job.unit;
         // await, not then: the next unit waits until this one is committed.
         self->request(writer, caf::infinite, write_atom::value, std::move(job))
             .await(
                 [=](domain::unit_outcome& o) mutable {
                   --self->state.in_flight;
-                  if (receipt && o.new_message && !wamid.empty()) {
-                    // read_receipts on_receipt: the customer sees it read once it is stored.
-                    self->send(self->state.sender, markread_atom::value, receipt->phone_number_id,
-                               receipt->access_token, wamid, false);
+                  if (context && o.new_message) {
+                    after_customer_message(self, *context, *unit);
                   }
                   rp.deliver(std::move(o));
                 },
@@ -378,7 +401,8 @@ conversation_impl::behavior_type conversation(conversation_impl::stateful_pointe
                   }
                   auto earlier = f.earlier_message_id ? std::optional<std::string>{f.earlier_fingerprint}
                                                       : std::nullopt;
-                  auto v = domain::decide_send(s.request, earlier, f.has_recipient, f.window_expires_at, unix_now());
+                  auto v = domain::decide_send(s.request, earlier, f.has_recipient, f.window_expires_at, unix_now(),
+                                               f.marketing_opt_out);
                   if (v != domain::send_verdict::go) {
                     --self->state.in_flight;
                     return give(rp, verdict_reply(v, f));

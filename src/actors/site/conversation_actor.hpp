@@ -19,6 +19,7 @@ struct conversation_links {
   std::chrono::milliseconds idle{std::chrono::seconds(60)};
   std::chrono::milliseconds send_wait{10000};    // WACHAT_SEND_WAIT_MS
   std::chrono::milliseconds send_doubt{120000};  // WACHAT_SEND_DOUBT_MS
+  std::string site_id;  // set by the site actor for its own conversations
 };
 
 // A send of this conversation waiting for Meta: its outbox entry, and how to reach Meta.
@@ -49,6 +50,8 @@ struct conversation_state {
   std::unordered_map<std::int64_t, send_waiter> waiting;
   cloud_sender_actor sender;
   site_actor site;
+  std::string site_id;
+  std::string key;  // the customer's phone, else BSUID
   std::chrono::milliseconds send_wait{10000};
   std::chrono::milliseconds send_doubt{120000};
   static inline const char* name = "conversation";

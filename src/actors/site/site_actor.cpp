@@ -34,6 +34,7 @@ struct site_state {
   domain::send_pacer pacer;  // the number's send rate, shared by all its conversations
   template_cache templates;
   std::shared_ptr<const read_receipt_target> receipt;  // see receipt_target()
+  std::shared_ptr<const unit_context> context;         // see unit_context_of(); reset on refresh
   static inline const char* name = "site";
 };
 
@@ -117,6 +118,7 @@ void write_and_answer(self_ptr self, caf::typed_response_promise<site_answer> rp
           [=](settings_written& w) mutable {
             if (w.settings) {
               self->state.settings.settings = *w.settings;
+              self->state.context.reset();
             }
             rp.deliver(w.failed ? unavailable(w) : decide(w));
           },
@@ -243,13 +245,19 @@ caf::result<site_answer> remove(self_ptr self) {
   return rp;
 }
 
+conversation_links links_of(self_ptr self) {
+  auto links = self->state.settings.conversations;
+  links.site_id = current(self).site_id;
+  return links;
+}
+
 // The live actor of the customer `key` (their phone, else their BSUID), spawned if needed.
 live_conversation& conversation_for(self_ptr self, const std::string& key) {
   auto& st = self->state;
   auto it = st.conversations.find(key);
   if (it == st.conversations.end()) {
     auto actor = caf::actor_cast<conversation_actor>(
-        self->spawn(conversation, st.settings.conversations, site_actor{self}, key));
+        self->spawn(conversation, links_of(self), site_actor{self}, key));
     it = st.conversations.emplace(key, live_conversation{actor, 0}).first;
     if (auto* g = st.settings.live_conversations) {
       g->fetch_add(1);
@@ -275,6 +283,21 @@ std::shared_ptr<const read_receipt_target> receipt_target(self_ptr self, std::st
     st.receipt = std::make_shared<const read_receipt_target>(read_receipt_target{*number, *token});
   }
   return st.receipt;
+}
+
+// The context of this site's customer messages, kept until the settings change.
+std::shared_ptr<const unit_context> unit_context_of(self_ptr self) {
+  auto& st = self->state;
+  if (!st.context) {
+    unit_context c;
+    if (auto target = receipt_target(self, "on_receipt")) {
+      c.receipt = *target;
+    }
+    c.opt_out_keywords = current(self).opt_out_keywords;
+    c.opt_in_keywords = current(self).opt_in_keywords;
+    st.context = std::make_shared<const unit_context>(std::move(c));
+  }
+  return st.context;
 }
 
 // Makes the template cache's next Graph request; the answer comes back as `tpage`.
@@ -355,7 +378,7 @@ site_actor::behavior_type site(self_ptr self, site_actor_settings settings) {
   return {
       [=](store_atom, unit_job& job) -> caf::result<domain::unit_outcome> {
         if (job.unit->what == domain::inbound_unit::kind::message && !job.unit->message.reaction) {
-          job.read_receipt = receipt_target(self, "on_receipt");
+          job.context = unit_context_of(self);
         }
         // The conversation actor answers the dispatcher directly.
         auto& conv = conversation_for(self, job.unit->visitor_wa_id);
@@ -436,6 +459,7 @@ site_actor::behavior_type site(self_ptr self, site_actor_settings settings) {
             .then([=](settings_written& w) {
                     if (w.settings) {
                       self->state.settings.settings = *w.settings;
+                      self->state.context.reset();
                     }
                   },
                   [=](caf::error&) {});
@@ -460,6 +484,7 @@ site_actor::behavior_type site(self_ptr self, site_actor_settings settings) {
           self->state.templates.invalidate();
         }
         self->state.settings.settings = std::move(s);
+        self->state.context.reset();
       },
       [=](graph_atom, std::uint64_t id, infra::graph_response& res) { graph_answered(self, id, res); },
       [=](idle_atom, const std::string& key, caf::actor_id who, std::uint64_t received) {

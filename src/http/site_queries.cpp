@@ -74,6 +74,8 @@ response site_answer_error(const actors::site_answer& a) {
       return json_error(bhttp::status::unprocessable_entity, "invalid_field", a.message);
     case kind::conflict:
       return json_error(bhttp::status::conflict, "phone_number_in_use", a.message);
+    case kind::template_invalid:
+      return json_error(bhttp::status::unprocessable_entity, "template_invalid", a.message);
     case kind::graph_refused:
       if (a.graph) {
         return graph_failure(bhttp::status::unprocessable_entity, "graph_rejected_credentials");

@@ -6,6 +6,7 @@
 #include <pqxx/pqxx>
 
 #include "actors/site/site_client.hpp"
+#include "domain/outbound.hpp"
 #include "http/site_queries.hpp"
 #include "infra/url.hpp"
 
@@ -181,9 +182,71 @@ void get_templates(api_context& api, const principal& who, const api_call& call,
   });
 }
 
+// POST .../whatsapp/test-message {"to", "text"} or {"to", "template"}: Meta's wamid, or 502.
+void post_test_message(api_context& api, const principal& who, const api_call& call, responder done) {
+  const auto& site = call.params.at("site");
+  if (!who.may_see(site)) {
+    not_found();
+  }
+  auto doc = json::parse(call.body, nullptr, false);
+  if (!doc.is_object()) {
+    fail(bhttp::status::bad_request, "invalid_json", "Request body must be a JSON object.");
+  }
+  std::string to;
+  if (doc.contains("to") && doc["to"].is_string()) {
+    for (char c : doc["to"].get<std::string>()) {
+      if (c >= '0' && c <= '9') {
+        to.push_back(c);
+      } else if (c != '+' && c != ' ' && c != '-' && c != '(' && c != ')') {
+        to.clear();
+        break;
+      }
+    }
+  }
+  if (to.size() < 6 || to.size() > 20) {
+    fail(bhttp::status::unprocessable_entity, "invalid_field",
+         "Field 'to' must be a phone number in international format, e.g. +260971234567.");
+  }
+  // The content is checked as a send's (domain::parse_outbound).
+  json request{{"sender_id", "test"}, {"sender_name", "test"}};
+  if (doc.contains("template")) {
+    request["type"] = "template";
+    request["template"] = doc["template"];
+  } else {
+    request["type"] = "text";
+    request["text"] = doc.contains("text") ? doc["text"] : json(nullptr);
+  }
+  auto parsed = domain::parse_outbound(request.dump());
+  if (auto* p = std::get_if<domain::request_problem>(&parsed)) {
+    fail(bhttp::status::unprocessable_entity, "invalid_field", p->message);
+  }
+  api.sites->test_message(site, to, std::get<domain::outbound_request>(std::move(parsed)), [done](actors::site_answer a) {
+    using K = actors::site_answer::kind;
+    if (a.what == K::ok && !a.whatsapp_message_id.empty()) {
+      return done(json_ok({{"whatsapp_message_id", a.whatsapp_message_id}}));
+    }
+    if (a.what == K::ok || a.what == K::graph_refused || a.what == K::graph_unreachable) {
+      json e{{"code", "graph_error"}, {"message", "WhatsApp did not take the test message."}};
+      if (a.graph && !a.graph->transport) {
+        e["graph"] = graph_error_json(*a.graph);
+      }
+      return done(json_body(bhttp::status::bad_gateway, dump(json{{"error", e}})));
+    }
+    if (a.what == K::invalid) {
+      return done(json_error(bhttp::status::conflict, "whatsapp_disabled", a.message));
+    }
+    done(site_answer_error(a));
+  });
+}
+
 }  // namespace
 
 void add_whatsapp_settings_routes(router& r, api_context& api) {
+  add_deferred_api_route(r, api, bhttp::verb::post, "/api/sites/{site}/whatsapp/test-message",
+                         api.cfg->api_max_body_bytes, access::any_principal,
+                         [&api](pqxx::connection_base&, const principal& who, const api_call& call,
+                                responder done) { post_test_message(api, who, call, std::move(done)); },
+                         std::chrono::seconds(45));
   add_deferred_api_route(r, api, bhttp::verb::get, "/api/sites/{site}/whatsapp/templates", 0,
                          access::any_principal,
                          [&api](pqxx::connection_base&, const principal& who, const api_call& call,

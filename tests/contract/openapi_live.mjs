@@ -492,6 +492,9 @@ async function sendingOnConfiguredSite(admin, secrets, hook) {
   const reaction = { type: 'reaction', message_id: 'wamid.OB_IN_1', emoji: '👍', sender_id: 'agent-1', sender_name: 'Ann' };
   await call('POST', `/api/conversations/${conv.id}/messages`, { token: admin, json: reaction, expect: 200 });
   await call('POST', `/api/conversations/${conv.id}/messages`, { token: admin, json: { ...reaction, message_id: 'wamid.none' }, expect: 422 });
+  await call('POST', '/api/sites/other/whatsapp/test-message', { token: admin, json: { to: '+260971234567', text: 'test' }, expect: 200 });
+  await call('POST', '/api/sites/other/whatsapp/test-message', { token: admin, json: { to: 'nobody', text: 'test' }, expect: 422 });
+  await call('POST', '/api/sites/other/whatsapp/test-message', { token: admin, raw: '{', expect: 400 });
   const list = await call('GET', '/api/sites/other/whatsapp/templates', { token: admin, expect: 200 });
   if (list.body?.templates?.[0]?.name !== 'hello_world') fail('templates: expected hello_world', `  ${list.text}`);
   await call('GET', '/api/sites/other/whatsapp/templates?refresh=true', { token: admin, expect: 200 });

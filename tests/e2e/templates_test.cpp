@@ -169,3 +169,40 @@ TEST_CASE("marketing opt-out: Meta's user_preferences, the site's keywords and 1
   CHECK(s.send(promo_send()).status == 502);
   CHECK(test::eventually([&] { return opted_out() == true; }));
 }
+
+TEST_CASE("a test message goes to any number with the site's credentials and stores nothing") {
+  test::whatsapp_site s;
+  s.graph.add_template(test::waba_id, order_update());
+  auto before = s.scalar("SELECT count(*) FROM mod_chat_messages");
+  auto r = s.f->call("POST", "/api/sites/acme/whatsapp/test-message",
+                     json{{"to", "+260 97 123-4567"}, {"text", "Testing 1, 2"}}.dump());
+  REQUIRE(r.status == 200);
+  CHECK(json::parse(r.body)["whatsapp_message_id"].get<std::string>().rfind("wamid.", 0) == 0);
+  auto sent = s.graph.sent_messages();
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0]["to"] == "260971234567");
+  CHECK(sent[0]["text"]["body"] == "Testing 1, 2");
+
+  auto t = s.f->call("POST", "/api/sites/acme/whatsapp/test-message",
+                     json{{"to", "+260971234567"}, {"template", {{"name", "order_update"}, {"language", "en_US"},
+                                                                  {"components", body_params({"Ann", "#1"})}}}}
+                         .dump());
+  CHECK(t.status == 200);
+  auto bad = s.f->call("POST", "/api/sites/acme/whatsapp/test-message",
+                       json{{"to", "+260971234567"}, {"template", {{"name", "order_update"}, {"language", "en_US"}}}}.dump());
+  CHECK(bad.status == 422);
+  CHECK(json::parse(bad.body)["error"]["code"] == "template_invalid");
+  CHECK(s.f->call("POST", "/api/sites/acme/whatsapp/test-message", json{{"to", "call me"}, {"text", "x"}}.dump()).status ==
+        422);
+  CHECK(s.f->call("POST", "/api/sites/acme/whatsapp/test-message", json{{"to", "+260971234567"}}.dump()).status == 422);
+  s.graph.fail_next("*/messages", 1, 400, 131026, "Message undeliverable");
+  auto refused = s.f->call("POST", "/api/sites/acme/whatsapp/test-message",
+                           json{{"to", "+260971234567"}, {"text", "x"}}.dump());
+  CHECK(refused.status == 502);
+  CHECK(json::parse(refused.body)["error"]["graph"]["code"] == 131026);
+  CHECK(s.scalar("SELECT count(*) FROM mod_chat_messages") == before);
+  s.f->call_json("POST", "/api/sites", {{"id", "beta"}}, 201);
+  CHECK(s.f->call("POST", "/api/sites/acme/whatsapp/test-message", json{{"to", "+260971234567"}, {"text", "x"}}.dump(),
+                  s.f->site_token("beta"))
+            .status == 404);
+}

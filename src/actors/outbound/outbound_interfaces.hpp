@@ -50,6 +50,7 @@ using cloud_sender_actor = caf::typed_actor<
 
 // Local messages only: never serialized (some hold an opened access token).
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::outbound_send)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::domain::outbound_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::send_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::attempt_job)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::reaction_job)

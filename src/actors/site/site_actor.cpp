@@ -24,6 +24,7 @@ struct live_conversation {
 struct graph_wait {
   caf::typed_response_promise<site_answer> answer;
   std::optional<infra::site_settings_update> update;  // a PUT; none: a test of the credentials
+  bool test_message = false;                          // POST .../test-message: Meta's wamid
 };
 
 struct site_state {
@@ -187,6 +188,19 @@ void graph_answered(self_ptr self, std::uint64_t id, infra::graph_response& res)
   if (wait.update) {
     return settings_checked(self, std::move(wait), res);
   }
+  if (wait.test_message) {
+    site_answer a;
+    if (res.ok()) {
+      auto j = nlohmann::json::parse(res.body, nullptr, false);
+      if (j.is_object() && j["messages"].is_array() && !j["messages"].empty() && j["messages"][0]["id"].is_string()) {
+        a.whatsapp_message_id = j["messages"][0]["id"].get<std::string>();
+      }
+    } else {
+      a = failure_graph(*res.error);
+    }
+    wait.answer.deliver(std::move(a));
+    return;
+  }
   site_answer a;
   a.check_ok = res.ok();
   if (res.ok()) {
@@ -340,6 +354,51 @@ std::string templates_body(const template_cache& cache) {
                       {"error", error}});
 }
 
+// POST .../whatsapp/test-message: straight to Meta with the site's credentials (a template is
+// checked against the site's templates first); nothing is stored.
+caf::result<site_answer> test_message(self_ptr self, const std::string& to, domain::outbound_request r) {
+  const auto& cur = current(self);
+  const auto& cfg = *self->state.settings.cfg;
+  auto token = cur.effective_token(cfg);
+  auto number = cur.effective_phone_number_id(cfg);
+  if (!token || !number) {
+    return failure(site_answer::kind::invalid, "No credentials: save settings or set the WHATSAPP_* variables.");
+  }
+  auto rp = self->make_response_promise<site_answer>();
+  auto go = [=](const domain::outbound_request& checked) mutable {
+    auto body = domain::graph_send_body(checked, domain::recipient{to, std::nullopt}, 0, std::nullopt);
+    body.erase("biz_opaque_callback_data");  // no message of ours
+    infra::graph_request req;
+    req.method = infra::graph_method::post;
+    req.path = "/" + *number + "/messages";
+    req.access_token = *token;
+    req.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    auto id = self->state.next_call++;
+    self->state.graph_waits.emplace(id, graph_wait{rp, std::nullopt, true});
+    site_actor me{self};
+    self->state.settings.graph->request(std::move(req), [me, id](infra::graph_response res) {
+      caf::anon_send(me, graph_atom::value, id, std::move(res));
+    });
+  };
+  if (r.kind != domain::outbound_kind::template_message) {
+    go(r);
+    return rp;
+  }
+  with_templates(self, false, [=](const std::optional<domain::graph_error>& failure) mutable {
+    if (!self->state.templates.fetched_at()) {
+      rp.deliver(failure ? failure_graph(*failure) : site_answer{});
+      return;
+    }
+    auto check = domain::check_template_send(self->state.templates.list(), r.template_object);
+    if (!check.ok) {
+      rp.deliver(wachat::actors::failure(site_answer::kind::template_invalid, check.problem));
+      return;
+    }
+    go(r);
+  });
+  return rp;
+}
+
 // A template send is checked against the site's templates before its conversation sees it.
 caf::result<send_reply> send_template(self_ptr self, const std::string& key, outbound_send s) {
   auto rp = self->make_response_promise<send_reply>();
@@ -451,6 +510,7 @@ site_actor::behavior_type site(self_ptr self, site_actor_settings settings) {
       [=](tpage_atom, std::uint64_t generation, infra::graph_response& res) {
         fetch_templates(self, self->state.templates.page(generation, res));
       },
+      [=](testmsg_atom, const std::string& to, domain::outbound_request& r) { return test_message(self, to, std::move(r)); },
       [=](broken_atom, const domain::graph_error& e) {
         auto note = domain::credentials_refused_note(e);
         infra::log_warn("site_credentials_refused", {{"site", current(self).site_id}, {"graph_code", std::to_string(e.code)}});

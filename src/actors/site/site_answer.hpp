@@ -18,6 +18,7 @@ struct site_answer {
     unavailable,        // the database or the actor could not be reached
     graph_refused,      // Meta answered and refused the credentials; nothing saved
     graph_unreachable,  // Meta could not be asked; nothing saved
+    template_invalid,   // a template send does not match the site's templates (`message` says why)
   };
   kind what = kind::ok;
   std::string message;
@@ -30,6 +31,8 @@ struct site_answer {
   std::optional<infra::site_settings> settings;
   // GET .../whatsapp/templates: the API's body (JSON text).
   std::string templates_json;
+  // POST .../whatsapp/test-message: what Meta answered.
+  std::string whatsapp_message_id;
 };
 
 // How a dashboard write to a conversation ended (its conversation actor's answer).

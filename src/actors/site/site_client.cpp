@@ -89,6 +89,12 @@ void site_client::patch(const std::string& site, const std::string& key, infra::
   ask_directory(*impl_->sys, impl_->directory, std::move(done), patch_atom::value, site, key, std::move(change));
 }
 
+void site_client::test_message(const std::string& site, std::string to, domain::outbound_request request,
+                               reply done) {
+  ask_directory(*impl_->sys, impl_->directory, std::move(done), testmsg_atom::value, site, std::move(to),
+                std::move(request));
+}
+
 void site_client::templates(const std::string& site, bool refresh, reply done) {
   ask_directory(*impl_->sys, impl_->directory, std::move(done), templates_atom::value, site, refresh);
 }

@@ -27,6 +27,8 @@ class site_client {
   void change(const std::string& site, infra::site_settings_update update, reply done);
   void remove(const std::string& site, reply done);
   void check(const std::string& site, reply done);
+  // A test message to `to` (digits) through the site's credentials; nothing is stored.
+  void test_message(const std::string& site, std::string to, domain::outbound_request request, reply done);
   // The site's message templates (`refresh`: fetched from Graph again first).
   void templates(const std::string& site, bool refresh, reply done);
   // Whether some site has this webhook verify token (false when it cannot be told now).

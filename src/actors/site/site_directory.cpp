@@ -241,6 +241,9 @@ site_directory_actor::behavior_type directory(self_ptr self, site_directory_sett
       },
       [=](remove_atom, const std::string& site) { return to_site(site, remove_atom::value); },
       [=](check_atom, const std::string& site) { return to_site(site, check_atom::value); },
+      [=](testmsg_atom, const std::string& site, std::string& to, domain::outbound_request& r) {
+        return to_site(site, testmsg_atom::value, std::move(to), std::move(r));
+      },
       [=](templates_atom, const std::string& site, bool refresh) {
         return to_site(site, templates_atom::value, refresh);
       },

@@ -39,6 +39,7 @@ using pace_atom = caf::atom_constant<caf::atom("pace")>;      // a send slot of 
 using templates_atom = caf::atom_constant<caf::atom("templates")>;  // the template list
 using tpage_atom = caf::atom_constant<caf::atom("tpage")>;          // a page of it, from Graph
 using broken_atom = caf::atom_constant<caf::atom("broken")>;  // Meta refused the token (190)
+using testmsg_atom = caf::atom_constant<caf::atom("testmsg")>;  // POST .../whatsapp/test-message
 
 // What the directory answers a site actor after writing its settings.
 struct settings_written {
@@ -87,6 +88,8 @@ using site_actor = caf::typed_actor<
     caf::replies_to<pace_atom>::with<std::int64_t>,
     // A send found the site's token refused (Meta's error title): recorded as its last check.
     caf::reacts_to<broken_atom, domain::graph_error>,
+    // A test message to a phone (no conversation, nothing stored): Meta's wamid, or its error.
+    caf::replies_to<testmsg_atom, std::string, domain::outbound_request>::with<site_answer>,
     // The templates (true: fetch them again now); Graph's pages come back as `tpage`.
     caf::replies_to<templates_atom, bool>::with<site_answer>,
     caf::reacts_to<tpage_atom, std::uint64_t, infra::graph_response>,
@@ -118,6 +121,7 @@ using site_directory_actor = caf::typed_actor<
     caf::replies_to<remove_atom, std::string>::with<site_answer>,
     caf::replies_to<check_atom, std::string>::with<site_answer>,
     caf::replies_to<templates_atom, std::string, bool>::with<site_answer>,
+    caf::replies_to<testmsg_atom, std::string, std::string, domain::outbound_request>::with<site_answer>,
     // A dashboard write: the site, the customer's key (their phone, else their BSUID), the change.
     caf::replies_to<patch_atom, std::string, std::string, infra::conversation_change>::with<conversation_reply>,
     // An agent's send: the site, the customer's key, the send.

@@ -2,6 +2,7 @@
 
 #include <pqxx/pqxx>
 
+#include "infra/cached_statement.hpp"
 #include "infra/crypto.hpp"
 
 namespace wachat::http {
@@ -33,7 +34,7 @@ std::optional<principal> authenticate(pqxx::connection_base& conn, std::string_v
     return principal{true, {}};
   }
   pqxx::nontransaction nt{conn};
-  auto r = nt.exec_params("SELECT site_id FROM api_tokens WHERE token_hash = $1", token_hash(token));
+  auto r = infra::exec_cached(nt, "auth_token", "SELECT site_id FROM api_tokens WHERE token_hash = $1", token_hash(token));
   if (r.empty()) {
     return std::nullopt;
   }

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
+#include "infra/cached_statement.hpp"
 #include "domain/masking.hpp"
 #include "http/api_common.hpp"
 #include "http/webhook_handler.hpp"
@@ -11,7 +12,7 @@
 namespace wachat::http {
 
 bool site_exists(pqxx::transaction_base& tx, const std::string& site_id) {
-  return !tx.exec_params("SELECT 1 FROM sites WHERE id = $1", site_id).empty();
+  return !infra::exec_cached(tx, "site_exists", "SELECT 1 FROM sites WHERE id = $1", site_id).empty();
 }
 
 nlohmann::json site_status_json(const infra::site_settings& s, const infra::config& cfg) {
@@ -99,7 +100,7 @@ conversation_owner owner_of(pqxx::connection_base& c, const std::string& id_text
     not_found();
   }
   pqxx::nontransaction nt{c};
-  auto r = nt.exec_params(
+  auto r = infra::exec_cached(nt, "conversation_owner", 
       "SELECT c.site_id, coalesce(v.whatsapp_phone, v.whatsapp_user_id, 'conversation:' || c.id)"
       " FROM mod_chat_conversations c JOIN mod_chat_visitors v ON v.id = c.visitor_id WHERE c.id = $1",
       *id);

@@ -5,6 +5,7 @@
 #include <pqxx/pqxx>
 #include <stdexcept>
 
+#include "infra/cached_statement.hpp"
 #include "domain/graph_error_policy.hpp"
 #include "domain/window.hpp"
 
@@ -136,7 +137,7 @@ json message_json(const pqxx::row& row) {
 
 std::optional<json> load_conversation(pqxx::transaction_base& tx, std::int64_t id,
                                       const std::optional<std::string>& site) {
-  auto r = tx.exec_params(conversation_select + "WHERE c.id = $1", id);
+  auto r = exec_cached(tx, "view_conversation", conversation_select + "WHERE c.id = $1", id);
   if (r.empty() || (site && r[0][1].as<std::string>() != *site)) {
     return std::nullopt;
   }
@@ -144,7 +145,7 @@ std::optional<json> load_conversation(pqxx::transaction_base& tx, std::int64_t i
 }
 
 std::optional<json> load_message(pqxx::transaction_base& tx, std::int64_t id) {
-  auto r = tx.exec_params(message_select + "WHERE m.id = $1", id);
+  auto r = exec_cached(tx, "view_message", message_select + "WHERE m.id = $1", id);
   if (r.empty()) {
     return std::nullopt;
   }

@@ -4,6 +4,7 @@
 #include <pqxx/pqxx>
 
 #include "domain/status_order.hpp"
+#include "infra/cached_statement.hpp"
 #include "infra/chat_views.hpp"
 #include "infra/event_log.hpp"
 
@@ -29,7 +30,7 @@ send_facts load_send_facts(pqxx::connection_base& conn, const std::string& site,
                            const std::optional<std::string>& client_message_id) {
   pqxx::nontransaction nt{conn};
   send_facts f;
-  auto r = nt.exec_params(
+  auto r = exec_cached(nt, "outbound_1", 
       "SELECT extract(epoch from c.whatsapp_window_expires_at)::bigint,"
       " (v.whatsapp_phone IS NOT NULL OR v.whatsapp_user_id IS NOT NULL), v.marketing_opt_out"
       " FROM mod_chat_conversations c JOIN mod_chat_visitors v ON v.id = c.visitor_id"
@@ -43,7 +44,7 @@ send_facts load_send_facts(pqxx::connection_base& conn, const std::string& site,
   f.has_recipient = r[0][1].as<bool>();
   f.marketing_opt_out = r[0][2].as<bool>();
   if (client_message_id) {
-    auto e = nt.exec_params(
+    auto e = exec_cached(nt, "outbound_2", 
         "SELECT m.id, coalesce(m.request_fingerprint, ''),"
         " EXISTS (SELECT 1 FROM wa_outbox o WHERE o.message_id = m.id)"
         " FROM mod_chat_messages m WHERE m.conversation_id = $1 AND m.client_message_id = $2",
@@ -64,7 +65,7 @@ send_enqueued enqueue_send(pqxx::connection_base& conn, const std::string& site,
   send_enqueued out;
   // The conversation's row lock orders its sends across processes: ids commit in the order
   // they are handed out, so "no earlier entry" in begin_attempt sees every earlier send.
-  if (w.exec_params("SELECT 1 FROM mod_chat_conversations WHERE id = $1 AND site_id = $2 FOR UPDATE",
+  if (exec_cached(w, "outbound_3", "SELECT 1 FROM mod_chat_conversations WHERE id = $1 AND site_id = $2 FOR UPDATE",
                     conversation_id, site)
           .empty()) {
     out.what = send_enqueued::kind::not_found;
@@ -73,7 +74,7 @@ send_enqueued enqueue_send(pqxx::connection_base& conn, const std::string& site,
   std::optional<std::int64_t> reply_id;
   std::optional<std::string> reply_wamid;
   if (request.reply_to) {
-    auto r = w.exec_params(
+    auto r = exec_cached(w, "outbound_4", 
         "SELECT id, whatsapp_message_id FROM mod_chat_messages WHERE conversation_id = $1"
         " AND whatsapp_message_id IS NOT NULL AND (id::text = $2 OR whatsapp_message_id = $2) LIMIT 1",
         conversation_id, *request.reply_to);
@@ -85,7 +86,7 @@ send_enqueued enqueue_send(pqxx::connection_base& conn, const std::string& site,
     reply_wamid = r[0][1].as<std::string>();
   }
   const bool media = request.kind == domain::outbound_kind::image || request.kind == domain::outbound_kind::document;
-  auto ins = w.exec_params(
+  auto ins = exec_cached(w, "outbound_5", 
       "INSERT INTO mod_chat_messages (conversation_id, site_id, sender_type, sender_id, sender_name,"
       " content, content_type, file_url, file_name, status, reply_to, reply_to_wamid, client_message_id,"
       " request_fingerprint, created_at)"
@@ -98,7 +99,7 @@ send_enqueued enqueue_send(pqxx::connection_base& conn, const std::string& site,
       request.client_message_id, request.fingerprint);
   if (ins.empty()) {
     // Another request with this client_message_id committed first (we waited on its lock).
-    auto e = w.exec_params(
+    auto e = exec_cached(w, "outbound_6", 
         "SELECT m.id, coalesce(m.request_fingerprint, ''),"
         " EXISTS (SELECT 1 FROM wa_outbox o WHERE o.message_id = m.id)"
         " FROM mod_chat_messages m WHERE m.conversation_id = $1 AND m.client_message_id = $2",
@@ -114,10 +115,10 @@ send_enqueued enqueue_send(pqxx::connection_base& conn, const std::string& site,
   out.message_id = ins[0][0].as<std::int64_t>();
   // Without a recipient: begin_attempt adds the visitor's at each attempt.
   auto body = domain::graph_send_body(request, domain::recipient{}, out.message_id, reply_wamid);
-  w.exec_params(
+  exec_cached(w, "outbound_7", 
       "INSERT INTO wa_outbox (message_id, site_id, conversation_id, request) VALUES ($1, $2, $3, $4::jsonb)",
       out.message_id, site, conversation_id, body.dump(-1, ' ', false, json::error_handler_t::replace));
-  w.exec_params(
+  exec_cached(w, "outbound_8", 
       "UPDATE mod_chat_conversations SET last_message_at = greatest(last_message_at, now()), updated_at = now()"
       " WHERE id = $1",
       conversation_id);
@@ -130,7 +131,7 @@ send_enqueued enqueue_send(pqxx::connection_base& conn, const std::string& site,
 send_attempt begin_attempt(pqxx::connection_base& conn, std::int64_t message_id) {
   pqxx::work w{conn};
   send_attempt a;
-  auto r = w.exec_params(
+  auto r = exec_cached(w, "outbound_9", 
       "WITH claimed AS (UPDATE wa_outbox o SET state = 'sending', attempts = o.attempts + 1,"
       "   attempt_at = now()"
       "  WHERE o.message_id = $1 AND o.state = 'ready'"
@@ -165,7 +166,7 @@ send_attempt begin_attempt(pqxx::connection_base& conn, std::int64_t message_id)
 
 std::string record_sent(pqxx::connection_base& conn, std::int64_t message_id, const std::string& wamid) {
   pqxx::work w{conn};
-  auto r = w.exec_params(
+  auto r = exec_cached(w, "outbound_10", 
       // A status webhook may have been faster than Meta's answer (and adopted the wamid): a
       // status it moved on is kept.
       "UPDATE mod_chat_messages SET whatsapp_message_id = $2,"
@@ -173,7 +174,7 @@ std::string record_sent(pqxx::connection_base& conn, std::int64_t message_id, co
       " error_title = NULL, error_details = NULL, error_retryable = NULL WHERE id = $1"
       " RETURNING site_id, conversation_id",
       message_id, wamid);
-  w.exec_params("DELETE FROM wa_outbox WHERE message_id = $1", message_id);
+  exec_cached(w, "outbound_11", "DELETE FROM wa_outbox WHERE message_id = $1", message_id);
   if (r.empty()) {
     w.commit();
     return {};
@@ -183,7 +184,7 @@ std::string record_sent(pqxx::connection_base& conn, std::int64_t message_id, co
   // Statuses Meta reported before its answer reached us are in the history already: the
   // message takes the highest of them (domain::status_rank), not `sent`.
   std::string best = "sent";
-  for (const auto& s : w.exec_params(
+  for (const auto& s : exec_cached(w, "outbound_12", 
            "SELECT status FROM wa_message_statuses WHERE site_id = $1 AND whatsapp_message_id = $2", site, wamid)) {
     auto status = s[0].as<std::string>();
     if (domain::status_may_advance(best, status)) {
@@ -191,7 +192,7 @@ std::string record_sent(pqxx::connection_base& conn, std::int64_t message_id, co
     }
   }
   if (best != "sent") {
-    w.exec_params("UPDATE mod_chat_messages SET status = $2 WHERE id = $1", message_id, best);
+    exec_cached(w, "outbound_13", "UPDATE mod_chat_messages SET status = $2 WHERE id = $1", message_id, best);
   }
   auto text = message_text(w, message_id);
   append_event(w, site, "message.updated", conversation, message_id);
@@ -202,12 +203,12 @@ std::string record_sent(pqxx::connection_base& conn, std::int64_t message_id, co
 std::string record_failed(pqxx::connection_base& conn, std::int64_t message_id, const domain::graph_error& error,
                           bool retryable) {
   pqxx::work w{conn};
-  auto r = w.exec_params(
+  auto r = exec_cached(w, "outbound_14", 
       "UPDATE mod_chat_messages SET status = 'failed', error_code = $2, error_title = $3, error_details = $4,"
       " error_retryable = $5 WHERE id = $1 RETURNING site_id, conversation_id",
       message_id, error.code, error.title, error.details, retryable);
   // Kept for a retry by hand (its request body), out of everyone's way.
-  w.exec_params("UPDATE wa_outbox SET state = 'failed', last_error = $2::jsonb WHERE message_id = $1", message_id,
+  exec_cached(w, "outbound_15", "UPDATE wa_outbox SET state = 'failed', last_error = $2::jsonb WHERE message_id = $1", message_id,
                 error_json(error));
   if (r.empty()) {
     w.commit();
@@ -222,7 +223,7 @@ std::string record_failed(pqxx::connection_base& conn, std::int64_t message_id, 
 void record_retry(pqxx::connection_base& conn, std::int64_t message_id, std::int64_t delay_ms,
                   const domain::graph_error& error) {
   pqxx::work w{conn};
-  w.exec_params(
+  exec_cached(w, "outbound_16", 
       "UPDATE wa_outbox SET state = 'ready', next_attempt_at = now() + $2 * interval '1 millisecond',"
       " last_error = $3::jsonb WHERE message_id = $1",
       message_id, delay_ms, error_json(error));
@@ -236,7 +237,7 @@ std::string load_message_text(pqxx::connection_base& conn, std::int64_t message_
 
 void set_marketing_opt_out(pqxx::connection_base& conn, const std::string& site, const std::string& key, bool opt_out) {
   pqxx::work w{conn};
-  w.exec_params(
+  exec_cached(w, "outbound_17", 
       "UPDATE mod_chat_visitors SET marketing_opt_out = $3 WHERE site_id = $1"
       " AND (whatsapp_phone = $2 OR whatsapp_user_id = $2) AND marketing_opt_out IS DISTINCT FROM $3",
       site, key, opt_out);
@@ -246,7 +247,7 @@ void set_marketing_opt_out(pqxx::connection_base& conn, const std::string& site,
 std::optional<reaction_target> find_reaction_target(pqxx::connection_base& conn, std::int64_t conversation_id,
                                                     const std::string& ref) {
   pqxx::nontransaction nt{conn};
-  auto r = nt.exec_params(
+  auto r = exec_cached(nt, "outbound_18", 
       "SELECT m.id, m.whatsapp_message_id, v.whatsapp_phone, v.whatsapp_user_id FROM mod_chat_messages m"
       " JOIN mod_chat_conversations c ON c.id = m.conversation_id JOIN mod_chat_visitors v ON v.id = c.visitor_id"
       " WHERE m.conversation_id = $1 AND m.whatsapp_message_id IS NOT NULL"
@@ -265,7 +266,7 @@ std::optional<reaction_target> find_reaction_target(pqxx::connection_base& conn,
 
 std::string set_agent_reaction(pqxx::connection_base& conn, std::int64_t message_id, const std::string& emoji) {
   pqxx::work w{conn};
-  auto r = w.exec_params("SELECT reactions::text, site_id, conversation_id FROM mod_chat_messages WHERE id = $1 FOR UPDATE",
+  auto r = exec_cached(w, "outbound_19", "SELECT reactions::text, site_id, conversation_id FROM mod_chat_messages WHERE id = $1 FOR UPDATE",
                          message_id);
   if (r.empty()) {
     return {};
@@ -282,7 +283,7 @@ std::string set_agent_reaction(pqxx::connection_base& conn, std::int64_t message
   if (!emoji.empty()) {
     updated.push_back({{"emoji", emoji}, {"by", "agent"}});
   }
-  w.exec_params("UPDATE mod_chat_messages SET reactions = $2::jsonb WHERE id = $1", message_id,
+  exec_cached(w, "outbound_20", "UPDATE mod_chat_messages SET reactions = $2::jsonb WHERE id = $1", message_id,
                 updated.dump(-1, ' ', false, json::error_handler_t::replace));
   auto text = message_text(w, message_id);
   append_event(w, r[0][1].as<std::string>(), "message.updated", r[0][2].as<std::int64_t>(), message_id);
@@ -294,7 +295,7 @@ resend_facts load_resend_facts(pqxx::connection_base& conn, const std::string& s
                                 std::int64_t message_id) {
   pqxx::nontransaction nt{conn};
   resend_facts f;
-  auto r = nt.exec_params(
+  auto r = exec_cached(nt, "outbound_21", 
       "SELECT extract(epoch from c.whatsapp_window_expires_at)::bigint,"
       " (v.whatsapp_phone IS NOT NULL OR v.whatsapp_user_id IS NOT NULL), m.id IS NOT NULL,"
       " coalesce(m.status = 'failed' AND m.sender_type = 'agent' AND o.state = 'failed', false),"
@@ -318,14 +319,14 @@ resend_facts load_resend_facts(pqxx::connection_base& conn, const std::string& s
 
 std::optional<std::string> requeue_failed(pqxx::connection_base& conn, std::int64_t message_id) {
   pqxx::work w{conn};
-  auto r = w.exec_params(
+  auto r = exec_cached(w, "outbound_22", 
       "UPDATE wa_outbox SET state = 'ready', attempts = 0, next_attempt_at = now(), attempt_at = NULL,"
       " last_error = NULL WHERE message_id = $1 AND state = 'failed' RETURNING site_id, conversation_id",
       message_id);
   if (r.empty()) {
     return std::nullopt;  // retried or removed meanwhile
   }
-  w.exec_params(
+  exec_cached(w, "outbound_23", 
       "UPDATE mod_chat_messages SET status = 'queued', error_code = NULL, error_title = NULL,"
       " error_details = NULL, error_retryable = NULL WHERE id = $1",
       message_id);
@@ -337,13 +338,13 @@ std::optional<std::string> requeue_failed(pqxx::connection_base& conn, std::int6
 
 std::vector<resumable_send> sweep_outbox(pqxx::connection_base& conn, std::int64_t doubt_ms, int limit) {
   pqxx::work w{conn};
-  w.exec_params(
+  exec_cached(w, "outbound_24", 
       "UPDATE wa_outbox SET state = 'ready', next_attempt_at = now()"
       " WHERE state = 'sending' AND attempt_at < now() - $1 * interval '1 millisecond'",
       doubt_ms);
   // Overdue by a few seconds: a live actor would have taken it up by then. Only the first entry
   // of each conversation: the others follow it in order.
-  auto rows = w.exec_params(
+  auto rows = exec_cached(w, "outbound_25", 
       "SELECT o.message_id, o.site_id, coalesce(v.whatsapp_phone, v.whatsapp_user_id, 'conversation:' || c.id)"
       " FROM wa_outbox o JOIN mod_chat_conversations c ON c.id = o.conversation_id"
       " JOIN mod_chat_visitors v ON v.id = c.visitor_id"

@@ -7,6 +7,7 @@
 
 #include "actors/supervision/fault_point.hpp"
 #include "actors/supervision/supervised_workers.hpp"
+#include "infra/cached_statement.hpp"
 #include "infra/graph_client.hpp"
 #include "infra/log.hpp"
 
@@ -41,7 +42,7 @@ struct worker_state {
 pqxx::connection_base& connection(worker_state& st) {
   if (!st.conn || !st.conn->is_open()) {
     st.conn.reset();
-    st.conn = std::make_unique<pqxx::connection>(st.url);
+    st.conn = infra::connect_for_probes(st.url);
   }
   return *st.conn;
 }

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <csignal>
 #include <ctime>
+#include <set>
 #include <thread>
 
 #include "support/fake_graph.hpp"
@@ -461,4 +462,36 @@ TEST_CASE("an agent's reaction reaches Meta and shows on its target; it adds no 
   CHECK(s.graph.sent_messages().size() == 3);
   CHECK(s.scalar("SELECT count(*) FROM mod_chat_messages WHERE sender_type = 'agent'") == "0");
   CHECK(s.scalar("SELECT reactions::text FROM mod_chat_messages WHERE id = " + id) == "[]");
+}
+
+TEST_CASE("two wachatd sending for the same conversation: each send reaches Meta once, in message order") {
+  sending s{60, {{"WACHAT_SEND_WAIT_MS", "0"}}};
+  test::wachat_fixture other{{{"WACHAT_GRAPH_BASE_URL", s.graph.base_url()}, {"WACHAT_SEND_WAIT_MS", "0"}}, s.f->db};
+  // Meta answers slowly, so both processes have sends waiting at the same time.
+  s.graph.script("POST", "*/messages", test::scripted_response::delayed(std::chrono::milliseconds(30)), -1);
+  auto path = "/api/conversations/" + s.conversation + "/messages";
+  auto burst = [&](test::wachat_fixture& f, const std::string& tag) {
+    for (int i = 0; i < 10; ++i) {
+      auto r = f.call("POST", path, text(tag + std::to_string(i), tag + std::to_string(i)).dump());
+      CHECK(r.status == 202);
+    }
+  };
+  std::thread a{[&] { burst(*s.f, "a"); }};
+  std::thread b{[&] { burst(other, "b"); }};
+  a.join();
+  b.join();
+  REQUIRE(test::eventually([&] { return s.graph.sent_messages().size() >= 20; }, std::chrono::seconds(30)));
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  auto sent = s.graph.sent_messages();
+  CHECK(sent.size() == 20);
+  std::set<std::string> ids;
+  long last = 0;
+  for (const auto& m : sent) {
+    auto id = m["biz_opaque_callback_data"].get<std::string>();
+    ids.insert(id);
+    CHECK(std::stol(id) > last);  // in message order
+    last = std::stol(id);
+  }
+  CHECK(ids.size() == 20);
+  CHECK(s.scalar("SELECT count(*) FROM mod_chat_messages WHERE sender_type = 'agent' AND status = 'sent'") == "20");
 }

@@ -8,6 +8,7 @@
 
 #include "support/pg_control.hpp"
 #include "support/wachat_fixture.hpp"
+#include "support/whatsapp_site.hpp"
 
 using namespace wachat;
 
@@ -163,4 +164,14 @@ TEST_CASE("a conversation writer that dies with a dashboard change is restarted 
   // The replacement takes the next change as well.
   CHECK(f.call_json("POST", "/api/conversations/" + id + "/read")["unread_count"] == 0);
   CHECK(metric(f, "wachat_conversation_writer_restarts_total") == 1);
+}
+
+TEST_CASE("a cloud sender that dies with an attempt is replaced and the send still reaches Meta once") {
+  // The first attempt at Meta throws inside its worker, before the claim.
+  test::whatsapp_site s{60, {{"WACHAT_FAULT_INJECT", "cloud_sender_attempt:1"}}, test::wachatd::faults_binary()};
+  auto r = s.send({{"type", "text"}, {"text", "hello"}, {"sender_id", "a"}, {"sender_name", "Ann"}});
+  CHECK(r.status == 201);
+  CHECK(s.graph.sent_messages().size() == 1);
+  CHECK(metric(*s.f, "wachat_cloud_sender_restarts_total") == 1);
+  CHECK(s.f->server->process().stderr_text().find("event=worker_died pool=wachat_cloud_sender") != std::string::npos);
 }

@@ -9,12 +9,12 @@ namespace wachat::test {
 
 using nlohmann::json;
 
-whatsapp_site::whatsapp_site(std::int64_t age_s, std::map<std::string, std::string> env) {
+whatsapp_site::whatsapp_site(std::int64_t age_s, std::map<std::string, std::string> env, std::string binary) {
   graph.add_token(token);
   graph.add_phone(phone_id, "+1 555-0100", "Acme Support");
   graph.add_waba(waba_id);
   env["WACHAT_GRAPH_BASE_URL"] = graph.base_url();
-  f = std::make_unique<wachat_fixture>(env);
+  f = std::make_unique<wachat_fixture>(env, std::string{}, std::move(binary));
   f->call_json("POST", "/api/sites", {{"id", "acme"}}, 201);
   auto put = f->call("PUT", "/api/sites/acme/whatsapp/settings",
                      json{{"phone_number_id", phone_id}, {"business_account_id", waba_id}, {"access_token", token}}.dump());

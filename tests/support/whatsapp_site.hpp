@@ -22,7 +22,9 @@ struct whatsapp_site {
   std::unique_ptr<wachat_fixture> f;
   std::string conversation;
 
-  explicit whatsapp_site(std::int64_t age_s = 60, std::map<std::string, std::string> env = {});
+  // `binary`: another wachatd build (wachatd::faults_binary() for the supervision tests).
+  explicit whatsapp_site(std::int64_t age_s = 60, std::map<std::string, std::string> env = {},
+                         std::string binary = {});
 
   // POST /api/conversations/{conversation}/messages.
   http_result send(const nlohmann::json& body, const std::string& as = admin_token);

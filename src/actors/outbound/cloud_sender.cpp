@@ -142,7 +142,7 @@ worker_interface::behavior_type worker(worker_interface::stateful_pointer<worker
         return std::move(*e);
       },
       [=](attempt_atom, const attempt_job& job) -> caf::result<attempt_result> {
-        fault_point("cloud_sender");
+        fault_point("cloud_sender_attempt");
         auto claim = with_db(self->state, "begin_attempt",
                              [&](pqxx::connection_base& c) { return infra::begin_attempt(c, job.message_id); });
         attempt_result r;

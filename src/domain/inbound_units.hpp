@@ -60,6 +60,7 @@ struct unit_outcome {
   std::string error;        // why not, for the inbox row
   bool new_message = false;
   bool new_status = false;
+  std::int64_t new_conversation = 0;  // the conversation this unit's message started, if any
   // Set when no site has the unit's phone number id (the row waits until one has it).
   std::optional<std::string> unroutable;
 };

@@ -191,6 +191,50 @@ void check_buttons(const json* def, const json& requested, const std::string& na
 
 std::size_t placeholder_count(std::string_view text) { return placeholders(text).size(); }
 
+template_choice choose_template(const std::vector<template_def>& templates, std::string_view spec,
+                                bool without_parameters) {
+  template_choice out;
+  auto at = spec.rfind('@');
+  out.name = std::string{spec.substr(0, at)};
+  std::string language = at == std::string_view::npos ? std::string{} : std::string{spec.substr(at + 1)};
+  std::vector<const template_def*> approved;
+  bool known = false;
+  for (const auto& t : templates) {
+    if (t.name != out.name || (!language.empty() && t.language != language)) {
+      continue;
+    }
+    known = true;
+    if (upper(t.status) == "APPROVED") {
+      approved.push_back(&t);
+    }
+  }
+  const std::string named = "Template '" + std::string{spec} + "'";
+  if (approved.empty()) {
+    out.problem = known ? named + " is not APPROVED." : named + " does not exist.";
+    return out;
+  }
+  if (approved.size() > 1) {
+    std::string langs;
+    for (const auto* t : approved) langs += (langs.empty() ? "" : ", ") + t->language;
+    out.problem = named + " exists in several languages (" + langs + "); name one as name@language.";
+    return out;
+  }
+  const auto* t = approved.front();
+  if (without_parameters) {
+    std::size_t n = 0;
+    for (const auto& c : t->components) {
+      if (c.is_object()) n += placeholder_count(text_of(c, "text"));
+    }
+    if (n > 0) {
+      out.problem = named + " takes parameters; a welcome message is sent without any.";
+      return out;
+    }
+  }
+  out.language = t->language;
+  out.ok = true;
+  return out;
+}
+
 std::optional<template_page> parse_template_page(std::string_view body) {
   auto j = json::parse(body, nullptr, false);
   if (!j.is_object() || !j.contains("data") || !j["data"].is_array()) {

@@ -43,6 +43,18 @@ struct template_check {
 // local, before the send is stored).
 template_check check_template_send(const std::vector<template_def>& templates, const nlohmann::json& requested);
 
+// A template named the way a site's settings name one (API.md §3.2 welcome_template): "name",
+// which must have exactly one APPROVED language, or "name@language". A welcome message is sent
+// without parameters, so one that takes any is refused too.
+struct template_choice {
+  bool ok = false;
+  std::string name;
+  std::string language;
+  std::string problem;
+};
+template_choice choose_template(const std::vector<template_def>& templates, std::string_view spec,
+                                bool without_parameters);
+
 // The number of distinct placeholders ({{1}}, {{2}}, or named {{first_name}}) in a text.
 std::size_t placeholder_count(std::string_view text);
 

@@ -453,6 +453,7 @@ std::vector<domain::unit_outcome> store_units(pqxx::transaction_base& tx,
       const auto& site = *it.site;
       if (it.created_conversation) {
         events.push_back({site, "conversation.created", it.conversation, std::nullopt});
+        outcomes[i].new_conversation = it.conversation;
       }
       if (it.message_id != 0) {
         outcomes[i].new_message = true;

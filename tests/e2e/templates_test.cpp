@@ -2,6 +2,7 @@
 // cache of Meta's list, and template sends checked against it before anything is stored.
 #include <catch2/catch.hpp>
 #include <ctime>
+#include <thread>
 
 #include "support/whatsapp_site.hpp"
 
@@ -205,4 +206,40 @@ TEST_CASE("a test message goes to any number with the site's credentials and sto
   CHECK(s.f->call("POST", "/api/sites/acme/whatsapp/test-message", json{{"to", "+260971234567"}, {"text", "x"}}.dump(),
                   s.f->site_token("beta"))
             .status == 404);
+}
+
+TEST_CASE("a welcome_template is checked when saved and sent as the first message of a new conversation") {
+  test::whatsapp_site s;
+  s.graph.add_template(test::waba_id, {{"name", "hello_world"}, {"language", "en_US"}, {"status", "APPROVED"},
+                                       {"category", "UTILITY"},
+                                       {"components", json::array({{{"type", "BODY"}, {"text", "Hello World"}}})}});
+  s.graph.add_template(test::waba_id, order_update());  // takes parameters
+  auto put = [&](const std::string& spec) {
+    return s.f->call("PUT", "/api/sites/acme/whatsapp/settings",
+                     json{{"phone_number_id", test::phone_id}, {"welcome_template", spec}}.dump());
+  };
+  auto unknown = put("nope");
+  CHECK(unknown.status == 422);
+  CHECK(json::parse(unknown.body)["error"]["message"].get<std::string>().find("does not exist") != std::string::npos);
+  CHECK(put("order_update").status == 422);
+  CHECK(s.f->call_json("GET", "/api/sites/acme/whatsapp/status")["welcome_template"].is_null());  // nothing saved
+  REQUIRE(put("hello_world").status == 200);
+  CHECK(s.f->call_json("GET", "/api/sites/acme/whatsapp/status")["welcome_template"] == "hello_world");
+
+  // The known customer writes again: no new conversation, no welcome.
+  auto ts = static_cast<std::int64_t>(std::time(nullptr));
+  REQUIRE(s.f->post_webhook(test::text_webhook(test::phone_id, test::customer, "wamid.W1", ts - 5, "again")).status == 200);
+  // A new customer: a new conversation, and the welcome goes first.
+  REQUIRE(s.f->post_webhook(test::text_webhook(test::phone_id, "16505559999", "wamid.W2", ts - 4, "hi!")).status == 200);
+  REQUIRE(test::eventually([&] { return s.graph.sent_messages().size() == 1; }));
+  auto sent = s.graph.sent_messages()[0];
+  CHECK(sent["to"] == "16505559999");
+  CHECK(sent["template"]["name"] == "hello_world");
+  CHECK(sent["template"]["language"]["code"] == "en_US");
+  CHECK(test::eventually([&] {
+    return s.scalar("SELECT content || '|' || sender_name || '|' || status FROM mod_chat_messages"
+                    " WHERE sender_type = 'agent'") == "Hello World|Welcome|sent";
+  }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  CHECK(s.graph.sent_messages().size() == 1);
 }

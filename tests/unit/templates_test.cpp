@@ -113,3 +113,19 @@ TEST_CASE("a page that is not Meta's shape is refused; placeholders are counted 
   CHECK(domain::placeholder_count("{{1}} and {{2}} and {{1}}") == 2);
   CHECK(domain::placeholder_count("no {{ placeholders }} here {{") == 0);
 }
+
+TEST_CASE("a welcome template is named by name (one approved language) or name@language, without parameters") {
+  auto list = catalogue();
+  list.push_back({"hello_world", "fr", "APPROVED", "UTILITY", "", json::array({{{"type", "BODY"}, {"text", "Bonjour"}}})});
+  auto hello = domain::choose_template(list, "hello_world@fr", true);
+  CHECK(hello.ok);
+  CHECK(hello.language == "fr");
+  CHECK(domain::choose_template(list, "hello_world", true).problem ==
+        "Template 'hello_world' exists in several languages (en_US, fr); name one as name@language.");
+  auto order = domain::choose_template(list, "order_update", true);
+  CHECK_FALSE(order.ok);
+  CHECK(order.problem.find("takes parameters") != std::string::npos);
+  CHECK(domain::choose_template(list, "order_update", false).language == "en_US");  // fr is PAUSED
+  CHECK(domain::choose_template(list, "order_update@fr", false).problem == "Template 'order_update@fr' is not APPROVED.");
+  CHECK(domain::choose_template(list, "nope", true).problem == "Template 'nope' does not exist.");
+}

@@ -25,6 +25,7 @@ struct unit_context {
   std::optional<read_receipt_target> receipt;
   std::vector<std::string> opt_out_keywords;
   std::vector<std::string> opt_in_keywords;
+  bool welcome = false;  // the site has a welcome_template: a new conversation gets it
 };
 
 // One unit on its way from the dispatcher through its site and conversation actors to a writer.

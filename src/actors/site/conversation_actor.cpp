@@ -343,6 +343,9 @@ conversation_impl::behavior_type conversation(conversation_impl::stateful_pointe
                   if (context && o.new_message) {
                     after_customer_message(self, *context, *unit);
                   }
+                  if (context && context->welcome && o.new_conversation != 0) {
+                    self->send(self->state.site, welcome_atom::value, self->state.key, o.new_conversation);
+                  }
                   rp.deliver(std::move(o));
                 },
                 [=](caf::error& e) mutable {

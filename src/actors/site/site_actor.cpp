@@ -127,7 +127,41 @@ void write_and_answer(self_ptr self, caf::typed_response_promise<site_answer> rp
 }
 
 // Graph accepted the credentials of a PUT: the directory writes them.
+void with_templates_for(self_ptr self, const std::optional<std::string>& waba, const std::optional<std::string>& token,
+                        bool refresh, template_cache::done_fn then);
+
+void write_settings(self_ptr self, graph_wait wait, const infra::graph_response& res);
+
+// Graph accepted the credentials of a PUT. A welcome_template must name one approved template
+// without parameters of the WABA being saved (domain::choose_template), else nothing is saved.
 void save(self_ptr self, graph_wait wait, const infra::graph_response& res) {
+  if (!wait.update->welcome_template) {
+    return write_settings(self, std::move(wait), res);
+  }
+  const auto& cur = current(self);
+  auto waba = wait.update->business_account_id ? wait.update->business_account_id : cur.business_account_id;
+  auto token = wait.update->new_token ? wait.update->new_token : cur.effective_token(*self->state.settings.cfg);
+  if (waba != cur.business_account_id || token != cur.effective_token(*self->state.settings.cfg)) {
+    self->state.templates.invalidate();  // the list of the WABA and token being saved
+  }
+  auto spec = *wait.update->welcome_template;
+  with_templates_for(self, waba, token, true, [=](const std::optional<domain::graph_error>& failure) mutable {
+    if (!self->state.templates.fetched_at()) {
+      wait.answer.deliver(wachat::actors::failure(
+          site_answer::kind::invalid,
+          "welcome_template cannot be checked: " + (failure ? failure->title : std::string{"no templates"}) + "."));
+      return;
+    }
+    auto choice = domain::choose_template(self->state.templates.list(), spec, true);
+    if (!choice.ok) {
+      wait.answer.deliver(wachat::actors::failure(site_answer::kind::invalid, "welcome_template: " + choice.problem));
+      return;
+    }
+    write_settings(self, std::move(wait), res);
+  });
+}
+
+void write_settings(self_ptr self, graph_wait wait, const infra::graph_response& res) {
   auto update = std::move(*wait.update);
   update.display_phone_number = infra::display_phone_number(res.body);
   auto phone = infra::phone_fields_json(res.body);
@@ -309,6 +343,7 @@ std::shared_ptr<const unit_context> unit_context_of(self_ptr self) {
     }
     c.opt_out_keywords = current(self).opt_out_keywords;
     c.opt_in_keywords = current(self).opt_in_keywords;
+    c.welcome = current(self).welcome_template.has_value() && current(self).enabled;
     st.context = std::make_shared<const unit_context>(std::move(c));
   }
   return st.context;
@@ -328,16 +363,21 @@ void fetch_templates(self_ptr self, std::optional<infra::graph_request> req) {
 
 // Runs `then` once the site's templates are fresh (or could not be fetched: `failure`); a site
 // without a WABA id or token gets a failure saying so.
-void with_templates(self_ptr self, bool refresh, template_cache::done_fn then) {
-  const auto& cur = current(self);
-  auto token = cur.effective_token(*self->state.settings.cfg);
-  if (!cur.business_account_id || !token) {
+void with_templates_for(self_ptr self, const std::optional<std::string>& waba, const std::optional<std::string>& token,
+                        bool refresh, template_cache::done_fn then) {
+  if (!waba || !token) {
     domain::graph_error e;
-    e.title = !cur.business_account_id ? "The site has no business_account_id: its templates cannot be listed"
-                                       : "The site has no access token: its templates cannot be listed";
+    e.title = !waba ? "The site has no business_account_id: its templates cannot be listed"
+                    : "The site has no access token: its templates cannot be listed";
     return then(e);
   }
-  fetch_templates(self, self->state.templates.want(refresh, std::move(then), *cur.business_account_id, *token));
+  fetch_templates(self, self->state.templates.want(refresh, std::move(then), *waba, *token));
+}
+
+void with_templates(self_ptr self, bool refresh, template_cache::done_fn then) {
+  const auto& cur = current(self);
+  with_templates_for(self, cur.business_account_id, cur.effective_token(*self->state.settings.cfg), refresh,
+                     std::move(then));
 }
 
 std::string templates_body(const template_cache& cache) {
@@ -397,6 +437,41 @@ caf::result<site_answer> test_message(self_ptr self, const std::string& to, doma
     go(r);
   });
   return rp;
+}
+
+// The site's welcome_template as the first business message of a new conversation (API.md
+// §3.2). It goes like an agent's template send, with client_message_id "welcome", so a delivery
+// processed twice still sends it once; what becomes of it is logged.
+void welcome(self_ptr self, const std::string& key, std::int64_t conversation) {
+  auto spec = current(self).welcome_template;
+  if (!spec) {
+    return;
+  }
+  with_templates(self, false, [=](const std::optional<domain::graph_error>&) {
+    auto choice = domain::choose_template(self->state.templates.list(), *spec, true);
+    const auto& site = current(self).site_id;
+    if (!choice.ok) {
+      infra::log_warn("welcome_not_sent", {{"site", site}, {"reason", choice.problem}});
+      return;
+    }
+    outbound_send s;
+    s.conversation_id = conversation;
+    s.site = site;
+    s.request.kind = domain::outbound_kind::template_message;
+    s.request.template_object = {{"name", choice.name}, {"language", choice.language}};
+    s.request.sender_id = "wachat";
+    s.request.sender_name = "Welcome";
+    s.request.client_message_id = "welcome";
+    s.request.fingerprint = "welcome:" + choice.name + "@" + choice.language;
+    self->request(site_actor{self}, caf::infinite, send_atom::value, key, std::move(s))
+        .then(
+            [=](send_reply& r) {
+              infra::log_info("welcome_sent", {{"site", site},
+                                               {"conversation_id", std::to_string(conversation)},
+                                               {"outcome", std::to_string(static_cast<int>(r.what))}});
+            },
+            [=](caf::error& e) { infra::log_warn("welcome_not_sent", {{"site", site}, {"reason", to_string(e)}}); });
+  });
 }
 
 // A template send is checked against the site's templates before its conversation sees it.
@@ -511,6 +586,7 @@ site_actor::behavior_type site(self_ptr self, site_actor_settings settings) {
         fetch_templates(self, self->state.templates.page(generation, res));
       },
       [=](testmsg_atom, const std::string& to, domain::outbound_request& r) { return test_message(self, to, std::move(r)); },
+      [=](welcome_atom, const std::string& key, std::int64_t conversation) { welcome(self, key, conversation); },
       [=](broken_atom, const domain::graph_error& e) {
         auto note = domain::credentials_refused_note(e);
         infra::log_warn("site_credentials_refused", {{"site", current(self).site_id}, {"graph_code", std::to_string(e.code)}});

@@ -40,6 +40,7 @@ using templates_atom = caf::atom_constant<caf::atom("templates")>;  // the templ
 using tpage_atom = caf::atom_constant<caf::atom("tpage")>;          // a page of it, from Graph
 using broken_atom = caf::atom_constant<caf::atom("broken")>;  // Meta refused the token (190)
 using testmsg_atom = caf::atom_constant<caf::atom("testmsg")>;  // POST .../whatsapp/test-message
+using welcome_atom = caf::atom_constant<caf::atom("welcome")>;  // a new conversation began
 
 // What the directory answers a site actor after writing its settings.
 struct settings_written {
@@ -88,6 +89,8 @@ using site_actor = caf::typed_actor<
     caf::replies_to<pace_atom>::with<std::int64_t>,
     // A send found the site's token refused (Meta's error title): recorded as its last check.
     caf::reacts_to<broken_atom, domain::graph_error>,
+    // A customer's message started a conversation (key, id): the site's welcome_template goes.
+    caf::reacts_to<welcome_atom, std::string, std::int64_t>,
     // A test message to a phone (no conversation, nothing stored): Meta's wamid, or its error.
     caf::replies_to<testmsg_atom, std::string, domain::outbound_request>::with<site_answer>,
     // The templates (true: fetch them again now); Graph's pages come back as `tpage`.

@@ -1,5 +1,6 @@
 #include "domain/inbound_units.hpp"
 
+#include <algorithm>
 #include <cctype>
 
 namespace wachat::domain {
@@ -34,6 +35,19 @@ std::vector<inbound_unit> split_delivery(const webhook_delivery& delivery) {
     }
   }
   return units;
+}
+
+std::vector<std::string> template_changes(const webhook_delivery& delivery) {
+  std::vector<std::string> wabas;
+  for (const auto& change : delivery.changes) {
+    if ((change.field == "message_template_status_update" || change.field == "message_template_quality_update" ||
+         change.field == "template_category_update") &&
+        !change.entry_id.empty() &&
+        std::find(wabas.begin(), wabas.end(), change.entry_id) == wabas.end()) {
+      wabas.push_back(change.entry_id);
+    }
+  }
+  return wabas;
 }
 
 std::optional<bool> preference_opt_out(const user_preference& p) {

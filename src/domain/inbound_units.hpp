@@ -26,6 +26,11 @@ struct inbound_unit {
   user_preference preference;  // when what == preference
 };
 
+// The WABAs whose message templates changed in this delivery (the
+// message_template_status_update, message_template_quality_update and template_category_update
+// fields): their sites' template caches are out of date.
+std::vector<std::string> template_changes(const webhook_delivery& delivery);
+
 // What a `user_preferences` item means for the customer's marketing_opt_out: stop → true,
 // resume → false; other categories or values → nothing.
 std::optional<bool> preference_opt_out(const user_preference& p);

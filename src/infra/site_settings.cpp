@@ -94,6 +94,16 @@ std::optional<site_settings> site_settings_store::load(const std::string& site_i
   return s;
 }
 
+std::vector<std::string> site_settings_store::sites_for_waba(const std::string& waba_id) {
+  pqxx::nontransaction nt{conn_};
+  std::vector<std::string> out;
+  for (const auto& r :
+       nt.exec_params("SELECT site_id FROM mod_chat_widget_settings WHERE whatsapp_business_account_id = $1", waba_id)) {
+    out.push_back(r[0].as<std::string>());
+  }
+  return out;
+}
+
 std::optional<std::string> site_settings_store::site_for_phone(const std::string& phone_number_id) {
   pqxx::nontransaction nt{conn_};
   auto r = nt.exec_params(

@@ -76,6 +76,8 @@ class site_settings_store {
   // Disables WhatsApp for the site and forgets its credentials and number.
   settings_write clear(const std::string& site_id);
   void record_check(const std::string& site_id, bool ok, const std::optional<std::string>& error);
+  // The sites whose settings name this WhatsApp Business Account.
+  std::vector<std::string> sites_for_waba(const std::string& waba_id);
   // Whether some site's webhook verify token is this one (GET verification, API.md §2).
   bool verify_token_known(const std::string& token);
 

@@ -243,3 +243,22 @@ TEST_CASE("a welcome_template is checked when saved and sent as the first messag
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   CHECK(s.graph.sent_messages().size() == 1);
 }
+
+TEST_CASE("a template status webhook makes the site fetch its templates again on next use") {
+  test::whatsapp_site s;
+  s.graph.add_template(test::waba_id, order_update());
+  REQUIRE(s.f->call_json("GET", "/api/sites/acme/whatsapp/templates")["templates"].size() == 1);
+  auto fetches = s.graph.calls_matching("GET", "*/message_templates").size();
+  s.graph.add_template(test::waba_id, order_update("APPROVED", "fr"));
+  CHECK(s.f->call_json("GET", "/api/sites/acme/whatsapp/templates")["templates"].size() == 1);  // cached
+  json value{{"event", "APPROVED"}, {"message_template_id", 12345}, {"message_template_name", "order_update"},
+             {"message_template_language", "fr"}, {"reason", "NONE"}};
+  json body{{"object", "whatsapp_business_account"},
+            {"entry", {{{"id", test::waba_id}, {"time", std::time(nullptr)},
+                        {"changes", {{{"field", "message_template_status_update"}, {"value", value}}}}}}}};
+  REQUIRE(s.f->post_webhook(body.dump()).status == 200);
+  CHECK(test::eventually([&] {
+    return s.f->call_json("GET", "/api/sites/acme/whatsapp/templates")["templates"].size() == 2;
+  }));
+  CHECK(s.graph.calls_matching("GET", "*/message_templates").size() > fetches);
+}

@@ -189,3 +189,13 @@ TEST_CASE("a text that is one of the site's keywords, trimmed and in any case, o
   CHECK_FALSE(keyword_opt_out("", out, in).has_value());
   CHECK_FALSE(keyword_opt_out("stop", {}, {}).has_value());
 }
+
+TEST_CASE("template webhooks name the WABAs whose templates changed, each once") {
+  auto d = parse_ok(R"({"object":"whatsapp_business_account","entry":[
+    {"id":"W1","changes":[{"field":"message_template_status_update","value":{"event":"APPROVED"}},
+                          {"field":"template_category_update","value":{"new_category":"MARKETING"}}]},
+    {"id":"W2","changes":[{"field":"message_template_quality_update","value":{"new_quality_score":"RED"}},
+                          {"field":"account_update","value":{}}]}]})");
+  CHECK(template_changes(d) == std::vector<std::string>{"W1", "W2"});
+  CHECK(split_delivery(d).empty());
+}

@@ -195,6 +195,10 @@ std::vector<domain::inbound_unit> parse_row(self_ptr self, const infra::claimed_
                                             {"code", std::to_string(e.code)},
                                             {"title", e.title.empty() ? e.message : e.title}});
   }
+  for (const auto& waba : domain::template_changes(delivery)) {
+    // Meta changed a template (approved, paused, re-categorised): its sites fetch them again.
+    self->send(st.sites, tchanged_atom::value, waba);
+  }
   auto units = domain::split_delivery(delivery);
   progress.units = units.size();
   if (units.empty()) {

@@ -280,6 +280,19 @@ site_directory_actor::behavior_type directory(self_ptr self, site_directory_sett
           return r;
         }
       },
+      [=](tchanged_atom, const std::string& waba) {
+        try {
+          // Only sites with a live actor hold a cache; the others load theirs when first asked.
+          for (const auto& site : store(self).sites_for_waba(waba)) {
+            if (auto it = self->state.sites.find(site); it != self->state.sites.end()) {
+              self->send(it->second, tchanged_atom::value);
+            }
+          }
+        } catch (const std::exception& e) {
+          forget_broken(self);
+          infra::log_warn("template_change_not_applied", {{"waba", waba}, {"error", e.what()}});
+        }
+      },
       [=](watch_atom, route_watcher& w) { self->state.watchers.push_back(std::move(w)); },
       [=](verify_atom, const std::string& token) {
         try {

@@ -41,6 +41,7 @@ using tpage_atom = caf::atom_constant<caf::atom("tpage")>;          // a page of
 using broken_atom = caf::atom_constant<caf::atom("broken")>;  // Meta refused the token (190)
 using testmsg_atom = caf::atom_constant<caf::atom("testmsg")>;  // POST .../whatsapp/test-message
 using welcome_atom = caf::atom_constant<caf::atom("welcome")>;  // a new conversation began
+using tchanged_atom = caf::atom_constant<caf::atom("tchanged")>;  // a WABA's templates changed
 
 // What the directory answers a site actor after writing its settings.
 struct settings_written {
@@ -91,6 +92,7 @@ using site_actor = caf::typed_actor<
     caf::reacts_to<broken_atom, domain::graph_error>,
     // A customer's message started a conversation (key, id): the site's welcome_template goes.
     caf::reacts_to<welcome_atom, std::string, std::int64_t>,
+    caf::reacts_to<tchanged_atom>,
     // A test message to a phone (no conversation, nothing stored): Meta's wamid, or its error.
     caf::replies_to<testmsg_atom, std::string, domain::outbound_request>::with<site_answer>,
     // The templates (true: fetch them again now); Graph's pages come back as `tpage`.
@@ -130,6 +132,8 @@ using site_directory_actor = caf::typed_actor<
     // An agent's send: the site, the customer's key, the send.
     caf::replies_to<send_atom, std::string, std::string, outbound_send>::with<send_reply>,
     caf::replies_to<verify_atom, std::string>::with<bool>,
+    // Meta's template webhooks for a WABA (its id): the sites using it drop their template cache.
+    caf::reacts_to<tchanged_atom, std::string>,
     caf::replies_to<save_atom, std::string, infra::site_settings_update>::with<settings_written>,
     caf::replies_to<clear_atom, std::string>::with<settings_written>,
     caf::replies_to<record_atom, std::string, bool, std::string>::with<settings_written>,

@@ -30,6 +30,8 @@ class template_cache {
   std::optional<infra::graph_request> page(std::uint64_t generation, const infra::graph_response& res);
   // The settings changed (another WABA or token): the next use fetches again.
   void invalidate();
+  // Meta says a template changed: the next use fetches again; the list stays meanwhile.
+  void expire() { fetched_mono_ = {}; }
 
   std::uint64_t generation() const { return generation_; }
   const std::vector<domain::template_def>& list() const { return list_; }

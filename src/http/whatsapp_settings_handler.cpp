@@ -153,6 +153,23 @@ void post_test(api_context& api, const principal& who, const api_call& call, res
 }
 
 
+// 502 graph_error for a Graph call made on the site's behalf, with Meta's error when it answered.
+response graph_call_failed(const actors::site_answer& a, const std::string& message) {
+  json e{{"code", "graph_error"}, {"message", message}};
+  if (a.graph && !a.graph->transport) {
+    e["graph"] = graph_error_json(*a.graph);
+  }
+  return json_body(bhttp::status::bad_gateway, dump(json{{"error", e}}));
+}
+
+// Why a site actor could not carry a call out: no credentials or WABA (409), or as for settings.
+response not_done(const actors::site_answer& a) {
+  if (a.what == actors::site_answer::kind::invalid) {
+    return json_error(bhttp::status::conflict, "whatsapp_disabled", a.message);
+  }
+  return site_answer_error(a);
+}
+
 // GET .../whatsapp/templates[?refresh=true]: the site actor's cache, fetched if stale.
 void get_templates(api_context& api, const principal& who, const api_call& call, responder done) {
   const auto& site = call.params.at("site");
@@ -169,16 +186,9 @@ void get_templates(api_context& api, const principal& who, const api_call& call,
       return done(json_body(bhttp::status::ok, a.templates_json));
     }
     if (a.what == K::graph_refused || a.what == K::graph_unreachable) {
-      json e{{"code", "graph_error"}, {"message", "WhatsApp did not list the templates: " + a.message}};
-      if (a.graph && !a.graph->transport) {
-        e["graph"] = graph_error_json(*a.graph);
-      }
-      return done(json_body(bhttp::status::bad_gateway, dump(json{{"error", e}})));
+      return done(graph_call_failed(a, "WhatsApp did not list the templates: " + a.message));
     }
-    if (a.what == K::invalid) {
-      return done(json_error(bhttp::status::conflict, "whatsapp_disabled", a.message));
-    }
-    done(site_answer_error(a));
+    done(not_done(a));
   });
 }
 
@@ -226,16 +236,9 @@ void post_test_message(api_context& api, const principal& who, const api_call& c
       return done(json_ok({{"whatsapp_message_id", a.whatsapp_message_id}}));
     }
     if (a.what == K::ok || a.what == K::graph_refused || a.what == K::graph_unreachable) {
-      json e{{"code", "graph_error"}, {"message", "WhatsApp did not take the test message."}};
-      if (a.graph && !a.graph->transport) {
-        e["graph"] = graph_error_json(*a.graph);
-      }
-      return done(json_body(bhttp::status::bad_gateway, dump(json{{"error", e}})));
+      return done(graph_call_failed(a, "WhatsApp did not take the test message."));
     }
-    if (a.what == K::invalid) {
-      return done(json_error(bhttp::status::conflict, "whatsapp_disabled", a.message));
-    }
-    done(site_answer_error(a));
+    done(not_done(a));
   });
 }
 

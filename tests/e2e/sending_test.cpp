@@ -421,6 +421,10 @@ TEST_CASE("a customer known only by a business-scoped user id is answered at tha
                     " WHERE v.whatsapp_user_id = '" + bsuid + "'");
     return !conv.empty();
   }));
+  // A reply_to naming a message of another conversation is not this conversation's.
+  auto cross = text("re");
+  cross["reply_to"] = "wamid.IN1";
+  CHECK(s.f->call("POST", "/api/conversations/" + conv + "/messages", cross.dump()).status == 422);
   auto r = s.f->call("POST", "/api/conversations/" + conv + "/messages", text("¡Hola Pablo!").dump());
   REQUIRE(r.status == 201);
   auto sent = s.graph.sent_messages();

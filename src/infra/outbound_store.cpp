@@ -63,10 +63,13 @@ send_enqueued enqueue_send(pqxx::connection_base& conn, const std::string& site,
                            const domain::outbound_request& request) {
   pqxx::work w{conn};
   send_enqueued out;
-  // The conversation's row lock orders its sends across processes: ids commit in the order
-  // they are handed out, so "no earlier entry" in begin_attempt sees every earlier send.
-  if (exec_cached(w, "outbound_3", "SELECT 1 FROM mod_chat_conversations WHERE id = $1 AND site_id = $2 FOR UPDATE",
-                    conversation_id, site)
+  // The conversation's row lock (taken by this UPDATE, first) orders its sends across
+  // processes: ids commit in the order they are handed out, so "no earlier entry" in
+  // begin_attempt sees every earlier send.
+  if (exec_cached(w, "outbound_3",
+                  "UPDATE mod_chat_conversations SET last_message_at = greatest(last_message_at, now()),"
+                  " updated_at = now() WHERE id = $1 AND site_id = $2 RETURNING 1",
+                  conversation_id, site)
           .empty()) {
     out.what = send_enqueued::kind::not_found;
     return out;
@@ -86,17 +89,24 @@ send_enqueued enqueue_send(pqxx::connection_base& conn, const std::string& site,
     reply_wamid = r[0][1].as<std::string>();
   }
   const bool media = request.kind == domain::outbound_kind::image || request.kind == domain::outbound_kind::document;
-  auto ins = exec_cached(w, "outbound_5", 
-      "INSERT INTO mod_chat_messages (conversation_id, site_id, sender_type, sender_id, sender_name,"
-      " content, content_type, file_url, file_name, status, reply_to, reply_to_wamid, client_message_id,"
-      " request_fingerprint, created_at)"
-      " VALUES ($1, $2, 'agent', $3, $4, $5, $6, $7, $8, 'queued', $9, $10, $11, $12, clock_timestamp())"
-      " ON CONFLICT (conversation_id, client_message_id) WHERE client_message_id IS NOT NULL DO NOTHING"
-      " RETURNING id",
+  // Meta's body without a recipient (begin_attempt adds the visitor's at each attempt); the
+  // statement puts the new message's id in as biz_opaque_callback_data.
+  auto body = domain::graph_send_body(request, domain::recipient{}, 0, reply_wamid);
+  // The message and its outbox entry in one statement.
+  auto ins = exec_cached(w, "outbound_5",
+      "WITH m AS (INSERT INTO mod_chat_messages (conversation_id, site_id, sender_type, sender_id, sender_name,"
+      "   content, content_type, file_url, file_name, status, reply_to, reply_to_wamid, client_message_id,"
+      "   request_fingerprint, created_at)"
+      "  VALUES ($1, $2, 'agent', $3, $4, $5, $6, $7, $8, 'queued', $9, $10, $11, $12, clock_timestamp())"
+      "  ON CONFLICT (conversation_id, client_message_id) WHERE client_message_id IS NOT NULL DO NOTHING"
+      "  RETURNING id),"
+      " o AS (INSERT INTO wa_outbox (message_id, site_id, conversation_id, request)"
+      "  SELECT m.id, $2, $1, jsonb_set($13::jsonb, '{biz_opaque_callback_data}', to_jsonb(m.id::text)) FROM m)"
+      " SELECT id FROM m",
       conversation_id, site, request.sender_id, request.sender_name, domain::stored_content(request),
       domain::stored_content_type(request), media ? std::optional<std::string>{request.url} : std::nullopt,
       request.filename.empty() ? std::nullopt : std::optional<std::string>{request.filename}, reply_id, reply_wamid,
-      request.client_message_id, request.fingerprint);
+      request.client_message_id, request.fingerprint, body.dump(-1, ' ', false, json::error_handler_t::replace));
   if (ins.empty()) {
     // Another request with this client_message_id committed first (we waited on its lock).
     auto e = exec_cached(w, "outbound_6", 
@@ -109,19 +119,9 @@ send_enqueued enqueue_send(pqxx::connection_base& conn, const std::string& site,
     out.fingerprint = e[0][1].as<std::string>();
     out.pending = e[0][2].as<bool>();
     out.message = message_text(w, out.message_id);
-    w.commit();
-    return out;
+    return out;  // not committed: a replay does not move the conversation's last activity
   }
   out.message_id = ins[0][0].as<std::int64_t>();
-  // Without a recipient: begin_attempt adds the visitor's at each attempt.
-  auto body = domain::graph_send_body(request, domain::recipient{}, out.message_id, reply_wamid);
-  exec_cached(w, "outbound_7", 
-      "INSERT INTO wa_outbox (message_id, site_id, conversation_id, request) VALUES ($1, $2, $3, $4::jsonb)",
-      out.message_id, site, conversation_id, body.dump(-1, ' ', false, json::error_handler_t::replace));
-  exec_cached(w, "outbound_8", 
-      "UPDATE mod_chat_conversations SET last_message_at = greatest(last_message_at, now()), updated_at = now()"
-      " WHERE id = $1",
-      conversation_id);
   out.message = message_text(w, out.message_id);
   append_event(w, site, "message.created", conversation_id, out.message_id);
   w.commit();
@@ -129,7 +129,9 @@ send_enqueued enqueue_send(pqxx::connection_base& conn, const std::string& site,
 }
 
 send_attempt begin_attempt(pqxx::connection_base& conn, std::int64_t message_id) {
-  pqxx::work w{conn};
+  // One statement, so autocommit: the claim is committed (durably) before Meta is called,
+  // without BEGIN and COMMIT round trips.
+  pqxx::nontransaction w{conn};
   send_attempt a;
   auto r = exec_cached(w, "outbound_9", 
       "WITH claimed AS (UPDATE wa_outbox o SET state = 'sending', attempts = o.attempts + 1,"
@@ -160,39 +162,41 @@ send_attempt begin_attempt(pqxx::connection_base& conn, std::int64_t message_id)
     a.no_recipient = true;
   }
   a.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
-  w.commit();
   return a;
 }
 
 std::string record_sent(pqxx::connection_base& conn, std::int64_t message_id, const std::string& wamid) {
   pqxx::work w{conn};
-  auto r = exec_cached(w, "outbound_10", 
-      // A status webhook may have been faster than Meta's answer (and adopted the wamid): a
-      // status it moved on is kept.
-      "UPDATE mod_chat_messages SET whatsapp_message_id = $2,"
-      " status = CASE WHEN status = 'queued' THEN 'sent' ELSE status END, error_code = NULL,"
-      " error_title = NULL, error_details = NULL, error_retryable = NULL WHERE id = $1"
-      " RETURNING site_id, conversation_id",
+  // One statement: the wamid and `sent` (a status webhook may have been faster than Meta's
+  // answer and adopted the wamid: a status it moved on is kept), the entry gone, and the
+  // statuses Meta reported for it before its answer reached us.
+  auto r = exec_cached(w, "outbound_sent",
+      "WITH m AS (UPDATE mod_chat_messages SET whatsapp_message_id = $2,"
+      "   status = CASE WHEN status = 'queued' THEN 'sent' ELSE status END, error_code = NULL,"
+      "   error_title = NULL, error_details = NULL, error_retryable = NULL WHERE id = $1"
+      "   RETURNING site_id, conversation_id),"
+      " gone AS (DELETE FROM wa_outbox WHERE message_id = $1)"
+      " SELECT m.site_id, m.conversation_id, coalesce((SELECT json_agg(s.status)::text FROM wa_message_statuses s"
+      "   WHERE s.site_id = m.site_id AND s.whatsapp_message_id = $2), '[]') FROM m",
       message_id, wamid);
-  exec_cached(w, "outbound_11", "DELETE FROM wa_outbox WHERE message_id = $1", message_id);
   if (r.empty()) {
     w.commit();
     return {};
   }
   auto site = r[0][0].as<std::string>();
   auto conversation = r[0][1].as<std::int64_t>();
-  // Statuses Meta reported before its answer reached us are in the history already: the
-  // message takes the highest of them (domain::status_rank), not `sent`.
+  // The message takes the highest of the statuses already reported (domain::status_rank).
   std::string best = "sent";
-  for (const auto& s : exec_cached(w, "outbound_12", 
-           "SELECT status FROM wa_message_statuses WHERE site_id = $1 AND whatsapp_message_id = $2", site, wamid)) {
-    auto status = s[0].as<std::string>();
-    if (domain::status_may_advance(best, status)) {
-      best = status;
+  auto reported = json::parse(r[0][2].c_str(), nullptr, false);
+  if (reported.is_array()) {
+    for (const auto& status : reported) {
+      if (status.is_string() && domain::status_may_advance(best, status.get<std::string>())) {
+        best = status.get<std::string>();
+      }
     }
   }
   if (best != "sent") {
-    exec_cached(w, "outbound_13", "UPDATE mod_chat_messages SET status = $2 WHERE id = $1", message_id, best);
+    exec_cached(w, "outbound_sent_status", "UPDATE mod_chat_messages SET status = $2 WHERE id = $1", message_id, best);
   }
   auto text = message_text(w, message_id);
   append_event(w, site, "message.updated", conversation, message_id);

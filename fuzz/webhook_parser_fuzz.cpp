@@ -61,11 +61,20 @@ void check_delivery(const webhook_delivery& delivery) {
   for (const auto& change : delivery.changes) {
     items += change.contacts.size() + change.messages.size() + change.statuses.size() +
              change.errors.size();
-    if (change.field == "messages") {
+    items += change.preferences.size();
+    if (change.field == "messages" || change.field == "user_preferences") {
+      // Parsed into their own lists; nothing is kept raw.
       require(change.raw_value.empty());
     } else {
       check_json(change.raw_value);
       require(change.messages.empty() && change.statuses.empty());
+    }
+    if (change.field != "user_preferences") {
+      require(change.preferences.empty());
+    }
+    for (const auto& p : change.preferences) {
+      require(!p.wa_id.empty() || !p.user_id.empty());
+      require(!p.value.empty());
     }
     for (const auto& contact : change.contacts) {
       require(!contact.wa_id.empty() || !contact.user_id.empty());

@@ -35,6 +35,11 @@ fi
 wachat_as_pg "$WACHAT_PG_BIN/psql" -h "$pg_data" -p "$pg_port" -U wachat -d postgres -tAc \
   "SELECT 1 FROM pg_database WHERE datname='wachat'" | grep -q 1 \
   || wachat_as_pg "$WACHAT_PG_BIN/createdb" -h "$pg_data" -p "$pg_port" -U wachat wachat
+# As root the cluster lives outside the checkout, so it outlives ./var/: a fresh clone at the same
+# path made a new password. The local socket is trusted: the role takes the one in ./var/ (sent
+# on stdin, never on a command line).
+printf "ALTER ROLE wachat PASSWORD '%s';\n" "$(cat "$var/pg_password")" \
+  | wachat_as_pg "$WACHAT_PG_BIN/psql" -h "$pg_data" -p "$pg_port" -U wachat -d postgres -q >/dev/null
 
 export WACHAT_DATABASE_URL="postgresql://wachat:$(cat "$var/pg_password")@127.0.0.1:$pg_port/wachat"
 export WACHAT_ADMIN_TOKEN="${WACHAT_ADMIN_TOKEN:-$(cat "$var/admin_token")}"

@@ -147,7 +147,7 @@ pg_stats_report() {
               FROM pg_stat_statements ORDER BY total_exec_time + total_plan_time DESC LIMIT 15"
 }
 reset_data() {
-  psql_bench "TRUNCATE wa_webhook_events, wa_events, wa_message_statuses, mod_chat_messages,
+  psql_bench "TRUNCATE wa_webhook_events, wa_events, wa_message_statuses, mod_chat_messages, wa_outbox,
               mod_chat_conversations, mod_chat_visitors, mod_chat_notifications RESTART IDENTITY"
   psql_bench "CHECKPOINT"
 }

@@ -45,14 +45,12 @@ send_facts load_send_facts(pqxx::connection_base& conn, const std::string& site,
   f.marketing_opt_out = r[0][2].as<bool>();
   if (client_message_id) {
     auto e = exec_cached(nt, "outbound_2", 
-        "SELECT m.id, coalesce(m.request_fingerprint, ''),"
-        " EXISTS (SELECT 1 FROM wa_outbox o WHERE o.message_id = m.id)"
+        "SELECT m.id, coalesce(m.request_fingerprint, '')"
         " FROM mod_chat_messages m WHERE m.conversation_id = $1 AND m.client_message_id = $2",
         conversation_id, *client_message_id);
     if (!e.empty()) {
       f.earlier_message_id = e[0][0].as<std::int64_t>();
       f.earlier_fingerprint = e[0][1].as<std::string>();
-      f.earlier_pending = e[0][2].as<bool>();
       f.earlier_message = message_text(nt, *f.earlier_message_id);
     }
   }
@@ -110,14 +108,12 @@ send_enqueued enqueue_send(pqxx::connection_base& conn, const std::string& site,
   if (ins.empty()) {
     // Another request with this client_message_id committed first (we waited on its lock).
     auto e = exec_cached(w, "outbound_6", 
-        "SELECT m.id, coalesce(m.request_fingerprint, ''),"
-        " EXISTS (SELECT 1 FROM wa_outbox o WHERE o.message_id = m.id)"
+        "SELECT m.id, coalesce(m.request_fingerprint, '')"
         " FROM mod_chat_messages m WHERE m.conversation_id = $1 AND m.client_message_id = $2",
         conversation_id, request.client_message_id);
     out.what = send_enqueued::kind::duplicate;
     out.message_id = e[0][0].as<std::int64_t>();
     out.fingerprint = e[0][1].as<std::string>();
-    out.pending = e[0][2].as<bool>();
     out.message = message_text(w, out.message_id);
     return out;  // not committed: a replay does not move the conversation's last activity
   }

@@ -26,8 +26,7 @@ struct send_facts {
   // An earlier send of this conversation with the request's client_message_id.
   std::optional<std::int64_t> earlier_message_id;
   std::string earlier_fingerprint;
-  std::string earlier_message;  // its API JSON text
-  bool earlier_pending = false; // still in the outbox
+  std::string earlier_message;  // its API JSON text (its status says how it stands)
 };
 send_facts load_send_facts(pqxx::connection_base& conn, const std::string& site, std::int64_t conversation_id,
                            const std::optional<std::string>& client_message_id);
@@ -37,7 +36,6 @@ struct send_enqueued {
   std::int64_t message_id = 0;
   std::string fingerprint;  // duplicate: the earlier request's
   std::string message;      // the message's API JSON text
-  bool pending = true;      // duplicate: whether the earlier one is still in the outbox
 };
 // One transaction: the message (`queued`), its outbox entry and `message.created`. `reply_to`
 // must name a message of this conversation (our id or its wamid). A concurrent send with the

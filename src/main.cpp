@@ -4,6 +4,7 @@
 #include <caf/all.hpp>
 #include <fmt/format.h>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -11,7 +12,9 @@
 #include <iostream>
 #include <pqxx/pqxx>
 #include <sstream>
+#include <filesystem>
 #include <thread>
+#include <unistd.h>
 
 #include "actors/api/api_gateway.hpp"
 #include "actors/outbound/cloud_sender.hpp"
@@ -20,6 +23,7 @@
 #include "actors/inbound/inbox_dispatcher.hpp"
 #include "actors/inbound/inbound_writer.hpp"
 #include "actors/inbound/intake.hpp"
+#include "actors/media/media_workers.hpp"
 #include "actors/site/conversation_writer.hpp"
 #include "actors/site/site_client.hpp"
 #include "actors/site/site_directory.hpp"
@@ -28,6 +32,7 @@
 #include "http/conversations_handler.hpp"
 #include "http/messages_handler.hpp"
 #include "http/events_handler.hpp"
+#include "http/media_handler.hpp"
 #include "infra/graph_client.hpp"
 #include "http/ops_handler.hpp"
 #include "http/sites_handler.hpp"
@@ -36,7 +41,9 @@
 #include "http/webhook_waiters.hpp"
 #include "http/whatsapp_settings_handler.hpp"
 #include "infra/config.hpp"
+#include "infra/blob_store.hpp"
 #include "infra/log.hpp"
+#include "infra/media_urls.hpp"
 #include "infra/migrations.hpp"
 
 namespace {
@@ -109,9 +116,23 @@ void migrate_with_retry(const std::string& url) {
   }
 }
 
+// The media directory, made if missing and checked writable now rather than at the first
+// customer's photo.
+std::shared_ptr<infra::blob_store> open_media_dir(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec || ::access(dir.c_str(), W_OK | X_OK) != 0) {
+    die("WACHAT_MEDIA_DIR " + dir + " is not a writable directory" + (ec ? ": " + ec.message() : ""));
+  }
+  return infra::make_filesystem_blob_store(dir);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A file-size limit (ulimit -f) must fail the write that crosses it, as a full disk does,
+  // not kill the server.
+  std::signal(SIGXFSZ, SIG_IGN);
   auto cfg = load(argc, argv);
   // Fail fast on an unreachable server instead of hanging in connect().
   ::setenv("PGCONNECT_TIMEOUT", "3", 0);
@@ -134,6 +155,25 @@ int main(int argc, char** argv) {
     die("graph API client: " + *why);
   }
   auto graph = std::move(std::get<std::unique_ptr<infra::graph_client>>(graph_or_error));
+
+  // Media downloads get a client of their own: a slow 100 MB document never queues behind, or
+  // ahead of, an agent's send.
+  auto media_graph_or_error = infra::graph_client::create(infra::graph_client_options::from_config(cfg));
+  if (auto* why = std::get_if<std::string>(&media_graph_or_error)) {
+    die("graph API client: " + *why);
+  }
+  std::shared_ptr<infra::graph_client> media_graph =
+      std::move(std::get<std::unique_ptr<infra::graph_client>>(media_graph_or_error));
+  std::shared_ptr<infra::blob_store> blobs = open_media_dir(cfg.media_dir);
+  actors::media_settings media_cfg;
+  media_cfg.database_url = cfg.database_url;
+  media_cfg.cfg = &cfg;
+  media_cfg.graph = media_graph;
+  media_cfg.blobs = blobs;
+  media_cfg.workers = cfg.media_workers;
+  media_cfg.retry_base = std::chrono::milliseconds(cfg.media_retry_ms);
+  media_cfg.stall = std::chrono::milliseconds(cfg.media_stall_ms);
+  auto media = actors::spawn_media_workers(sys, std::move(media_cfg), metrics);
 
   // The inbound path: writer pool <- conversation actors <- site actors <- directory <- dispatcher.
   auto writer = actors::spawn_inbound_writer_pool(sys, cfg.database_url, cfg.inbound_writers, metrics);
@@ -199,6 +239,7 @@ int main(int argc, char** argv) {
   actors::event_hub events{sys, cfg.database_url, metrics};
   api.events = &events;
   http::add_event_routes(routes, api);
+  http::add_media_routes(routes, api, blobs, [media] { caf::anon_send(media, actors::wake_atom::value); });
 
   auto shared = std::make_shared<http::server_shared>();
   shared->routes = &routes;
@@ -230,6 +271,15 @@ int main(int argc, char** argv) {
   if (cfg.listen_port == 0 && public_url.ends_with(":0")) {
     public_url = fmt::format("http://{}", listen);
   }
+  bool random_media_key = false;
+  auto media_secret = infra::media_signing_secret(cfg, &random_media_key);
+  infra::install_media_url_signer(
+      std::make_shared<infra::media_url_signer>(media_secret, public_url, cfg.media_url_ttl));
+  if (random_media_key) {
+    infra::log_warn("media_urls_process_local",
+                    {{"why", "neither WACHAT_MASTER_KEY nor WHATSAPP_APP_SECRET is set: media links signed by "
+                             "this process hold only until it stops, and only here"}});
+  }
   const auto webhook_url = public_url + http::webhook_path;
   infra::log_info("listening", {{"address", listen}, {"webhook_url", webhook_url}});
 
@@ -248,6 +298,11 @@ int main(int argc, char** argv) {
                       caf::actor_cast<caf::actor>(changes), caf::actor_cast<caf::actor>(senders)}) {
     actors::stop_and_wait(sys, handle);
   }
+  // Media workers finish their step; a download still running is cut short (its job waits).
+  auto media_handle = caf::actor_cast<caf::actor>(media);
+  actors::stop_and_wait(sys, media_handle);
+  media_graph->stop();
+  media_graph.reset();
   gateway.shutdown();
   events.stop();
   graph.reset();

@@ -158,6 +158,9 @@ class session : public std::enable_shared_from_this<session> {
     ctx.open_stream = [self](std::string content_type) -> std::shared_ptr<stream_sink> {
       return self->open_stream(std::move(content_type));
     };
+    ctx.send_file = [self](file_reply f) {
+      net::post(self->stream_.get_executor(), [self, f = std::move(f)]() mutable { self->reply_file(std::move(f)); });
+    };
     responder respond{[self](response res) {
       net::post(self->stream_.get_executor(), [self, res = std::move(res)]() mutable {
         self->reply(std::move(res));
@@ -281,6 +284,69 @@ class session : public std::enable_shared_from_this<session> {
                        beast::bind_front_handler(&session::on_write, shared_from_this(), !keep));
   }
 
+  // The header, then the file chunk by chunk, each write under the write timeout: a reader
+  // that stops reading is cut off, and memory stays one chunk whatever the file's size.
+  void reply_file(file_reply f) {
+    if (stream_open_ || streaming_) {
+      return;
+    }
+    bool keep = keep_alive_ && !close_after_ && !shared_->draining;
+    bhttp::response<bhttp::empty_body> head{f.status, 11};
+    for (auto& [field, value] : f.headers) {
+      head.set(field, value);
+    }
+    head.set(bhttp::field::server, "wachat");
+    head.content_length(f.length);
+    head.keep_alive(keep);
+    shared_->metrics->count_request(route_name_, static_cast<int>(f.status));
+    std::ostringstream text;
+    text << head.base();
+    file_ = std::make_unique<file_sending>();
+    file_->reply = std::move(f);
+    file_->head = text.str();
+    file_->keep = keep;
+    file_->chunk.resize(64 * 1024);
+    file_->pos = file_->reply.offset;
+    file_->remaining = file_->reply.length;
+    stream_.expires_after(shared_->limits.write_timeout);
+    net::async_write(stream_, net::buffer(file_->head), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      self->on_file_written(ec);
+    });
+  }
+
+  void on_file_written(beast::error_code ec) {
+    if (ec) {
+      file_.reset();
+      end_request();
+      return close_now();
+    }
+    auto& f = *file_;
+    if (f.remaining == 0) {
+      bool keep = f.keep;
+      file_.reset();
+      return on_write(!keep, {}, 0);
+    }
+    std::size_t got = 0;
+    try {
+      got = f.reply.read(f.pos, f.chunk.data(), std::min<std::uint64_t>(f.chunk.size(), f.remaining));
+    } catch (const std::exception&) {
+      got = 0;
+    }
+    if (got == 0) {
+      // The file ended early or could not be read: the length announced cannot be kept, and
+      // only closing tells the client so.
+      file_.reset();
+      end_request();
+      return close_now();
+    }
+    f.pos += got;
+    f.remaining -= got;
+    stream_.expires_after(shared_->limits.write_timeout);
+    net::async_write(stream_, net::buffer(f.chunk.data(), got), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      self->on_file_written(ec);
+    });
+  }
+
   void on_write(bool close, beast::error_code ec, std::size_t) {
     res_.reset();
     end_request();
@@ -342,6 +408,15 @@ class session : public std::enable_shared_from_this<session> {
   route_match match_;
   std::string route_name_;
   std::shared_ptr<response> res_;
+  struct file_sending {
+    file_reply reply;
+    std::string head;
+    bool keep = false;
+    std::vector<char> chunk;
+    std::uint64_t pos = 0;
+    std::uint64_t remaining = 0;
+  };
+  std::unique_ptr<file_sending> file_;
   std::array<char, 16384> drain_buf_{};
   std::size_t drained_ = 0;
   std::deque<std::string> stream_queue_;

@@ -2,6 +2,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -40,6 +41,16 @@ class responder {
   std::shared_ptr<state> state_;
 };
 
+// A response whose body is read from a file as it is sent (media): never whole in memory.
+struct file_reply {
+  bhttp::status status = bhttp::status::ok;
+  std::vector<std::pair<std::string, std::string>> headers;  // Content-Length is set from `length`
+  std::uint64_t offset = 0;
+  std::uint64_t length = 0;
+  // Reads up to `n` bytes at `offset`; 0 at the end; may throw. Called on the session's thread.
+  std::function<std::size_t(std::uint64_t offset, char* buf, std::size_t n)> read;
+};
+
 // What a handler is given: the whole request, the values of `{name}` path segments, the
 // decoded query, and the session's executor for timers.
 struct request_context {
@@ -51,6 +62,8 @@ struct request_context {
   // Turns the connection into a stream: writes `content_type` headers, then what is sent.
   // Use instead of the responder, never both.
   std::function<std::shared_ptr<stream_sink>(std::string content_type)> open_stream;
+  // Answers with a file's bytes. Use instead of the responder, never both.
+  std::function<void(file_reply)> send_file;
 };
 
 using handler = std::function<void(request_context&, responder)>;

@@ -8,6 +8,7 @@
 #include "infra/cached_statement.hpp"
 #include "domain/graph_error_policy.hpp"
 #include "domain/window.hpp"
+#include "infra/media_urls.hpp"
 
 namespace wachat::infra {
 
@@ -35,7 +36,7 @@ constexpr const char* message_columns =
     " m.reply_to, m.reactions::text, extract(epoch from m.whatsapp_timestamp)::bigint,"
     " extract(epoch from m.created_at)::bigint, m.extra::text,"
     " (extract(epoch from m.created_at) * 1000000)::bigint,"  // 22: the paging key, exact to 1 µs
-    " m.error_retryable";
+    " m.error_retryable, m.media_key";
 
 }  // namespace
 
@@ -51,6 +52,17 @@ json opt_time(const pqxx::field& f) {
   return f.is_null() ? json(nullptr) : json(rfc3339(f.as<std::int64_t>()));
 }
 json opt_id(const pqxx::field& f) { return f.is_null() ? json(nullptr) : json(f.c_str()); }
+
+// A stored file's URL is signed afresh at every read (API.md §3.6); any other file_url (an
+// agent's link) is shown as stored.
+json file_url(const pqxx::row& row) {
+  if (!row[24].is_null() && std::string_view{row[11].c_str()} == "stored") {
+    if (const auto* signer = media_urls()) {
+      return signer->url_for(row[24].c_str(), static_cast<std::int64_t>(std::time(nullptr)));
+    }
+  }
+  return opt_text(row[7]);
+}
 
 }  // namespace
 
@@ -113,7 +125,7 @@ json message_json(const pqxx::row& row) {
       {"sender_name", opt_text(row[4])},
       {"content", opt_text(row[5])},
       {"content_type", row[6].c_str()},
-      {"file_url", opt_text(row[7])},
+      {"file_url", file_url(row)},
       {"file_name", opt_text(row[8])},
       {"file_size", row[9].is_null() ? json(nullptr) : json(row[9].as<std::int64_t>())},
       {"file_mime_type", opt_text(row[10])},
@@ -156,7 +168,7 @@ namespace {
 
 // Columns of conversation_columns and message_columns, in that order after the event's five.
 constexpr int conversation_width = 16;
-constexpr int message_width = 24;
+constexpr int message_width = 25;
 constexpr int event_width = 5;
 
 }  // namespace

@@ -94,6 +94,13 @@ const std::map<std::string, setting_doc>& known_settings() {
        {"WACHAT_INTAKE_BATCH_MAX", "most webhooks committed in one transaction", "1000"}},
       {"WACHAT_API_MAX_BODY_BYTES",
        {"WACHAT_API_MAX_BODY_BYTES", "largest dashboard API request body", "1048576"}},
+      {"WACHAT_MEDIA_WORKERS",
+       {"WACHAT_MEDIA_WORKERS", "media downloads done at once by this process", "4"}},
+      {"WACHAT_MEDIA_RETRY_MS",
+       {"WACHAT_MEDIA_RETRY_MS", "first wait before a failed media download is tried again (doubling)", "2000"}},
+      {"WACHAT_MEDIA_STALL_MS",
+       {"WACHAT_MEDIA_STALL_MS", "a media download that sends nothing for this long is dropped and retried",
+        "30000"}},
   };
   return docs;
 }
@@ -227,7 +234,8 @@ std::variant<config, std::string> build_config(const settings_map& file_settings
                 commit_to = c.commit_timeout_ms, threads = c.http_threads,
                 writers = c.intake_writers, batch = c.intake_batch_max,
                 api_max = c.api_max_body_bytes, inbound_writers = c.inbound_writers,
-                conversation_idle = c.conversation_idle_ms, inbox_lease = c.inbox_lease_ms;
+                conversation_idle = c.conversation_idle_ms, inbox_lease = c.inbox_lease_ms,
+                media_workers = c.media_workers, media_retry = c.media_retry_ms, media_stall = c.media_stall_ms;
   const number_setting numbers[] = {
       {"WACHAT_WEBHOOK_MAX_BYTES", 1024, 1ULL << 30, &webhook_max},
       {"WACHAT_SEND_WAIT_MS", 0, 600000, &send_wait},
@@ -242,6 +250,9 @@ std::variant<config, std::string> build_config(const settings_map& file_settings
       {"WACHAT_INBOUND_WRITERS", 1, 64, &inbound_writers},
       {"WACHAT_CONVERSATION_IDLE_MS", 10, 86400000, &conversation_idle},
       {"WACHAT_INBOX_LEASE_MS", 100, 86400000, &inbox_lease},
+      {"WACHAT_MEDIA_WORKERS", 1, 256, &media_workers},
+      {"WACHAT_MEDIA_RETRY_MS", 10, 3600000, &media_retry},
+      {"WACHAT_MEDIA_STALL_MS", 100, 600000, &media_stall},
   };
   for (const auto& n : numbers) {
     if (auto v = get(n.key)) {
@@ -266,6 +277,9 @@ std::variant<config, std::string> build_config(const settings_map& file_settings
   c.inbound_writers = static_cast<std::uint32_t>(inbound_writers);
   c.conversation_idle_ms = static_cast<std::uint32_t>(conversation_idle);
   c.inbox_lease_ms = static_cast<std::uint32_t>(inbox_lease);
+  c.media_workers = static_cast<std::uint32_t>(media_workers);
+  c.media_retry_ms = static_cast<std::uint32_t>(media_retry);
+  c.media_stall_ms = static_cast<std::uint32_t>(media_stall);
 
   c.phone_number_id = get("WHATSAPP_PHONE_NUMBER_ID");
   c.business_account_id = get("WHATSAPP_BUSINESS_ACCOUNT_ID");

@@ -39,6 +39,9 @@ struct config {
   std::uint32_t conversation_idle_ms = 60000;
   std::uint32_t inbox_lease_ms = 60000;
   std::size_t api_max_body_bytes = 1048576;
+  std::uint32_t media_workers = 4;
+  std::uint32_t media_retry_ms = 2000;
+  std::uint32_t media_stall_ms = 30000;
 };
 
 using settings_map = std::map<std::string, std::string>;

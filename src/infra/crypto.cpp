@@ -177,4 +177,32 @@ std::array<unsigned char, 32> hmac_sha256_key::sign(std::string_view data) const
   return out;
 }
 
+struct sha256_stream::impl {
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  ~impl() { EVP_MD_CTX_free(ctx); }
+};
+
+sha256_stream::sha256_stream() : impl_(std::make_unique<impl>()) {
+  if (impl_->ctx == nullptr || EVP_DigestInit_ex(impl_->ctx, EVP_sha256(), nullptr) != 1) {
+    throw std::runtime_error("sha256 failed");
+  }
+}
+
+sha256_stream::~sha256_stream() = default;
+
+void sha256_stream::update(const char* data, std::size_t size) {
+  if (EVP_DigestUpdate(impl_->ctx, data, size) != 1) {
+    throw std::runtime_error("sha256 failed");
+  }
+}
+
+std::array<unsigned char, 32> sha256_stream::finish() {
+  std::array<unsigned char, 32> out{};
+  unsigned int len = 0;
+  if (EVP_DigestFinal_ex(impl_->ctx, out.data(), &len) != 1) {
+    throw std::runtime_error("sha256 failed");
+  }
+  return out;
+}
+
 }  // namespace wachat::infra

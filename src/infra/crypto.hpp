@@ -20,6 +20,21 @@ std::string random_hex(std::size_t bytes);
 
 std::array<unsigned char, 32> sha256(std::string_view data);
 
+// SHA-256 of data that arrives in pieces (a download): never all in memory.
+class sha256_stream {
+ public:
+  sha256_stream();
+  ~sha256_stream();
+  sha256_stream(const sha256_stream&) = delete;
+  sha256_stream& operator=(const sha256_stream&) = delete;
+  void update(const char* data, std::size_t size);
+  std::array<unsigned char, 32> finish();
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
 using master_key = std::array<unsigned char, 32>;
 
 // AES-256-GCM with a random 96-bit nonce: returns nonce || ciphertext || 16-byte tag.

@@ -212,7 +212,7 @@ struct graph_client_core {
   std::optional<url_parts> url_of(const graph_request& req) const;
   std::unique_ptr<connection> take_idle(const std::string& key);
   void give_back(const std::string& key, std::unique_ptr<connection> c);
-  void start(graph_request req, graph_client::completion done);
+  void start(graph_request req, graph_client::completion done, std::shared_ptr<download_sink> sink);
   void stop_on_io_thread();
 };
 
@@ -225,7 +225,7 @@ namespace {
 class exchange : public std::enable_shared_from_this<exchange> {
  public:
   exchange(detail::graph_client_core& client, url_parts url, graph_request req,
-           graph_client::completion done)
+           graph_client::completion done, std::shared_ptr<download_sink> sink)
       : client_(client),
         url_(std::move(url)),
         key_(pool_key(url_)),
@@ -234,7 +234,9 @@ class exchange : public std::enable_shared_from_this<exchange> {
         timeout_(req.timeout.value_or(client.options.timeout)),
         body_limit_(req.max_body_bytes.value_or(client.options.max_body_bytes)),
         resolver_(client.ioc),
-        step_timer_(client.ioc) {
+        step_timer_(client.ioc),
+        sink_(std::move(sink)),
+        stall_(req.stall_timeout) {
     req_.method(to_verb(req.method));
     req_.target(url_.target);
     req_.version(11);
@@ -401,6 +403,9 @@ class exchange : public std::enable_shared_from_this<exchange> {
   }
 
   void do_read() {
+    if (sink_) {
+      return do_read_stream();
+    }
     phase_ = "waiting for the answer from";
     parser_.emplace();
     parser_->header_limit(response_header_limit);
@@ -474,6 +479,132 @@ class exchange : public std::enable_shared_from_this<exchange> {
     finish(std::move(out));
   }
 
+  // A download: the header, then the body chunk by chunk into the sink (or, for an error
+  // answer, into a bounded string for Meta's error object).
+  void do_read_stream() {
+    phase_ = "waiting for the answer from";
+    stream_parser_.emplace();
+    stream_parser_->header_limit(response_header_limit);
+    stream_parser_->body_limit(body_limit_);
+    chunk_.resize(64 * 1024);
+    arm_read_deadline();
+    auto read = [this](auto& stream) {
+      bhttp::async_read_header(stream, conn_->buffer, *stream_parser_,
+                               beast::bind_front_handler(&exchange::on_stream_header, shared_from_this()));
+    };
+    if (conn_->secure) {
+      read(*conn_->secure);
+    } else {
+      read(*conn_->plain);
+    }
+  }
+
+  // Each read waits at most the stall timeout for its bytes, and never past the whole deadline.
+  void arm_read_deadline() {
+    read_deadline_ = deadline_;
+    if (stall_) {
+      read_deadline_ = std::min(deadline_, steady::now() + *stall_);
+    }
+    conn_->tcp().expires_at(read_deadline_);
+  }
+
+  void on_stream_header(beast::error_code ec, std::size_t) {
+    if (ec) {
+      return on_stream_failed(ec);
+    }
+    const auto& head = stream_parser_->get();
+    status_ = static_cast<int>(head.result_int());
+    content_type_ = std::string{head[bhttp::field::content_type]};
+    error_body_mode_ = status_ < 200 || status_ > 299;
+    if (error_body_mode_) {
+      stream_parser_->body_limit(64 * 1024);
+    } else {
+      auto length = stream_parser_->content_length();
+      sink_->begin(length ? std::optional<std::uint64_t>{*length} : std::nullopt, content_type_);
+    }
+    read_chunk();
+  }
+
+  void read_chunk() {
+    if (stream_parser_->is_done()) {
+      return on_stream_done();
+    }
+    phase_ = "receiving the body from";
+    stream_parser_->get().body().data = chunk_.data();
+    stream_parser_->get().body().size = chunk_.size();
+    arm_read_deadline();
+    auto read = [this](auto& stream) {
+      bhttp::async_read(stream, conn_->buffer, *stream_parser_,
+                        beast::bind_front_handler(&exchange::on_chunk, shared_from_this()));
+    };
+    if (conn_->secure) {
+      read(*conn_->secure);
+    } else {
+      read(*conn_->plain);
+    }
+  }
+
+  void on_chunk(beast::error_code ec, std::size_t) {
+    if (ec == bhttp::error::need_buffer) {
+      ec = {};  // the chunk buffer is full: hand it on and read on
+    }
+    auto got = chunk_.size() - stream_parser_->get().body().size;
+    if (got > 0 && !cancelled_) {
+      if (error_body_mode_) {
+        error_body_.append(chunk_.data(), got);
+      } else if (!sink_->write(chunk_.data(), got)) {
+        graph_error e;
+        e.type = "download_refused";
+        e.title = sink_->why();
+        e.http_status = status_;
+        return finish(failed(std::move(e)));
+      }
+    }
+    if (ec) {
+      return on_stream_failed(ec);
+    }
+    read_chunk();
+  }
+
+  void on_stream_failed(beast::error_code ec) {
+    if (cancelled_) {
+      return finish_stopped();
+    }
+    if (ec == beast::error::timeout || (ec && steady::now() >= read_deadline_)) {
+      if (read_deadline_ < deadline_ && stall_) {
+        return finish(failed(transport_error(fmt::format("no data for {} ms {} {}", stall_->count(), phase_,
+                                                         host_and_port(url_)))));
+      }
+      return finish_timeout(deadline_);
+    }
+    if (ec == bhttp::error::body_limit) {
+      graph_error e;
+      e.type = "response_too_large";
+      e.title = fmt::format("the answer from {} is larger than {} bytes", host_and_port(url_), body_limit_);
+      e.http_status = status_;
+      return finish(failed(std::move(e)));
+    }
+    if (!stream_parser_->got_some() && retry_allowed(false)) {
+      return retry();
+    }
+    return finish(failed(transport_error(
+        fmt::format("reading the answer from {} failed: {}", host_and_port(url_), ec.message()))));
+  }
+
+  void on_stream_done() {
+    graph_response out;
+    out.status = status_;
+    out.content_type = content_type_;
+    if (error_body_mode_) {
+      out.body = std::move(error_body_);
+      out.error = domain::parse_graph_error(out.status, out.body);
+    }
+    if (stream_parser_->get().keep_alive() && req_.keep_alive()) {
+      client_.give_back(key_, std::move(conn_));
+    }
+    finish(std::move(out));
+  }
+
   bool retry_allowed(bool nothing_sent) const {
     return reused_ && !retried_ && !cancelled_ && (nothing_sent || idempotent_);
   }
@@ -536,6 +667,16 @@ class exchange : public std::enable_shared_from_this<exchange> {
   net::steady_timer step_timer_;
   std::unique_ptr<connection> conn_;
   std::optional<bhttp::response_parser<bhttp::string_body>> parser_;
+  // Downloads only.
+  std::shared_ptr<download_sink> sink_;
+  std::optional<std::chrono::milliseconds> stall_;
+  std::optional<bhttp::response_parser<bhttp::buffer_body>> stream_parser_;
+  std::vector<char> chunk_;
+  steady::time_point read_deadline_;
+  int status_ = 0;
+  std::string content_type_;
+  bool error_body_mode_ = false;
+  std::string error_body_;
   const char* phase_ = "starting";
   bool reused_ = false;
   bool retried_ = false;
@@ -606,7 +747,8 @@ void detail::graph_client_core::give_back(const std::string& key, std::unique_pt
   queue.push_back(std::move(c));
 }
 
-void detail::graph_client_core::start(graph_request req, graph_client::completion done) {
+void detail::graph_client_core::start(graph_request req, graph_client::completion done,
+                                      std::shared_ptr<download_sink> sink) {
   if (stopping) {
     done(failed(transport_error("graph client stopped")));
     return;
@@ -617,7 +759,7 @@ void detail::graph_client_core::start(graph_request req, graph_client::completio
     done(failed(transport_error("not a usable http(s) URL for the Graph API request")));
     return;
   }
-  auto ex = std::make_shared<exchange>(*this, std::move(*url), std::move(req), std::move(done));
+  auto ex = std::make_shared<exchange>(*this, std::move(*url), std::move(req), std::move(done), std::move(sink));
   in_flight.insert(ex);
   ex->start();
 }
@@ -716,23 +858,48 @@ graph_client::~graph_client() {
   core_->ioc.run();
 }
 
+void graph_client::stop() {
+  core_->stopping = true;
+  net::post(core_->ioc, [raw = core_.get()] { raw->stop_on_io_thread(); });
+}
+
 void graph_client::request(graph_request req, completion done) {
   if (core_->stopping) {
     done(failed(transport_error("graph client stopped")));
     return;
   }
   net::post(core_->ioc, [raw = core_.get(), req = std::move(req), done = std::move(done)]() mutable {
-    raw->start(std::move(req), std::move(done));
+    raw->start(std::move(req), std::move(done), nullptr);
+  });
+}
+
+void graph_client::download(graph_request req, std::shared_ptr<download_sink> sink, completion done) {
+  if (core_->stopping) {
+    done(failed(transport_error("graph client stopped")));
+    return;
+  }
+  net::post(core_->ioc, [raw = core_.get(), req = std::move(req), done = std::move(done),
+                         sink = std::move(sink)]() mutable {
+    raw->start(std::move(req), std::move(done), std::move(sink));
   });
 }
 
 graph_response graph_client::request_blocking(graph_request req) {
+  return download_blocking(std::move(req), nullptr);
+}
+
+graph_response graph_client::download_blocking(graph_request req, std::shared_ptr<download_sink> sink) {
   if (std::this_thread::get_id() == core_->thread.get_id()) {
-    return failed(transport_error("request_blocking called on the graph client's own thread"));
+    return failed(transport_error("a blocking call made on the graph client's own thread"));
   }
   std::promise<graph_response> promise;
   auto answer = promise.get_future();
-  request(std::move(req), [&promise](graph_response r) { promise.set_value(std::move(r)); });
+  auto done = [&promise](graph_response r) { promise.set_value(std::move(r)); };
+  if (sink) {
+    download(std::move(req), std::move(sink), std::move(done));
+  } else {
+    request(std::move(req), std::move(done));
+  }
   return answer.get();
 }
 

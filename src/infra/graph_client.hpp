@@ -35,6 +35,22 @@ struct graph_request {
   std::string content_type = "application/json";
   std::optional<std::chrono::milliseconds> timeout;  // overrides the client's default
   std::optional<std::size_t> max_body_bytes;          // overrides the client's default
+  // Downloads only: the longest wait for the next bytes of the body (a stalled sender), within
+  // `timeout`, which then bounds the whole transfer.
+  std::optional<std::chrono::milliseconds> stall_timeout;
+};
+
+// Takes a download's body as it arrives (graph_client::download), on the client's I/O thread:
+// it must not block for long, and must not throw.
+class download_sink {
+ public:
+  virtual ~download_sink() = default;
+  // The answer is 2xx and its body follows; `content_length` when the sender announced one.
+  virtual void begin(std::optional<std::uint64_t> content_length, const std::string& content_type) = 0;
+  // False stops the transfer: the download completes with an error of type "download_refused"
+  // whose title is why().
+  virtual bool write(const char* data, std::size_t size) = 0;
+  virtual std::string why() const = 0;
 };
 
 struct graph_response {
@@ -79,14 +95,25 @@ class graph_client {
   graph_client(const graph_client&) = delete;
   graph_client& operator=(const graph_client&) = delete;
 
+  // Cancels the calls in flight (they complete with a transport error) and fails every later
+  // one at once; the client can then be destroyed whenever its last user is done with it.
+  void stop();
+
   // Sends `req`; `done` is called exactly once, on the client's I/O thread, so it must not
   // block (hand the result to an actor or post it to a strand). A stale kept-alive connection
   // is retried once on a fresh one only when that cannot repeat the call at Meta (nothing was
   // sent, or the method is GET/DELETE).
   void request(graph_request req, completion done);
 
-  // Waits for the answer. For tests and tools only: never call it from an asio or actor thread
-  // of the server. Called from the client's own I/O thread it fails instead of deadlocking.
+  // As request(), but a 2xx answer's body goes to `sink` as it arrives, never whole in memory
+  // (the response's body stays empty); `max_body_bytes` still bounds it ("response_too_large").
+  // A non-2xx answer's body (Meta's error, at most 64 KiB) is read as usual.
+  void download(graph_request req, std::shared_ptr<download_sink> sink, completion done);
+  graph_response download_blocking(graph_request req, std::shared_ptr<download_sink> sink);
+
+  // Waits for the answer: for tests, tools and detached actors (a thread of their own) only;
+  // never from an asio thread or a scheduled actor of the server. Called from the client's own
+  // I/O thread it fails instead of deadlocking.
   graph_response request_blocking(graph_request req);
 
   // The URL `path` resolves to (no query), e.g. for building paging links in tests.

@@ -171,6 +171,14 @@ const std::string& insert_messages_sql() {
       " RETURNING id, site_id, whatsapp_message_id";
   return sql;
 }
+// A media message's job commits with it (migration 012): the media workers find it there.
+const std::string& media_jobs_sql() {
+  static const std::string sql =
+      "INSERT INTO wa_media_jobs (message_id, site_id)"
+      " SELECT t.id::bigint, t.site FROM " + rows_from(1, 2) + " AS t(id, site)"
+      " ON CONFLICT (message_id) DO NOTHING";
+  return sql;
+}
 const std::string& link_replies_sql() {
   static const std::string sql =
       "UPDATE mod_chat_messages m SET reply_to = t.target::bigint"
@@ -349,6 +357,14 @@ void count_in_conversations(pqxx::transaction_base& tx, std::vector<message_item
   }
 }
 
+// A media message without a media id has nothing to fetch: it is failed from the start.
+const char* media_state(const domain::inbound_message& m) {
+  if (!m.media) {
+    return "none";
+  }
+  return m.media->id.empty() ? "failed" : "pending";
+}
+
 void insert_messages(pqxx::transaction_base& tx, std::vector<message_item*>& items) {
   // Sorted by wamid: two processes inserting the same redelivered messages lock them in order.
   std::vector<message_item*> order = items;
@@ -364,7 +380,7 @@ void insert_messages(pqxx::transaction_base& tx, std::vector<message_item*>& ite
     rows.add(it->conversation, *it->site, it->from.empty() ? it->user_id : it->from, opt(non_empty(it->name)),
              opt(non_empty(m.content)), pg_text(m.content_type),
              media ? opt(non_empty(m.media->filename)) : json(nullptr),
-             media ? opt(non_empty(m.media->mime_type)) : json(nullptr), media ? "pending" : "none",
+             media ? opt(non_empty(m.media->mime_type)) : json(nullptr), media_state(m),
              media ? opt(non_empty(m.media->id)) : json(nullptr),
              media ? opt(non_empty(m.media->sha256)) : json(nullptr), it->wamid,
              opt(non_empty(m.context.id)),
@@ -382,6 +398,15 @@ void insert_messages(pqxx::transaction_base& tx, std::vector<message_item*>& ite
       it->message_id = pos->second;
       inserted.erase(pos);  // the same wamid twice in a batch: only the first is new
     }
+  }
+  pg_columns jobs(2);
+  for (const auto* it : items) {
+    if (it->message_id != 0 && it->message->media && !it->message->media->id.empty()) {
+      jobs.add(it->message_id, *it->site);
+    }
+  }
+  if (!jobs.empty()) {
+    exec_columns(tx, "batch_media_jobs", media_jobs_sql(), {&jobs});
   }
   // A reply to a message of this same batch: the insert's snapshot could not see its target.
   pg_columns links(2);

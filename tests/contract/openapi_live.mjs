@@ -489,6 +489,10 @@ async function sendingOnConfiguredSite(admin, secrets, hook) {
   await call('POST', `/api/conversations/${conv.id}/messages`, { token: admin, json: { ...reply, client_message_id: undefined, reply_to: 'wamid.unknown' }, expect: 422 });
   await call('POST', `/api/conversations/${conv.id}/messages/${sent.body?.message?.id}/retry`, { token: admin, expect: 409 });
   await call('POST', `/api/conversations/${conv.id}/messages/999999999/retry`, { token: admin, expect: 404 });
+  await call('POST', `/api/conversations/${conv.id}/messages/${sent.body?.message?.id}/media/retry`, { token: admin, expect: 409 });
+  await call('POST', `/api/conversations/${conv.id}/messages/999999999/media/retry`, { token: admin, expect: 404 });
+  await call('GET', '/media/chat/other/0b5c_x.jpg?exp=99999999999&sig=00', { expect: 403 });
+  await call('GET', '/media/chat/other/0b5c_x.jpg', { expect: 403 });
   const reaction = { type: 'reaction', message_id: 'wamid.OB_IN_1', emoji: '👍', sender_id: 'agent-1', sender_name: 'Ann' };
   await call('POST', `/api/conversations/${conv.id}/messages`, { token: admin, json: reaction, expect: 200 });
   await call('POST', `/api/conversations/${conv.id}/messages`, { token: admin, json: { ...reaction, message_id: 'wamid.none' }, expect: 422 });

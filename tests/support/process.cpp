@@ -2,10 +2,12 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -26,7 +28,8 @@
 namespace wachat::test {
 
 child_process::child_process(const std::string& path, const std::vector<std::string>& args,
-                             const std::map<std::string, std::string>& env) {
+                             const std::map<std::string, std::string>& env,
+                             std::optional<std::uint64_t> file_size_limit) {
   stderr_path_ = "/tmp/wachat-test-" + infra::random_hex(6) + ".log";
   std::vector<std::string> env_strings;
   for (const char* keep : {"PATH", "HOME", "ASAN_OPTIONS", "UBSAN_OPTIONS"}) {
@@ -55,6 +58,10 @@ child_process::child_process(const std::string& path, const std::vector<std::str
     int fd = ::open(stderr_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     ::dup2(fd, 2);
     ::dup2(fd, 1);
+    if (file_size_limit) {
+      rlimit lim{*file_size_limit, *file_size_limit};
+      ::setrlimit(RLIMIT_FSIZE, &lim);
+    }
     ::execve(path.c_str(), argv.data(), envp.data());
     ::_exit(127);
   }
@@ -96,6 +103,14 @@ std::string child_process::stderr_text() const {
 
 std::string wachatd::faults_binary() { return WACHATD_FAULTS_PATH; }
 
+wachatd::~wachatd() {
+  proc_.reset();
+  if (own_media_dir_) {
+    std::error_code ec;
+    std::filesystem::remove_all(media_dir_, ec);
+  }
+}
+
 wachatd::wachatd(const std::string& database_url, std::map<std::string, std::string> extra_env,
                  std::string binary)
     : port_(free_port()) {
@@ -103,11 +118,23 @@ wachatd::wachatd(const std::string& database_url, std::map<std::string, std::str
       {"WACHAT_DATABASE_URL", database_url},
       {"WACHAT_LISTEN", "127.0.0.1:" + std::to_string(port_)},
   };
+  std::optional<std::uint64_t> fsize;
+  if (auto it = extra_env.find("TEST_FILE_SIZE_LIMIT"); it != extra_env.end()) {
+    fsize = std::stoull(it->second);
+    extra_env.erase(it);
+  }
   for (auto& [k, v] : extra_env) {
     env[k] = v;
   }
+  if (!env.contains("WACHAT_MEDIA_DIR")) {
+    media_dir_ = "/tmp/wachat-media-" + infra::random_hex(6);
+    own_media_dir_ = true;
+    env["WACHAT_MEDIA_DIR"] = media_dir_;
+  } else {
+    media_dir_ = env["WACHAT_MEDIA_DIR"];
+  }
   proc_ = std::make_unique<child_process>(binary.empty() ? std::string{WACHATD_PATH} : binary,
-                                          std::vector<std::string>{}, env);
+                                          std::vector<std::string>{}, env, fsize);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (std::chrono::steady_clock::now() < deadline) {
     if (auto code = proc_->wait_exit(0)) {

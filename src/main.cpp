@@ -33,6 +33,7 @@
 #include "http/messages_handler.hpp"
 #include "http/events_handler.hpp"
 #include "http/media_handler.hpp"
+#include "http/usage_handler.hpp"
 #include "infra/graph_client.hpp"
 #include "http/ops_handler.hpp"
 #include "http/sites_handler.hpp"
@@ -235,6 +236,7 @@ int main(int argc, char** argv) {
   http::add_site_routes(routes, api);
   http::add_whatsapp_settings_routes(routes, api);
   http::add_conversation_routes(routes, api);
+  http::add_usage_routes(routes, api);
   http::add_message_routes(routes, api);
   actors::event_hub events{sys, cfg.database_url, metrics};
   api.events = &events;

@@ -493,6 +493,9 @@ async function sendingOnConfiguredSite(admin, secrets, hook) {
   await call('POST', `/api/conversations/${conv.id}/messages/999999999/media/retry`, { token: admin, expect: 404 });
   await call('GET', '/media/chat/other/0b5c_x.jpg?exp=99999999999&sig=00', { expect: 403 });
   await call('GET', '/media/chat/other/0b5c_x.jpg', { expect: 403 });
+  await call('GET', '/api/sites/other/whatsapp/usage', { token: admin, expect: 200 });
+  await call('GET', '/api/sites/other/whatsapp/usage?from=2026-11-01T00:00:00Z&to=2026-10-01T00:00:00Z', { token: admin, expect: 422 });
+  await call('GET', '/api/sites/nope/whatsapp/usage', { token: admin, expect: 404 });
   const reaction = { type: 'reaction', message_id: 'wamid.OB_IN_1', emoji: '👍', sender_id: 'agent-1', sender_name: 'Ann' };
   await call('POST', `/api/conversations/${conv.id}/messages`, { token: admin, json: reaction, expect: 200 });
   await call('POST', `/api/conversations/${conv.id}/messages`, { token: admin, json: { ...reaction, message_id: 'wamid.none' }, expect: 422 });

@@ -5,7 +5,7 @@
 #include <pqxx/pqxx>
 
 #include "actors/supervision/fault_point.hpp"
-#include "actors/supervision/supervised_workers.hpp"
+#include "actors/supervision/job_pool.hpp"
 #include "domain/media.hpp"
 #include "infra/blob_store.hpp"
 #include "infra/cached_statement.hpp"
@@ -20,8 +20,7 @@
 namespace wachat::actors {
 namespace {
 
-using pump_atom = caf::atom_constant<caf::atom("mpump")>;
-using worker_actor = caf::typed_actor<caf::replies_to<pump_atom>::with<bool>, caf::reacts_to<stop_atom>>;
+using worker_actor = job_worker_actor;
 
 // A claimed job is the worker's for this long; past it (the process died, say) any worker may
 // take it. Longer than the slowest allowed download (a 100 MB document).
@@ -291,7 +290,7 @@ worker_actor::behavior_type worker(worker_actor::stateful_pointer<worker_state> 
   self->state.shared = std::move(shared);
   self->state.worker_name = std::move(name);
   return {
-      [=](pump_atom) -> bool {
+      [=](job_pump_atom) -> bool {
         try {
           return pump(self->state);
         } catch (const pqxx::broken_connection& e) {
@@ -303,89 +302,6 @@ worker_actor::behavior_type worker(worker_actor::stateful_pointer<worker_state> 
         return false;
       },
       [=](stop_atom) { self->quit(); },
-  };
-}
-
-struct pool_state {
-  std::shared_ptr<shared_state> shared;
-  supervised_workers workers;
-  static inline const char* name = "media_workers";
-};
-
-using pool_interface = media_pool_actor::extend<caf::reacts_to<restart_atom, std::size_t>, caf::reacts_to<tick_atom>>;
-using pool_actor = pool_interface::stateful_pointer<pool_state>;
-
-void pump_slot(pool_actor self, std::size_t i);
-
-// Sets one idle worker looking for a job; false when none is idle.
-bool pump_one(pool_actor self) {
-  auto& w = self->state.workers;
-  for (std::size_t i = 0; i < w.size(); ++i) {
-    if (w.idle(i)) {
-      pump_slot(self, i);
-      return true;
-    }
-  }
-  return false;
-}
-
-void pump_slot(pool_actor self, std::size_t i) {
-  auto& w = self->state.workers;
-  auto gen = w.take(i);
-  auto worker = caf::actor_cast<worker_actor>(w.worker(i));
-  self->request(worker, caf::infinite, pump_atom::value)
-      .then(
-          [=](bool did_one) {
-            if (!self->state.workers.current(i, gen)) {
-              return;
-            }
-            self->state.workers.release(i);
-            if (did_one) {
-              // There may be more: this worker goes on, and another one joins.
-              pump_slot(self, i);
-              pump_one(self);
-            }
-          },
-          [=](caf::error&) {
-            if (self->state.workers.current(i, gen)) {
-              self->state.workers.release(i);
-            }
-          });
-}
-
-pool_interface::behavior_type pool(pool_actor self, std::shared_ptr<shared_state> shared,
-                                   std::shared_ptr<infra::metrics> metrics) {
-  auto& st = self->state;
-  st.shared = shared;
-  st.workers = supervised_workers{
-      "wachat_media_worker", shared->settings.workers,
-      [self, shared](std::size_t i) {
-        // Detached: a worker blocks on its connection and its download, never on the
-        // scheduler's threads.
-        return caf::actor_cast<caf::actor>(
-            self->home_system().spawn<caf::detached>(worker, shared, shared->process + "/" + std::to_string(i)));
-      },
-      std::move(metrics)};
-  st.workers.start(self);
-  self->set_down_handler([=](caf::down_msg& down) { self->state.workers.on_down(self, down); });
-  self->send(self, tick_atom::value);
-  return {
-      [=](wake_atom) { pump_one(self); },
-      [=](tick_atom) {
-        pump_one(self);
-        self->delayed_send(self, std::chrono::milliseconds(500), tick_atom::value);
-      },
-      [=](restart_atom, std::size_t i) {
-        self->state.workers.restart(self, i);
-        if (self->state.workers.idle(i)) {
-          pump_slot(self, i);  // the dead predecessor's job is given back on this first pump
-        }
-      },
-      [=](stop_atom) {
-        shared->stopping.store(true);
-        self->state.workers.stop_all();
-        self->quit();
-      },
   };
 }
 
@@ -403,7 +319,15 @@ media_pool_actor spawn_media_workers(caf::actor_system& sys, media_settings sett
       &metrics->get_counter("wachat_media_retries_total", "Media tries that failed and were scheduled again.");
   shared->count.queued =
       &metrics->get_gauge("wachat_media_jobs_queued", "Media jobs due or in progress (all processes).");
-  return caf::actor_cast<media_pool_actor>(sys.spawn(pool, std::move(shared), std::move(metrics)));
+  job_pool_settings pool;
+  pool.metric_name = "wachat_media_worker";
+  pool.workers = shared->settings.workers;
+  pool.spawn = [shared](caf::actor_system& s, std::size_t i) {
+    // Detached: a worker blocks on its connection and its download, never on the scheduler.
+    return s.spawn<caf::detached>(worker, shared, shared->process + "/" + std::to_string(i));
+  };
+  pool.on_stop = [shared] { shared->stopping.store(true); };
+  return spawn_job_pool(sys, std::move(pool), std::move(metrics));
 }
 
 }  // namespace wachat::actors

@@ -23,6 +23,7 @@
 #include "actors/inbound/inbox_dispatcher.hpp"
 #include "actors/inbound/inbound_writer.hpp"
 #include "actors/inbound/intake.hpp"
+#include "actors/crm/crm_sync.hpp"
 #include "actors/media/media_workers.hpp"
 #include "actors/site/conversation_writer.hpp"
 #include "actors/site/site_client.hpp"
@@ -32,6 +33,7 @@
 #include "http/conversations_handler.hpp"
 #include "http/messages_handler.hpp"
 #include "http/events_handler.hpp"
+#include "http/crm_handler.hpp"
 #include "http/media_handler.hpp"
 #include "http/usage_handler.hpp"
 #include "infra/graph_client.hpp"
@@ -175,6 +177,11 @@ int main(int argc, char** argv) {
   media_cfg.retry_base = std::chrono::milliseconds(cfg.media_retry_ms);
   media_cfg.stall = std::chrono::milliseconds(cfg.media_stall_ms);
   auto media = actors::spawn_media_workers(sys, std::move(media_cfg), metrics);
+  actors::crm_settings crm_cfg;
+  crm_cfg.database_url = cfg.database_url;
+  crm_cfg.cfg = &cfg;
+  crm_cfg.retry_base = std::chrono::milliseconds(cfg.crm_retry_ms);
+  auto crm = actors::spawn_crm_sync(sys, std::move(crm_cfg), metrics);
 
   // The inbound path: writer pool <- conversation actors <- site actors <- directory <- dispatcher.
   auto writer = actors::spawn_inbound_writer_pool(sys, cfg.database_url, cfg.inbound_writers, metrics);
@@ -237,6 +244,7 @@ int main(int argc, char** argv) {
   http::add_whatsapp_settings_routes(routes, api);
   http::add_conversation_routes(routes, api);
   http::add_usage_routes(routes, api);
+  http::add_crm_routes(routes, api);
   http::add_message_routes(routes, api);
   actors::event_hub events{sys, cfg.database_url, metrics};
   api.events = &events;
@@ -303,6 +311,8 @@ int main(int argc, char** argv) {
   // Media workers finish their step; a download still running is cut short (its job waits).
   auto media_handle = caf::actor_cast<caf::actor>(media);
   actors::stop_and_wait(sys, media_handle);
+  auto crm_handle = caf::actor_cast<caf::actor>(crm);
+  actors::stop_and_wait(sys, crm_handle);
   media_graph->stop();
   media_graph.reset();
   gateway.shutdown();

@@ -3,6 +3,7 @@ wachat_packages=(
   build-essential cmake ninja-build pkg-config
   libcaf-dev libboost1.74-dev libboost-system1.74-dev libssl-dev
   libsimdjson-dev libpqxx-dev libfmt-dev nlohmann-json3-dev libjemalloc-dev catch2
+  libphonenumber-dev
   postgresql-15 postgresql-client-15 openssl
 )
 

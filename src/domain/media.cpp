@@ -288,15 +288,6 @@ byte_range_answer read_byte_range(std::string_view header, std::uint64_t size) {
   return out;
 }
 
-std::chrono::milliseconds media_retry_delay(int attempt, std::chrono::milliseconds base) {
-  constexpr std::chrono::milliseconds cap = std::chrono::minutes(5);
-  auto d = std::max(base, std::chrono::milliseconds(1));
-  for (int i = 1; i < attempt && d < cap; ++i) {
-    d *= 2;
-  }
-  return std::min(d, cap);
-}
-
 std::string media_signature_payload(std::string_view key, std::int64_t expires) {
   return "wachat-media-v1\n" + std::string{key} + "\n" + std::to_string(expires);
 }
@@ -315,15 +306,6 @@ bool sha256_names(std::string_view sha256, std::string_view digest_hex, std::str
     return s;
   };
   return !sha256.empty() && unpadded(sha256) == unpadded(digest_base64);
-}
-
-media_retry_decision decide_media_retry(bool permanent, int attempts, std::chrono::milliseconds base) {
-  media_retry_decision d;
-  d.give_up = permanent || attempts >= media_max_attempts;
-  if (!d.give_up) {
-    d.delay = media_retry_delay(attempts, base);
-  }
-  return d;
 }
 
 bool media_lookup_failed_for_good(const graph_error& e) {

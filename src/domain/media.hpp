@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "domain/graph_error_policy.hpp"
+#include "domain/job_retry.hpp"
 
 // The rules of customers' media (API.md §3.6, META.md "Media"): what Meta may send for each
 // type, how large, what the stored file is called, and how a byte range is read. Pure: the
@@ -42,21 +43,6 @@ struct byte_range_answer {
   std::uint64_t last = 0;  // inclusive
 };
 byte_range_answer read_byte_range(std::string_view header, std::uint64_t size);
-
-// A media job is tried this many times (a worker that dies holding it counts as a try) before
-// its message is `failed` with the last reason.
-constexpr int media_max_attempts = 5;
-// The wait before try `attempt` + 1: `base` doubling, at most 5 minutes.
-std::chrono::milliseconds media_retry_delay(int attempt, std::chrono::milliseconds base);
-
-// What becomes of a job whose try failed: given up (the message is `failed` with the reason)
-// when the fault cannot go away by itself or the tries are used up; else tried again after
-// media_retry_delay.
-struct media_retry_decision {
-  bool give_up = false;
-  std::chrono::milliseconds delay{0};
-};
-media_retry_decision decide_media_retry(bool permanent, int attempts, std::chrono::milliseconds base);
 
 // Whether Graph's answer to `GET /{media-id}` says the media is gone for good: an id Meta does
 // not know (code 100, HTTP 404: ids live 7 days) or a request Meta refuses as such. A refused

@@ -98,6 +98,8 @@ const std::map<std::string, setting_doc>& known_settings() {
        {"WACHAT_MEDIA_WORKERS", "media downloads done at once by this process", "4"}},
       {"WACHAT_MEDIA_RETRY_MS",
        {"WACHAT_MEDIA_RETRY_MS", "first wait before a failed media download is tried again (doubling)", "2000"}},
+      {"WACHAT_CRM_RETRY_MS",
+       {"WACHAT_CRM_RETRY_MS", "first wait before a failed CRM link is tried again (doubling, five tries)", "2000"}},
       {"WACHAT_MEDIA_STALL_MS",
        {"WACHAT_MEDIA_STALL_MS", "a media download that sends nothing for this long is dropped and retried",
         "30000"}},
@@ -235,7 +237,8 @@ std::variant<config, std::string> build_config(const settings_map& file_settings
                 writers = c.intake_writers, batch = c.intake_batch_max,
                 api_max = c.api_max_body_bytes, inbound_writers = c.inbound_writers,
                 conversation_idle = c.conversation_idle_ms, inbox_lease = c.inbox_lease_ms,
-                media_workers = c.media_workers, media_retry = c.media_retry_ms, media_stall = c.media_stall_ms;
+                media_workers = c.media_workers, media_retry = c.media_retry_ms, media_stall = c.media_stall_ms,
+                crm_retry = c.crm_retry_ms;
   const number_setting numbers[] = {
       {"WACHAT_WEBHOOK_MAX_BYTES", 1024, 1ULL << 30, &webhook_max},
       {"WACHAT_SEND_WAIT_MS", 0, 600000, &send_wait},
@@ -253,6 +256,7 @@ std::variant<config, std::string> build_config(const settings_map& file_settings
       {"WACHAT_MEDIA_WORKERS", 1, 256, &media_workers},
       {"WACHAT_MEDIA_RETRY_MS", 10, 3600000, &media_retry},
       {"WACHAT_MEDIA_STALL_MS", 100, 600000, &media_stall},
+      {"WACHAT_CRM_RETRY_MS", 10, 3600000, &crm_retry},
   };
   for (const auto& n : numbers) {
     if (auto v = get(n.key)) {
@@ -280,6 +284,7 @@ std::variant<config, std::string> build_config(const settings_map& file_settings
   c.media_workers = static_cast<std::uint32_t>(media_workers);
   c.media_retry_ms = static_cast<std::uint32_t>(media_retry);
   c.media_stall_ms = static_cast<std::uint32_t>(media_stall);
+  c.crm_retry_ms = static_cast<std::uint32_t>(crm_retry);
 
   c.phone_number_id = get("WHATSAPP_PHONE_NUMBER_ID");
   c.business_account_id = get("WHATSAPP_BUSINESS_ACCOUNT_ID");

@@ -496,6 +496,12 @@ async function sendingOnConfiguredSite(admin, secrets, hook) {
   await call('GET', '/api/sites/other/whatsapp/usage', { token: admin, expect: 200 });
   await call('GET', '/api/sites/other/whatsapp/usage?from=2026-11-01T00:00:00Z&to=2026-10-01T00:00:00Z', { token: admin, expect: 422 });
   await call('GET', '/api/sites/nope/whatsapp/usage', { token: admin, expect: 404 });
+  await eventually('the CRM contact of the customer', async () => {
+    const r = await fetch(`${baseUrl}/api/conversations/${conv.id}/contact`, { headers: { authorization: `Bearer ${admin}` } });
+    return r.status === 200 || undefined;
+  });
+  await call('GET', `/api/conversations/${conv.id}/contact`, { token: admin, expect: 200 });
+  await call('GET', '/api/conversations/999999999/contact', { token: admin, expect: 404 });
   const reaction = { type: 'reaction', message_id: 'wamid.OB_IN_1', emoji: '👍', sender_id: 'agent-1', sender_name: 'Ann' };
   await call('POST', `/api/conversations/${conv.id}/messages`, { token: admin, json: reaction, expect: 200 });
   await call('POST', `/api/conversations/${conv.id}/messages`, { token: admin, json: { ...reaction, message_id: 'wamid.none' }, expect: 422 });

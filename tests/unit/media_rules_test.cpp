@@ -106,15 +106,15 @@ TEST_CASE("byte ranges: one range served, past-the-end unsatisfiable, anything o
 }
 
 TEST_CASE("a failed media try is tried again with doubling waits, five tries in all") {
-  CHECK(media_retry_delay(1, 2000ms) == 2000ms);
-  CHECK(media_retry_delay(2, 2000ms) == 4000ms);
-  CHECK(media_retry_delay(4, 2000ms) == 16000ms);
-  CHECK(media_retry_delay(40, 2000ms) == std::chrono::minutes(5));
-  auto d = decide_media_retry(false, 1, 100ms);
+  CHECK(job_retry_delay(1, 2000ms) == 2000ms);
+  CHECK(job_retry_delay(2, 2000ms) == 4000ms);
+  CHECK(job_retry_delay(4, 2000ms) == 16000ms);
+  CHECK(job_retry_delay(40, 2000ms) == std::chrono::minutes(5));
+  auto d = decide_job_retry(false, 1, 100ms);
   CHECK_FALSE(d.give_up);
   CHECK(d.delay == 100ms);
-  CHECK(decide_media_retry(false, media_max_attempts, 100ms).give_up);
-  CHECK(decide_media_retry(true, 1, 100ms).give_up);
+  CHECK(decide_job_retry(false, job_max_attempts, 100ms).give_up);
+  CHECK(decide_job_retry(true, 1, 100ms).give_up);
 }
 
 TEST_CASE("a media lookup fails for good only when Meta says the media is gone or the request is wrong") {

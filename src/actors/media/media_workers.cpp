@@ -236,7 +236,7 @@ void settle(worker_state& st, const infra::media_job& job, const fault& f) {
                               job.last_error);
     return;
   }
-  auto d = domain::decide_media_retry(f.permanent, job.attempts, s.retry_base);
+  auto d = domain::decide_job_retry(f.permanent, job.attempts, s.retry_base);
   infra::log_warn("media_fetch_failed", {{"message_id", std::to_string(job.message_id)},
                                          {"attempt", std::to_string(job.attempts)},
                                          {"give_up", d.give_up ? "true" : "false"},
@@ -267,7 +267,7 @@ bool pump(worker_state& st) {
     return false;
   }
   st.may_hold_jobs = true;
-  if (job->attempts > domain::media_max_attempts) {
+  if (job->attempts > domain::job_max_attempts) {
     // Its tries are used up: the last one died with its worker.
     auto why = job->last_error.empty() ? std::string{"the media could not be fetched"} : job->last_error;
     if (infra::record_media_failed(c, job->message_id, st.worker_name, why)) {

@@ -1,0 +1,145 @@
+#include "actors/crm/crm_sync.hpp"
+
+#include <caf/all.hpp>
+#include <pqxx/pqxx>
+
+#include "actors/supervision/fault_point.hpp"
+#include "domain/job_retry.hpp"
+#include "domain/phone.hpp"
+#include "infra/cached_statement.hpp"
+#include "infra/config.hpp"
+#include "infra/crm_store.hpp"
+#include "infra/crypto.hpp"
+#include "infra/log.hpp"
+#include "infra/site_settings.hpp"
+
+namespace wachat::actors {
+namespace {
+
+constexpr std::chrono::seconds lease{60};
+
+struct shared_state {
+  crm_settings settings;
+  std::string process;
+  infra::metrics::counter* linked = nullptr;
+  infra::metrics::counter* failed = nullptr;
+  infra::metrics::counter* retried = nullptr;
+  std::atomic<bool> stopping{false};
+};
+
+struct worker_state {
+  std::shared_ptr<shared_state> shared;
+  std::string worker_name;
+  std::unique_ptr<pqxx::connection> conn;
+  bool may_hold_jobs = true;
+  static inline const char* name = "crm_sync";
+};
+
+pqxx::connection_base& connection(worker_state& st) {
+  if (!st.conn || !st.conn->is_open()) {
+    st.conn.reset();
+    st.conn = infra::connect_for_probes(st.shared->settings.database_url);
+  }
+  return *st.conn;
+}
+
+void run(worker_state& st, const infra::crm_job& job) {
+  auto& c = connection(st);
+  const auto& cfg = *st.shared->settings.cfg;
+  auto site = infra::site_settings_store{c, cfg}.load(job.site_id);
+  // Numbers in the CRM written without a country code are read in the country of the site's
+  // own WhatsApp number.
+  std::string region = site && site->phone_number ? domain::region_of(*site->phone_number) : std::string{};
+  bool enabled = !site || site->crm_sync;
+  if (infra::run_crm_job(c, job, st.worker_name, region, enabled) && enabled) {
+    st.shared->linked->fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+bool pump(worker_state& st) {
+  if (st.shared->stopping.load()) {
+    return false;
+  }
+  auto& c = connection(st);
+  if (st.may_hold_jobs) {
+    infra::release_crm_jobs(c, st.worker_name, "the CRM sync worker stopped while linking");
+    st.may_hold_jobs = false;
+  }
+  auto job = infra::claim_crm_job(c, st.worker_name, lease);
+  if (!job) {
+    return false;
+  }
+  st.may_hold_jobs = true;
+  if (job->attempts > domain::job_max_attempts) {
+    if (infra::record_crm_failed(c, job->id, st.worker_name, job->last_error)) {
+      st.shared->failed->fetch_add(1, std::memory_order_relaxed);
+    }
+    st.may_hold_jobs = false;
+    return true;
+  }
+  // Test builds: a worker that dies holding a job.
+  fault_point("crm_sync");
+  try {
+    run(st, *job);
+  } catch (const pqxx::broken_connection&) {
+    throw;  // the job is given back on the next pump, over a new connection
+  } catch (const std::exception& e) {
+    auto d = domain::decide_job_retry(false, job->attempts, st.shared->settings.retry_base);
+    infra::log_warn("crm_link_failed", {{"job", std::to_string(job->id)},
+                                        {"attempt", std::to_string(job->attempts)},
+                                        {"give_up", d.give_up ? "true" : "false"},
+                                        {"error", e.what()}});
+    if (d.give_up) {
+      if (infra::record_crm_failed(c, job->id, st.worker_name, e.what())) {
+        st.shared->failed->fetch_add(1, std::memory_order_relaxed);
+      }
+    } else if (infra::record_crm_retry(c, job->id, st.worker_name, d.delay, e.what())) {
+      st.shared->retried->fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  st.may_hold_jobs = false;
+  return true;
+}
+
+job_worker_actor::behavior_type worker(job_worker_actor::stateful_pointer<worker_state> self,
+                                       std::shared_ptr<shared_state> shared, std::string name) {
+  self->state.shared = std::move(shared);
+  self->state.worker_name = std::move(name);
+  return {
+      [=](job_pump_atom) -> bool {
+        try {
+          return pump(self->state);
+        } catch (const pqxx::broken_connection& e) {
+          self->state.conn.reset();
+          self->state.may_hold_jobs = true;
+          infra::log_warn("crm_sync_db_failed", {{"error", e.what()}});
+        } catch (const pqxx::sql_error& e) {
+          self->state.may_hold_jobs = true;
+          infra::log_warn("crm_sync_db_failed", {{"error", e.what()}});
+        }
+        return false;
+      },
+      [=](stop_atom) { self->quit(); },
+  };
+}
+
+}  // namespace
+
+job_pool_actor spawn_crm_sync(caf::actor_system& sys, crm_settings settings, std::shared_ptr<infra::metrics> metrics) {
+  auto shared = std::make_shared<shared_state>();
+  shared->settings = std::move(settings);
+  shared->process = infra::random_hex(8);
+  shared->linked = &metrics->get_counter("wachat_crm_jobs_done_total", "CRM links and activities written.");
+  shared->failed = &metrics->get_counter("wachat_crm_jobs_failed_total", "CRM jobs given up (kept as failed).");
+  shared->retried = &metrics->get_counter("wachat_crm_retries_total", "CRM jobs that failed and were scheduled again.");
+  job_pool_settings pool;
+  pool.metric_name = "wachat_crm_sync";
+  pool.workers = shared->settings.workers;
+  pool.spawn = [shared](caf::actor_system& s, std::size_t i) {
+    return s.spawn<caf::detached>(worker, shared, shared->process + "/" + std::to_string(i));
+  };
+  pool.on_stop = [shared] { shared->stopping.store(true); };
+  return spawn_job_pool(sys, std::move(pool), std::move(metrics));
+}
+
+}  // namespace wachat::actors

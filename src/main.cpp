@@ -23,7 +23,7 @@
 #include "actors/inbound/inbox_dispatcher.hpp"
 #include "actors/inbound/inbound_writer.hpp"
 #include "actors/inbound/intake.hpp"
-#include "actors/crm/crm_sync.hpp"
+#include "actors/followups/followups.hpp"
 #include "actors/media/media_workers.hpp"
 #include "actors/site/conversation_writer.hpp"
 #include "actors/site/site_client.hpp"
@@ -177,11 +177,11 @@ int main(int argc, char** argv) {
   media_cfg.retry_base = std::chrono::milliseconds(cfg.media_retry_ms);
   media_cfg.stall = std::chrono::milliseconds(cfg.media_stall_ms);
   auto media = actors::spawn_media_workers(sys, std::move(media_cfg), metrics);
-  actors::crm_settings crm_cfg;
+  actors::followup_settings crm_cfg;
   crm_cfg.database_url = cfg.database_url;
   crm_cfg.cfg = &cfg;
   crm_cfg.retry_base = std::chrono::milliseconds(cfg.crm_retry_ms);
-  auto crm = actors::spawn_crm_sync(sys, std::move(crm_cfg), metrics);
+  auto crm = actors::spawn_followups(sys, std::move(crm_cfg), metrics);
 
   // The inbound path: writer pool <- conversation actors <- site actors <- directory <- dispatcher.
   auto writer = actors::spawn_inbound_writer_pool(sys, cfg.database_url, cfg.inbound_writers, metrics);

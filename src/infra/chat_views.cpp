@@ -170,6 +170,7 @@ namespace {
 constexpr int conversation_width = 16;
 constexpr int message_width = 25;
 constexpr int event_width = 5;
+constexpr int notification_width = 4;
 
 }  // namespace
 
@@ -180,9 +181,9 @@ constexpr int event_width = 5;
 // name the same one, and the caller serializes each object once anyway (its rows after the
 // first have NULL conversation columns).
 const std::string events_with_objects_sql =
-    "SELECT e.id, e.site_id, e.type, e.conversation_id, e.message_id, cv.*, mv.* FROM"
+    "SELECT e.id, e.site_id, e.type, e.conversation_id, e.message_id, cv.*, mv.*, nv.* FROM"
     " (SELECT w.*, row_number() OVER (PARTITION BY w.conversation_id ORDER BY w.id) AS nth FROM"
-    "   (SELECT id, site_id, type, conversation_id, message_id FROM wa_events"
+    "   (SELECT id, site_id, type, conversation_id, message_id, notification_id FROM wa_events"
     "     WHERE site_id = $1 AND id > $2 AND created_at > now() - interval '24 hours'"
     "     ORDER BY id LIMIT $3) w) e"
     " LEFT JOIN LATERAL (" + std::string{conversation_columns} +
@@ -191,10 +192,12 @@ const std::string events_with_objects_sql =
     conversation_visitor + ") cv ON true"
     " LEFT JOIN LATERAL (" + std::string{message_columns} +
     "   FROM (SELECT * FROM mod_chat_messages x WHERE x.id = e.message_id LIMIT 1) m) mv ON true"
+    " LEFT JOIN LATERAL (SELECT n.id, n.agent_id, n.type, extract(epoch from n.created_at)::bigint"
+    "   FROM mod_chat_notifications n WHERE n.id = e.notification_id LIMIT 1) nv ON true"
     " ORDER BY e.id";
 
 void check_event_row(const pqxx::row& row) {
-  if (row.size() != event_width + conversation_width + message_width) {
+  if (row.size() != event_width + conversation_width + message_width + notification_width) {
     throw std::logic_error("events_with_objects_sql: unexpected number of columns");
   }
 }
@@ -208,6 +211,18 @@ std::optional<json> event_message(const pqxx::row& row) {
   auto part = row.slice(event_width + conversation_width,
                         event_width + conversation_width + message_width);
   return part[0].is_null() ? std::nullopt : std::optional<json>{message_json(part)};
+}
+
+std::optional<json> event_notification(const pqxx::row& row) {
+  auto part = row.slice(event_width + conversation_width + message_width,
+                        event_width + conversation_width + message_width + notification_width);
+  if (part[0].is_null()) {
+    return std::nullopt;
+  }
+  return json{{"id", part[0].c_str()},
+              {"agent_id", opt_text(part[1])},
+              {"type", part[2].c_str()},
+              {"created_at", rfc3339(part[3].as<std::int64_t>())}};
 }
 
 std::optional<std::int64_t> parse_id(const std::string& text) {

@@ -20,12 +20,14 @@ std::optional<nlohmann::json> load_message(pqxx::transaction_base& tx, std::int6
 
 // For the event hub, one query for a run of events and the objects they name: $1 the site, $2
 // the last event id seen, $3 the most events. Each row is the event's id, site_id, type,
-// conversation_id and message_id, then its conversation and its message (NULL when it names
-// none or the row is gone), read by the two functions below.
+// conversation_id and message_id, then its conversation, its message and its notification
+// (NULL when it names none or the row is gone), read by the three functions below.
 extern const std::string events_with_objects_sql;
 void check_event_row(const pqxx::row& row);  // throws when the columns do not match
 std::optional<nlohmann::json> event_conversation(const pqxx::row& row);
 std::optional<nlohmann::json> event_message(const pqxx::row& row);
+// A `notification` event's row of mod_chat_notifications: {"id","agent_id","type","created_at"}.
+std::optional<nlohmann::json> event_notification(const pqxx::row& row);
 
 // The SELECT lists the renderers expect, for callers that page through rows.
 extern const std::string conversation_select;  // ... FROM c, its visitor v; add WHERE/ORDER

@@ -159,12 +159,12 @@ json closing_summary(pqxx::transaction_base& tx, std::int64_t conversation) {
 std::optional<crm_job> claim_crm_job(pqxx::connection_base& c, const std::string& worker, std::chrono::seconds lease) {
   pqxx::work w{c};
   auto r = exec_cached(w, "crm_claim",
-      "WITH ready AS (SELECT id FROM wa_crm_jobs WHERE state = 'ready' AND next_attempt_at <= now()"
+      "WITH ready AS (SELECT id FROM wa_conversation_jobs WHERE state = 'ready' AND next_attempt_at <= now()"
       "   ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED),"
-      " lapsed AS (SELECT id FROM wa_crm_jobs WHERE state = 'running' AND lease_until < now()"
+      " lapsed AS (SELECT id FROM wa_conversation_jobs WHERE state = 'running' AND lease_until < now()"
       "   AND NOT EXISTS (SELECT 1 FROM ready) ORDER BY lease_until LIMIT 1 FOR UPDATE SKIP LOCKED),"
       " due AS (SELECT id FROM ready UNION ALL SELECT id FROM lapsed LIMIT 1)"
-      " UPDATE wa_crm_jobs j SET state = 'running', attempts = j.attempts + 1, claimed_by = $1,"
+      " UPDATE wa_conversation_jobs j SET state = 'running', attempts = j.attempts + 1, claimed_by = $1,"
       "   lease_until = now() + make_interval(secs => $2) FROM due WHERE j.id = due.id"
       " RETURNING j.id, j.site_id, j.kind, j.visitor_id, j.conversation_id, j.attempts, coalesce(j.last_error, '')",
       worker, static_cast<double>(lease.count()));
@@ -186,7 +186,7 @@ std::optional<crm_job> claim_crm_job(pqxx::connection_base& c, const std::string
 int release_crm_jobs(pqxx::connection_base& c, const std::string& worker, const std::string& why) {
   pqxx::work w{c};
   auto r = exec_cached(w, "crm_release",
-      "UPDATE wa_crm_jobs SET state = 'ready', claimed_by = NULL, lease_until = NULL, next_attempt_at = now(),"
+      "UPDATE wa_conversation_jobs SET state = 'ready', claimed_by = NULL, lease_until = NULL, next_attempt_at = now(),"
       " last_error = $2 WHERE claimed_by = $1 AND state = 'running'",
       worker, why);
   w.commit();
@@ -197,7 +197,7 @@ bool record_crm_retry(pqxx::connection_base& c, std::int64_t job, const std::str
                       std::chrono::milliseconds delay, const std::string& why) {
   pqxx::work w{c};
   auto r = exec_cached(w, "crm_retry",
-      "UPDATE wa_crm_jobs SET state = 'ready', claimed_by = NULL, lease_until = NULL, last_error = $3,"
+      "UPDATE wa_conversation_jobs SET state = 'ready', claimed_by = NULL, lease_until = NULL, last_error = $3,"
       " next_attempt_at = now() + make_interval(secs => $4) WHERE id = $1 AND claimed_by = $2 AND state = 'running'",
       job, worker, why, static_cast<double>(delay.count()) / 1000.0);
   w.commit();
@@ -207,7 +207,7 @@ bool record_crm_retry(pqxx::connection_base& c, std::int64_t job, const std::str
 bool record_crm_failed(pqxx::connection_base& c, std::int64_t job, const std::string& worker, const std::string& why) {
   pqxx::work w{c};
   auto r = exec_cached(w, "crm_failed",
-      "UPDATE wa_crm_jobs SET state = 'failed', claimed_by = NULL, lease_until = NULL, last_error = $3"
+      "UPDATE wa_conversation_jobs SET state = 'failed', claimed_by = NULL, lease_until = NULL, last_error = $3"
       " WHERE id = $1 AND claimed_by = $2 AND state = 'running'",
       job, worker, why);
   w.commit();
@@ -217,8 +217,9 @@ bool record_crm_failed(pqxx::connection_base& c, std::int64_t job, const std::st
 bool run_crm_job(pqxx::connection_base& c, const crm_job& job, const std::string& worker, const std::string& region,
                  bool enabled) {
   pqxx::work w{c};
-  auto held = exec_cached(w, "crm_done",
-      "DELETE FROM wa_crm_jobs WHERE id = $1 AND claimed_by = $2 AND state = 'running' RETURNING id", job.id, worker);
+  auto held = exec_cached(w, "followup_done",
+      "DELETE FROM wa_conversation_jobs WHERE id = $1 AND claimed_by = $2 AND state = 'running' RETURNING id", job.id,
+      worker);
   if (held.empty()) {
     return false;
   }

@@ -72,4 +72,23 @@ void append_events(pqxx::transaction_base& tx, const std::vector<pending_event>&
   }
 }
 
+void append_notification_events(pqxx::transaction_base& tx, const std::string& site_id, std::int64_t conversation_id,
+                                const std::vector<std::int64_t>& notification_ids) {
+  if (notification_ids.empty()) {
+    return;
+  }
+  std::string ids = "{";
+  for (auto id : notification_ids) {
+    ids += (ids.size() > 1 ? "," : "") + std::to_string(id);
+  }
+  ids += "}";
+  static const std::string sql =
+      std::string{"WITH locked AS MATERIALIZED (SELECT pg_advisory_xact_lock("} + events_lock_key_sql + ") AS l),"
+      " ins AS (INSERT INTO wa_events (site_id, type, conversation_id, notification_id)"
+      "   SELECT $1, 'notification', $2, t.id FROM locked, unnest($3::bigint[]) WITH ORDINALITY AS t(id, n)"
+      "   ORDER BY t.n RETURNING 1)"
+      " SELECT pg_notify($4, $1) FROM (SELECT count(*) FROM ins) c";
+  exec_cached(tx, "events_append_notifications", sql, site_id, conversation_id, ids, std::string{events_channel});
+}
+
 }  // namespace wachat::infra

@@ -23,6 +23,11 @@ void append_event(pqxx::transaction_base& tx, const std::string& site_id, std::s
                   std::optional<std::int64_t> conversation_id,
                   std::optional<std::int64_t> message_id);
 
+// One `notification` event per row of mod_chat_notifications named (API.md §3.5), in order;
+// like append_event, call it last in the transaction.
+void append_notification_events(pqxx::transaction_base& tx, const std::string& site_id, std::int64_t conversation_id,
+                                const std::vector<std::int64_t>& notification_ids);
+
 struct pending_event {
   std::string site_id;
   std::string type;

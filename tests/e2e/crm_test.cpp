@@ -152,7 +152,7 @@ TEST_CASE("with crm_sync off a site's visitors get no contact, and nothing is le
   REQUIRE(put.status == 200);
   s.write("16505550142", "wamid.NOCRM1");
   auto conv = s.conversation_of("16505550142");
-  REQUIRE(test::eventually([&] { return s.scalar("SELECT count(*) FROM wa_crm_jobs") == "0"; }));
+  REQUIRE(test::eventually([&] { return s.scalar("SELECT count(*) FROM wa_conversation_jobs") == "0"; }));
   CHECK_FALSE(s.contact(conv).has_value());
   CHECK(s.scalar("SELECT count(*) FROM crm_contacts") == "1");
 }
@@ -162,6 +162,6 @@ TEST_CASE("a CRM worker that dies holding a job is restarted and the contact sti
   auto c = s.wait_contact(s.conversation);
   CHECK(c["phone"] == "+16505551234");
   auto metrics = test::http_get(s.f->port(), "/metrics").body;
-  CHECK(metrics.find("wachat_crm_sync_restarts_total 1") != std::string::npos);
+  CHECK(metrics.find("wachat_followup_worker_restarts_total 1") != std::string::npos);
   CHECK(s.scalar("SELECT count(*) FROM crm_contacts") == "1");
 }

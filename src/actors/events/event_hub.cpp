@@ -25,6 +25,7 @@ using infra::check_event_row;
 using infra::dump;
 using infra::event_conversation;
 using infra::event_message;
+using infra::event_notification;
 using infra::events_with_objects_sql;
 
 using clock = std::chrono::steady_clock;
@@ -78,6 +79,9 @@ std::string render_frame(const pqxx::row& ev, const event_objects& objects) {
     if (auto m = objects.messages.find(ev[4].as<std::int64_t>()); m != objects.messages.end()) {
       data += ",\"message\":" + m->second;
     }
+  }
+  if (auto n = event_notification(ev)) {
+    data += ",\"notification\":" + dump(*n);
   }
   data += '}';
   return fmt::format("id: {}\nevent: {}\ndata: {}\n\n", ev[0].as<std::int64_t>(), type, data);

@@ -1,4 +1,4 @@
-#include "actors/crm/crm_sync.hpp"
+#include "actors/followups/followups.hpp"
 
 #include <caf/all.hpp>
 #include <pqxx/pqxx>
@@ -8,6 +8,7 @@
 #include "domain/phone.hpp"
 #include "infra/cached_statement.hpp"
 #include "infra/config.hpp"
+#include "infra/assignment_store.hpp"
 #include "infra/crm_store.hpp"
 #include "infra/crypto.hpp"
 #include "infra/log.hpp"
@@ -19,7 +20,7 @@ namespace {
 constexpr std::chrono::seconds lease{60};
 
 struct shared_state {
-  crm_settings settings;
+  followup_settings settings;
   std::string process;
   infra::metrics::counter* linked = nullptr;
   infra::metrics::counter* failed = nullptr;
@@ -49,6 +50,12 @@ void run(worker_state& st, const infra::crm_job& job) {
   auto site = infra::site_settings_store{c, cfg}.load(job.site_id);
   // Numbers in the CRM written without a country code are read in the country of the site's
   // own WhatsApp number.
+  if (job.kind == "assign") {
+    if (infra::run_assign_job(c, job, st.worker_name, site && site->auto_assign)) {
+      st.shared->linked->fetch_add(1, std::memory_order_relaxed);
+    }
+    return;
+  }
   std::string region = site && site->phone_number ? domain::region_of(*site->phone_number) : std::string{};
   bool enabled = !site || site->crm_sync;
   if (infra::run_crm_job(c, job, st.worker_name, region, enabled) && enabled) {
@@ -125,15 +132,15 @@ job_worker_actor::behavior_type worker(job_worker_actor::stateful_pointer<worker
 
 }  // namespace
 
-job_pool_actor spawn_crm_sync(caf::actor_system& sys, crm_settings settings, std::shared_ptr<infra::metrics> metrics) {
+job_pool_actor spawn_followups(caf::actor_system& sys, followup_settings settings, std::shared_ptr<infra::metrics> metrics) {
   auto shared = std::make_shared<shared_state>();
   shared->settings = std::move(settings);
   shared->process = infra::random_hex(8);
-  shared->linked = &metrics->get_counter("wachat_crm_jobs_done_total", "CRM links and activities written.");
-  shared->failed = &metrics->get_counter("wachat_crm_jobs_failed_total", "CRM jobs given up (kept as failed).");
-  shared->retried = &metrics->get_counter("wachat_crm_retries_total", "CRM jobs that failed and were scheduled again.");
+  shared->linked = &metrics->get_counter("wachat_followups_done_total", "Conversation follow-ups done (CRM links and activities, assignments).");
+  shared->failed = &metrics->get_counter("wachat_followups_failed_total", "Conversation follow-ups given up (kept as failed).");
+  shared->retried = &metrics->get_counter("wachat_followup_retries_total", "Conversation follow-ups that failed and were scheduled again.");
   job_pool_settings pool;
-  pool.metric_name = "wachat_crm_sync";
+  pool.metric_name = "wachat_followup_worker";
   pool.workers = shared->settings.workers;
   pool.spawn = [shared](caf::actor_system& s, std::size_t i) {
     return s.spawn<caf::detached>(worker, shared, shared->process + "/" + std::to_string(i));

@@ -13,7 +13,7 @@ struct config;
 
 namespace wachat::actors {
 
-struct crm_settings {
+struct followup_settings {
   std::string database_url;
   const infra::config* cfg = nullptr;  // for the sites' settings (crm_sync, their number)
   unsigned workers = 2;
@@ -25,7 +25,7 @@ struct crm_settings {
 // conversation's start and close as crm_activities. Jobs are queued by triggers in the very
 // transaction that opened or closed a conversation (migration 014), so a message is never held
 // up by the CRM, and a CRM failure is retried (five tries, doubling waits), then kept `failed`
-// with its reason. A worker that dies is restarted (`wachat_crm_sync_restarts_total`).
-job_pool_actor spawn_crm_sync(caf::actor_system& sys, crm_settings settings, std::shared_ptr<infra::metrics> metrics);
+// with its reason. A worker that dies is restarted (`wachat_followup_worker_restarts_total`).
+job_pool_actor spawn_followups(caf::actor_system& sys, followup_settings settings, std::shared_ptr<infra::metrics> metrics);
 
 }  // namespace wachat::actors

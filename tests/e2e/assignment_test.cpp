@@ -105,8 +105,14 @@ TEST_CASE("two processes assigning a burst of new conversations at once never ov
   });
   for (int i = 200; i < 210; ++i) customer_writes(a, i);
   other.join();
+  // All twenty conversations stored (webhooks are processed after their 200), then every
+  // follow-up done.
   REQUIRE(test::eventually(
-      [&] { return test::query_scalar(a.db, "SELECT count(*) FROM wa_conversation_jobs") == "0"; }, 30s));
+      [&] {
+        return test::query_scalar(a.db, "SELECT count(*) FROM mod_chat_conversations") == "20" &&
+               test::query_scalar(a.db, "SELECT count(*) FROM wa_conversation_jobs") == "0";
+      },
+      30s));
   CHECK(active_chats(a) == std::map<std::string, int>{{"ann", 3}, {"bob", 3}});
   CHECK(test::query_scalar(a.db, "SELECT count(*) FROM mod_chat_conversations WHERE assigned_agent_id IS NULL") == "14");
   CHECK(count(a, "type = 'conversation_assigned'") == "6");

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Customers' media (issue 14 targets), into a local fake Graph API on one throwaway PostgreSQL,
+# with wachat_media_bench (bench/media_bench.cpp):
+#   large   one 100 MB document: seconds to store it, wachatd's resident memory growth (target:
+#           under 32 MiB - it streams to disk)
+#   mixed   1,000 text webhooks alone, then beside 200 images of 1 MB being downloaded, then
+#           alone again: the texts' slowdown (target: at most 10 %), and the media's time
+# Usage: bench/media.sh
+# Environment: BENCH_RUNS [3], BENCH_MEDIA [200], BENCH_TEXTS [1000], BENCH_MEDIA_WORKERS [4],
+#   BENCH_BUILD_DIR [build-bench3], BENCH_BUILD_JOBS [1], BENCH_SKIP_BUILD=1.
+set -euo pipefail
+WACHAT_ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$WACHAT_ROOT"
+. scripts/lib/deps.sh
+. scripts/lib/pg.sh
+. bench/lib.sh
+
+runs=${BENCH_RUNS:-3}
+build_dir=${BENCH_BUILD_DIR:-$WACHAT_ROOT/build-bench3}
+
+if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+  wachat_install_deps
+  cmake -S "$WACHAT_ROOT" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DWACHAT_TESTS=ON \
+    -DWACHAT_BENCH=ON >&2
+  cmake --build "$build_dir" -j"${BENCH_BUILD_JOBS:-1}" --target wachatd wachat_media_bench >&2
+fi
+
+work=$(mktemp -d /tmp/wachat-media.XXXXXX)
+chmod 755 "$work"
+trap 'bench_remove_work "$work"' EXIT
+bench_pg_start "$work"
+export WACHAT_TEST_DATABASE_URL="${db_url/wachat_bench/postgres}"
+echo "bench: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); wachatd $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+
+for run in $(seq "$runs"); do
+  wait_quiet
+  "$build_dir/wachat_media_bench" --mode large --size-mb 100 --label "large-$run" | tee -a "$work/large.jsonl"
+done
+for run in $(seq "$runs"); do
+  wait_quiet
+  "$build_dir/wachat_media_bench" --mode mixed --media "${BENCH_MEDIA:-200}" --size-kb 1024 \
+    --texts "${BENCH_TEXTS:-1000}" --workers "${BENCH_MEDIA_WORKERS:-4}" --label "mixed-$run" | tee -a "$work/mixed.jsonl"
+done
+echo "median RSS growth (MiB) for 100 MB: $(while read -r l; do json_num rss_growth_mib "$l"; done < "$work/large.jsonl" | median)"
+echo "median text slowdown beside media: $(while read -r l; do json_num slowdown "$l"; done < "$work/mixed.jsonl" | median)"

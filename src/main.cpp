@@ -161,7 +161,9 @@ int main(int argc, char** argv) {
 
   // Media downloads get a client of their own: a slow 100 MB document never queues behind, or
   // ahead of, an agent's send.
-  auto media_graph_or_error = infra::graph_client::create(infra::graph_client_options::from_config(cfg));
+  auto media_graph_options = infra::graph_client_options::from_config(cfg);
+  media_graph_options.background = true;
+  auto media_graph_or_error = infra::graph_client::create(media_graph_options);
   if (auto* why = std::get_if<std::string>(&media_graph_or_error)) {
     die("graph API client: " + *why);
   }

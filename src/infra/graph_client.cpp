@@ -23,6 +23,7 @@
 #include <string_view>
 #include <thread>
 
+#include "infra/thread_priority.hpp"
 #include "infra/url.hpp"
 #include "infra/log.hpp"
 
@@ -829,6 +830,9 @@ std::variant<std::unique_ptr<graph_client>, std::string> graph_client::create(
   core->work.emplace(core->ioc.get_executor());
   auto* raw = core.get();
   core->thread = std::thread([raw] {
+    if (raw->options.background) {
+      lower_this_thread_priority();
+    }
     for (;;) {
       try {
         raw->ioc.run();

@@ -75,6 +75,9 @@ struct graph_client_options {
   std::size_t max_idle_per_host = 8;                 // kept-alive connections kept per host
   std::chrono::milliseconds idle_timeout{30000};     // an idle connection older than this is dropped
   std::size_t max_body_bytes = 16 * 1024 * 1024;     // larger answers fail (transport error)
+  // Run the I/O thread at a lower CPU priority (nice 10): for bulk transfers (media) that must
+  // yield to message processing when the machine is busy.
+  bool background = false;
 
   static graph_client_options from_config(const infra::config& c);
 };

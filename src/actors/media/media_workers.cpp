@@ -15,6 +15,7 @@
 #include "infra/log.hpp"
 #include "infra/media_store.hpp"
 #include "infra/site_settings.hpp"
+#include "infra/thread_priority.hpp"
 #include "infra/url.hpp"
 
 namespace wachat::actors {
@@ -77,6 +78,8 @@ struct worker_state {
   std::string worker_name;  // claimed_by: this process and slot
   std::unique_ptr<pqxx::connection> conn;
   bool may_hold_jobs = true;  // a fresh worker, or one whose last job ended in an exception
+  bool prioritized = false;   // this (detached) thread runs at background priority
+  std::uint64_t pumps = 0;
   static inline const char* name = "media_worker";
 };
 
@@ -256,13 +259,23 @@ bool pump(worker_state& st) {
   if (st.shared->stopping.load()) {
     return false;
   }
+  if (!st.prioritized) {
+    // Downloads, hashing and disk writes are background work: they yield to message
+    // processing when both want the CPU (bench/RESULTS.md, media beside texts).
+    infra::lower_this_thread_priority();
+    st.prioritized = true;
+  }
   auto& c = connection(st);
   if (st.may_hold_jobs) {
     infra::release_media_jobs(c, st.worker_name, "the media worker stopped while fetching this file");
     st.may_hold_jobs = false;
   }
   auto job = infra::claim_media_job(c, st.worker_name, lease);
-  st.shared->count.queued->store(infra::due_media_jobs(c));
+  // The queue's depth for /metrics: counted when the queue ran dry and every 16th job, not at
+  // every claim (a count per 1 MB file showed in the media benchmark).
+  if (!job || st.pumps++ % 16 == 0) {
+    st.shared->count.queued->store(infra::due_media_jobs(c));
+  }
   if (!job) {
     return false;
   }

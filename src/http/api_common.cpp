@@ -95,7 +95,7 @@ void api_calls::submit(request_context& rc, std::uint32_t operation, responder r
     }
     if (auto w = self->impl_->waiting.take(ticket)) {
       w->respond(json_error(bhttp::status::service_unavailable, "unavailable",
-                            "The database did not answer in time."));
+                            "The request did not finish in time (the database or WhatsApp was too slow); it may still take effect, so repeat it with the same client_message_id where it has one."));
     }
   });
   impl_->gateway->submit(std::move(call));

@@ -140,8 +140,17 @@ class session : public std::enable_shared_from_this<session> {
     keep_alive_ = parser_->get().keep_alive();
     if (match_.matched == nullptr) {
       if (match_.path_known) {
-        return reply(json_error(bhttp::status::method_not_allowed, "method_not_allowed",
-                                "Method not allowed on this path."));
+        // RFC 9110 §15.5.6: a 405 names the methods the path does take.
+        std::string allow;
+        for (auto v : match_.allowed) {
+          if (allow.find(std::string{bhttp::to_string(v)}) == std::string::npos) {
+            allow += (allow.empty() ? "" : ", ") + std::string{bhttp::to_string(v)};
+          }
+        }
+        auto res = json_error(bhttp::status::method_not_allowed, "method_not_allowed",
+                              "Method not allowed on this path; it takes " + allow + ".");
+        res.set(bhttp::field::allow, allow);
+        return reply(std::move(res));
       }
       return reply(json_error(bhttp::status::not_found, "not_found", "No such resource."));
     }

@@ -166,6 +166,23 @@ async function call(method, target, { token, json, raw, headers = {}, expect } =
   return { status: res.status, body: parsed, text };
 }
 
+// A method the path does not take: 405 with the MethodNotAllowed response's body and an Allow
+// header naming exactly the methods the spec gives the path.
+async function checkMethodNotAllowed(method, target, token) {
+  const label = `${method} ${target} → 405`;
+  const res = await fetch(baseUrl + target, { method, headers: token ? { authorization: `Bearer ${token}` } : {} });
+  const text = await res.text();
+  if (res.status !== 405) return fail(`${label}: answered ${res.status}`, `  body ${text.slice(0, 300)}`);
+  const template = specPaths.find((p) => p.regex.test(target.split('?')[0]))?.template;
+  const declared = Object.keys(spec.paths[template] || {}).filter((m) => ['get', 'put', 'post', 'patch', 'delete'].includes(m))
+    .map((m) => m.toUpperCase()).sort().join(', ');
+  const allow = (res.headers.get('allow') || '').split(',').map((m) => m.trim()).filter(Boolean).sort().join(', ');
+  if (allow !== declared) fail(`${label}: Allow '${allow}' but the spec gives the path '${declared}'`);
+  const [response, ptr] = deref({ $ref: '#/components/responses/MethodNotAllowed' }, '#/components/responses/MethodNotAllowed');
+  checkJson(label, mediaSchemaPtr(response.content, ptr, 'application/json'), JSON.parse(text));
+  log(`ok   ${method} ${target} 405 (Allow: ${allow})`);
+}
+
 // Opens the SSE stream, checks the answer and validates the first event against the spec.
 async function checkFirstEvent(target, token, lastEventId) {
   const label = `GET ${target} (event stream)`;
@@ -496,6 +513,9 @@ async function sendingOnConfiguredSite(admin, secrets, hook) {
   await call('GET', '/api/sites/other/whatsapp/usage', { token: admin, expect: 200 });
   await call('GET', '/api/sites/other/whatsapp/usage?from=2026-11-01T00:00:00Z&to=2026-10-01T00:00:00Z', { token: admin, expect: 422 });
   await call('GET', '/api/sites/nope/whatsapp/usage', { token: admin, expect: 404 });
+  await checkMethodNotAllowed('DELETE', `/api/conversations/${conv.id}`, admin);
+  await checkMethodNotAllowed('PUT', `/api/conversations/${conv.id}/messages`, admin);
+  await checkMethodNotAllowed('POST', '/media/chat/other/0b5c_x.jpg');
   await eventually('the CRM contact of the customer', async () => {
     const r = await fetch(`${baseUrl}/api/conversations/${conv.id}/contact`, { headers: { authorization: `Bearer ${admin}` } });
     return r.status === 200 || undefined;

@@ -8,11 +8,13 @@
 
 #include "support/fake_graph.hpp"
 #include "support/pg_control.hpp"
+#include "support/test_env.hpp"
 #include "support/wachat_fixture.hpp"
 #include "support/whatsapp_site.hpp"
 
 using namespace wachat;
 using nlohmann::json;
+using namespace std::chrono_literals;
 
 namespace {
 
@@ -498,4 +500,61 @@ TEST_CASE("two wachatd sending for the same conversation: each send reaches Meta
   }
   CHECK(ids.size() == 20);
   CHECK(s.scalar("SELECT count(*) FROM mod_chat_messages WHERE sender_type = 'agent' AND status = 'sent'") == "20");
+}
+
+TEST_CASE("Graph refusing connections: the send answers 202 queued, and reaches Meta once it can be reached") {
+  test::fake_graph graph;
+  graph.add_token(token);
+  graph.add_phone(phone_id, "+1 555-0100", "Acme Support");
+  std::string db, conv;
+  {
+    // Set up with Graph reachable: the site's credentials checked, a customer who wrote.
+    test::wachat_fixture f{{{"WACHAT_GRAPH_BASE_URL", graph.base_url()}}};
+    db = f.db;
+    f.call_json("POST", "/api/sites", {{"id", "acme"}}, 201);
+    f.call_json("PUT", "/api/sites/acme/whatsapp/settings",
+                {{"phone_number_id", phone_id}, {"access_token", token}, {"read_receipts", "off"}});
+    REQUIRE(f.post_webhook(test::text_webhook(phone_id, customer, "wamid.IN-R", std::time(nullptr) - 30, "hello?")).status == 200);
+    REQUIRE(test::eventually([&] {
+      auto list = f.call_json("GET", "/api/sites/acme/conversations");
+      if (list["conversations"].empty()) return false;
+      conv = list["conversations"][0]["id"].get<std::string>();
+      return true;
+    }));
+  }
+  {
+    // Graph's address now refuses every connection.
+    const auto closed = "http://127.0.0.1:" + std::to_string(test::free_port());
+    test::wachat_fixture f{{{"WACHAT_GRAPH_BASE_URL", closed}, {"WACHAT_SEND_WAIT_MS", "1500"}}, db};
+    auto r = f.call("POST", "/api/conversations/" + conv + "/messages", text("Are you there?", "r-1").dump());
+    REQUIRE(r.status == 202);
+    CHECK(body_of(r)["message"]["status"] == "queued");
+    CHECK(test::http_get(f.port(), "/readyz").status == 200);
+    // The same request again is the same message, still queued.
+    auto again = f.call("POST", "/api/conversations/" + conv + "/messages", text("Are you there?", "r-1").dump());
+    CHECK(again.status == 202);
+    CHECK(body_of(again)["message"]["id"] == body_of(r)["message"]["id"]);
+  }
+  CHECK(graph.send_calls() == 0);
+  // Graph reachable again (a process pointed at it): the queued send goes out, once.
+  test::wachat_fixture f{{{"WACHAT_GRAPH_BASE_URL", graph.base_url()}}, db};
+  REQUIRE(test::eventually([&] { return graph.sent_messages().size() == 1; }, 30s));
+  CHECK(graph.sent_messages()[0]["text"]["body"] == "Are you there?");
+  REQUIRE(test::eventually([&] {
+    auto page = f.call_json("GET", "/api/conversations/" + conv + "/messages");
+    return page["messages"].back()["status"] == "sent";
+  }));
+  std::this_thread::sleep_for(1s);
+  CHECK(graph.sent_messages().size() == 1);
+}
+
+TEST_CASE("Graph taking the request and never answering: 202 queued, then in doubt, never sent twice while a status may come") {
+  sending s{60, {{"WACHAT_SEND_WAIT_MS", "1000"}, {"WACHAT_SEND_DOUBT_MS", "60000"}}};
+  s.graph.script("POST", "*/messages", test::scripted_response::delayed(20s));
+  auto r = s.send(text("Anyone?", "n-1"));
+  REQUIRE(r.status == 202);
+  CHECK(body_of(r)["message"]["status"] == "queued");
+  std::this_thread::sleep_for(3s);
+  // One request reached the fake; the doubt period holds any second one back.
+  CHECK(s.graph.send_calls() == 1);
 }

@@ -4,9 +4,9 @@
 #include <pqxx/pqxx>
 
 #include "actors/supervision/fault_point.hpp"
+#include "actors/supervision/job_worker.hpp"
 #include "domain/job_retry.hpp"
 #include "domain/phone.hpp"
-#include "infra/cached_statement.hpp"
 #include "infra/config.hpp"
 #include "infra/assignment_store.hpp"
 #include "infra/crm_store.hpp"
@@ -28,24 +28,13 @@ struct shared_state {
   std::atomic<bool> stopping{false};
 };
 
-struct worker_state {
+struct worker_state : job_worker_base {
   std::shared_ptr<shared_state> shared;
-  std::string worker_name;
-  std::unique_ptr<pqxx::connection> conn;
-  bool may_hold_jobs = true;
-  static inline const char* name = "crm_sync";
+  static inline const char* name = "followup_worker";
 };
 
-pqxx::connection_base& connection(worker_state& st) {
-  if (!st.conn || !st.conn->is_open()) {
-    st.conn.reset();
-    st.conn = infra::connect_for_probes(st.shared->settings.database_url);
-  }
-  return *st.conn;
-}
-
 void run(worker_state& st, const infra::crm_job& job) {
-  auto& c = connection(st);
+  auto& c = st.connection();
   const auto& cfg = *st.shared->settings.cfg;
   auto site = infra::site_settings_store{c, cfg}.load(job.site_id);
   // Numbers in the CRM written without a country code are read in the country of the site's
@@ -67,7 +56,7 @@ bool pump(worker_state& st) {
   if (st.shared->stopping.load()) {
     return false;
   }
-  auto& c = connection(st);
+  auto& c = st.connection();
   if (st.may_hold_jobs) {
     infra::release_crm_jobs(c, st.worker_name, "the CRM sync worker stopped while linking");
     st.may_hold_jobs = false;
@@ -110,22 +99,11 @@ bool pump(worker_state& st) {
 
 job_worker_actor::behavior_type worker(job_worker_actor::stateful_pointer<worker_state> self,
                                        std::shared_ptr<shared_state> shared, std::string name) {
+  self->state.database_url = shared->settings.database_url;
   self->state.shared = std::move(shared);
   self->state.worker_name = std::move(name);
   return {
-      [=](job_pump_atom) -> bool {
-        try {
-          return pump(self->state);
-        } catch (const pqxx::broken_connection& e) {
-          self->state.conn.reset();
-          self->state.may_hold_jobs = true;
-          infra::log_warn("crm_sync_db_failed", {{"error", e.what()}});
-        } catch (const pqxx::sql_error& e) {
-          self->state.may_hold_jobs = true;
-          infra::log_warn("crm_sync_db_failed", {{"error", e.what()}});
-        }
-        return false;
-      },
+      [=](job_pump_atom) { return guarded_pump(self->state, "followup_db_failed", [&] { return pump(self->state); }); },
       [=](stop_atom) { self->quit(); },
   };
 }

@@ -6,9 +6,9 @@
 
 #include "actors/supervision/fault_point.hpp"
 #include "actors/supervision/job_pool.hpp"
+#include "actors/supervision/job_worker.hpp"
 #include "domain/media.hpp"
 #include "infra/blob_store.hpp"
-#include "infra/cached_statement.hpp"
 #include "infra/config.hpp"
 #include "infra/crypto.hpp"
 #include "infra/graph_client.hpp"
@@ -73,23 +73,12 @@ class blob_sink final : public infra::download_sink {
   std::string why_;
 };
 
-struct worker_state {
+struct worker_state : job_worker_base {
   std::shared_ptr<shared_state> shared;
-  std::string worker_name;  // claimed_by: this process and slot
-  std::unique_ptr<pqxx::connection> conn;
-  bool may_hold_jobs = true;  // a fresh worker, or one whose last job ended in an exception
-  bool prioritized = false;   // this (detached) thread runs at background priority
+  bool prioritized = false;  // this (detached) thread runs at background priority
   std::uint64_t pumps = 0;
   static inline const char* name = "media_worker";
 };
-
-pqxx::connection_base& connection(worker_state& st) {
-  if (!st.conn || !st.conn->is_open()) {
-    st.conn.reset();
-    st.conn = infra::connect_for_probes(st.shared->settings.database_url);
-  }
-  return *st.conn;
-}
 
 std::string describe(const domain::graph_error& e) {
   std::string out = e.title.empty() ? "the request failed" : e.title;
@@ -148,7 +137,7 @@ std::optional<fault> fetch(worker_state& st, const infra::media_job& job) {
   if (job.media_id.empty()) {
     return fault{"the message names no media id", true};
   }
-  infra::site_settings_store settings{connection(st), *s.cfg};
+  infra::site_settings_store settings{st.connection(), *s.cfg};
   auto site = settings.load(job.site_id);
   auto token = site ? site->effective_token(*s.cfg) : s.cfg->access_token;
   if (!token) {
@@ -222,7 +211,7 @@ std::optional<fault> fetch(worker_state& st, const infra::media_job& job) {
   stored.size = sink->bytes();
   stored.mime_type = mime;
   stored.sha256_hex = hex;
-  if (!infra::record_media_stored(connection(st), job.message_id, st.worker_name, stored)) {
+  if (!infra::record_media_stored(st.connection(), job.message_id, st.worker_name, stored)) {
     // Our lease lapsed and another worker holds the job now: its file stands, not ours.
     s.blobs->remove(stored.key);
     return std::nullopt;
@@ -235,7 +224,7 @@ void settle(worker_state& st, const infra::media_job& job, const fault& f) {
   const auto& s = st.shared->settings;
   if (st.shared->stopping.load()) {
     // Shutting down cut the try short: the job waits for the next start, as it was.
-    infra::record_media_retry(connection(st), job.message_id, st.worker_name, std::chrono::milliseconds(0),
+    infra::record_media_retry(st.connection(), job.message_id, st.worker_name, std::chrono::milliseconds(0),
                               job.last_error);
     return;
   }
@@ -245,12 +234,12 @@ void settle(worker_state& st, const infra::media_job& job, const fault& f) {
                                          {"give_up", d.give_up ? "true" : "false"},
                                          {"error", f.why}});
   if (d.give_up) {
-    if (infra::record_media_failed(connection(st), job.message_id, st.worker_name, f.why)) {
+    if (infra::record_media_failed(st.connection(), job.message_id, st.worker_name, f.why)) {
       st.shared->count.failed->fetch_add(1, std::memory_order_relaxed);
     }
     return;
   }
-  infra::record_media_retry(connection(st), job.message_id, st.worker_name, d.delay, f.why);
+  infra::record_media_retry(st.connection(), job.message_id, st.worker_name, d.delay, f.why);
   st.shared->count.retried->fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -265,7 +254,7 @@ bool pump(worker_state& st) {
     infra::lower_this_thread_priority();
     st.prioritized = true;
   }
-  auto& c = connection(st);
+  auto& c = st.connection();
   if (st.may_hold_jobs) {
     infra::release_media_jobs(c, st.worker_name, "the media worker stopped while fetching this file");
     st.may_hold_jobs = false;
@@ -300,20 +289,11 @@ bool pump(worker_state& st) {
 
 worker_actor::behavior_type worker(worker_actor::stateful_pointer<worker_state> self,
                                    std::shared_ptr<shared_state> shared, std::string name) {
+  self->state.database_url = shared->settings.database_url;
   self->state.shared = std::move(shared);
   self->state.worker_name = std::move(name);
   return {
-      [=](job_pump_atom) -> bool {
-        try {
-          return pump(self->state);
-        } catch (const pqxx::broken_connection& e) {
-          self->state.conn.reset();
-          infra::log_warn("media_worker_db_failed", {{"error", e.what()}});
-        } catch (const pqxx::sql_error& e) {
-          infra::log_warn("media_worker_db_failed", {{"error", e.what()}});
-        }
-        return false;
-      },
+      [=](job_pump_atom) { return guarded_pump(self->state, "media_worker_db_failed", [&] { return pump(self->state); }); },
       [=](stop_atom) { self->quit(); },
   };
 }

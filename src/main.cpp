@@ -35,6 +35,7 @@
 #include "http/events_handler.hpp"
 #include "http/crm_handler.hpp"
 #include "http/media_handler.hpp"
+#include "http/uploads_handler.hpp"
 #include "http/usage_handler.hpp"
 #include "infra/graph_client.hpp"
 #include "http/ops_handler.hpp"
@@ -191,7 +192,7 @@ int main(int argc, char** argv) {
   // holding up the others.
   auto changes = actors::spawn_conversation_writer(sys, cfg.database_url, 2, metrics);
   // Agents' sends: eight workers, each taking other requests while its Graph call is out.
-  auto senders = actors::spawn_cloud_senders(sys, cfg.database_url, 8, graph.get(), metrics);
+  auto senders = actors::spawn_cloud_senders(sys, cfg.database_url, 8, graph.get(), blobs.get(), metrics);
   actors::site_directory_settings dir_settings;
   dir_settings.database_url = cfg.database_url;
   dir_settings.cfg = &cfg;
@@ -247,6 +248,7 @@ int main(int argc, char** argv) {
   http::add_conversation_routes(routes, api);
   http::add_usage_routes(routes, api);
   http::add_crm_routes(routes, api);
+  http::add_upload_routes(routes, api, blobs);
   http::add_message_routes(routes, api);
   actors::event_hub events{sys, cfg.database_url, metrics};
   api.events = &events;

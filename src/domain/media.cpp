@@ -42,10 +42,11 @@ struct known_type {
   std::string_view mime;
   std::string_view extension;
 };
-constexpr std::array<known_type, 22> known_types{{
+constexpr std::array<known_type, 23> known_types{{
     {"image/jpeg", "jpg"},
     {"image/png", "png"},
     {"image/webp", "webp"},
+    {"image/gif", "gif"},
     {"video/mp4", "mp4"},
     {"video/3gpp", "3gp"},
     {"audio/aac", "aac"},

@@ -82,6 +82,22 @@ std::string req_url(const json& o) {
   return url;
 }
 
+// An image's or document's file: a link Meta fetches (`url`) or a file uploaded to wachat
+// (`media_id`), exactly one of them.
+void read_file_source(const json& o, outbound_request& r) {
+  const bool has_url = field(o, "url") != nullptr;
+  const bool has_upload = field(o, "media_id") != nullptr;
+  if (has_url == has_upload) {
+    invalid("Give exactly one of 'url' (a link WhatsApp fetches) and 'media_id' (a file uploaded with"
+            " POST /api/sites/{site}/media).");
+  }
+  if (has_url) {
+    r.url = req_url(o);
+  } else {
+    r.media_id = req_text(o, "media_id", 512);
+  }
+}
+
 outbound_kind kind_of(const std::string& type) {
   if (type == "text") return outbound_kind::text;
   if (type == "image") return outbound_kind::image;
@@ -151,12 +167,15 @@ outbound_request parse_object(const json& o) {
       r.text = req_text(o, "text", max_text_chars);
       break;
     case outbound_kind::image:
-      r.url = req_url(o);
+      read_file_source(o, r);
       r.caption = opt_text(o, "caption", max_caption_chars);
       break;
     case outbound_kind::document:
-      r.url = req_url(o);
-      r.filename = req_text(o, "filename", 240);
+      read_file_source(o, r);
+      // An upload has its own name; a link needs one.
+      if (r.media_id.empty() || field(o, "filename") != nullptr) {
+        r.filename = req_text(o, "filename", 240);
+      }
       r.caption = opt_text(o, "caption", max_caption_chars);
       break;
     case outbound_kind::template_message:
@@ -186,6 +205,7 @@ outbound_request parse_object(const json& o) {
   };
   put("text", r.text);
   put("url", r.url);
+  put("media_id", r.media_id);
   put("filename", r.filename);
   put("message_id", r.reaction_target);
   if (r.kind == outbound_kind::reaction) fp["emoji"] = r.emoji;
@@ -262,11 +282,12 @@ json graph_send_body(const outbound_request& r, const recipient& to, std::int64_
       b["text"] = {{"body", r.text}};
       break;
     case outbound_kind::image:
-      b["image"] = {{"link", r.url}};
+      b["image"] = r.media_id.empty() ? json{{"link", r.url}} : json{{"id", ""}};
       if (r.caption) b["image"]["caption"] = *r.caption;
       break;
     case outbound_kind::document:
-      b["document"] = {{"link", r.url}, {"filename", r.filename}};
+      b["document"] = r.media_id.empty() ? json{{"link", r.url}} : json{{"id", ""}};
+      b["document"]["filename"] = r.filename;
       if (r.caption) b["document"]["caption"] = *r.caption;
       break;
     case outbound_kind::template_message: {
@@ -281,6 +302,9 @@ json graph_send_body(const outbound_request& r, const recipient& to, std::int64_
   }
   if (reply_wamid && r.kind != outbound_kind::reaction) {
     b["context"] = {{"message_id", *reply_wamid}};
+  }
+  if (!r.media_id.empty()) {
+    b[upload_marker] = r.media_id;
   }
   b["biz_opaque_callback_data"] = std::to_string(message_id);
   return b;

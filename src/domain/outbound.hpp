@@ -18,7 +18,8 @@ enum class outbound_kind { text, image, document, template_message, reaction };
 struct outbound_request {
   outbound_kind kind = outbound_kind::text;
   std::string text;                    // text: the body
-  std::string url;                     // image, document: the link Meta fetches
+  std::string url;                     // image, document: the link Meta fetches, or
+  std::string media_id;                // a file uploaded to wachat (POST /api/sites/{site}/media)
   std::string filename;                // document
   std::optional<std::string> caption;  // image, document
   nlohmann::json template_object;      // template: {name, language, components?} as given
@@ -32,10 +33,21 @@ struct outbound_request {
   // (domain::check_template_send): its body with the parameters filled in, and its category.
   std::optional<std::string> rendered_text;
   std::string template_category;
+  // A `media_id`'s file, as the handler found it among the site's uploads.
+  struct uploaded_file {
+    std::string file_name;
+    std::string mime_type;
+    std::int64_t size = 0;
+  };
+  std::optional<uploaded_file> upload;
   // What identifies the request for idempotency: every field above but the sender's name,
   // canonical, so the same request with keys in another order is still the same.
   std::string fingerprint;
 };
+
+// In the outbox's copy of Meta's body: the upload whose Meta media id the sender puts into
+// `image.id` / `document.id` at the attempt (uploading the file to Meta first if needed).
+inline constexpr const char* upload_marker = "wachat_upload";
 
 // Why a request cannot be taken: `code` is API.md's (invalid_json, invalid_field).
 struct request_problem {

@@ -85,6 +85,7 @@ void api_calls::submit(request_context& rc, std::uint32_t operation, responder r
   call.params.merge(extra);
   call.query = rc.query;
   call.body = std::move(rc.req.body());
+  call.content_type = std::string{rc.req[bhttp::field::content_type]};
   // A stuck database (or site actor, or Graph API) must still get the caller an answer.
   auto timer = std::make_shared<boost::asio::steady_timer>(rc.executor, impl_->operations.at(operation).timeout);
   call.ticket = impl_->waiting.add({std::move(respond), timer});

@@ -104,6 +104,23 @@ response answer_of(const send_reply& r) {
   return json_error(bhttp::status::service_unavailable, "unavailable", "The message could not be taken now; try again.");
 }
 
+// A `media_id` must name a file uploaded to this conversation's site, of the message's type.
+void attach_upload(pqxx::connection_base& c, const std::string& site, domain::outbound_request& request) {
+  pqxx::read_transaction t{c};
+  auto r = t.exec_params("SELECT kind, file_name, mime_type, file_size FROM wa_uploads WHERE key = $1 AND site_id = $2",
+                         request.media_id, site);
+  const auto kind = request.kind == domain::outbound_kind::image ? "image" : "document";
+  if (r.empty() || r[0][0].as<std::string>() != kind) {
+    fail(bhttp::status::unprocessable_entity, "invalid_field",
+         std::string{"media_id names no "} + kind + " uploaded to this site (POST /api/sites/{site}/media).");
+  }
+  request.upload = domain::outbound_request::uploaded_file{r[0][1].as<std::string>(), r[0][2].as<std::string>(),
+                                                           r[0][3].as<std::int64_t>()};
+  if (request.kind == domain::outbound_kind::document && request.filename.empty()) {
+    request.filename = request.upload->file_name;
+  }
+}
+
 }  // namespace
 
 void add_message_routes(router& r, api_context& api) {
@@ -121,6 +138,9 @@ void add_message_routes(router& r, api_context& api) {
                p->message);
         }
         auto& request = std::get<domain::outbound_request>(parsed);
+        if (!request.media_id.empty()) {
+          attach_upload(c, owner.site, request);
+        }
         actors::outbound_send s;
         s.conversation_id = owner.id;
         s.site = owner.site;

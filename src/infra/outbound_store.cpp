@@ -90,21 +90,38 @@ send_enqueued enqueue_send(pqxx::connection_base& conn, const std::string& site,
   // Meta's body without a recipient (begin_attempt adds the visitor's at each attempt); the
   // statement puts the new message's id in as biz_opaque_callback_data.
   auto body = domain::graph_send_body(request, domain::recipient{}, 0, reply_wamid);
+  // An uploaded file is shown to agents as the stored file it is (signed at each read).
+  const bool upload = media && request.upload.has_value();
+  std::optional<std::string> file_url;
+  if (upload) {
+    file_url = "/media/" + request.media_id;
+  } else if (media) {
+    file_url = request.url;
+  }
+  std::optional<std::string> file_name;
+  if (!request.filename.empty()) {
+    file_name = request.filename;
+  } else if (upload) {
+    file_name = request.upload->file_name;
+  }
   // The message and its outbox entry in one statement.
   auto ins = exec_cached(w, "outbound_5",
       "WITH m AS (INSERT INTO mod_chat_messages (conversation_id, site_id, sender_type, sender_id, sender_name,"
       "   content, content_type, file_url, file_name, status, reply_to, reply_to_wamid, client_message_id,"
-      "   request_fingerprint, created_at)"
-      "  VALUES ($1, $2, 'agent', $3, $4, $5, $6, $7, $8, 'queued', $9, $10, $11, $12, clock_timestamp())"
+      "   request_fingerprint, created_at, media_key, media_status, file_size, file_mime_type)"
+      "  VALUES ($1, $2, 'agent', $3, $4, $5, $6, $7, $8, 'queued', $9, $10, $11, $12, clock_timestamp(),"
+      "   $14, $15, $16, $17)"
       "  ON CONFLICT (conversation_id, client_message_id) WHERE client_message_id IS NOT NULL DO NOTHING"
       "  RETURNING id),"
       " o AS (INSERT INTO wa_outbox (message_id, site_id, conversation_id, request)"
       "  SELECT m.id, $2, $1, jsonb_set($13::jsonb, '{biz_opaque_callback_data}', to_jsonb(m.id::text)) FROM m)"
       " SELECT id FROM m",
       conversation_id, site, request.sender_id, request.sender_name, domain::stored_content(request),
-      domain::stored_content_type(request), media ? std::optional<std::string>{request.url} : std::nullopt,
-      request.filename.empty() ? std::nullopt : std::optional<std::string>{request.filename}, reply_id, reply_wamid,
-      request.client_message_id, request.fingerprint, body.dump(-1, ' ', false, json::error_handler_t::replace));
+      domain::stored_content_type(request), file_url, file_name, reply_id, reply_wamid,
+      request.client_message_id, request.fingerprint, body.dump(-1, ' ', false, json::error_handler_t::replace),
+      upload ? std::optional<std::string>{request.media_id} : std::nullopt, upload ? "stored" : "none",
+      upload ? std::optional<std::int64_t>{request.upload->size} : std::nullopt,
+      upload ? std::optional<std::string>{request.upload->mime_type} : std::nullopt);
   if (ins.empty()) {
     // Another request with this client_message_id committed first (we waited on its lock).
     auto e = exec_cached(w, "outbound_6", 

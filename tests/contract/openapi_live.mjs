@@ -513,6 +513,11 @@ async function sendingOnConfiguredSite(admin, secrets, hook) {
   await call('GET', '/api/sites/other/whatsapp/usage', { token: admin, expect: 200 });
   await call('GET', '/api/sites/other/whatsapp/usage?from=2026-11-01T00:00:00Z&to=2026-10-01T00:00:00Z', { token: admin, expect: 422 });
   await call('GET', '/api/sites/nope/whatsapp/usage', { token: admin, expect: 404 });
+  const up = await call('POST', '/api/sites/other/media?filename=a.png', { token: admin, raw: 'not really a png', headers: { 'content-type': 'image/png' }, expect: 201 });
+  await call('POST', '/api/sites/other/media', { token: admin, raw: '{}', expect: 415 });
+  await call('POST', '/api/sites/other/media?type=image', { token: admin, raw: 'GIF89a', headers: { 'content-type': 'image/gif' }, expect: 422 });
+  await call('POST', `/api/conversations/${conv.id}/messages`, { token: admin, json: { type: 'image', media_id: 'chat/other/none.png', sender_id: 'a', sender_name: 'b' }, expect: 422 });
+  if (!up.body?.media?.id) fail('upload: no media id', `  ${up.text}`);
   await checkMethodNotAllowed('DELETE', `/api/conversations/${conv.id}`, admin);
   await checkMethodNotAllowed('PUT', `/api/conversations/${conv.id}/messages`, admin);
   await checkMethodNotAllowed('POST', '/media/chat/other/0b5c_x.jpg');

@@ -217,6 +217,7 @@ struct fake_graph_core {
   std::map<std::string, phone> phones;
   std::map<std::string, std::vector<json>> templates;
   std::map<std::string, media_item> media;
+  std::vector<uploaded_media> uploads;
   std::uint64_t sends = 0;
 
   // I/O thread only.
@@ -229,6 +230,7 @@ struct fake_graph_core {
   answer list_templates(const std::string& waba_id, const recorded_call& call);
   answer get_object(const std::string& id, const recorded_call& call);
   answer download_media(const recorded_call& call);
+  answer upload_media(const std::string& phone_id, const recorded_call& call);
   bool authorized(const recorded_call& call) const;
 };
 
@@ -459,6 +461,9 @@ answer detail::fake_graph_core::route(const recorded_call& call) {
   if (parts.size() == 3 && parts[2] == "messages" && call.method == "POST") {
     return send_message(parts[1], call);
   }
+  if (parts.size() == 3 && parts[2] == "media" && call.method == "POST") {
+    return upload_media(parts[1], call);
+  }
   if (parts.size() == 3 && parts[2] == "message_templates" && call.method == "GET") {
     return list_templates(parts[1], call);
   }
@@ -602,6 +607,66 @@ answer detail::fake_graph_core::download_media(const recorded_call& call) {
     return {404, "Not Found", "text/plain"};
   }
   return {200, it->second.bytes, it->second.mime_type};
+}
+
+// POST /{phone_number_id}/media: multipart/form-data with messaging_product, type and file, as
+// Meta documents it; answers {"id"}. Parsed just enough for tests to see what arrived.
+answer detail::fake_graph_core::upload_media(const std::string& phone_id, const recorded_call& call) {
+  if (!phones.contains(phone_id)) {
+    return unknown_object("post", phone_id);
+  }
+  auto ct = call.headers.count("content-type") ? call.headers.at("content-type") : std::string{};
+  auto at = ct.find("boundary=");
+  if (ct.rfind("multipart/form-data", 0) != 0 || at == std::string::npos) {
+    return error_answer(400, 100, "(#100) The media upload must be multipart/form-data.");
+  }
+  const auto delimiter = "--" + ct.substr(at + 9);
+  uploaded_media up;
+  up.phone_number_id = phone_id;
+  std::size_t pos = call.body.find(delimiter);
+  while (pos != std::string::npos) {
+    pos += delimiter.size();
+    if (call.body.compare(pos, 2, "--") == 0) {
+      break;  // the closing delimiter
+    }
+    auto head_end = call.body.find("\r\n\r\n", pos);
+    auto next = call.body.find("\r\n" + delimiter, head_end);
+    if (head_end == std::string::npos || next == std::string::npos) {
+      return error_answer(400, 100, "(#100) Malformed multipart body.");
+    }
+    auto head = call.body.substr(pos, head_end - pos);
+    auto value = call.body.substr(head_end + 4, next - head_end - 4);
+    auto field = [&](const std::string& key) {
+      auto k = head.find(key + "=\"");
+      if (k == std::string::npos) return std::string{};
+      auto start = k + key.size() + 2;
+      return head.substr(start, head.find('"', start) - start);
+    };
+    auto name = field("name");
+    if (name == "messaging_product") up.messaging_product = value;
+    if (name == "type") up.type = value;
+    if (name == "file") {
+      up.filename = field("filename");
+      if (auto c = head.find("Content-Type: "); c != std::string::npos) {
+        up.content_type = head.substr(c + 14, head.find("\r\n", c) == std::string::npos ? std::string::npos
+                                                                                          : head.find("\r\n", c) - c - 14);
+      }
+      up.bytes = value;
+    }
+    pos = next + 2;
+    pos = call.body.find(delimiter, pos);
+  }
+  if (up.messaging_product != "whatsapp" || up.bytes.empty()) {
+    return error_answer(400, 100, "(#100) messaging_product and file are required.");
+  }
+  up.id = "up." + std::to_string(uploads.size() + 1);
+  uploads.push_back(up);
+  return json_answer(200, {{"id", up.id}});
+}
+
+std::vector<uploaded_media> fake_graph::uploads() const {
+  std::lock_guard lock{impl_->mu};
+  return impl_->uploads;
 }
 
 fake_graph::fake_graph() : fake_graph(options{}) {}

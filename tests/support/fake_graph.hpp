@@ -32,6 +32,17 @@ struct recorded_call {
   std::optional<std::string> param(const std::string& key) const;
 };
 
+// A file uploaded with POST /{phone_number_id}/media, as the fake read it.
+struct uploaded_media {
+  std::string id;  // what the fake answered
+  std::string phone_number_id;
+  std::string messaging_product;
+  std::string type;  // the form's `type` field
+  std::string filename;
+  std::string content_type;  // the file part's
+  std::string bytes;
+};
+
 // What a scripted request gets instead of (or before) the normal answer.
 struct scripted_response {
   enum class action { reply, pass_through, close_connection };
@@ -86,6 +97,7 @@ class temp_dir {
 //   GET  /{version}/{waba_id}/message_templates          paged, paging.next is an absolute URL here
 //   GET  /{version}/{media_id}                           {url, mime_type, sha256, file_size, id}
 //   GET  /whatsapp_business/attachments/?mid=...         the media bytes (bearer token required)
+//   POST /{version}/{phone_number_id}/media              multipart upload: {"id"}
 // A bad or missing bearer token answers 401 with error code 190. Unknown ids answer 400 with
 // code 100, subcode 33, as Meta does. Every call is recorded; scripts make calls fail on demand.
 // Thread-safe: tests call it from their own thread while it serves on its own.
@@ -147,6 +159,8 @@ class fake_graph {
   std::vector<nlohmann::json> sent_messages() const;
   // Bodies of the mark-read calls it answered with 2xx, in order.
   std::vector<nlohmann::json> read_receipts() const;
+  // Files uploaded with POST /{phone_number_id}/media, in order.
+  std::vector<uploaded_media> uploads() const;
   // Message sends it received (not mark-read calls), whatever it answered.
   std::size_t send_calls() const;
   // The most message sends (2xx, not mark-read) whose requests arrived within any `window`.

@@ -196,3 +196,21 @@ TEST_CASE("a MARKETING template to a customer who stopped marketing messages is 
   CHECK(domain::decide_send(promo, std::nullopt, true, std::nullopt, now, false) == domain::send_verdict::go);
   CHECK(domain::decide_send(utility, std::nullopt, true, std::nullopt, now, true) == domain::send_verdict::go);
 }
+
+TEST_CASE("an image or document names exactly one of a link and an uploaded file") {
+  auto img = ok(R"({"type": "image", "media_id": "chat/acme/x_a.jpg", "caption": "look", )" + agent + "}");
+  CHECK(img.media_id == "chat/acme/x_a.jpg");
+  CHECK(img.url.empty());
+  auto b = domain::graph_send_body(img, {"1", std::nullopt}, 1, std::nullopt);
+  // The sender puts Meta's id in at the attempt, guided by the marker.
+  CHECK(b["image"] == json{{"id", ""}, {"caption", "look"}});
+  CHECK(b[domain::upload_marker] == "chat/acme/x_a.jpg");
+  auto doc = ok(R"({"type": "document", "media_id": "chat/acme/x_r.pdf", )" + agent + "}");
+  CHECK(doc.filename.empty());  // the upload's own name is used
+  CHECK(refused(R"({"type": "image", )" + agent + "}").code == "invalid_field");
+  CHECK(refused(R"({"type": "image", "url": "https://x.example/a.png", "media_id": "k", )" + agent + "}").code ==
+        "invalid_field");
+  CHECK(refused(R"({"type": "document", "url": "https://x.example/a.pdf", )" + agent + "}").code == "invalid_field");
+  auto other = ok(R"({"type": "image", "media_id": "chat/acme/y_b.jpg", "caption": "look", )" + agent + "}");
+  CHECK(other.fingerprint != img.fingerprint);
+}

@@ -22,6 +22,7 @@ struct api_call {
   std::map<std::string, std::string> params;  // `{name}` path segments, and what the route adds
   std::vector<std::pair<std::string, std::string>> query;
   std::string body;
+  std::string content_type;  // the Content-Type header as sent (uploads)
 };
 
 // What the gateway's workers run a call with: authentication, the operation table and the

@@ -5,8 +5,10 @@
 #include <pqxx/pqxx>
 #include <unordered_map>
 
+#include "actors/outbound/upload_resolver.hpp"
 #include "actors/supervision/fault_point.hpp"
 #include "actors/supervision/supervised_workers.hpp"
+#include "infra/blob_store.hpp"
 #include "infra/cached_statement.hpp"
 #include "infra/graph_client.hpp"
 #include "infra/log.hpp"
@@ -23,6 +25,7 @@ using worker_interface =
 struct worker_state {
   std::string url;
   infra::graph_client* graph = nullptr;
+  infra::blob_store* blobs = nullptr;  // agents' uploaded files
   std::unique_ptr<pqxx::connection> conn;
   struct in_flight {
     int attempt = 0;
@@ -116,9 +119,10 @@ void answered(worker_interface::stateful_pointer<worker_state> self, std::int64_
 }
 
 worker_interface::behavior_type worker(worker_interface::stateful_pointer<worker_state> self, std::string url,
-                                       infra::graph_client* graph) {
+                                       infra::graph_client* graph, infra::blob_store* blobs) {
   self->state.url = std::move(url);
   self->state.graph = graph;
+  self->state.blobs = blobs;
   return {
       [=](facts_atom, const std::string& site, std::int64_t conversation,
           const std::string& client_id) -> caf::result<infra::send_facts> {
@@ -164,6 +168,23 @@ worker_interface::behavior_type worker(worker_interface::stateful_pointer<worker
           e.title = "The visitor has neither a phone number nor a WhatsApp user id";
           r.error = e;
           return r;
+        }
+        if (claim->body.find(domain::upload_marker) != std::string::npos) {
+          auto resolved = with_db(self->state, "resolve_upload", [&](pqxx::connection_base& c) {
+            return resolve_upload(c, *self->state.blobs, *self->state.graph, job.phone_number_id, job.access_token,
+                                  claim->body);
+          });
+          if (!resolved) {
+            return r;  // unavailable
+          }
+          if (auto* e = std::get_if<domain::graph_error>(&*resolved)) {
+            // The upload failed: the message itself never left.
+            r.what = attempt_result::kind::failed;
+            r.error = *e;
+            r.request_sent = false;
+            return r;
+          }
+          claim->body = std::get<std::string>(std::move(*resolved));
         }
         auto rp = self->make_response_promise<attempt_result>();
         self->state.calls[job.message_id] = {claim->attempt, rp};
@@ -325,12 +346,12 @@ caf::result<R> forward(pool_actor self, Ts&&... xs) {
 }
 
 pool_interface::behavior_type pool(pool_actor self, std::string url, unsigned count, infra::graph_client* graph,
-                                   std::shared_ptr<infra::metrics> m) {
+                                   infra::blob_store* blobs, std::shared_ptr<infra::metrics> m) {
   self->state.workers = supervised_workers{
       "wachat_cloud_sender", count,
-      [self, url, graph](std::size_t) {
+      [self, url, graph, blobs](std::size_t) {
         // Detached: a worker blocks on its own connection, never on the scheduler's threads.
-        return caf::actor_cast<caf::actor>(self->home_system().spawn<caf::detached>(worker, url, graph));
+        return caf::actor_cast<caf::actor>(self->home_system().spawn<caf::detached>(worker, url, graph, blobs));
       },
       m};
   self->state.workers.start(self);
@@ -368,8 +389,9 @@ pool_interface::behavior_type pool(pool_actor self, std::string url, unsigned co
 }  // namespace
 
 cloud_sender_actor spawn_cloud_senders(caf::actor_system& sys, const std::string& database_url, unsigned workers,
-                                       infra::graph_client* graph, std::shared_ptr<infra::metrics> metrics) {
-  return caf::actor_cast<cloud_sender_actor>(sys.spawn(pool, database_url, workers, graph, std::move(metrics)));
+                                       infra::graph_client* graph, infra::blob_store* blobs,
+                                       std::shared_ptr<infra::metrics> metrics) {
+  return caf::actor_cast<cloud_sender_actor>(sys.spawn(pool, database_url, workers, graph, blobs, std::move(metrics)));
 }
 
 }  // namespace wachat::actors

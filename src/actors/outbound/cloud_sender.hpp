@@ -7,8 +7,9 @@
 #include "infra/metrics.hpp"
 
 namespace wachat::infra {
+class blob_store;
 class graph_client;
-}
+}  // namespace wachat::infra
 
 namespace wachat::actors {
 
@@ -19,7 +20,9 @@ namespace wachat::actors {
 // back to the conversation actor, which decides and has it recorded (`settle`). Supervised the
 // one way (supervised_workers: `wachat_cloud_sender_restarts_total`); the requests a dead worker
 // held fail, and their conversation actors try again: the outbox entry is in the database.
+// `blobs`: where agents' uploaded files are, which a send by media_id uploads to Meta first.
 cloud_sender_actor spawn_cloud_senders(caf::actor_system& sys, const std::string& database_url, unsigned workers,
-                                       infra::graph_client* graph, std::shared_ptr<infra::metrics> metrics);
+                                       infra::graph_client* graph, infra::blob_store* blobs,
+                                       std::shared_ptr<infra::metrics> metrics);
 
 }  // namespace wachat::actors

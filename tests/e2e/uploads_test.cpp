@@ -1,0 +1,138 @@
+// Sending a file wachat holds (issue 14 item 7): an agent uploads it (POST /api/sites/{site}/media),
+// then sends it by media_id; wachat uploads it to Meta's media endpoint once per number and sends
+// by Meta's id. The real wachatd, PostgreSQL and a fake Graph API reading the multipart upload.
+#include <catch2/catch.hpp>
+
+#include <random>
+
+#include "support/fake_graph.hpp"
+#include "support/pg_control.hpp"
+#include "support/wachat_fixture.hpp"
+#include "support/whatsapp_site.hpp"
+
+using namespace wachat;
+using nlohmann::json;
+
+namespace {
+
+std::string bytes_of(std::size_t n, unsigned seed) {
+  std::mt19937 gen{seed};
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(gen() & 0xFF);
+  return s;
+}
+
+test::http_result upload(test::whatsapp_site& s, const std::string& body, const std::string& content_type,
+                         const std::string& query = "", const std::string& token = test::admin_token) {
+  test::http_client c{"127.0.0.1", s.f->port()};
+  return c.request("POST", "/api/sites/acme/media" + query, body,
+                   {{"Authorization", "Bearer " + token}, {"Content-Type", content_type}});
+}
+
+json agent(json body) {
+  body["sender_id"] = "agent-7";
+  body["sender_name"] = "Ann";
+  return body;
+}
+
+}  // namespace
+
+TEST_CASE("an uploaded image is sent by Meta's id after one upload to Meta; the message shows the stored file") {
+  test::whatsapp_site s;
+  const auto photo = bytes_of(200 * 1024, 1);
+  auto up = upload(s, photo, "image/jpeg", "?filename=receipt.jpg");
+  REQUIRE(up.status == 201);
+  auto media = json::parse(up.body)["media"];
+  CHECK(media["type"] == "image");
+  CHECK(media["file_name"] == "receipt.jpg");
+  CHECK(media["file_size"] == photo.size());
+  CHECK(media["file_mime_type"] == "image/jpeg");
+  // The file is served back by its signed URL.
+  auto url = media["file_url"].get<std::string>();
+  CHECK(test::http_get(s.f->port(), url.substr(url.find("/media/"))).body == photo);
+
+  auto r = s.send(agent({{"type", "image"}, {"media_id", media["id"]}, {"caption", "Your receipt"}}));
+  REQUIRE(r.status == 201);
+  auto m = json::parse(r.body)["message"];
+  CHECK(m["status"] == "sent");
+  CHECK(m["content"] == "Your receipt");
+  CHECK(m["media_status"] == "stored");
+  CHECK(m["file_name"] == "receipt.jpg");
+  CHECK(m["file_mime_type"] == "image/jpeg");
+  CHECK(m["file_url"].get<std::string>().find("/media/chat/acme/") != std::string::npos);
+
+  auto uploads = s.graph.uploads();
+  REQUIRE(uploads.size() == 1);
+  CHECK(uploads[0].phone_number_id == test::phone_id);
+  CHECK(uploads[0].messaging_product == "whatsapp");
+  CHECK(uploads[0].type == "image/jpeg");
+  CHECK(uploads[0].content_type == "image/jpeg");
+  CHECK(uploads[0].filename == "receipt.jpg");
+  CHECK(uploads[0].bytes == photo);
+  auto sent = s.graph.sent_messages();
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0]["image"]["id"] == uploads[0].id);
+  CHECK(sent[0]["image"]["caption"] == "Your receipt");
+  CHECK_FALSE(sent[0]["image"].contains("link"));
+  CHECK_FALSE(sent[0].contains("wachat_upload"));
+
+  // Sent again: Meta keeps the file 30 days, so no second upload.
+  REQUIRE(s.send(agent({{"type", "image"}, {"media_id", media["id"]}})).status == 201);
+  CHECK(s.graph.uploads().size() == 1);
+  CHECK(s.graph.sent_messages().back()["image"]["id"] == uploads[0].id);
+}
+
+TEST_CASE("an uploaded document keeps its name; a failed upload to Meta fails the send with Meta's error") {
+  test::whatsapp_site s;
+  const auto pdf = bytes_of(30 * 1024, 2);
+  auto up = upload(s, pdf, "application/pdf", "?filename=invoice%20%2342.pdf");
+  REQUIRE(up.status == 201);
+  auto id = json::parse(up.body)["media"]["id"];
+  auto r = s.send(agent({{"type", "document"}, {"media_id", id}}));
+  REQUIRE(r.status == 201);
+  CHECK(s.graph.sent_messages().back()["document"]["filename"] == "invoice #42.pdf");
+  CHECK(s.graph.uploads().back().bytes == pdf);
+
+  auto up2 = upload(s, bytes_of(1000, 3), "application/pdf");
+  auto id2 = json::parse(up2.body)["media"]["id"];
+  s.graph.fail_next("*/media", 1, 400, 131053, "Media upload error");
+  auto failed = s.send(agent({{"type", "document"}, {"media_id", id2}, {"filename", "x.pdf"}}));
+  CHECK(failed.status == 502);
+  CHECK(json::parse(failed.body)["error"]["graph"]["code"] == 131053);
+  CHECK(json::parse(failed.body)["message"]["status"] == "failed");
+}
+
+TEST_CASE("uploads and sends by media_id refuse what WhatsApp would not take, and other sites' files") {
+  test::whatsapp_site s;
+  CHECK(upload(s, "not a png", "image/png", "?type=image").status == 201);  // bytes are the sender's business
+  CHECK(upload(s, "GIF89a", "image/gif", "?type=image").status == 422);
+  CHECK(upload(s, "", "image/jpeg").status == 422);
+  CHECK(upload(s, "{}", "application/json").status == 415);
+  CHECK(upload(s, "x", "image/jpeg", "?type=video").status == 422);
+  auto big = upload(s, std::string(5 * 1024 * 1024 + 1, 'x'), "image/jpeg");
+  CHECK(big.status == 413);
+  CHECK(json::parse(big.body)["error"]["message"].get<std::string>().find("5 MB") != std::string::npos);
+  CHECK(upload(s, "x", "image/jpeg", "", "").status == 401);
+
+  // Neither or both of url and media_id; an unknown id; a document sent as an image.
+  CHECK(s.send(agent({{"type", "image"}})).status == 422);
+  CHECK(s.send(agent({{"type", "image"}, {"url", "https://x.example/a.jpg"}, {"media_id", "x"}})).status == 422);
+  CHECK(s.send(agent({{"type", "image"}, {"media_id", "chat/acme/nothing.jpg"}})).status == 422);
+  auto doc = json::parse(upload(s, "%PDF", "application/pdf").body)["media"]["id"];
+  CHECK(s.send(agent({{"type", "image"}, {"media_id", doc}})).status == 422);
+  // Another site's upload is not this site's to send.
+  s.f->call_json("POST", "/api/sites", {{"id", "other"}}, 201);
+  auto theirs = json::parse(upload(s, "abc", "image/jpeg", "", s.f->site_token("acme")).body);
+  CHECK(theirs["media"]["id"].is_string());
+  test::http_client c{"127.0.0.1", s.f->port()};
+  auto other_up = c.request("POST", "/api/sites/other/media", "abc",
+                            {{"Authorization", "Bearer " + test::admin_token}, {"Content-Type", "image/jpeg"}});
+  REQUIRE(other_up.status == 201);
+  auto other_id = json::parse(other_up.body)["media"]["id"];
+  CHECK(s.send(agent({{"type", "image"}, {"media_id", other_id}})).status == 422);
+  CHECK(c.request("POST", "/api/sites/acme/media", "abc",
+                  {{"Authorization", "Bearer " + s.f->site_token("other")}, {"Content-Type", "image/jpeg"}})
+            .status == 404);
+  CHECK(s.graph.uploads().empty());
+  CHECK(s.graph.sent_messages().empty());
+}

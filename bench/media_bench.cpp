@@ -60,8 +60,16 @@ std::string media_webhook(const std::string& from, const std::string& wamid, con
   return wachat::test::envelope(value);
 }
 
+wachat::test::fake_graph::options fake_options() {
+  wachat::test::fake_graph::options o;
+  // Meta serves the files from its own machines: here the fake does, on the same two cores, so
+  // it yields to wachatd and PostgreSQL instead of taking its share as Meta never would.
+  o.background = true;
+  return o;
+}
+
 struct site {
-  wachat::test::fake_graph graph;
+  wachat::test::fake_graph graph{fake_options()};
   std::unique_ptr<wachat::test::wachat_fixture> f;
   explicit site(std::map<std::string, std::string> env) {
     graph.add_token(token);

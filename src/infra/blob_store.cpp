@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -16,6 +17,9 @@ namespace wachat::infra {
 namespace {
 
 namespace fs = std::filesystem;
+
+// The extended attribute holding what a blob is served with (JSON, under 4 KiB).
+constexpr const char* meta_xattr = "user.wachat.meta";
 
 std::string errno_text(const char* what) { return std::string{what} + ": " + std::strerror(errno); }
 
@@ -106,20 +110,26 @@ class file_writer final : public blob_writer {
     if (fd_ < 0) {
       return error_.empty() ? "the media file was not written" : error_;
     }
+    // What the blob is served with travels with it as extended attributes, made durable by the
+    // same fsync; a filesystem without user attributes gets a meta file beside it instead (two
+    // more syncs per file, which showed in the media benchmark).
+    const auto meta_text = nlohmann::json{{"content_type", meta_.content_type},
+                                          {"file_name", meta_.file_name},
+                                          {"attachment", meta_.attachment}}
+                               .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    const bool in_xattr = ::fsetxattr(fd_, meta_xattr, meta_text.data(), meta_text.size(), 0) == 0;
     if (::fsync(fd_) != 0) {
       error_ = errno_text("syncing the media file");
       return error_;
     }
     ::close(fd_);
     fd_ = -1;
-    // The meta first: a blob is never visible without what it is served with.
-    nlohmann::json meta{{"content_type", meta_.content_type},
-                        {"file_name", meta_.file_name},
-                        {"attachment", meta_.attachment}};
-    if (auto why = write_file_atomically(dir_ / ".meta" / (name_ + ".json"),
-                                         meta.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))) {
-      error_ = *why;
-      return error_;
+    // A meta file first: a blob is never visible without what it is served with.
+    if (!in_xattr) {
+      if (auto why = write_file_atomically(dir_ / ".meta" / (name_ + ".json"), meta_text)) {
+        error_ = *why;
+        return error_;
+      }
     }
     if (::rename(tmp_.c_str(), (dir_ / name_).c_str()) != 0) {
       error_ = errno_text("renaming the media file into place");
@@ -127,7 +137,7 @@ class file_writer final : public blob_writer {
       return error_;
     }
     committed_ = true;
-    if (!sync_directory(dir_) || !sync_directory(dir_ / ".meta")) {
+    if (!sync_directory(dir_) || (!in_xattr && !sync_directory(dir_ / ".meta"))) {
       error_ = errno_text("syncing the media directory");
       return error_;
     }
@@ -217,11 +227,16 @@ class filesystem_store final : public blob_store {
     blob_meta meta;
     meta.content_type = "application/octet-stream";
     meta.attachment = true;
-    auto meta_path = path.parent_path() / ".meta" / (path.filename().string() + ".json");
-    if (int mfd = ::open(meta_path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC); mfd >= 0) {
-      std::string text(4096, '\0');
-      auto n = ::read(mfd, text.data(), text.size());
-      ::close(mfd);
+    std::string text(4096, '\0');
+    auto n = ::fgetxattr(fd, meta_xattr, text.data(), text.size());
+    if (n < 0) {
+      auto meta_path = path.parent_path() / ".meta" / (path.filename().string() + ".json");
+      if (int mfd = ::open(meta_path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC); mfd >= 0) {
+        n = ::read(mfd, text.data(), text.size());
+        ::close(mfd);
+      }
+    }
+    {
       auto j = nlohmann::json::parse(text.substr(0, n > 0 ? static_cast<std::size_t>(n) : 0), nullptr, false);
       if (j.is_object() && j["content_type"].is_string() && j["file_name"].is_string() && j["attachment"].is_boolean()) {
         meta.content_type = j["content_type"].get<std::string>();

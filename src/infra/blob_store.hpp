@@ -60,7 +60,8 @@ class blob_store {
 bool valid_blob_key(std::string_view key);
 
 // Files under `root`: each blob written to a temporary name, synced, renamed into place, and
-// the directory synced; its meta beside it in `chat/{site}/.meta/{name}.json`.
+// the directory synced; its meta in the file's `user.wachat.meta` extended attribute, or, on a
+// filesystem without user attributes, beside it in `chat/{site}/.meta/{name}.json`.
 std::unique_ptr<blob_store> make_filesystem_blob_store(std::filesystem::path root);
 
 }  // namespace wachat::infra

@@ -16,6 +16,9 @@ constexpr int media_failed_code = 131052;
 std::optional<media_job> claim_media_job(pqxx::connection_base& c, const std::string& worker,
                                          std::chrono::seconds lease) {
   pqxx::work w{c};
+  // A claim lost in a crash costs nothing (the job is simply due again): it need not wait for
+  // the WAL to reach the disk, which the texts' commits beside it do.
+  w.exec("SET LOCAL synchronous_commit TO OFF");
   auto r = exec_cached(w, "media_claim",
       "WITH ready AS (SELECT message_id FROM wa_media_jobs WHERE state = 'ready' AND next_attempt_at <= now()"
       "   ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED),"

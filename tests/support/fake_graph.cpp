@@ -26,6 +26,7 @@
 
 #include "infra/url.hpp"
 #include "infra/crypto.hpp"
+#include "infra/thread_priority.hpp"
 
 namespace wachat::test {
 namespace {
@@ -691,7 +692,12 @@ fake_graph::fake_graph(options opts) : impl_(std::make_unique<detail::fake_graph
   impl_->base_url = std::string{impl_->opts.tls ? "https://" : "http://"} +
                     impl_->opts.public_host + ":" + std::to_string(impl_->port);
   impl_->do_accept();
-  impl_->thread = std::thread([this] { impl_->ioc.run(); });
+  impl_->thread = std::thread([this] {
+    if (impl_->opts.background) {
+      infra::lower_this_thread_priority();
+    }
+    impl_->ioc.run();
+  });
 }
 
 fake_graph::~fake_graph() {

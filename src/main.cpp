@@ -268,18 +268,8 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     die(e.what());
   }
-  srv->start();
-  std::promise<int> stop_signal;
-  boost::asio::signal_set signals{ioc, SIGINT, SIGTERM};
-  signals.async_wait([&](boost::system::error_code ec, int sig) {
-    if (!ec) {
-      stop_signal.set_value(sig);
-    }
-  });
-  std::vector<std::thread> threads;
-  for (std::uint32_t i = 0; i < cfg.http_threads; ++i) {
-    threads.emplace_back([&ioc] { ioc.run(); });
-  }
+  // The port is known now (also when 0 asked for any): media links are signed with the public
+  // URL before the first request can read a message.
   auto listen = fmt::format("{}:{}", cfg.listen_host, srv->port());
   auto public_url = cfg.public_url;
   if (cfg.listen_port == 0 && public_url.ends_with(":0")) {
@@ -293,6 +283,18 @@ int main(int argc, char** argv) {
     infra::log_warn("media_urls_process_local",
                     {{"why", "neither WACHAT_MASTER_KEY nor WHATSAPP_APP_SECRET is set: media links signed by "
                              "this process hold only until it stops, and only here"}});
+  }
+  srv->start();
+  std::promise<int> stop_signal;
+  boost::asio::signal_set signals{ioc, SIGINT, SIGTERM};
+  signals.async_wait([&](boost::system::error_code ec, int sig) {
+    if (!ec) {
+      stop_signal.set_value(sig);
+    }
+  });
+  std::vector<std::thread> threads;
+  for (std::uint32_t i = 0; i < cfg.http_threads; ++i) {
+    threads.emplace_back([&ioc] { ioc.run(); });
   }
   const auto webhook_url = public_url + http::webhook_path;
   infra::log_info("listening", {{"address", listen}, {"webhook_url", webhook_url}});

@@ -154,6 +154,12 @@ std::string mime_essence(std::string_view mime) {
 }
 
 bool media_mime_accepted(std::string_view content_type, std::string_view mime) {
+  // The whole value is kept and served as a Content-Type: nothing but printable ASCII in it.
+  if (mime.size() > 255 || std::any_of(mime.begin(), mime.end(), [](char c) {
+        return static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7E;
+      })) {
+    return false;
+  }
   auto e = mime_essence(mime);
   if (!well_formed_essence(e)) {
     return false;

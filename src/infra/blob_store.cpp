@@ -138,7 +138,11 @@ class file_writer final : public blob_writer {
     }
     committed_ = true;
     if (!sync_directory(dir_) || (!in_xattr && !sync_directory(dir_ / ".meta"))) {
+      // Not known to be durable, so not stored: the caller tries again, and must not find a
+      // copy of this try left behind.
       error_ = errno_text("syncing the media directory");
+      ::unlink((dir_ / name_).c_str());
+      ::unlink((dir_ / ".meta" / (name_ + ".json")).c_str());
       return error_;
     }
     return std::nullopt;

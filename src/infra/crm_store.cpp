@@ -61,8 +61,10 @@ std::optional<std::int64_t> find_one(pqxx::transaction_base& tx, const char* sql
   return r.empty() ? std::nullopt : std::optional<std::int64_t>{r[0][0].as<std::int64_t>()};
 }
 
-bool contact_exists(pqxx::transaction_base& tx, std::int64_t id, std::optional<std::string>* phone) {
-  auto r = tx.exec_params("SELECT phone FROM crm_contacts WHERE id = $1 FOR UPDATE", id);
+// The site's contact `id` (a link to another site's contact counts as none).
+bool contact_exists(pqxx::transaction_base& tx, const std::string& site, std::int64_t id,
+                    std::optional<std::string>* phone) {
+  auto r = tx.exec_params("SELECT phone FROM crm_contacts WHERE id = $1 AND site_id = $2 FOR UPDATE", id, site);
   if (r.empty()) {
     return false;
   }
@@ -82,7 +84,7 @@ std::int64_t link_visitor(pqxx::transaction_base& tx, const std::string& site, s
   std::optional<std::int64_t> contact;
   if (v.contact) {
     std::optional<std::string> phone;
-    if (contact_exists(tx, *v.contact, &phone)) {
+    if (contact_exists(tx, site, *v.contact, &phone)) {
       contact = v.contact;
       if (!phone && e164) {
         if (auto other = find_by_phone(tx, site, *e164, local, contact)) {

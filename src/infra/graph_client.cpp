@@ -18,6 +18,7 @@
 #include <deque>
 #include <filesystem>
 #include <future>
+#include <limits>
 #include <map>
 #include <set>
 #include <string_view>
@@ -38,6 +39,8 @@ using tcp = net::ip::tcp;
 using steady = std::chrono::steady_clock;
 
 constexpr std::uint32_t response_header_limit = 64 * 1024;
+// A download's error answer (Meta's JSON error) is read up to this much.
+constexpr std::uint64_t error_body_limit = 64 * 1024;
 
 struct url_parts {
   bool tls = false;
@@ -486,7 +489,10 @@ class exchange : public std::enable_shared_from_this<exchange> {
     phase_ = "waiting for the answer from";
     stream_parser_.emplace();
     stream_parser_->header_limit(response_header_limit);
-    stream_parser_->body_limit(body_limit_);
+    // No body limit while the header is read: Beast 1.74 checks a Content-Length against the
+    // limit in force right then, and which limit applies (the file's, or 64 KiB for an error
+    // answer) depends on the status. on_stream_header sets it. (Not boost::none: see session.cpp.)
+    stream_parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
     chunk_.resize(64 * 1024);
     arm_read_deadline();
     auto read = [this](auto& stream) {
@@ -517,10 +523,19 @@ class exchange : public std::enable_shared_from_this<exchange> {
     status_ = static_cast<int>(head.result_int());
     content_type_ = std::string{head[bhttp::field::content_type]};
     error_body_mode_ = status_ < 200 || status_ > 299;
-    if (error_body_mode_) {
-      stream_parser_->body_limit(64 * 1024);
-    } else {
-      auto length = stream_parser_->content_length();
+    const std::uint64_t limit = error_body_mode_ ? error_body_limit : body_limit_;
+    auto length = stream_parser_->content_length();
+    if (length && *length > limit) {
+      if (error_body_mode_) {
+        graph_error e = transport_error(fmt::format("{} answered HTTP {} with a body of {} bytes",
+                                                    host_and_port(url_), status_, *length));
+        e.http_status = status_;
+        return finish(failed(std::move(e)));
+      }
+      return on_stream_failed(bhttp::error::body_limit);
+    }
+    stream_parser_->body_limit(limit);
+    if (!error_body_mode_) {
       sink_->begin(length ? std::optional<std::uint64_t>{*length} : std::nullopt, content_type_);
     }
     read_chunk();

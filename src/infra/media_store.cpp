@@ -107,13 +107,14 @@ bool record_media_failed(pqxx::connection_base& c, std::int64_t message_id, cons
 }
 
 bool record_media_retry(pqxx::connection_base& c, std::int64_t message_id, const std::string& worker,
-                        std::chrono::milliseconds delay, const std::string& why) {
+                        std::chrono::milliseconds delay, const std::string& why, bool uncount) {
   pqxx::work w{c};
   auto r = exec_cached(w, "media_retry",
       "UPDATE wa_media_jobs SET state = 'ready', claimed_by = NULL, lease_until = NULL, last_error = $3,"
-      " next_attempt_at = now() + make_interval(secs => $4)"
+      " next_attempt_at = now() + make_interval(secs => $4),"
+      " attempts = greatest(attempts - CASE WHEN $5 THEN 1 ELSE 0 END, 0)"
       " WHERE message_id = $1 AND claimed_by = $2 AND state = 'running'",
-      message_id, worker, why, static_cast<double>(delay.count()) / 1000.0);
+      message_id, worker, why, static_cast<double>(delay.count()) / 1000.0, uncount);
   w.commit();
   return r.affected_rows() > 0;
 }

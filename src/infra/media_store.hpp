@@ -51,9 +51,10 @@ bool record_media_stored(pqxx::connection_base& c, std::int64_t message_id, cons
 // The message becomes `failed` with Meta's media error code 131052 and `why` (message.updated).
 bool record_media_failed(pqxx::connection_base& c, std::int64_t message_id, const std::string& worker,
                          const std::string& why);
-// The job waits `delay`, then any worker may try again.
+// The job waits `delay`, then any worker may try again. `uncount`: this try does not count
+// (shutting down cut it short).
 bool record_media_retry(pqxx::connection_base& c, std::int64_t message_id, const std::string& worker,
-                        std::chrono::milliseconds delay, const std::string& why);
+                        std::chrono::milliseconds delay, const std::string& why, bool uncount = false);
 
 // POST .../media/retry: a customer's `failed` media message of this conversation (and site,
 // when given) becomes `pending` with a fresh job (message.updated).

@@ -35,6 +35,9 @@ TEST_CASE("MIME types are checked per type, parameters and case aside") {
   CHECK_FALSE(media_mime_accepted("document", ""));
   CHECK_FALSE(media_mime_accepted("text", "text/plain"));
   CHECK(mime_essence(" audio/ogg ; codecs=opus") == "audio/ogg");
+  // The whole value is served as a Content-Type later: no line breaks or control bytes in it.
+  CHECK_FALSE(media_mime_accepted("document", "application/pdf\r\nSet-Cookie: x=1"));
+  CHECK_FALSE(media_mime_accepted("audio", "audio/ogg; codecs=\x01opus"));
 }
 
 TEST_CASE("extensions come from the MIME type") {

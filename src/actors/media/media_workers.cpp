@@ -148,6 +148,11 @@ std::optional<fault> fetch(worker_state& st, const infra::media_job& job) {
     return *f;
   }
   auto info = std::get<media_info>(std::move(looked));
+  // The file is fetched with the site's token: over TLS whenever Graph itself is (a plain
+  // http:// link would hand the token to anyone on the path).
+  if (s.graph->options().base_url.rfind("https://", 0) == 0 && info.url.rfind("https://", 0) != 0) {
+    return fault{"WhatsApp's download URL is not https", false};
+  }
   auto mime = info.mime_type.empty() ? job.mime_type : info.mime_type;
   if (!domain::media_mime_accepted(job.content_type, mime)) {
     return fault{"'" + mime + "' is not a type WhatsApp sends for " + job.content_type, true};
@@ -211,7 +216,14 @@ std::optional<fault> fetch(worker_state& st, const infra::media_job& job) {
   stored.size = sink->bytes();
   stored.mime_type = mime;
   stored.sha256_hex = hex;
-  if (!infra::record_media_stored(st.connection(), job.message_id, st.worker_name, stored)) {
+  bool recorded = false;
+  try {
+    recorded = infra::record_media_stored(st.connection(), job.message_id, st.worker_name, stored);
+  } catch (...) {
+    s.blobs->remove(stored.key);  // not recorded: the next try stores it again
+    throw;
+  }
+  if (!recorded) {
     // Our lease lapsed and another worker holds the job now: its file stands, not ours.
     s.blobs->remove(stored.key);
     return std::nullopt;
@@ -225,7 +237,7 @@ void settle(worker_state& st, const infra::media_job& job, const fault& f) {
   if (st.shared->stopping.load()) {
     // Shutting down cut the try short: the job waits for the next start, as it was.
     infra::record_media_retry(st.connection(), job.message_id, st.worker_name, std::chrono::milliseconds(0),
-                              job.last_error);
+                              job.last_error, /*uncount=*/true);
     return;
   }
   auto d = domain::decide_job_retry(f.permanent, job.attempts, s.retry_base);

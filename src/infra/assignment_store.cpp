@@ -11,10 +11,7 @@ namespace wachat::infra {
 
 bool run_assign_job(pqxx::connection_base& c, const crm_job& job, const std::string& worker, bool auto_assign) {
   pqxx::work w{c};
-  auto held = exec_cached(w, "followup_done",
-      "DELETE FROM wa_conversation_jobs WHERE id = $1 AND claimed_by = $2 AND state = 'running' RETURNING id", job.id,
-      worker);
-  if (held.empty()) {
+  if (!take_held_followup(w, job.id, worker)) {
     return false;
   }
   if (!job.conversation_id) {

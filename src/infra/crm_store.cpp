@@ -216,13 +216,18 @@ bool record_crm_failed(pqxx::connection_base& c, std::int64_t job, const std::st
   return r.affected_rows() > 0;
 }
 
+bool take_held_followup(pqxx::transaction_base& tx, std::int64_t job, const std::string& worker) {
+  return !exec_cached(tx, "followup_done",
+                      "DELETE FROM wa_conversation_jobs WHERE id = $1 AND claimed_by = $2 AND state = 'running'"
+                      " RETURNING id",
+                      job, worker)
+              .empty();
+}
+
 bool run_crm_job(pqxx::connection_base& c, const crm_job& job, const std::string& worker, const std::string& region,
                  bool enabled) {
   pqxx::work w{c};
-  auto held = exec_cached(w, "followup_done",
-      "DELETE FROM wa_conversation_jobs WHERE id = $1 AND claimed_by = $2 AND state = 'running' RETURNING id", job.id,
-      worker);
-  if (held.empty()) {
+  if (!take_held_followup(w, job.id, worker)) {
     return false;
   }
   if (enabled) {

@@ -31,6 +31,10 @@ bool record_crm_retry(pqxx::connection_base& c, std::int64_t job, const std::str
 // Given up: kept as `failed` with its reason, for whoever looks into it.
 bool record_crm_failed(pqxx::connection_base& c, std::int64_t job, const std::string& worker, const std::string& why);
 
+// Removes `job` from wa_conversation_jobs in `tx` if `worker` still holds it (its lease did not
+// lapse to another worker); false when it does not. Every follow-up kind starts with it.
+bool take_held_followup(pqxx::transaction_base& tx, std::int64_t job, const std::string& worker);
+
 // Does `job` in one transaction and removes it; false when `worker` no longer held it.
 // `region`: where the CRM's numbers without a country code are read (ISO 3166; may be empty).
 // `enabled`: the site's crm_sync; when off the job is simply removed. Throws on database errors.

@@ -11,6 +11,23 @@ namespace {
 // Meta's code for "media download failed" (META.md): the message's error says what went wrong.
 constexpr int media_failed_code = 131052;
 
+// The job goes, if `worker` still holds it (its lease did not lapse to another worker).
+bool take_held_media_job(pqxx::transaction_base& tx, std::int64_t message_id, const std::string& worker) {
+  return !exec_cached(tx, "media_done",
+                      "DELETE FROM wa_media_jobs WHERE message_id = $1 AND claimed_by = $2 AND state = 'running'"
+                      " RETURNING message_id",
+                      message_id, worker)
+              .empty();
+}
+
+// The message's change as a message.updated event (`updated`: its site and conversation).
+void announce(pqxx::transaction_base& tx, std::int64_t message_id, const pqxx::result& updated) {
+  if (!updated.empty()) {
+    append_event(tx, updated[0][0].as<std::string>(), "message.updated", updated[0][1].as<std::int64_t>(),
+                 message_id);
+  }
+}
+
 }  // namespace
 
 std::optional<media_job> claim_media_job(pqxx::connection_base& c, const std::string& worker,
@@ -67,20 +84,16 @@ int release_media_jobs(pqxx::connection_base& c, const std::string& worker, cons
 bool record_media_stored(pqxx::connection_base& c, std::int64_t message_id, const std::string& worker,
                          const stored_media& m) {
   pqxx::work w{c};
-  auto held = exec_cached(w, "media_done",
-      "DELETE FROM wa_media_jobs WHERE message_id = $1 AND claimed_by = $2 AND state = 'running'"
-      " RETURNING message_id", message_id, worker);
-  if (held.empty()) {
+  if (!take_held_media_job(w, message_id, worker)) {
     return false;
   }
-  auto r = exec_cached(w, "media_stored",
-      "UPDATE mod_chat_messages SET media_status = 'stored', media_key = $2, file_url = $3, file_name = $4,"
-      " file_size = $5, file_mime_type = $6, media_sha256 = $7, error_code = NULL, error_title = NULL,"
-      " error_details = NULL, error_retryable = NULL WHERE id = $1 RETURNING site_id, conversation_id",
-      message_id, m.key, m.url_path, m.file_name, static_cast<std::int64_t>(m.size), m.mime_type, m.sha256_hex);
-  if (!r.empty()) {
-    append_event(w, r[0][0].as<std::string>(), "message.updated", r[0][1].as<std::int64_t>(), message_id);
-  }
+  announce(w, message_id,
+           exec_cached(w, "media_stored",
+               "UPDATE mod_chat_messages SET media_status = 'stored', media_key = $2, file_url = $3, file_name = $4,"
+               " file_size = $5, file_mime_type = $6, media_sha256 = $7, error_code = NULL, error_title = NULL,"
+               " error_details = NULL, error_retryable = NULL WHERE id = $1 RETURNING site_id, conversation_id",
+               message_id, m.key, m.url_path, m.file_name, static_cast<std::int64_t>(m.size), m.mime_type,
+               m.sha256_hex));
   w.commit();
   return true;
 }
@@ -88,20 +101,15 @@ bool record_media_stored(pqxx::connection_base& c, std::int64_t message_id, cons
 bool record_media_failed(pqxx::connection_base& c, std::int64_t message_id, const std::string& worker,
                          const std::string& why) {
   pqxx::work w{c};
-  auto held = exec_cached(w, "media_done",
-      "DELETE FROM wa_media_jobs WHERE message_id = $1 AND claimed_by = $2 AND state = 'running'"
-      " RETURNING message_id", message_id, worker);
-  if (held.empty()) {
+  if (!take_held_media_job(w, message_id, worker)) {
     return false;
   }
-  auto r = exec_cached(w, "media_failed",
-      "UPDATE mod_chat_messages SET media_status = 'failed', error_code = $2,"
-      " error_title = 'Media download failed', error_details = $3, error_retryable = true"
-      " WHERE id = $1 RETURNING site_id, conversation_id",
-      message_id, media_failed_code, why);
-  if (!r.empty()) {
-    append_event(w, r[0][0].as<std::string>(), "message.updated", r[0][1].as<std::int64_t>(), message_id);
-  }
+  announce(w, message_id,
+           exec_cached(w, "media_failed",
+               "UPDATE mod_chat_messages SET media_status = 'failed', error_code = $2,"
+               " error_title = 'Media download failed', error_details = $3, error_retryable = true"
+               " WHERE id = $1 RETURNING site_id, conversation_id",
+               message_id, media_failed_code, why));
   w.commit();
   return true;
 }

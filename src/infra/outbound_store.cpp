@@ -181,14 +181,16 @@ send_attempt begin_attempt(pqxx::connection_base& conn, std::int64_t message_id)
 std::string record_sent(pqxx::connection_base& conn, std::int64_t message_id, const std::string& wamid) {
   pqxx::work w{conn};
   // One statement: the wamid and `sent` (a status webhook may have been faster than Meta's
-  // answer and adopted the wamid: a status it moved on is kept), the entry gone, and the
-  // statuses Meta reported for it before its answer reached us.
+  // answer and adopted the wamid: a status it moved on is kept), the entry gone (its body kept on
+  // the message for a retry by hand), and the statuses Meta reported for it before its answer
+  // reached us.
   auto r = exec_cached(w, "outbound_sent",
-      "WITH m AS (UPDATE mod_chat_messages SET whatsapp_message_id = $2,"
+      "WITH gone AS (DELETE FROM wa_outbox WHERE message_id = $1 RETURNING request),"
+      " m AS (UPDATE mod_chat_messages SET whatsapp_message_id = $2,"
       "   status = CASE WHEN status = 'queued' THEN 'sent' ELSE status END, error_code = NULL,"
-      "   error_title = NULL, error_details = NULL, error_retryable = NULL WHERE id = $1"
-      "   RETURNING site_id, conversation_id),"
-      " gone AS (DELETE FROM wa_outbox WHERE message_id = $1)"
+      "   error_title = NULL, error_details = NULL, error_retryable = NULL,"
+      "   sent_request = coalesce((SELECT request FROM gone), sent_request) WHERE id = $1"
+      "   RETURNING site_id, conversation_id)"
       " SELECT m.site_id, m.conversation_id, coalesce((SELECT json_agg(s.status)::text FROM wa_message_statuses s"
       "   WHERE s.site_id = m.site_id AND s.whatsapp_message_id = $2), '[]') FROM m",
       message_id, wamid);
@@ -315,8 +317,10 @@ resend_facts load_resend_facts(pqxx::connection_base& conn, const std::string& s
   auto r = exec_cached(nt, "outbound_21", 
       "SELECT extract(epoch from c.whatsapp_window_expires_at)::bigint,"
       " (v.whatsapp_phone IS NOT NULL OR v.whatsapp_user_id IS NOT NULL), m.id IS NOT NULL,"
-      " coalesce(m.status = 'failed' AND m.sender_type = 'agent' AND o.state = 'failed', false),"
-      " coalesce(o.request->>'type' = 'template', false)"
+      // Failed at the send (its entry kept) or reported failed by Meta afterwards (its body kept).
+      " coalesce(m.status = 'failed' AND m.sender_type = 'agent'"
+      "   AND (o.state = 'failed' OR (o.message_id IS NULL AND m.sent_request IS NOT NULL)), false),"
+      " coalesce(coalesce(o.request, m.sent_request)->>'type' = 'template', false)"
       " FROM mod_chat_conversations c JOIN mod_chat_visitors v ON v.id = c.visitor_id"
       " LEFT JOIN mod_chat_messages m ON m.id = $3 AND m.conversation_id = c.id"
       " LEFT JOIN wa_outbox o ON o.message_id = m.id"
@@ -336,6 +340,14 @@ resend_facts load_resend_facts(pqxx::connection_base& conn, const std::string& s
 
 std::optional<std::string> requeue_failed(pqxx::connection_base& conn, std::int64_t message_id) {
   pqxx::work w{conn};
+  // A message Meta reported failed after taking it has no entry any more: it gets one again,
+  // from the body Meta took.
+  exec_cached(w, "outbound_22a",
+      "INSERT INTO wa_outbox (message_id, site_id, conversation_id, request, state)"
+      " SELECT id, site_id, conversation_id, sent_request, 'failed' FROM mod_chat_messages"
+      " WHERE id = $1 AND status = 'failed' AND sender_type = 'agent' AND sent_request IS NOT NULL"
+      " ON CONFLICT (message_id) DO NOTHING",
+      message_id);
   auto r = exec_cached(w, "outbound_22", 
       "UPDATE wa_outbox SET state = 'ready', attempts = 0, next_attempt_at = now(), attempt_at = NULL,"
       " last_error = NULL WHERE message_id = $1 AND state = 'failed' RETURNING site_id, conversation_id",

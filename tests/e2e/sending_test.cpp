@@ -371,6 +371,38 @@ TEST_CASE("a failed send is retried by hand: the same row goes again; anything e
   CHECK(s.graph.sent_messages().size() == 1);
 }
 
+TEST_CASE("a message Meta reports failed after taking it is retried by hand with the body Meta took") {
+  sending s;
+  auto first = s.send(text("will it arrive?"));
+  REQUIRE(first.status == 201);
+  auto id = body_of(first)["message"]["id"].get<std::string>();
+  auto wamid = body_of(first)["message"]["whatsapp_message_id"].get<std::string>();
+  auto base = "/api/conversations/" + s.conversation + "/messages/";
+  // Not failed yet: nothing to retry.
+  CHECK(s.f->call("POST", base + id + "/retry").status == 409);
+
+  json st{{"id", wamid}, {"status", "failed"}, {"timestamp", std::to_string(std::time(nullptr))},
+          {"recipient_id", customer},
+          {"errors", json::array({{{"code", 131000}, {"title", "Something went wrong"}}})}};
+  REQUIRE(s.f->post_webhook(test::envelope({{"messaging_product", "whatsapp"}, {"metadata", test::metadata(phone_id)},
+                                            {"statuses", json::array({st})}}))
+              .status == 200);
+  REQUIRE(test::eventually([&] { return s.scalar("SELECT status FROM mod_chat_messages WHERE id = " + id) == "failed"; }));
+
+  auto again = s.f->call("POST", base + id + "/retry");
+  REQUIRE(again.status == 201);
+  CHECK(body_of(again)["message"]["id"] == id);
+  CHECK(body_of(again)["message"]["status"] == "sent");
+  CHECK(body_of(again)["message"]["whatsapp_message_id"] != wamid);
+  REQUIRE(s.graph.sent_messages().size() == 2);
+  CHECK(s.graph.sent_messages()[1]["text"]["body"] == "will it arrive?");
+  CHECK(s.graph.sent_messages()[1]["biz_opaque_callback_data"] == id);
+  CHECK(s.scalar("SELECT count(*) FROM mod_chat_messages WHERE sender_type = 'agent'") == "1");
+  CHECK(s.scalar("SELECT count(*) FROM wa_outbox") == "0");
+  // Sent again: not failed, so not again.
+  CHECK(s.f->call("POST", base + id + "/retry").status == 409);
+}
+
 TEST_CASE("read receipts: on_receipt marks a stored message read; on_agent_view waits for /read; off never") {
   sending s;  // on_receipt, the default: the fixture waited for its receipt
   auto receipts = s.graph.read_receipts();

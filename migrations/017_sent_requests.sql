@@ -1,0 +1,4 @@
+-- The body Meta accepted for an agent's send, kept on the message once its outbox entry is gone,
+-- so that a message Meta later reports `failed` (a status webhook, after the send itself was
+-- accepted) can be sent again by hand like a send that failed at once (API.md §3.4 retry).
+ALTER TABLE mod_chat_messages ADD COLUMN sent_request jsonb;

@@ -5,12 +5,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 tools="$root/tools/openapi"
-
-# npm writes node_modules/.package-lock.json on every install: older than the lock = outdated.
-if [ ! -f "$tools/node_modules/.package-lock.json" ] ||
-   [ "$tools/package-lock.json" -nt "$tools/node_modules/.package-lock.json" ]; then
-  npm ci --prefix "$tools" --no-audit --no-fund
-fi
+. "$root/scripts/lib/npm_tools.sh"
+wachat_npm_tools "$tools"
 
 # No telemetry and no update check: CI reaches only the package registries.
 REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \

@@ -50,6 +50,7 @@ if [ "$(id -u)" -eq 0 ]; then
   pg_stop="(cd / && runuser -u postgres -- $pg_stop)"
 fi
 echo "wachat: admin token is in $var/admin_token; PostgreSQL data in $pg_data, log in $pg_log" >&2
+echo "wachat: console at http://${WACHAT_LISTEN:-127.0.0.1:8080}/console/ (sign in with the admin token)" >&2
 echo "wachat: the embedded PostgreSQL keeps running for the next start; stop it with" >&2
 echo "        $pg_stop" >&2
 exec "$WACHAT_ROOT/build/wachatd" "$@"

@@ -7,12 +7,13 @@ cd "$WACHAT_ROOT"
 . scripts/lib/deps.sh
 . scripts/lib/pg.sh
 
-# clang and its sanitizer runtime build the libFuzzer target; node/npm run the OpenAPI linter.
+# clang and its sanitizer runtime build the libFuzzer target; node/npm run the OpenAPI linter and
+# the console's browser tests, which drive Debian's chromium.
 # Node comes from Debian only when no node is there (a nodesource node already bundles npm).
 node_pkgs=()
 command -v node >/dev/null || node_pkgs+=(nodejs)
 command -v npm >/dev/null || node_pkgs+=(npm)
-wachat_install_deps clang libclang-rt-14-dev "${node_pkgs[@]}"
+wachat_install_deps clang libclang-rt-14-dev chromium "${node_pkgs[@]}"
 build_dir="$WACHAT_ROOT/build"
 extra=()
 if [ "${WACHAT_SANITIZE:-0}" = 1 ]; then

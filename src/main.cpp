@@ -30,6 +30,7 @@
 #include "actors/site/site_directory.hpp"
 #include "actors/supervision/stop_and_wait.hpp"
 #include "http/api_common.hpp"
+#include "http/console_handler.hpp"
 #include "http/conversations_handler.hpp"
 #include "http/messages_handler.hpp"
 #include "http/events_handler.hpp"
@@ -254,6 +255,7 @@ int main(int argc, char** argv) {
   api.events = &events;
   http::add_event_routes(routes, api);
   http::add_media_routes(routes, api, blobs, [media] { caf::anon_send(media, actors::wake_atom::value); });
+  http::add_console_routes(routes, cfg.public_url);
 
   auto shared = std::make_shared<http::server_shared>();
   shared->routes = &routes;

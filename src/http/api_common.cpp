@@ -9,6 +9,8 @@
 #include "actors/api/api_gateway.hpp"
 #include "http/ticket_map.hpp"
 #include "infra/log.hpp"
+#include "infra/stream_tickets.hpp"
+#include "infra/url.hpp"
 
 namespace wachat::http {
 
@@ -77,7 +79,8 @@ void api_calls::submit(request_context& rc, std::uint32_t operation, responder r
                        std::map<std::string, std::string> extra) {
   api_call call;
   call.authorization = std::string{rc.req[bhttp::field::authorization]};
-  if (call.authorization.empty()) {
+  if (call.authorization.empty() &&
+      !(impl_->operations.at(operation).level == access::stream_reader && infra::query_value(rc.query, "ticket"))) {
     return respond(json_error(bhttp::status::unauthorized, "unauthorized", "Missing bearer token."));
   }
   call.operation = operation;
@@ -125,7 +128,17 @@ void api_calls::execute(pqxx::connection_base* conn, const api_call& call) {
   }
   const auto& op = impl_->operations[call.operation];
   try {
-    auto who = authenticate(*conn, call.authorization, impl_->admin_token);
+    std::optional<principal> who;
+    if (call.authorization.empty() && op.level == access::stream_reader) {
+      if (auto site = infra::redeem_stream_ticket(*conn, infra::query_value(call.query, "ticket").value_or(""))) {
+        who = principal{false, *site, std::nullopt};
+      } else {
+        return done(json_error(bhttp::status::unauthorized, "unauthorized",
+                               "Unknown, used or expired stream ticket; ask for a new one."));
+      }
+    } else {
+      who = authenticate(*conn, call.authorization, impl_->admin_token);
+    }
     if (!who) {
       return done(json_error(bhttp::status::unauthorized, "unauthorized", "Unknown bearer token."));
     }

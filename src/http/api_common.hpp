@@ -26,7 +26,9 @@ class site_client;
 
 namespace wachat::http {
 
-enum class access { any_principal, admin_only };
+// `stream_reader`: any principal, or (without an Authorization header) a stream ticket in the
+// `ticket` query parameter, redeemed once; only the event stream accepts that.
+enum class access { any_principal, admin_only, stream_reader };
 
 using actors::api_call;
 // An operation answering at once with what it returns.

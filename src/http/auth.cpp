@@ -31,14 +31,14 @@ std::optional<principal> authenticate(pqxx::connection_base& conn, std::string_v
     return std::nullopt;
   }
   if (admin_token && infra::constant_time_equal(token, *admin_token)) {
-    return principal{true, {}};
+    return principal{true, {}, std::nullopt};
   }
   pqxx::nontransaction nt{conn};
-  auto r = infra::exec_cached(nt, "auth_token", "SELECT site_id FROM api_tokens WHERE token_hash = $1", token_hash(token));
+  auto r = infra::exec_cached(nt, "auth_token", "SELECT site_id, id FROM api_tokens WHERE token_hash = $1", token_hash(token));
   if (r.empty()) {
     return std::nullopt;
   }
-  return principal{false, r[0][0].as<std::string>()};
+  return principal{false, r[0][0].as<std::string>(), r[0][1].as<std::string>()};
 }
 
 issued_token issue_site_token(pqxx::connection_base& conn, const std::string& site_id) {

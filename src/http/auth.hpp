@@ -13,6 +13,7 @@ namespace wachat::http {
 struct principal {
   bool admin = false;
   std::string site_id;
+  std::optional<std::string> token_id;  // the site token's id (none for the admin token or a stream ticket)
   bool may_see(const std::string& site) const { return admin || site_id == site; }
 };
 

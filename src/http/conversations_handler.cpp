@@ -174,13 +174,8 @@ void add_conversation_routes(router& r, api_context& api) {
   add_api_route(r, api, bhttp::verb::get, "/api/sites/{site}/agents", 0, access::any_principal,
                             [](pqxx::connection_base& c, const principal& who, const api_call& call) {
                               const auto& site = call.params.at("site");
-                              if (!who.may_see(site)) {
-                                not_found();
-                              }
+                              require_site(c, who, site);
                               pqxx::nontransaction nt{c};
-                              if (!site_exists(nt, site)) {
-                                not_found();
-                              }
                               json agents = json::array();
                               for (const auto& row : nt.exec_params(
                                        std::string{agent_select} +

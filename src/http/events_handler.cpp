@@ -1,26 +1,42 @@
 #include "http/events_handler.hpp"
 
+#include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
 #include "actors/events/event_hub.hpp"
 #include "http/site_queries.hpp"
+#include "infra/stream_tickets.hpp"
 #include "infra/url.hpp"
 
 namespace wachat::http {
 
+namespace {
+
+// A browser's EventSource cannot send a bearer header: it trades its token for a ticket here and
+// opens the stream with `?ticket=` (docs/design.md "The console"). A minute is enough to open a
+// stream; a reconnect asks for a new ticket.
+constexpr std::chrono::seconds stream_ticket_ttl{60};
+
+}  // namespace
+
 void add_event_routes(router& r, api_context& api) {
+  add_api_route(r, api, bhttp::verb::post, "/api/sites/{site}/events/tickets", api.cfg->api_max_body_bytes,
+                access::any_principal, [](pqxx::connection_base& c, const principal& who, const api_call& call) {
+                  const auto& site = call.params.at("site");
+                  require_site(c, who, site);
+                  auto t = infra::issue_stream_ticket(c, site, who.token_id, stream_ticket_ttl);
+                  nlohmann::json body = {{"ticket", t.ticket},
+                                         {"expires_at", rfc3339(t.expires_at)},
+                                         {"expires_in", stream_ticket_ttl.count()}};
+                  return json_body(bhttp::status::created, dump(body));
+                });
   // Through the gateway: who may see the site, and where the stream starts. The answer is the
   // id to start after, as text; the route then opens the stream.
-  auto op = api.calls->add(access::any_principal, [](pqxx::connection_base& c, const principal& who,
+  auto op = api.calls->add(access::stream_reader, [](pqxx::connection_base& c, const principal& who,
                                                       const api_call& call, responder done) {
     const auto& site = call.params.at("site");
-    if (!who.may_see(site)) {
-      not_found();
-    }
+    require_site(c, who, site);
     pqxx::nontransaction nt{c};
-    if (!site_exists(nt, site)) {
-      not_found();
-    }
     std::int64_t from = 0;
     if (auto given = call.params.find("last_event_id"); given != call.params.end()) {
       from = parse_id(given->second).value_or(0);

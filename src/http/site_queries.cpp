@@ -15,6 +15,16 @@ bool site_exists(pqxx::transaction_base& tx, const std::string& site_id) {
   return !infra::exec_cached(tx, "site_exists", "SELECT 1 FROM sites WHERE id = $1", site_id).empty();
 }
 
+void require_site(pqxx::connection_base& conn, const principal& who, const std::string& site_id) {
+  if (!who.may_see(site_id)) {
+    not_found();
+  }
+  pqxx::read_transaction t{conn};
+  if (!site_exists(t, site_id)) {
+    not_found();
+  }
+}
+
 nlohmann::json site_status_json(const infra::site_settings& s, const infra::config& cfg) {
   using nlohmann::json;
   auto opt = [](const std::optional<std::string>& v) { return v ? json(*v) : json(nullptr); };

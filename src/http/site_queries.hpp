@@ -25,6 +25,9 @@ nlohmann::json graph_error_json(const domain::graph_error& e);
 response site_answer_error(const actors::site_answer& a);
 
 bool site_exists(pqxx::transaction_base& tx, const std::string& site_id);
+// Throws api_error 404 unless the site exists and `who` may see it (another site's answers 404
+// exactly as a missing one, API.md §3).
+void require_site(pqxx::connection_base& conn, const principal& who, const std::string& site_id);
 
 // The conversation's site and its customer's key (their phone, else their BSUID: the key the
 // inbound side uses), if the caller may see it; throws api_error 404 otherwise.

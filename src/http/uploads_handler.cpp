@@ -23,15 +23,7 @@ void add_upload_routes(router& r, api_context& api, std::shared_ptr<infra::blob_
       r, api, bhttp::verb::post, "/api/sites/{site}/media", max_upload, access::any_principal,
       [blobs](pqxx::connection_base& c, const principal& who, const api_call& call) {
         const auto& site = call.params.at("site");
-        if (!who.may_see(site)) {
-          not_found();
-        }
-        {
-          pqxx::read_transaction t{c};
-          if (!site_exists(t, site)) {
-            not_found();
-          }
-        }
+        require_site(c, who, site);
         const auto mime = domain::mime_essence(call.content_type);
         if (mime.empty() || mime == "application/json" || mime == "application/x-www-form-urlencoded" ||
             mime.rfind("multipart/", 0) == 0) {

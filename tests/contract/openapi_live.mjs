@@ -5,15 +5,15 @@
 //
 // Usage: node tests/contract/openapi_live.mjs [path/to/wachatd]   (or env WACHATD)
 // Needs WACHAT_TEST_DATABASE_URL: a PostgreSQL superuser URL (scripts/test.sh sets it).
-import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import { createRequire } from 'node:module';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+import { Cleanups, eventually, freshDatabase, sign, startWachatd as startWachatdProcess } from '../support/node_fixtures.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 // The pinned tools live in tools/openapi/node_modules (scripts/lint_openapi.sh installs them).
@@ -193,7 +193,7 @@ async function checkFirstEvent(target, token, lastEventId) {
   const timer = setTimeout(() => ac.abort(), 15000);
   try {
     const res = await fetch(baseUrl + target, {
-      headers: { authorization: `Bearer ${token}`, 'last-event-id': lastEventId }, signal: ac.signal,
+      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), 'last-event-id': lastEventId }, signal: ac.signal,
     });
     if (res.status !== 200) return fail(`${label}: answered ${res.status}`, `  ${await res.text()}`);
     const type = baseType(res.headers.get('content-type'));
@@ -244,29 +244,6 @@ async function checkFirstEvent(target, token, lastEventId) {
 
 // --- Fixtures: database, fake Graph API, wachatd ----------------------------------------------
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function eventually(what, check, ms = 15000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
 // Graph's phone number lookup, enough for the settings PUT and test calls: one token is good,
 // any other is refused the way Graph refuses an invalid token (META.md, code 190).
 function startFakeGraph(goodToken) {
@@ -299,67 +276,17 @@ function startFakeGraph(goodToken) {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
 }
 
-const cleanups = [];
-async function cleanup() {
-  while (cleanups.length) {
-    try {
-      await cleanups.pop()();
-    } catch (e) {
-      log(`cleanup: ${e.message}`);
-    }
-  }
-}
+const cleanups = new Cleanups(log);
 
-async function freshDatabase(adminUrl) {
-  const name = `wachat_oa_${crypto.randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  cleanups.push(async () => {
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await admin.end();
-  });
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
-
-// Starts wachatd as tests/support/process.cpp does (a clean environment: PATH, HOME and the
-// sanitizer options, plus wachat_fixture.cpp's settings) and waits until it is ready.
+// Starts wachatd as tests/support/process.cpp does (plus wachat_fixture.cpp's settings) and
+// waits until it is ready.
 async function startWachatd(binary, env) {
-  const port = await freePort();
-  const logPath = path.join(env.WACHAT_MEDIA_DIR, '..', 'wachatd.log');
-  const out = fs.openSync(logPath, 'w');
-  const keep = Object.fromEntries(['PATH', 'HOME', 'ASAN_OPTIONS', 'UBSAN_OPTIONS']
-    .filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]]));
-  const child = spawn(binary, [], {
-    env: { ...keep, ...env, WACHAT_LISTEN: `127.0.0.1:${port}` }, stdio: ['ignore', out, out],
+  baseUrl = await startWachatdProcess(binary, env, {
+    cleanups, logDir: path.join(env.WACHAT_MEDIA_DIR, '..'), log, showLog: () => failures.length > 0,
   });
-  let exited = null;
-  child.on('exit', (code, signal) => { exited = signal ?? code; });
-  cleanups.push(async () => {
-    if (exited === null) {
-      child.kill('SIGTERM');
-      const deadline = Date.now() + 10000;
-      while (exited === null && Date.now() < deadline) await sleep(50);
-      if (exited === null) child.kill('SIGKILL');
-    }
-    if (failures.length) log(`--- wachatd log (tail) ---\n${fs.readFileSync(logPath, 'utf8').slice(-4000)}`);
-  });
-  baseUrl = `http://127.0.0.1:${port}`;
-  await eventually('wachatd /readyz', async () => {
-    if (exited !== null) throw new Error(`wachatd exited (${exited}):\n${fs.readFileSync(logPath, 'utf8')}`);
-    try {
-      return (await fetch(`${baseUrl}/readyz`)).status === 200;
-    } catch {
-      return false;
-    }
-  }, 30000);
 }
 
 // --- The scenario -----------------------------------------------------------------------------
-
-const sign = (secret, body) => `sha256=${crypto.createHmac('sha256', secret).update(body).digest('hex')}`;
 
 function webhookBody(phoneNumberId, now) {
   return JSON.stringify({
@@ -386,6 +313,14 @@ async function scenario(secrets) {
   await call('GET', '/healthz', { expect: 200 });
   await call('GET', '/readyz', { expect: 200 });
   await call('GET', '/metrics', { expect: 200 });
+  // The console's static files.
+  await call('GET', '/console', { expect: 308 });
+  const consolePage = await call('GET', '/console/', { expect: 200 });
+  await call('GET', '/console/app.js', { expect: 200 });
+  await call('GET', '/console/nothing.js', { expect: 404 });
+  const etag = (await fetch(`${baseUrl}/console/`)).headers.get('etag');
+  await call('GET', '/console/', { headers: { 'if-none-match': etag }, expect: 304 });
+  if (!consolePage.text?.includes('<script type="module" src="app.js">')) fail('GET /console/: not the console page');
   const hook = '/api/modules/live-chat/webhooks/whatsapp';
   const v = await call('GET', `${hook}?hub.mode=subscribe&hub.verify_token=${secrets.verifyToken}&hub.challenge=1158201444`, { expect: 200 });
   if (v.text !== '1158201444') fail(`webhook GET echoed '${v.text}'`);
@@ -462,6 +397,12 @@ async function scenario(secrets) {
   await call('GET', '/api/sites/other/events', { token: site, expect: 404 });
   await call('GET', '/api/sites/acme/events', { expect: 401 });
   await checkFirstEvent('/api/sites/acme/events', site, '0');
+  // A browser's way in: a single-use stream ticket instead of the bearer header.
+  const ticket = await call('POST', '/api/sites/acme/events/tickets', { token: site, expect: 201 });
+  await checkFirstEvent(`/api/sites/acme/events?ticket=${ticket.body?.ticket}`, null, '0');
+  await call('GET', `/api/sites/acme/events?ticket=${ticket.body?.ticket}`, { expect: 401 });
+  await call('POST', '/api/sites/acme/events/tickets', { expect: 401 });
+  await call('POST', '/api/sites/nosuchsite/events/tickets', { token: site, expect: 404 });
 
   await whatsappSettings(admin, secrets.graphToken);
   await sendingOnConfiguredSite(admin, secrets, hook);
@@ -555,7 +496,7 @@ async function main() {
   };
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wachat-oa-'));
   cleanups.push(() => fs.rmSync(tmp, { recursive: true, force: true }));
-  const dbUrl = await freshDatabase(adminUrl);
+  const dbUrl = await freshDatabase(pg, adminUrl, cleanups, 'wachat_oa');
   const graph = await startFakeGraph(secrets.graphToken);
   cleanups.push(() => new Promise((r) => { graph.closeAllConnections(); graph.close(r); }));
   fs.mkdirSync(path.join(tmp, 'media'));
@@ -577,8 +518,8 @@ async function main() {
 }
 
 // ctest's timeout kills us outright; our own watchdog stops earlier and still cleans up.
-const watchdog = setTimeout(() => { fail('watchdog: the check took over 300 s'); cleanup().then(() => process.exit(1)); }, 300000);
-for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => cleanup().then(() => process.exit(1)));
+const watchdog = setTimeout(() => { fail('watchdog: the check took over 300 s'); cleanups.run().then(() => process.exit(1)); }, 300000);
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => cleanups.run().then(() => process.exit(1)));
 
 let code = 0;
 try {
@@ -590,7 +531,7 @@ const missing = Object.entries(spec.paths).flatMap(([p, item]) => Object.keys(it
   .filter((m) => ['get', 'put', 'post', 'patch', 'delete'].includes(m) && !exercised.has(`${m.toUpperCase()} ${p}`))
   .map((m) => `${m.toUpperCase()} ${p}`));
 if (missing.length) log(`not exercised: ${missing.join(', ')}`);
-await cleanup();
+await cleanups.run();
 clearTimeout(watchdog);
 if (failures.length) {
   log(`openapi live check: ${failures.length} failure(s)`);

@@ -220,7 +220,7 @@ std::string record_sent(pqxx::connection_base& conn, std::int64_t message_id, co
 }
 
 std::string record_failed(pqxx::connection_base& conn, std::int64_t message_id, const domain::graph_error& error,
-                          bool retryable) {
+                          bool retryable, std::optional<std::int64_t> window_closed_at) {
   pqxx::work w{conn};
   auto r = exec_cached(w, "outbound_14", 
       "UPDATE mod_chat_messages SET status = 'failed', error_code = $2, error_title = $3, error_details = $4,"
@@ -234,7 +234,23 @@ std::string record_failed(pqxx::connection_base& conn, std::int64_t message_id, 
     return {};
   }
   auto text = message_text(w, message_id);
-  append_event(w, r[0][0].as<std::string>(), "message.updated", r[0][1].as<std::int64_t>(), message_id);
+  const auto site = r[0][0].as<std::string>();
+  const auto conversation = r[0][1].as<std::int64_t>();
+  append_event(w, site, "message.updated", conversation, message_id);
+  if (window_closed_at) {
+    // The cross-process guard, as for a 131047 status: never later than it was, and not over a
+    // customer message written after Meta's refusal.
+    auto closed = exec_cached(w, "outbound_close_window",
+        "UPDATE mod_chat_conversations c SET whatsapp_window_expires_at = to_timestamp($2), updated_at = now()"
+        " WHERE c.id = $1 AND c.whatsapp_window_expires_at > to_timestamp($2)"
+        " AND NOT EXISTS (SELECT 1 FROM mod_chat_messages m WHERE m.conversation_id = c.id"
+        "   AND m.sender_type = 'visitor' AND m.whatsapp_timestamp > to_timestamp($2))"
+        " RETURNING c.id",
+        conversation, *window_closed_at);
+    if (!closed.empty()) {
+      append_event(w, site, "conversation.updated", conversation, std::nullopt);
+    }
+  }
   w.commit();
   return text;
 }

@@ -58,9 +58,11 @@ send_attempt begin_attempt(pqxx::connection_base& conn, std::int64_t message_id)
 // Meta took it: the wamid, status `sent` (or a later one a status webhook already reported),
 // the entry gone, `message.updated`. Returns the message's API JSON text.
 std::string record_sent(pqxx::connection_base& conn, std::int64_t message_id, const std::string& wamid);
-// Given up: status `failed` with Meta's error, the entry gone, `message.updated`.
+// Given up: status `failed` with Meta's error, the entry kept for a retry by hand,
+// `message.updated`. `window_closed_at`: Meta refused for a closed window, so the conversation's
+// window ends then too (unless a later customer message is known), with `conversation.updated`.
 std::string record_failed(pqxx::connection_base& conn, std::int64_t message_id, const domain::graph_error& error,
-                          bool retryable);
+                          bool retryable, std::optional<std::int64_t> window_closed_at = std::nullopt);
 // To be tried again after `delay_ms`; the message stays `queued`.
 void record_retry(pqxx::connection_base& conn, std::int64_t message_id, std::int64_t delay_ms,
                   const domain::graph_error& error);

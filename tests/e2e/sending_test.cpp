@@ -99,6 +99,24 @@ TEST_CASE("a closed window refuses free-form sends, storing and sending nothing;
   CHECK(sent[0]["template"]["language"]["code"] == "en_US");
 }
 
+TEST_CASE("Meta refusing a send because the window is closed (131047) closes it here too") {
+  sending s{3600};  // the customer wrote an hour ago: open as far as wachat knows
+  REQUIRE(json::parse(s.f->call("GET", "/api/conversations/" + s.conversation + "/window").body)["open"] == true);
+  s.graph.fail_next("*/messages", 1, 400, 131047, "Re-engagement message");
+  auto refused = s.send(text("hello again"));
+  REQUIRE(refused.status == 502);
+  CHECK(body_of(refused)["error"]["graph"]["code"] == 131047);
+  CHECK(body_of(refused)["message"]["error"]["retryable"] == false);
+
+  auto w = json::parse(s.f->call("GET", "/api/conversations/" + s.conversation + "/window").body);
+  CHECK(w["open"] == false);
+  CHECK(w["template_required"] == true);
+  auto next = s.send(text("and again"));
+  CHECK(next.status == 409);
+  CHECK(body_of(next)["error"]["code"] == "window_closed");
+  CHECK(s.graph.send_calls() == 1);
+}
+
 TEST_CASE("Meta refusing for good answers 502 with Meta's error; the message is failed, not retryable") {
   sending s;
   s.graph.fail_next("*/messages", 1, 400, 131026, "Message undeliverable", 0, "The recipient is not on WhatsApp");

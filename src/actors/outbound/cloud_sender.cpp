@@ -259,7 +259,7 @@ worker_interface::behavior_type worker(worker_interface::stateful_pointer<worker
       [=](settle_atom, const attempt_decision& d) -> caf::result<std::string> {
         auto text = with_db(self->state, "settle", [&](pqxx::connection_base& c) {
           if (d.give_up) {
-            return infra::record_failed(c, d.message_id, d.error, d.retryable);
+            return infra::record_failed(c, d.message_id, d.error, d.retryable, d.window_closed_at);
           }
           infra::record_retry(c, d.message_id, d.delay_ms, d.error);
           return infra::load_message_text(c, d.message_id);

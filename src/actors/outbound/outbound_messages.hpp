@@ -91,6 +91,9 @@ struct attempt_decision {
   bool retryable = false;
   std::int64_t delay_ms = 0;
   domain::graph_error error;
+  // Meta refused because the window is closed (131047): the conversation actor shut it as of
+  // this time (unix s), and the store closes it too, unless a later customer message is known.
+  std::optional<std::int64_t> window_closed_at;
 };
 
 }  // namespace wachat::actors

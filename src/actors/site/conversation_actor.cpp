@@ -93,6 +93,11 @@ void failed_attempt(self_ptr self, const queued_send& s, attempt_result& r) {
     // Meta says the customer stopped marketing messages.
     self->send(self->state.sender, optout_atom::value, self->state.site_id, self->state.key, true);
   }
+  if (d.action == domain::graph_error_action::fail_window_closed) {
+    // Meta says the window is closed whatever we knew: shut it, as a 131047 status would.
+    self->state.window_expiry = 0;
+    rec.window_closed_at = unix_now();
+  }
   if (d.action == domain::graph_error_action::credentials_broken) {
     // The site refuses further sends at once until its credentials are fixed.
     self->send(self->state.site, broken_atom::value, error);

@@ -42,7 +42,8 @@ export function describeError(err) {
   return err.message;
 }
 
-export async function api(path, { method = 'GET', body, raw } = {}) {
+// `body` goes as JSON; `file` (a File or Blob) goes as it is, with its own type (uploads).
+export async function api(path, { method = 'GET', body, file, raw } = {}) {
   const s = session.load();
   const headers = { Accept: 'application/json' };
   if (s?.token) headers.Authorization = `Bearer ${s.token}`;
@@ -50,6 +51,9 @@ export async function api(path, { method = 'GET', body, raw } = {}) {
   if (body !== undefined) {
     headers['Content-Type'] = 'application/json';
     payload = JSON.stringify(body);
+  } else if (file !== undefined) {
+    headers['Content-Type'] = file.type || 'application/octet-stream';
+    payload = file;
   }
   let res;
   try {

@@ -3,7 +3,7 @@
 // reactions, delivery ticks) and the composer, which turns to the template dialog when the
 // window is closed.
 import { api, ApiError, describeError, enc } from './api.js';
-import { announce, clear, field, formatDuration, formatTime, h } from './dom.js';
+import { announce, clear, field, formatBytes, formatDuration, formatTime, h } from './dom.js';
 import { LiveEvents } from './events.js';
 import { renderMessage } from './message_view.js';
 import { openTemplateDialog } from './template_dialog.js';
@@ -184,8 +184,15 @@ function conversationView(pane, s, id, siteStatus, onConversation) {
   const text = h('textarea', { rows: 2, maxlength: 4096, id: 'composer-text', placeholder: 'Write a reply…' });
   const send = h('button', { type: 'submit', class: 'primary', id: 'composer-send' }, 'Send');
   const templateButton = h('button', { type: 'button', id: 'composer-template' }, 'Send a template…');
+  // An image or document to send: uploaded to wachat first, then sent by its media_id with the
+  // text as its caption.
+  const fileInput = h('input', { type: 'file', id: 'composer-file', accept: 'image/jpeg,image/png,application/pdf,.pdf,.doc,.docx,.xls,.xlsx,.txt,.csv,.zip' });
+  const attachment = h('div', { class: 'attachment', id: 'composer-attachment', role: 'status', 'aria-live': 'polite' });
+  let attached = null;  // the upload's answer: { id, type, file_name, file_size }
   const composer = h('form', { class: 'composer', 'aria-label': 'Reply' },
-    replyBar, warnings, field('Your reply', text), h('div', { class: 'actions' }, send, templateButton));
+    replyBar, warnings, field('Your reply', text),
+    h('div', { class: 'actions' }, send, templateButton, h('label', { class: 'file-button' }, 'Attach an image or document ', fileInput)),
+    attachment);
 
   const back = h('a', { href: '#/conversations', class: 'back' }, '← All conversations');
   clear(pane, back,
@@ -208,6 +215,28 @@ function conversationView(pane, s, id, siteStatus, onConversation) {
     e.preventDefault();
     sendText();
   });
+  fileInput.addEventListener('change', () => attach(fileInput.files[0]));
+
+  async function attach(file) {
+    attached = null;
+    if (!file) return clear(attachment);
+    clear(attachment, `Uploading ${file.name}…`);
+    try {
+      const q = new URLSearchParams({ filename: file.name });
+      const { body } = await api(`/api/sites/${enc(s.site)}/media?${q}`, { method: 'POST', file });
+      attached = body.media;
+      const remove = h('button', { type: 'button', class: 'link small' }, 'Remove');
+      remove.addEventListener('click', () => {
+        attached = null;
+        fileInput.value = '';
+        clear(attachment);
+      });
+      clear(attachment, `Attached: ${attached.file_name} (${attached.type}, ${formatBytes(attached.file_size)}); the text goes as its caption. `, remove);
+    } catch (err) {
+      fileInput.value = '';
+      clear(attachment, h('span', { class: 'error' }, `Not attached: ${describeError(err)}`));
+    }
+  }
 
   async function patch(change) {
     try {
@@ -298,6 +327,7 @@ function conversationView(pane, s, id, siteStatus, onConversation) {
       clear(warnings, notes.map((n) => h('p', { class: 'notice warn' }, n)));
     }
     text.disabled = Boolean(conversation && !isOpen);
+    fileInput.disabled = text.disabled;
     send.disabled = blockText;
     composer.dataset.mode = conversation && !isOpen ? 'template' : 'text';
     templateButton.classList.toggle('primary', Boolean(conversation && !isOpen));
@@ -385,11 +415,15 @@ function conversationView(pane, s, id, siteStatus, onConversation) {
   async function sendText() {
     refreshWarnings();
     const body = text.value.trim();
-    if (!body || send.disabled) {
-      if (!body) announce('Write a message first.', 'info');
+    if ((!body && !attached) || send.disabled) {
+      if (!body && !attached) announce('Write a message first.', 'info');
       return;
     }
-    const payload = { type: 'text', text: body, sender_id: s.agentId, sender_name: s.agentName, client_message_id: clientMessageId() };
+    const payload = attached
+      ? { type: attached.type, media_id: attached.id, sender_id: s.agentId, sender_name: s.agentName, client_message_id: clientMessageId() }
+      : { type: 'text', text: body, sender_id: s.agentId, sender_name: s.agentName, client_message_id: clientMessageId() };
+    if (attached && body) payload.caption = body;
+    if (attached?.type === 'document') payload.filename = attached.file_name;
     if (replyTo) payload.reply_to = replyTo.id;
     send.disabled = true;
     try {
@@ -397,10 +431,17 @@ function conversationView(pane, s, id, siteStatus, onConversation) {
       text.value = '';
       replyTo = null;
       replyBar.hidden = true;
+      attached = null;
+      fileInput.value = '';
+      clear(attachment);
       if (answer?.message) upsertMessage(answer.message);
     } catch (err) {
       if (err.body?.message) {
+        // Stored (failed, to be retried from its bubble): the composer is free again.
         text.value = '';
+        attached = null;
+        fileInput.value = '';
+        clear(attachment);
         upsertMessage(err.body.message);
       }
       announce(describeError(err), 'error');

@@ -85,7 +85,7 @@ const TEMPLATES = [
 // Graph as Meta documents it, for one good token: phone lookup, template pages, sends, mark-read,
 // media lookup and download.
 function startFakeGraph(goodToken) {
-  const state = { sends: [], base: '' };
+  const state = { sends: [], uploads: 0, base: '' };
   const server = http.createServer((req, res) => {
     const send = (status, body, type = 'application/json') => {
       res.writeHead(status, { 'content-type': type });
@@ -110,6 +110,11 @@ function startFakeGraph(goodToken) {
     }
     if (req.method === 'GET') {
       return send(200, { display_phone_number: '+1 555-010-0199', verified_name: 'Acme Shop', quality_rating: 'GREEN', id: parts[2] });
+    }
+    if (req.method === 'POST' && parts[3] === 'media') {
+      // An upload (multipart, as Meta takes it): its id is what the send then names.
+      req.resume();
+      return req.on('end', () => send(200, { id: `meta-upload-${++state.uploads}` }));
     }
     let raw = '';
     req.on('data', (chunk) => { raw += chunk; });
@@ -375,6 +380,19 @@ async function scenario(browser, graph) {
   await inbound.locator('.reaction', { hasText: '👍' }).waitFor();
   check(graph.state.sends.some((s) => s.body.type === 'reaction' && s.body.reaction?.emoji === '👍'), 'the reaction reached Graph');
 
+  // An image from the agent: uploaded, sent by Meta's media id with the text as its caption, and
+  // shown in its bubble.
+  await page.setInputFiles('#composer-file', { name: 'invoice.png', mimeType: 'image/png', buffer: PNG });
+  await page.locator('#composer-attachment', { hasText: 'Attached: invoice.png' }).waitFor();
+  await page.getByLabel('Your reply').fill('Your invoice');
+  await page.getByRole('button', { name: 'Send', exact: true }).click();
+  const outImage = page.locator('#messages li.msg.out', { hasText: 'Your invoice' });
+  await outImage.locator('.ticks-sent').waitFor();
+  await eventually('the agent’s image to load', () => outImage.locator('img.media-img').evaluate((img) => img.complete && img.naturalWidth === 160), 10000);
+  const imageSend = graph.state.sends.find((x) => x.body.type === 'image');
+  check(imageSend?.body.image?.id === 'meta-upload-1' && imageSend.body.image.caption === 'Your invoice', 'the image reached Graph by its uploaded id with its caption', imageSend?.body);
+  check(await page.locator('#composer-attachment').textContent() === '', 'the composer is cleared after the send');
+
   // A retryable failure: red cross with Meta's error on hover, and a retry that sends again.
   await deliver(status(withContext.wamid, 'failed', [{ code: 131000, title: 'Something went wrong', message: 'Something went wrong', error_data: { details: 'Temporary failure at Meta' } }]));
   const cross = quoted.locator('.ticks-failed');
@@ -438,6 +456,8 @@ async function scenario(browser, graph) {
   await eventually('the image to load', () => image.evaluate((img) => img.complete && img.naturalWidth === 160), 10000);
   check((await image.getAttribute('alt')).startsWith('image from the customer'), 'the image has alternative text', await image.getAttribute('alt'));
   await page.locator('#window-indicator[data-state="open"]').waitFor();
+  // Seen as it arrives: the open conversation does not stay unread.
+  await item.locator('.unread').waitFor({ state: 'detached' });
   await expectAccessible(page, 'conversation');
   await shot(page, '08-conversation');
 

@@ -1,5 +1,6 @@
 #include "support/process.hpp"
 
+#include <cstdlib>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -127,7 +128,9 @@ wachatd::wachatd(const std::string& database_url, std::map<std::string, std::str
     env[k] = v;
   }
   if (!env.contains("WACHAT_MEDIA_DIR")) {
-    media_dir_ = "/tmp/wachat-media-" + infra::random_hex(6);
+    // WACHAT_TEST_MEDIA_ROOT puts the files elsewhere (a benchmark comparing disks).
+    const char* root = std::getenv("WACHAT_TEST_MEDIA_ROOT");
+    media_dir_ = std::string{root != nullptr && *root != '\0' ? root : "/tmp"} + "/wachat-media-" + infra::random_hex(6);
     own_media_dir_ = true;
     env["WACHAT_MEDIA_DIR"] = media_dir_;
   } else {

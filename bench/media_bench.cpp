@@ -109,17 +109,20 @@ double text_round(site& s, std::uint64_t base, std::uint64_t n) {
 }
 
 int run(int argc, char** argv) {
-  wachat::bench::cli_args args{argc, argv, {"mode", "size-mb", "size-kb", "media", "texts", "workers", "label"}};
+  wachat::bench::cli_args args{argc, argv, {"mode", "size-mb", "size-kb", "media", "texts", "workers", "yield-ms", "label"}};
   if (args.help()) {
     std::cout << "wachat_media_bench --mode large [--size-mb 100] | --mode mixed [--media 200] [--size-kb 1024]"
-                 " [--texts 1000] [--workers 4] [--label L]\n";
+                 " [--texts 1000] [--workers 4] [--yield-ms 1000] [--label L]\n";
     return 0;
   }
   const auto mode = args.text("mode", "large");
   const auto workers = args.number("workers", 4, 1, 256);
-  site s{{{"WACHAT_MEDIA_WORKERS", std::to_string(workers)}}};
+  // WACHAT_MEDIA_YIELD_MS: 0 lets downloads compete with the texts (the behaviour before the
+  // media pool held back for inbound work).
+  const auto yield_ms = args.number("yield-ms", 1000, 0, 60000);
+  site s{{{"WACHAT_MEDIA_WORKERS", std::to_string(workers)}, {"WACHAT_MEDIA_YIELD_MS", std::to_string(yield_ms)}}};
   const pid_t pid = s.f->server->process().pid();
-  json out{{"label", args.text("label", mode)}, {"mode", mode}, {"media_workers", workers}};
+  json out{{"label", args.text("label", mode)}, {"mode", mode}, {"media_workers", workers}, {"media_yield_ms", yield_ms}};
 
   if (mode == "large") {
     const auto mb = args.number("size-mb", 100, 1, 100);

@@ -103,6 +103,10 @@ const std::map<std::string, setting_doc>& known_settings() {
       {"WACHAT_MEDIA_STALL_MS",
        {"WACHAT_MEDIA_STALL_MS", "a media download that sends nothing for this long is dropped and retried",
         "30000"}},
+      {"WACHAT_MEDIA_YIELD_MS",
+       {"WACHAT_MEDIA_YIELD_MS",
+        "while customers' messages are being processed, media downloads start at most one per this long (0: no holding back)",
+        "1000"}},
   };
   return docs;
 }
@@ -238,7 +242,7 @@ std::variant<config, std::string> build_config(const settings_map& file_settings
                 api_max = c.api_max_body_bytes, inbound_writers = c.inbound_writers,
                 conversation_idle = c.conversation_idle_ms, inbox_lease = c.inbox_lease_ms,
                 media_workers = c.media_workers, media_retry = c.media_retry_ms, media_stall = c.media_stall_ms,
-                crm_retry = c.crm_retry_ms;
+                media_yield = c.media_yield_ms, crm_retry = c.crm_retry_ms;
   const number_setting numbers[] = {
       {"WACHAT_WEBHOOK_MAX_BYTES", 1024, 1ULL << 30, &webhook_max},
       {"WACHAT_SEND_WAIT_MS", 0, 600000, &send_wait},
@@ -256,6 +260,7 @@ std::variant<config, std::string> build_config(const settings_map& file_settings
       {"WACHAT_MEDIA_WORKERS", 1, 256, &media_workers},
       {"WACHAT_MEDIA_RETRY_MS", 10, 3600000, &media_retry},
       {"WACHAT_MEDIA_STALL_MS", 100, 600000, &media_stall},
+      {"WACHAT_MEDIA_YIELD_MS", 0, 60000, &media_yield},
       {"WACHAT_CRM_RETRY_MS", 10, 3600000, &crm_retry},
   };
   for (const auto& n : numbers) {
@@ -284,6 +289,7 @@ std::variant<config, std::string> build_config(const settings_map& file_settings
   c.media_workers = static_cast<std::uint32_t>(media_workers);
   c.media_retry_ms = static_cast<std::uint32_t>(media_retry);
   c.media_stall_ms = static_cast<std::uint32_t>(media_stall);
+  c.media_yield_ms = static_cast<std::uint32_t>(media_yield);
   c.crm_retry_ms = static_cast<std::uint32_t>(crm_retry);
 
   c.phone_number_id = get("WHATSAPP_PHONE_NUMBER_ID");

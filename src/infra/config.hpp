@@ -42,6 +42,7 @@ struct config {
   std::uint32_t media_workers = 4;
   std::uint32_t media_retry_ms = 2000;
   std::uint32_t media_stall_ms = 30000;
+  std::uint32_t media_yield_ms = 1000;  // domain::yield_settings::max_wait of the media pool
   std::uint32_t crm_retry_ms = 2000;
 };
 

@@ -332,6 +332,8 @@ media_pool_actor spawn_media_workers(caf::actor_system& sys, media_settings sett
     return s.spawn<caf::detached>(worker, shared, shared->process + "/" + std::to_string(i));
   };
   pool.on_stop = [shared] { shared->stopping.store(true); };
+  pool.activity = shared->settings.inbound_activity;
+  pool.yield.max_wait = shared->settings.yield_max;
   return spawn_job_pool(sys, std::move(pool), std::move(metrics));
 }
 

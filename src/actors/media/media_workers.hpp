@@ -1,6 +1,8 @@
 #pragma once
 #include <caf/fwd.hpp>
 #include <chrono>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -24,6 +26,10 @@ struct media_settings {
   unsigned workers = 4;
   std::chrono::milliseconds retry_base{2000};
   std::chrono::milliseconds stall{30000};
+  // Customers' messages first (domain::background_should_yield): a number that grows as inbound
+  // work is done, and the longest a download waits for it to go quiet (0: never).
+  std::function<std::uint64_t()> inbound_activity;
+  std::chrono::milliseconds yield_max{1000};
 };
 
 // The media workers (DESIGN.md §2, §3 item 6): a supervised pool of detached workers, each

@@ -7,9 +7,18 @@
 namespace wachat::actors {
 namespace {
 
+using clock = std::chrono::steady_clock;
+
 struct pool_state {
   job_pool_settings settings;
   supervised_workers workers;
+  // Holding back for higher-priority work: the activity number last seen, when it last moved,
+  // when a job was last started, and whether a look again is already scheduled.
+  std::uint64_t activity = 0;
+  clock::time_point activity_at{};
+  clock::time_point started_at{};
+  bool recheck_pending = false;
+  bool activity_seen = false;
   static inline const char* name = "job_pool";
 };
 
@@ -18,8 +27,37 @@ using pool_actor = pool_interface::stateful_pointer<pool_state>;
 
 void pump_slot(pool_actor self, std::size_t i);
 
-// Sets one idle worker looking for a job; false when none is idle.
+// Whether a job may start now; when not, the pool looks again shortly (and on its tick).
+bool may_start(pool_actor self) {
+  auto& st = self->state;
+  if (!st.settings.activity) {
+    return true;
+  }
+  const auto now = clock::now();
+  if (auto a = st.settings.activity(); a != st.activity) {
+    // The first look only learns where the number stands.
+    st.activity_at = st.activity_seen ? now : clock::time_point{};
+    st.activity = a;
+  }
+  st.activity_seen = true;
+  using std::chrono::duration_cast;
+  using std::chrono::milliseconds;
+  if (!domain::background_should_yield(duration_cast<milliseconds>(now - st.activity_at),
+                                       duration_cast<milliseconds>(now - st.started_at), st.settings.yield)) {
+    return true;
+  }
+  if (!st.recheck_pending) {
+    st.recheck_pending = true;
+    self->delayed_send(self, std::chrono::milliseconds(50), wake_atom::value);
+  }
+  return false;
+}
+
+// Sets one idle worker looking for a job; false when none is idle or the pool holds back.
 bool pump_one(pool_actor self) {
+  if (!may_start(self)) {
+    return false;
+  }
   auto& w = self->state.workers;
   for (std::size_t i = 0; i < w.size(); ++i) {
     if (w.idle(i)) {
@@ -32,6 +70,7 @@ bool pump_one(pool_actor self) {
 
 void pump_slot(pool_actor self, std::size_t i) {
   auto& w = self->state.workers;
+  self->state.started_at = clock::now();
   auto gen = w.take(i);
   auto worker = caf::actor_cast<job_worker_actor>(w.worker(i));
   self->request(worker, caf::infinite, job_pump_atom::value)
@@ -41,7 +80,7 @@ void pump_slot(pool_actor self, std::size_t i) {
               return;
             }
             self->state.workers.release(i);
-            if (did_one) {
+            if (did_one && may_start(self)) {
               // There may be more: this worker goes on, and another one joins.
               pump_slot(self, i);
               pump_one(self);
@@ -68,7 +107,10 @@ pool_interface::behavior_type pool(pool_actor self, job_pool_settings settings,
   self->set_down_handler([=](caf::down_msg& down) { self->state.workers.on_down(self, down); });
   self->send(self, tick_atom::value);
   return {
-      [=](wake_atom) { pump_one(self); },
+      [=](wake_atom) {
+        self->state.recheck_pending = false;
+        pump_one(self);
+      },
       [=](tick_atom) {
         pump_one(self);
         self->delayed_send(self, self->state.settings.poll, tick_atom::value);

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "actors/atoms.hpp"
+#include "domain/background_yield.hpp"
 #include "infra/metrics.hpp"
 
 // A pool of workers whose jobs wait in a PostgreSQL table (media downloads, CRM syncs): the
@@ -34,6 +35,10 @@ struct job_pool_settings {
   std::function<job_worker_actor(caf::actor_system& sys, std::size_t i)> spawn;
   // Runs when the pool is told to stop, before its workers are.
   std::function<void()> on_stop;
+  // Optional: a number that grows whenever higher-priority work (inbound messages) is done. While
+  // it has moved lately the pool starts jobs only as domain::background_should_yield allows.
+  std::function<std::uint64_t()> activity;
+  domain::yield_settings yield;
 };
 
 job_pool_actor spawn_job_pool(caf::actor_system& sys, job_pool_settings settings,

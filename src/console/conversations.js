@@ -34,16 +34,20 @@ export function showConversations(root, s, initialId) {
   let siteStatus = null;
 
   const list = h('ul', { class: 'conv-list', id: 'conversation-list', 'aria-label': 'Conversations' });
+  // The newest conversations first; `more` follows the list's cursor to older ones.
+  let listCursor = null;
+  const more = h('button', { type: 'button', class: 'small', id: 'more-conversations', hidden: true }, 'Show older conversations');
+  more.addEventListener('click', () => loadList(listCursor));
   const liveState = h('span', { class: 'live', id: 'live-state', role: 'status' }, 'Connecting…');
   const statusFilter = h('select', {},
     [['', 'All'], ['pending', 'Pending'], ['active', 'Active'], ['closed', 'Closed']].map(([v, t]) => h('option', { value: v }, t)));
   statusFilter.addEventListener('change', () => {
     filter = statusFilter.value;
-    loadList();
+    loadList(null);
   });
   const sidebar = h('section', { class: 'sidebar', 'aria-labelledby': 'conv-title' },
     h('div', { class: 'sidebar-head' }, h('h1', { id: 'conv-title' }, 'Conversations'), liveState),
-    field('Show', statusFilter), list);
+    field('Show', statusFilter), list, more);
   const pane = h('section', { class: 'pane', id: 'conversation-pane', 'aria-label': 'Conversation' },
     h('p', { class: 'empty' }, 'Choose a conversation.'));
   const layout = h('div', { class: 'conversations' }, sidebar, pane);
@@ -63,13 +67,16 @@ export function showConversations(root, s, initialId) {
     view?.refreshWarnings();
   }
 
-  async function loadList() {
-    const q = new URLSearchParams({ channel: 'whatsapp', limit: '100' });
+  async function loadList(cursor) {
+    const q = new URLSearchParams({ channel: 'whatsapp', limit: '50' });
     if (filter) q.set('status', filter);
+    if (cursor) q.set('cursor', cursor);
     try {
       const { body } = await api(`/api/sites/${enc(site)}/conversations?${q}`);
-      conversations.clear();
+      if (!cursor) conversations.clear();
       for (const c of body.conversations) conversations.set(c.id, c);
+      listCursor = body.next_cursor;
+      more.hidden = !listCursor;
       renderList();
     } catch (err) {
       clear(list, h('li', { class: 'error' }, describeError(err)));
@@ -151,7 +158,7 @@ export function showConversations(root, s, initialId) {
   }
 
   loadSiteStatus();
-  loadList().then(() => events.start());
+  loadList(null).then(() => events.start());
   open(initialId);
 
   return {

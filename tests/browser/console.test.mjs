@@ -481,8 +481,26 @@ async function scenario(browser, graph) {
   await expectAccessible(page, 'phone-width list');
   await shot(page, '10-phone-list');
 
-  // Disconnecting asks first, then erases the credentials; the conversations stay.
+  // Paging: 55 more customers write at once; the list shows the newest 50, the rest on demand.
+  const many = { contacts: [], messages: [] };
+  for (let i = 0; i < 55; i++) {
+    const wa = String(260970000100 + i);
+    many.contacts.push({ profile: { name: `Customer ${i}` }, wa_id: wa });
+    many.messages.push({ from: wa, id: `wamid.MANY_${i}`, timestamp: String(now()), type: 'text', text: { body: `hello ${i}` } });
+  }
+  await deliver(many);
+  const allConversations = async () => (await apiCall('GET', '/api/sites/acme/conversations?limit=200', secrets.siteToken)).body.conversations;
+  await eventually('56 conversations', async () => (await allConversations()).length === 56, 20000);
+  const sheena = (await allConversations()).find((c) => c.visitor.name === 'Sheena Nelson');
   await page.setViewportSize({ width: 1280, height: 900 });
+  await page.reload();
+  await page.locator('#conversation-list .conv-item').nth(49).waitFor();
+  check(await page.locator('#conversation-list .conv-item').count() === 50, 'the list shows the newest 50 first');
+  await page.getByRole('button', { name: 'Show older conversations' }).click();
+  await page.locator('#conversation-list .conv-item').nth(55).waitFor();
+  check(await page.locator('#more-conversations').isHidden(), 'nothing more to show after the last page');
+
+  // Disconnecting asks first, then erases the credentials; the conversations stay.
   await page.getByRole('link', { name: 'WhatsApp settings' }).click();
   await page.getByRole('button', { name: 'Disconnect WhatsApp' }).click();
   const confirm = page.getByRole('dialog', { name: 'Disconnect WhatsApp?' });
@@ -494,9 +512,8 @@ async function scenario(browser, graph) {
   await page.locator('#wa-status', { hasText: /Not connected|Disabled/ }).waitFor();
   const after = await apiCall('GET', '/api/sites/acme/whatsapp/status', secrets.siteToken);
   check(after.body.enabled === false && after.body.access_token === null, 'disconnect erased the credentials', after.body);
-  check((await apiCall('GET', '/api/sites/acme/conversations', secrets.siteToken)).body.conversations.length === 1, 'the conversation stays after disconnecting');
-  await page.getByRole('link', { name: 'Conversations' }).click();
-  await page.locator('#conversation-list .conv-item', { hasText: 'Sheena Nelson' }).click();
+  check((await allConversations()).length === 56, 'the conversations stay after disconnecting');
+  await page.goto(`${baseUrl}/console/#/conversations/${sheena.id}`);
   await page.locator('#send-warnings', { hasText: 'sends will be refused' }).waitFor();
   check(await page.getByRole('button', { name: 'Send', exact: true }).isDisabled(), 'with WhatsApp disconnected the composer warns and holds the send');
 

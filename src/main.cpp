@@ -180,11 +180,10 @@ int main(int argc, char** argv) {
   media_cfg.workers = cfg.media_workers;
   media_cfg.retry_base = std::chrono::milliseconds(cfg.media_retry_ms);
   media_cfg.stall = std::chrono::milliseconds(cfg.media_stall_ms);
-  // Inbound work done in this process: webhooks committed and inbox rows handled (the counters
-  // the intake and the dispatcher keep for /metrics).
-  media_cfg.inbound_activity = [committed = &metrics->get_counter("wachat_webhooks_committed_total", "Webhook bodies committed to wa_webhook_events."),
-                                handled = &metrics->get_counter("wachat_inbox_events_processed_total", "Inbox rows handled.")] {
-    return committed->load(std::memory_order_relaxed) + handled->load(std::memory_order_relaxed);
+  // Customers' messages stored by this process (the dispatcher's counter for /metrics); statuses
+  // do not count, or a site that sends a lot would never let its media through.
+  media_cfg.inbound_activity = [stored = &metrics->get_counter("wachat_inbound_messages_total", "New inbound messages stored.")] {
+    return stored->load(std::memory_order_relaxed);
   };
   media_cfg.yield_max = std::chrono::milliseconds(cfg.media_yield_ms);
   auto media = actors::spawn_media_workers(sys, std::move(media_cfg), metrics);

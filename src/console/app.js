@@ -126,7 +126,8 @@ function signOut(message) {
   current?.stop();
   current = null;
   session.clear();
-  location.hash = '';
+  // Not `location.hash = ''`: its hashchange would route again and wipe the message.
+  history.replaceState(null, '', location.pathname);
   showSignIn(message);
 }
 
@@ -141,7 +142,13 @@ async function route() {
   nav.hidden = false;
   clear(document.getElementById('who'), `${s.agentName} · site ${s.site}${s.isAdmin ? ' (admin)' : ''}`);
   const hash = location.hash || '#/conversations';
-  const [, screen, id] = hash.split('/');
+  const [, screen, rawId] = hash.split('/');
+  let id = null;
+  try {
+    id = rawId ? decodeURIComponent(rawId) : null;
+  } catch {
+    id = null;  // a malformed link shows the list
+  }
   for (const link of nav.querySelectorAll('a')) {
     link.toggleAttribute('aria-current', link.getAttribute('href') === `#/${screen}`);
     if (link.getAttribute('href') === `#/${screen}`) link.setAttribute('aria-current', 'page');
@@ -151,10 +158,10 @@ async function route() {
     current?.stop();
     current = showSettings(main, s);
   } else if (current?.kind === 'conversations') {
-    current.open(id ? decodeURIComponent(id) : null);
+    current.open(id);
   } else {
     current?.stop();
-    current = showConversations(main, s, id ? decodeURIComponent(id) : null);
+    current = showConversations(main, s, id);
   }
 }
 

@@ -53,9 +53,17 @@ export function showConversations(root, s, initialId) {
   const layout = h('div', { class: 'conversations' }, sidebar, pane);
   clear(root, layout);
 
+  // The stream starts at the newest event when it opens: whatever was committed between the
+  // first reads and that moment is read again once it is live (upserts make that harmless).
+  let caughtUp = false;
   const events = new LiveEvents(site, onEvent, (state) => {
     clear(liveState, state === 'live' ? 'Live' : 'Reconnecting…');
     liveState.dataset.state = state;
+    if (state === 'live' && !caughtUp) {
+      caughtUp = true;
+      loadList(null);
+      view?.reload();
+    }
   });
 
   async function loadSiteStatus() {
@@ -158,7 +166,8 @@ export function showConversations(root, s, initialId) {
   }
 
   loadSiteStatus();
-  loadList(null).then(() => events.start());
+  loadList(null);
+  events.start();
   open(initialId);
 
   return {
@@ -478,6 +487,10 @@ function conversationView(pane, s, id, siteStatus, onConversation) {
     setConversation,
     upsertMessage,
     refreshWarnings,
+    reload() {
+      loadConversation();
+      loadMessages(null);
+    },
     stop() {
       stopped = true;
       clearInterval(timer);

@@ -17,8 +17,9 @@ export class LiveEvents {
     this.delay = 1000;
   }
 
+  // Once stopped, a LiveEvents stays stopped (a screen left before its stream started must not
+  // bring it back): make a new one instead.
   async start() {
-    this.stopped = false;
     await this.connect();
   }
 

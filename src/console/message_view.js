@@ -92,6 +92,11 @@ function media(m, { id }) {
     return h('p', { class: 'media-failed' }, `The ${m.content_type} could not be fetched${m.error?.details ? `: ${m.error.details}` : ''}. `, retry);
   }
   if (!m.file_url) return null;
+  if (m.media_status !== 'stored') {
+    // Sent by a link elsewhere: not wachat's file, and the page's policy would not load it.
+    return h('a', { href: m.file_url, target: '_blank', rel: 'noopener noreferrer', class: 'media-doc' },
+      `${m.content_type === 'document' ? '📄 ' : ''}${m.file_name || `The ${m.content_type}`} (at its link)`);
+  }
   const label = `${m.content_type} from ${m.sender_type === 'agent' ? 'the agent' : 'the customer'}${m.file_name ? `: ${m.file_name}` : ''}`;
   switch (m.content_type) {
     case 'image':

@@ -71,8 +71,6 @@ export function sendComponents(slots, values) {
   return out;
 }
 
-let cache = null;  // { site, templates }
-
 export async function openTemplateDialog({ s, conversation, onSent }) {
   if (!conversation) return;
   const dialog = h('dialog', { class: 'template-dialog', 'aria-labelledby': 'tpl-title' });
@@ -87,11 +85,9 @@ export async function openTemplateDialog({ s, conversation, onSent }) {
 
   let templates;
   try {
-    if (!cache || cache.site !== s.site) {
-      const { body: list } = await api(`/api/sites/${enc(s.site)}/whatsapp/templates`);
-      cache = { site: s.site, templates: list.templates };
-    }
-    templates = cache.templates.filter((t) => t.status === 'APPROVED');
+    // Asked each time: the server caches the list and refreshes it on Meta's template webhooks.
+    const { body: list } = await api(`/api/sites/${enc(s.site)}/whatsapp/templates`);
+    templates = list.templates.filter((t) => t.status === 'APPROVED');
   } catch (err) {
     clear(body, h('p', { class: 'error', role: 'alert' }, describeError(err)), h('div', { class: 'actions' }, cancel));
     return;

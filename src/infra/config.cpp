@@ -105,7 +105,7 @@ const std::map<std::string, setting_doc>& known_settings() {
         "30000"}},
       {"WACHAT_MEDIA_YIELD_MS",
        {"WACHAT_MEDIA_YIELD_MS",
-        "while customers' messages are being processed, media downloads start at most one per this long (0: no holding back)",
+        "while customers' messages are arriving, media downloads start at most one per this long (0: no holding back)",
         "1000"}},
   };
   return docs;

@@ -39,12 +39,15 @@ constexpr const char* advance_status_sql =
     " AND NOT (status = ANY(ARRAY(SELECT json_array_elements_text($7::json))))"
     " RETURNING id, conversation_id";
 // A status naming our send (biz_opaque_callback_data = its id) whose wamid we never learned —
-// Meta's answer was lost — resolves the doubt: the send takes the wamid and leaves the outbox,
-// so it is not sent again. Only while it is still in the outbox and the wamid is nobody's.
+// Meta's answer was lost — resolves the doubt: the send takes the wamid and leaves the outbox
+// (its body kept for a retry by hand), so it is not sent again. Only while it is still in the
+// outbox, the wamid is nobody's, and it is not the wamid of an earlier attempt a retry replaced.
 constexpr const char* adopt_send_sql =
     "WITH m AS (UPDATE mod_chat_messages SET whatsapp_message_id = $3,"
-    "   status = CASE WHEN status = 'queued' THEN 'sent' ELSE status END"
+    "   status = CASE WHEN status = 'queued' THEN 'sent' ELSE status END,"
+    "   sent_request = (SELECT o.request FROM wa_outbox o WHERE o.message_id = $2)"
     "  WHERE id = $2 AND site_id = $1 AND sender_type = 'agent' AND whatsapp_message_id IS NULL"
+    "   AND superseded_wamid IS DISTINCT FROM $3"
     "   AND EXISTS (SELECT 1 FROM wa_outbox o WHERE o.message_id = $2)"
     "   AND NOT EXISTS (SELECT 1 FROM mod_chat_messages x WHERE x.site_id = $1 AND x.whatsapp_message_id = $3)"
     "  RETURNING id, conversation_id),"

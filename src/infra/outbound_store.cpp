@@ -373,7 +373,9 @@ std::optional<std::string> requeue_failed(pqxx::connection_base& conn, std::int6
   }
   exec_cached(w, "outbound_23", 
       "UPDATE mod_chat_messages SET status = 'queued', error_code = NULL, error_title = NULL,"
-      " error_details = NULL, error_retryable = NULL WHERE id = $1",
+      " error_details = NULL, error_retryable = NULL,"
+      " superseded_wamid = coalesce(whatsapp_message_id, superseded_wamid), whatsapp_message_id = NULL"
+      " WHERE id = $1",
       message_id);
   auto text = message_text(w, message_id);
   append_event(w, r[0][0].as<std::string>(), "message.updated", r[0][1].as<std::int64_t>(), message_id);

@@ -277,6 +277,40 @@ TEST_CASE("an answer lost after Meta took the send: a status naming it is adopte
   CHECK(s.scalar("SELECT count(*) FROM wa_outbox") == "0");
 }
 
+TEST_CASE("a retry whose answer is lost is resolved by its own status, never by the failed attempt's") {
+  sending s{60, {{"WACHAT_SEND_WAIT_MS", "1000"}, {"WACHAT_SEND_DOUBT_MS", "3000"}}};
+  auto first = s.send(text("one more time"));
+  REQUIRE(first.status == 201);
+  auto id = body_of(first)["message"]["id"].get<std::string>();
+  auto old_wamid = body_of(first)["message"]["whatsapp_message_id"].get<std::string>();
+  json failed{{"id", old_wamid}, {"status", "failed"}, {"timestamp", std::to_string(std::time(nullptr))},
+              {"recipient_id", customer}, {"biz_opaque_callback_data", id},
+              {"errors", json::array({{{"code", 131000}, {"title", "Something went wrong"}}})}};
+  REQUIRE(s.f->post_webhook(test::envelope({{"messaging_product", "whatsapp"}, {"metadata", test::metadata(phone_id)},
+                                            {"statuses", json::array({failed})}}))
+              .status == 200);
+  REQUIRE(test::eventually([&] { return s.scalar("SELECT status FROM mod_chat_messages WHERE id = " + id) == "failed"; }));
+
+  // The retry reaches Meta, but Meta's answer is lost: in doubt.
+  s.graph.script("POST", "*/messages", test::scripted_response::close_connection(), 1);
+  auto again = s.f->call("POST", "/api/conversations/" + s.conversation + "/messages/" + id + "/retry");
+  REQUIRE(again.status == 202);
+  REQUIRE(s.graph.send_calls() == 2);
+  // A late status of the failed attempt names our id too: it is not taken for the new attempt.
+  REQUIRE(s.f->post_webhook(status_webhook(old_wamid, "delivered", id)).status == 200);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  CHECK(s.scalar("SELECT coalesce(whatsapp_message_id, '-') FROM mod_chat_messages WHERE id = " + id) == "-");
+  // The new attempt's status resolves it: adopted, not sent a third time.
+  REQUIRE(s.f->post_webhook(status_webhook("wamid.RETRIED1", "delivered", id)).status == 200);
+  REQUIRE(test::eventually([&] {
+    return s.scalar("SELECT whatsapp_message_id || ' ' || status FROM mod_chat_messages WHERE id = " + id) ==
+           "wamid.RETRIED1 delivered";
+  }));
+  std::this_thread::sleep_for(std::chrono::seconds(5));  // past the doubt period and a sweep
+  CHECK(s.graph.send_calls() == 2);
+  CHECK(s.scalar("SELECT count(*) FROM wa_outbox") == "0");
+}
+
 TEST_CASE("an answer lost and no status naming it: the send goes again once the doubt period is over") {
   sending s{60, {{"WACHAT_SEND_WAIT_MS", "500"}, {"WACHAT_SEND_DOUBT_MS", "2000"}}};
   s.graph.script("POST", "*/messages", test::scripted_response::close_connection(), 1);

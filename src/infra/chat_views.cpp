@@ -29,7 +29,7 @@ constexpr const char* conversation_visitor =
     "   v.marketing_opt_out"
     "   FROM mod_chat_visitors v WHERE v.id = c.visitor_id LIMIT 1) v ";
 
-constexpr const char* message_columns =
+constexpr const char* message_columns_text =
     "SELECT m.id, m.conversation_id, m.sender_type, m.sender_id, m.sender_name, m.content,"
     " m.content_type, m.file_url, m.file_name, m.file_size, m.file_mime_type, m.media_status,"
     " m.whatsapp_message_id, m.status, m.error_code, m.error_title, m.error_details,"
@@ -43,7 +43,8 @@ constexpr const char* message_columns =
 const std::string conversation_select =
     std::string{conversation_columns} + " FROM mod_chat_conversations c" + conversation_visitor;
 
-const std::string message_select = std::string{message_columns} + " FROM mod_chat_messages m ";
+const std::string message_columns = message_columns_text;
+const std::string message_select = message_columns + " FROM mod_chat_messages m ";
 
 namespace {
 
@@ -168,7 +169,7 @@ namespace {
 
 // Columns of conversation_columns and message_columns, in that order after the event's five.
 constexpr int conversation_width = 16;
-constexpr int message_width = 25;
+constexpr int message_width = message_column_count;
 constexpr int event_width = 5;
 constexpr int notification_width = 4;
 
@@ -190,7 +191,7 @@ const std::string events_with_objects_sql =
     "   FROM (SELECT * FROM mod_chat_conversations x WHERE x.id = e.conversation_id"
     "     AND e.nth = 1 LIMIT 1) c" +
     conversation_visitor + ") cv ON true"
-    " LEFT JOIN LATERAL (" + std::string{message_columns} +
+    " LEFT JOIN LATERAL (" + std::string{message_columns_text} +
     "   FROM (SELECT * FROM mod_chat_messages x WHERE x.id = e.message_id LIMIT 1) m) mv ON true"
     " LEFT JOIN LATERAL (SELECT n.id, n.agent_id, n.type, extract(epoch from n.created_at)::bigint"
     "   FROM mod_chat_notifications n WHERE n.id = e.notification_id LIMIT 1) nv ON true"

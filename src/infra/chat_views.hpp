@@ -32,6 +32,10 @@ std::optional<nlohmann::json> event_notification(const pqxx::row& row);
 // The SELECT lists the renderers expect, for callers that page through rows.
 extern const std::string conversation_select;  // ... FROM c, its visitor v; add WHERE/ORDER
 extern const std::string message_select;       // ... FROM mod_chat_messages m
+// The bare SELECT list of message_select, over any row source aliased m with the table's
+// columns (a data-modifying CTE's RETURNING *, so a write answers with its message at once).
+extern const std::string message_columns;
+inline constexpr int message_column_count = 25;
 nlohmann::json conversation_json(const pqxx::row& row);
 nlohmann::json message_json(const pqxx::row& row);
 

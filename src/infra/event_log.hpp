@@ -15,6 +15,10 @@ inline constexpr const char* events_channel = "wachat_events";
 // The key of the advisory lock a site's events are appended under (held to commit), for the
 // site in parameter $1.
 inline constexpr const char* events_lock_key_sql = "hashtext('wachat_events:' || $1)";
+// The same key for the site in another parameter (`param` such as "$2").
+inline std::string events_lock_key_for(std::string_view param) {
+  return "hashtext('wachat_events:' || " + std::string{param} + ")";
+}
 
 // Records a live event (API.md §3.5) in the caller's transaction and notifies every wachatd at
 // commit. Takes the site's event lock until commit, so that a site's event ids commit in order:

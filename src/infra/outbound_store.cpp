@@ -30,55 +30,47 @@ send_facts load_send_facts(pqxx::connection_base& conn, const std::string& site,
                            const std::optional<std::string>& client_message_id) {
   pqxx::nontransaction nt{conn};
   send_facts f;
-  auto r = exec_cached(nt, "outbound_1", 
+  // One round trip: the conversation's facts and the earlier send with this client_message_id
+  // (none when $3 is NULL), rendered as the API's message.
+  static const std::string sql =
       "SELECT extract(epoch from c.whatsapp_window_expires_at)::bigint,"
-      " (v.whatsapp_phone IS NOT NULL OR v.whatsapp_user_id IS NOT NULL), v.marketing_opt_out"
+      " (v.whatsapp_phone IS NOT NULL OR v.whatsapp_user_id IS NOT NULL), v.marketing_opt_out, e.*"
       " FROM mod_chat_conversations c JOIN mod_chat_visitors v ON v.id = c.visitor_id"
-      " WHERE c.id = $1 AND c.site_id = $2",
-      conversation_id, site);
+      " LEFT JOIN LATERAL (" + message_columns + ", coalesce(m.request_fingerprint, '')"
+      "   FROM mod_chat_messages m WHERE m.conversation_id = c.id AND m.client_message_id = $3 LIMIT 1) e ON true"
+      " WHERE c.id = $1 AND c.site_id = $2";
+  auto r = exec_cached(nt, "outbound_facts", sql, conversation_id, site, client_message_id);
   if (r.empty()) {
     return f;
   }
+  const auto& row = r[0];
   f.found = true;
-  f.window_expires_at = r[0][0].as<std::optional<std::int64_t>>();
-  f.has_recipient = r[0][1].as<bool>();
-  f.marketing_opt_out = r[0][2].as<bool>();
-  if (client_message_id) {
-    auto e = exec_cached(nt, "outbound_2", 
-        "SELECT m.id, coalesce(m.request_fingerprint, '')"
-        " FROM mod_chat_messages m WHERE m.conversation_id = $1 AND m.client_message_id = $2",
-        conversation_id, *client_message_id);
-    if (!e.empty()) {
-      f.earlier_message_id = e[0][0].as<std::int64_t>();
-      f.earlier_fingerprint = e[0][1].as<std::string>();
-      f.earlier_message = message_text(nt, *f.earlier_message_id);
-    }
+  f.window_expires_at = row[0].as<std::optional<std::int64_t>>();
+  f.has_recipient = row[1].as<bool>();
+  f.marketing_opt_out = row[2].as<bool>();
+  auto earlier = row.slice(3, 3 + message_column_count);
+  if (!earlier[0].is_null()) {
+    f.earlier_message_id = earlier[0].as<std::int64_t>();
+    f.earlier_fingerprint = row[3 + message_column_count].as<std::string>();
+    f.earlier_message = dump(message_json(earlier));
   }
   return f;
 }
 
 send_enqueued enqueue_send(pqxx::connection_base& conn, const std::string& site, std::int64_t conversation_id,
                            const domain::outbound_request& request) {
-  pqxx::work w{conn};
+  // Autocommit statements: the send's one write is a single statement, so the site's event lock
+  // it takes is held only inside the server, never across a round trip to us.
+  pqxx::nontransaction nt{conn};
   send_enqueued out;
-  // The conversation's row lock (taken by this UPDATE, first) orders its sends across
-  // processes: ids commit in the order they are handed out, so "no earlier entry" in
-  // begin_attempt sees every earlier send.
-  if (exec_cached(w, "outbound_3",
-                  "UPDATE mod_chat_conversations SET last_message_at = greatest(last_message_at, now()),"
-                  " updated_at = now() WHERE id = $1 AND site_id = $2 RETURNING 1",
-                  conversation_id, site)
-          .empty()) {
-    out.what = send_enqueued::kind::not_found;
-    return out;
-  }
   std::optional<std::int64_t> reply_id;
   std::optional<std::string> reply_wamid;
   if (request.reply_to) {
-    auto r = exec_cached(w, "outbound_4", 
-        "SELECT id, whatsapp_message_id FROM mod_chat_messages WHERE conversation_id = $1"
+    // Read first: a message's id and wamid never change once Meta gave one.
+    auto r = exec_cached(nt, "outbound_reply",
+        "SELECT id, whatsapp_message_id FROM mod_chat_messages WHERE conversation_id = $1 AND site_id = $3"
         " AND whatsapp_message_id IS NOT NULL AND (id::text = $2 OR whatsapp_message_id = $2) LIMIT 1",
-        conversation_id, *request.reply_to);
+        conversation_id, *request.reply_to, site);
     if (r.empty()) {
       out.what = send_enqueued::kind::unknown_reply;
       return out;
@@ -104,119 +96,188 @@ send_enqueued enqueue_send(pqxx::connection_base& conn, const std::string& site,
   } else if (upload) {
     file_name = request.upload->file_name;
   }
-  // The message and its outbox entry in one statement.
-  auto ins = exec_cached(w, "outbound_5",
-      "WITH m AS (INSERT INTO mod_chat_messages (conversation_id, site_id, sender_type, sender_id, sender_name,"
+  // The conversation's row lock (taken first, by `conv`) orders its sends across processes:
+  // message ids commit in the order they are handed out, so "no earlier entry" in
+  // begin_attempt sees every earlier send. Then the message, its outbox entry, the
+  // conversation's last activity and message.created under the site's event lock (taken before
+  // the event's id is drawn: every row of the join needs it). A client_message_id that another
+  // request stored first inserts nothing and so moves nothing.
+  static const std::string sql =
+      "WITH conv AS (SELECT id FROM mod_chat_conversations WHERE id = $1 AND site_id = $2 FOR UPDATE),"
+      " m AS (INSERT INTO mod_chat_messages (conversation_id, site_id, sender_type, sender_id, sender_name,"
       "   content, content_type, file_url, file_name, status, reply_to, reply_to_wamid, client_message_id,"
       "   request_fingerprint, created_at, media_key, media_status, file_size, file_mime_type)"
-      "  VALUES ($1, $2, 'agent', $3, $4, $5, $6, $7, $8, 'queued', $9, $10, $11, $12, clock_timestamp(),"
-      "   $14, $15, $16, $17)"
+      "  SELECT conv.id, $2, 'agent', $3, $4, $5, $6, $7, $8, 'queued', $9, $10, $11, $12, clock_timestamp(),"
+      "   $14, $15, $16, $17 FROM conv"
       "  ON CONFLICT (conversation_id, client_message_id) WHERE client_message_id IS NOT NULL DO NOTHING"
-      "  RETURNING id),"
+      "  RETURNING *),"
       " o AS (INSERT INTO wa_outbox (message_id, site_id, conversation_id, request)"
-      "  SELECT m.id, $2, $1, jsonb_set($13::jsonb, '{biz_opaque_callback_data}', to_jsonb(m.id::text)) FROM m)"
-      " SELECT id FROM m",
+      "  SELECT m.id, $2, $1, jsonb_set($13::jsonb, '{biz_opaque_callback_data}', to_jsonb(m.id::text)) FROM m),"
+      " touched AS (UPDATE mod_chat_conversations SET last_message_at = greatest(last_message_at, now()),"
+      "  updated_at = now() WHERE id = (SELECT conversation_id FROM m)),"
+      " locked AS MATERIALIZED (SELECT pg_advisory_xact_lock(" + events_lock_key_for("$2") + ") AS l FROM m),"
+      " ev AS (INSERT INTO wa_events (site_id, type, conversation_id, message_id)"
+      "  SELECT $2, 'message.created', m.conversation_id, m.id FROM locked, m RETURNING 1)"
+      " SELECT x.*, (SELECT count(*) FROM conv),"
+      "  (SELECT count(*) FROM (SELECT pg_notify($18, $2) FROM ev) n)"
+      " FROM (SELECT 1) one LEFT JOIN LATERAL (" + message_columns + " FROM m) x ON true";
+  auto r = exec_cached(nt, "outbound_enqueue", sql,
       conversation_id, site, request.sender_id, request.sender_name, domain::stored_content(request),
       domain::stored_content_type(request), file_url, file_name, reply_id, reply_wamid,
       request.client_message_id, request.fingerprint, body.dump(-1, ' ', false, json::error_handler_t::replace),
       upload ? std::optional<std::string>{request.media_id} : std::nullopt, upload ? "stored" : "none",
       upload ? std::optional<std::int64_t>{request.upload->size} : std::nullopt,
-      upload ? std::optional<std::string>{request.upload->mime_type} : std::nullopt);
-  if (ins.empty()) {
-    // Another request with this client_message_id committed first (we waited on its lock).
-    auto e = exec_cached(w, "outbound_6", 
-        "SELECT m.id, coalesce(m.request_fingerprint, '')"
-        " FROM mod_chat_messages m WHERE m.conversation_id = $1 AND m.client_message_id = $2",
-        conversation_id, request.client_message_id);
-    out.what = send_enqueued::kind::duplicate;
-    out.message_id = e[0][0].as<std::int64_t>();
-    out.fingerprint = e[0][1].as<std::string>();
-    out.message = message_text(w, out.message_id);
-    return out;  // not committed: a replay does not move the conversation's last activity
+      upload ? std::optional<std::string>{request.upload->mime_type} : std::nullopt, std::string{events_channel});
+  const auto& row = r[0];
+  auto message = row.slice(0, message_column_count);
+  if (!message[0].is_null()) {
+    out.message_id = message[0].as<std::int64_t>();
+    out.message = dump(message_json(message));
+    return out;
   }
-  out.message_id = ins[0][0].as<std::int64_t>();
-  out.message = message_text(w, out.message_id);
-  append_event(w, site, "message.created", conversation_id, out.message_id);
-  w.commit();
+  if (row[message_column_count].as<std::int64_t>() == 0) {
+    out.what = send_enqueued::kind::not_found;
+    return out;
+  }
+  // Another request with this client_message_id committed first (we waited on its lock).
+  auto e = exec_cached(nt, "outbound_6",
+      "SELECT m.id, coalesce(m.request_fingerprint, '')"
+      " FROM mod_chat_messages m WHERE m.conversation_id = $1 AND m.client_message_id = $2",
+      conversation_id, request.client_message_id);
+  out.what = send_enqueued::kind::duplicate;
+  out.message_id = e[0][0].as<std::int64_t>();
+  out.fingerprint = e[0][1].as<std::string>();
+  out.message = message_text(nt, out.message_id);
   return out;
 }
 
-send_attempt begin_attempt(pqxx::connection_base& conn, std::int64_t message_id) {
-  // One statement, so autocommit: the claim is committed (durably) before Meta is called,
-  // without BEGIN and COMMIT round trips.
+std::vector<send_attempt> begin_attempts(pqxx::connection_base& conn, const std::vector<std::int64_t>& message_ids) {
+  // One statement, so autocommit: the claims are committed (durably) before Meta is called,
+  // without BEGIN and COMMIT round trips, and a batch costs one round trip.
   pqxx::nontransaction w{conn};
-  send_attempt a;
-  auto r = exec_cached(w, "outbound_9", 
-      "WITH claimed AS (UPDATE wa_outbox o SET state = 'sending', attempts = o.attempts + 1,"
-      "   attempt_at = now()"
-      "  WHERE o.message_id = $1 AND o.state = 'ready'"
+  std::vector<send_attempt> out(message_ids.size());
+  std::string ids = "{";
+  for (auto id : message_ids) {
+    ids += (ids.size() > 1 ? "," : "") + std::to_string(id);
+  }
+  ids += "}";
+  auto r = exec_cached(w, "outbound_claim",
+      "WITH input AS (SELECT DISTINCT t.id FROM unnest($1::bigint[]) AS t(id)),"
+      " claimed AS (UPDATE wa_outbox o SET state = 'sending', attempts = o.attempts + 1, attempt_at = now()"
+      "  FROM input i WHERE o.message_id = i.id AND o.message_id = ANY($1::bigint[]) AND o.state = 'ready'"
       "   AND o.next_attempt_at <= now() + interval '100 milliseconds'"
       "   AND NOT EXISTS (SELECT 1 FROM wa_outbox e WHERE e.conversation_id = o.conversation_id"
       "                   AND e.message_id < o.message_id AND e.state <> 'failed')"
-      "  RETURNING o.request::text, o.attempts, o.conversation_id)"
+      "  RETURNING o.message_id, o.request::text, o.attempts, o.conversation_id, o.site_id)"
       " SELECT claimed.*, v.whatsapp_phone, v.whatsapp_user_id FROM claimed"
       " JOIN mod_chat_conversations c ON c.id = claimed.conversation_id"
       " JOIN mod_chat_visitors v ON v.id = c.visitor_id",
-      message_id);
-  if (r.empty()) {
-    return a;
+      ids);
+  for (const auto& row : r) {
+    const auto id = row[0].as<std::int64_t>();
+    for (std::size_t i = 0; i < message_ids.size(); ++i) {
+      if (message_ids[i] != id) {
+        continue;
+      }
+      auto& a = out[i];
+      a.claimed = true;
+      a.attempt = row[2].as<int>();
+      a.conversation_id = row[3].as<std::int64_t>();
+      a.site_id = row[4].as<std::string>();
+      auto body = json::parse(row[1].c_str());
+      auto phone = row[5].as<std::optional<std::string>>();
+      auto user_id = row[6].as<std::optional<std::string>>();
+      if (phone) {
+        body["to"] = *phone;
+      } else if (user_id) {
+        body["recipient"] = *user_id;
+      } else {
+        a.no_recipient = true;
+      }
+      a.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+    }
   }
-  a.claimed = true;
-  a.attempt = r[0][1].as<int>();
-  a.conversation_id = r[0][2].as<std::int64_t>();
-  auto body = json::parse(r[0][0].c_str());
-  auto phone = r[0][3].as<std::optional<std::string>>();
-  auto user_id = r[0][4].as<std::optional<std::string>>();
-  if (phone) {
-    body["to"] = *phone;
-  } else if (user_id) {
-    body["recipient"] = *user_id;
-  } else {
-    a.no_recipient = true;
-  }
-  a.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
-  return a;
+  return out;
 }
 
-std::string record_sent(pqxx::connection_base& conn, std::int64_t message_id, const std::string& wamid) {
-  pqxx::work w{conn};
-  // One statement: the wamid and `sent` (a status webhook may have been faster than Meta's
-  // answer and adopted the wamid: a status it moved on is kept), the entry gone (its body kept on
-  // the message for a retry by hand), and the statuses Meta reported for it before its answer
-  // reached us.
-  auto r = exec_cached(w, "outbound_sent",
-      "WITH gone AS (DELETE FROM wa_outbox WHERE message_id = $1 RETURNING request),"
-      " m AS (UPDATE mod_chat_messages SET whatsapp_message_id = $2,"
-      "   status = CASE WHEN status = 'queued' THEN 'sent' ELSE status END, error_code = NULL,"
-      "   error_title = NULL, error_details = NULL, error_retryable = NULL,"
-      "   sent_request = coalesce((SELECT request FROM gone), sent_request) WHERE id = $1"
-      "   RETURNING site_id, conversation_id)"
-      " SELECT m.site_id, m.conversation_id, coalesce((SELECT json_agg(s.status)::text FROM wa_message_statuses s"
-      "   WHERE s.site_id = m.site_id AND s.whatsapp_message_id = $2), '[]') FROM m",
-      message_id, wamid);
-  if (r.empty()) {
-    w.commit();
-    return {};
+std::vector<std::string> record_sent(pqxx::connection_base& conn, const std::string& site,
+                                     const std::vector<sent_record>& sent) {
+  std::vector<std::string> out(sent.size());
+  if (sent.empty()) {
+    return out;
   }
-  auto site = r[0][0].as<std::string>();
-  auto conversation = r[0][1].as<std::int64_t>();
-  // The message takes the highest of the statuses already reported (domain::status_rank).
-  std::string best = "sent";
-  auto reported = json::parse(r[0][2].c_str(), nullptr, false);
-  if (reported.is_array()) {
-    for (const auto& status : reported) {
-      if (status.is_string() && domain::status_may_advance(best, status.get<std::string>())) {
-        best = status.get<std::string>();
+  // One autocommit statement for the batch: each wamid and `sent` (a status webhook may have
+  // been faster than Meta's answer and adopted the wamid: a status it moved on is kept), the
+  // entries gone (their bodies kept on the messages for a retry by hand), message.updated for
+  // each under the site's event lock (held inside the server only), and the statuses Meta
+  // reported for each before its answer reached us.
+  static const std::string sql =
+      "WITH input AS (SELECT DISTINCT ON (t.id::bigint) t.id::bigint AS id, t.wamid"
+      "  FROM ROWS FROM (json_array_elements_text($1::json), json_array_elements_text($2::json)) AS t(id, wamid)),"
+      // `= ANY($5)` beside each join: a probe per id, never a walk of the table with the batch
+      // as the inner side.
+      " gone AS (DELETE FROM wa_outbox o USING input i WHERE o.message_id = i.id"
+      "  AND o.message_id = ANY($5::bigint[]) RETURNING o.message_id, o.request),"
+      " m AS (UPDATE mod_chat_messages x SET whatsapp_message_id = i.wamid,"
+      "   status = CASE WHEN x.status = 'queued' THEN 'sent' ELSE x.status END, error_code = NULL,"
+      "   error_title = NULL, error_details = NULL, error_retryable = NULL,"
+      "   sent_request = coalesce(g.request, x.sent_request)"
+      "  FROM input i LEFT JOIN gone g ON g.message_id = i.id"
+      "  WHERE x.id = i.id AND x.id = ANY($5::bigint[]) AND x.site_id = $3"
+      "  RETURNING x.*),"
+      " locked AS MATERIALIZED (SELECT pg_advisory_xact_lock(" + events_lock_key_for("$3") + ") AS l"
+      "  FROM (SELECT 1 FROM m LIMIT 1) one),"
+      " ev AS (INSERT INTO wa_events (site_id, type, conversation_id, message_id)"
+      "  SELECT $3, 'message.updated', m.conversation_id, m.id FROM locked, m ORDER BY m.id RETURNING 1)"
+      " SELECT x.*, coalesce((SELECT json_agg(s.status)::text FROM wa_message_statuses s"
+      "   WHERE s.site_id = $3 AND s.whatsapp_message_id = x.whatsapp_message_id), '[]'),"
+      "  (SELECT count(*) FROM (SELECT pg_notify($4, $3) FROM (SELECT 1 FROM ev LIMIT 1) e) n)"
+      " FROM (" + message_columns + " FROM m) x";
+  // Two JSON arrays (nlohmann escapes the wamids, which are Meta's text).
+  json ids = json::array();
+  json wamids = json::array();
+  std::string id_array = "{";
+  for (const auto& s : sent) {
+    ids.push_back(s.message_id);
+    wamids.push_back(s.wamid);
+    id_array += (id_array.size() > 1 ? "," : "") + std::to_string(s.message_id);
+  }
+  id_array += "}";
+  pqxx::result r;
+  {
+    pqxx::nontransaction nt{conn};  // closed before a second write below may open its own
+    r = exec_cached(nt, "outbound_sent_batch", sql, ids.dump(), wamids.dump(-1, ' ', false, json::error_handler_t::replace), site,
+                    std::string{events_channel}, id_array);
+  }
+  for (const auto& row : r) {
+    auto message = row.slice(0, message_column_count);
+    const auto id = message[0].as<std::int64_t>();
+    std::string text = dump(message_json(message));
+    // The message takes the highest of the statuses already reported (domain::status_rank):
+    // rare (a status webhook before Meta's answer), so a second write with its own event.
+    std::string best = "sent";
+    auto reported = json::parse(row[message_column_count].c_str(), nullptr, false);
+    if (reported.is_array()) {
+      for (const auto& status : reported) {
+        if (status.is_string() && domain::status_may_advance(best, status.get<std::string>())) {
+          best = status.get<std::string>();
+        }
+      }
+    }
+    if (best != "sent" && domain::status_may_advance(message[13].c_str(), best)) {
+      pqxx::work w{conn};
+      exec_cached(w, "outbound_sent_status", "UPDATE mod_chat_messages SET status = $2 WHERE id = $1", id, best);
+      text = message_text(w, id);
+      append_event(w, site, "message.updated", message[1].as<std::int64_t>(), id);
+      w.commit();
+    }
+    for (std::size_t i = 0; i < sent.size(); ++i) {
+      if (sent[i].message_id == id) {
+        out[i] = text;
       }
     }
   }
-  if (best != "sent") {
-    exec_cached(w, "outbound_sent_status", "UPDATE mod_chat_messages SET status = $2 WHERE id = $1", message_id, best);
-  }
-  auto text = message_text(w, message_id);
-  append_event(w, site, "message.updated", conversation, message_id);
-  w.commit();
-  return text;
+  return out;
 }
 
 std::string record_failed(pqxx::connection_base& conn, std::int64_t message_id, const domain::graph_error& error,

@@ -46,18 +46,26 @@ send_enqueued enqueue_send(pqxx::connection_base& conn, const std::string& site,
 struct send_attempt {
   bool claimed = false;  // false: sent, given up, held by another attempt, or behind an earlier one
   std::int64_t conversation_id = 0;
+  std::string site_id;
   std::string body;      // Meta's body, with the recipient as the visitor's now
   int attempt = 0;       // 1 for the first
   bool no_recipient = false;
 };
-// Claims the entry for one attempt (committed before Meta is called, so a crash leaves it
-// `sending`: in doubt). Only a `ready` entry with no earlier entry of its conversation is
-// claimed, so a conversation's messages reach Meta in order whichever process sends them.
-send_attempt begin_attempt(pqxx::connection_base& conn, std::int64_t message_id);
+// Claims each entry for one attempt (committed before Meta is called, so a crash leaves it
+// `sending`: in doubt), one result per id in their order. Only a `ready` entry with no earlier
+// entry of its conversation is claimed, so a conversation's messages reach Meta in order
+// whichever process sends them.
+std::vector<send_attempt> begin_attempts(pqxx::connection_base& conn, const std::vector<std::int64_t>& message_ids);
 
-// Meta took it: the wamid, status `sent` (or a later one a status webhook already reported),
-// the entry gone, `message.updated`. Returns the message's API JSON text.
-std::string record_sent(pqxx::connection_base& conn, std::int64_t message_id, const std::string& wamid);
+// Meta took them: each wamid, status `sent` (or a later one a status webhook already reported),
+// the entries gone, `message.updated` for each. Returns each message's API JSON text, in their
+// order ("" for a message no longer there). All of one site.
+struct sent_record {
+  std::int64_t message_id = 0;
+  std::string wamid;
+};
+std::vector<std::string> record_sent(pqxx::connection_base& conn, const std::string& site,
+                                     const std::vector<sent_record>& sent);
 // Given up: status `failed` with Meta's error, the entry kept for a retry by hand,
 // `message.updated`. `window_closed_at`: Meta refused for a closed window, so the conversation's
 // window ends then too (unless a later customer message is known), with `conversation.updated`.

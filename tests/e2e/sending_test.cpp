@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <csignal>
 #include <ctime>
+#include <future>
 #include <set>
 #include <thread>
 
@@ -275,6 +276,34 @@ TEST_CASE("an answer lost after Meta took the send: a status naming it is adopte
   std::this_thread::sleep_for(std::chrono::seconds(5));  // past the doubt period and a sweep
   CHECK(s.graph.send_calls() == 1);
   CHECK(s.scalar("SELECT count(*) FROM wa_outbox") == "0");
+}
+
+TEST_CASE("a status Meta reports before its answer to the send is kept: 201 with that status, never back to sent") {
+  sending s{60, {{"WACHAT_SEND_WAIT_MS", "8000"}}};
+  json answer{{"messaging_product", "whatsapp"},
+              {"contacts", json::array({{{"input", customer}, {"wa_id", customer}}})},
+              {"messages", json::array({{{"id", "wamid.EARLY1"}}})}};
+  auto slow = test::scripted_response::json(200, answer.dump());
+  slow.delay = 1500ms;
+  s.graph.script("POST", "*/messages", slow, 1);
+  auto pending = std::async(std::launch::async, [&] { return s.send(text("quick question")); });
+  REQUIRE(test::eventually([&] { return s.graph.send_calls() == 1; }));
+  // Meta's status webhook, before its answer reached us; without callback data it names the
+  // message by its wamid only, which nobody here knows yet.
+  json st{{"id", "wamid.EARLY1"}, {"status", "delivered"}, {"timestamp", std::to_string(std::time(nullptr))},
+          {"recipient_id", customer}};
+  REQUIRE(s.f->post_webhook(test::envelope({{"messaging_product", "whatsapp"}, {"metadata", test::metadata(phone_id)},
+                                            {"statuses", json::array({st})}}))
+              .status == 200);
+  auto r = pending.get();
+  REQUIRE(r.status == 201);
+  auto m = body_of(r)["message"];
+  CHECK(m["whatsapp_message_id"] == "wamid.EARLY1");
+  CHECK(m["status"] == "delivered");
+  auto id = m["id"].get<std::string>();
+  CHECK(s.scalar("SELECT status FROM mod_chat_messages WHERE id = " + id) == "delivered");
+  CHECK(s.scalar("SELECT count(*) FROM wa_outbox") == "0");
+  CHECK(s.graph.send_calls() == 1);
 }
 
 TEST_CASE("a retry whose answer is lost is resolved by its own status, never by the failed attempt's") {

@@ -18,9 +18,12 @@ namespace {
 
 // A worker also takes Graph's answers, which the client's thread sends it.
 using reacted_atom = caf::atom_constant<caf::atom("reacted")>;
+// To itself, behind what its mailbox holds: write down and claim what has gathered.
+using batch_atom = caf::atom_constant<caf::atom("batch")>;
 using worker_interface =
     cloud_sender_actor::extend<caf::reacts_to<answer_atom, std::int64_t, infra::graph_response>,
-                               caf::reacts_to<reacted_atom, std::uint64_t, infra::graph_response>>;
+                               caf::reacts_to<reacted_atom, std::uint64_t, infra::graph_response>,
+                               caf::reacts_to<batch_atom>>;
 
 struct worker_state {
   std::string url;
@@ -29,9 +32,25 @@ struct worker_state {
   std::unique_ptr<pqxx::connection> conn;
   struct in_flight {
     int attempt = 0;
+    std::string site;
     caf::typed_response_promise<attempt_result> answer;
   };
   std::unordered_map<std::int64_t, in_flight> calls;  // by message id
+  // Attempts to claim and Meta's accepted sends to write down, gathered while the worker waited
+  // on its connection: each batch is one statement (a round trip and a commit for all).
+  struct to_claim {
+    attempt_job job;
+    caf::typed_response_promise<attempt_result> answer;
+  };
+  std::vector<to_claim> claims;
+  struct to_record {
+    infra::sent_record sent;
+    std::string site;
+    attempt_result result;
+    caf::typed_response_promise<attempt_result> answer;
+  };
+  std::vector<to_record> records;
+  bool batch_scheduled = false;
   struct reaction_call {
     std::int64_t target = 0;
     std::string emoji;
@@ -74,6 +93,131 @@ std::optional<std::string> wamid_of(const std::string& body) {
   return std::nullopt;
 }
 
+using worker_ptr = worker_interface::stateful_pointer<worker_state>;
+
+void schedule_batch(worker_ptr self) {
+  if (!self->state.batch_scheduled) {
+    self->state.batch_scheduled = true;
+    self->send(self, batch_atom::value);
+  }
+}
+
+// Writes down what Meta took, a statement per site.
+void record_batch(worker_ptr self) {
+  auto records = std::move(self->state.records);
+  self->state.records.clear();
+  std::vector<bool> done(records.size(), false);
+  for (std::size_t first = 0; first < records.size(); ++first) {
+    if (done[first]) {
+      continue;
+    }
+    std::vector<std::size_t> group;
+    std::vector<infra::sent_record> sent;
+    for (std::size_t i = first; i < records.size(); ++i) {
+      if (!done[i] && records[i].site == records[first].site) {
+        done[i] = true;
+        group.push_back(i);
+        sent.push_back(records[i].sent);
+      }
+    }
+    auto texts = with_db(self->state, "record_sent", [&](pqxx::connection_base& c) {
+      return infra::record_sent(c, records[first].site, sent);
+    });
+    for (std::size_t k = 0; k < group.size(); ++k) {
+      auto& rec = records[group[k]];
+      if (!texts) {
+        // Meta has it, but we could not write that down: leave the entry `sending`. The doubt
+        // period brings it back; by then a status naming it can be adopted instead of resending.
+        rec.result.what = attempt_result::kind::unavailable;
+      } else {
+        rec.result.what = attempt_result::kind::sent;
+        rec.result.message = std::move((*texts)[k]);
+      }
+      rec.answer.deliver(std::move(rec.result));
+    }
+  }
+}
+
+// Sends a claimed attempt's body to Meta; the answer comes back as answer_atom.
+void call_graph(worker_ptr self, const attempt_job& job, infra::send_attempt& claim,
+                caf::typed_response_promise<attempt_result> answer) {
+  attempt_result r;
+  r.attempt = claim.attempt;
+  if (claim.no_recipient) {
+    r.what = attempt_result::kind::failed;
+    domain::graph_error e;
+    e.code = 131026;  // as Meta answers a message it cannot deliver
+    e.title = "The visitor has neither a phone number nor a WhatsApp user id";
+    r.error = e;
+    answer.deliver(std::move(r));
+    return;
+  }
+  if (claim.body.find(domain::upload_marker) != std::string::npos) {
+    auto resolved = with_db(self->state, "resolve_upload", [&](pqxx::connection_base& c) {
+      return resolve_upload(c, *self->state.blobs, *self->state.graph, job.phone_number_id, job.access_token,
+                            claim.body);
+    });
+    if (!resolved) {
+      answer.deliver(std::move(r));  // unavailable
+      return;
+    }
+    if (auto* e = std::get_if<domain::graph_error>(&*resolved)) {
+      // The upload failed: the message itself never left.
+      r.what = attempt_result::kind::failed;
+      r.error = *e;
+      r.request_sent = false;
+      answer.deliver(std::move(r));
+      return;
+    }
+    claim.body = std::get<std::string>(std::move(*resolved));
+  }
+  self->state.calls[job.message_id] = {claim.attempt, claim.site_id, std::move(answer)};
+  infra::graph_request req;
+  req.method = infra::graph_method::post;
+  req.path = "/" + job.phone_number_id + "/messages";
+  req.access_token = job.access_token;
+  req.body = std::move(claim.body);
+  auto me = caf::actor_cast<caf::actor>(self);
+  const auto id = job.message_id;
+  self->state.graph->request(std::move(req), [me, id](infra::graph_response res) {
+    caf::anon_send(me, answer_atom::value, id, std::move(res));
+  });
+}
+
+// Claims the gathered attempts in one statement, then calls Meta for each claimed.
+void claim_batch(worker_ptr self) {
+  auto pending = std::move(self->state.claims);
+  self->state.claims.clear();
+  if (pending.empty()) {
+    return;
+  }
+  std::vector<std::int64_t> ids;
+  for (const auto& p : pending) {
+    ids.push_back(p.job.message_id);
+  }
+  auto claims = with_db(self->state, "begin_attempt",
+                        [&](pqxx::connection_base& c) { return infra::begin_attempts(c, ids); });
+  for (std::size_t i = 0; i < pending.size(); ++i) {
+    auto& p = pending[i];
+    if (!claims) {
+      p.answer.deliver(attempt_result{});  // unavailable
+      continue;
+    }
+    auto& claim = (*claims)[i];
+    if (!claim.claimed) {
+      attempt_result r;
+      r.attempt = claim.attempt;
+      r.what = attempt_result::kind::not_claimed;
+      r.message = with_db(self->state, "load_message", [&](pqxx::connection_base& c) {
+                    return infra::load_message_text(c, p.job.message_id);
+                  }).value_or("");
+      p.answer.deliver(std::move(r));
+      continue;
+    }
+    call_graph(self, p.job, claim, std::move(p.answer));
+  }
+}
+
 void answered(worker_interface::stateful_pointer<worker_state> self, std::int64_t message_id,
               infra::graph_response& res) {
   auto it = self->state.calls.find(message_id);
@@ -104,18 +248,9 @@ void answered(worker_interface::stateful_pointer<worker_state> self, std::int64_
     call.answer.deliver(std::move(r));
     return;
   }
-  auto text = with_db(self->state, "record_sent",
-                      [&](pqxx::connection_base& c) { return infra::record_sent(c, message_id, *wamid); });
-  if (!text) {
-    // Meta has it, but we could not write that down: leave the entry `sending`. The doubt
-    // period brings it back; by then a status naming it can be adopted instead of resending.
-    r.what = attempt_result::kind::unavailable;
-    call.answer.deliver(std::move(r));
-    return;
-  }
-  r.what = attempt_result::kind::sent;
-  r.message = std::move(*text);
-  call.answer.deliver(std::move(r));
+  self->state.records.push_back({infra::sent_record{message_id, std::move(*wamid)}, std::move(call.site), std::move(r),
+                                 std::move(call.answer)});
+  schedule_batch(self);
 }
 
 worker_interface::behavior_type worker(worker_interface::stateful_pointer<worker_state> self, std::string url,
@@ -147,58 +282,16 @@ worker_interface::behavior_type worker(worker_interface::stateful_pointer<worker
       },
       [=](attempt_atom, const attempt_job& job) -> caf::result<attempt_result> {
         fault_point("cloud_sender_attempt");
-        auto claim = with_db(self->state, "begin_attempt",
-                             [&](pqxx::connection_base& c) { return infra::begin_attempt(c, job.message_id); });
-        attempt_result r;
-        if (!claim) {
-          return r;  // unavailable
-        }
-        r.attempt = claim->attempt;
-        if (!claim->claimed) {
-          r.what = attempt_result::kind::not_claimed;
-          r.message = with_db(self->state, "load_message", [&](pqxx::connection_base& c) {
-                        return infra::load_message_text(c, job.message_id);
-                      }).value_or("");
-          return r;
-        }
-        if (claim->no_recipient) {
-          r.what = attempt_result::kind::failed;
-          domain::graph_error e;
-          e.code = 131026;  // as Meta answers a message it cannot deliver
-          e.title = "The visitor has neither a phone number nor a WhatsApp user id";
-          r.error = e;
-          return r;
-        }
-        if (claim->body.find(domain::upload_marker) != std::string::npos) {
-          auto resolved = with_db(self->state, "resolve_upload", [&](pqxx::connection_base& c) {
-            return resolve_upload(c, *self->state.blobs, *self->state.graph, job.phone_number_id, job.access_token,
-                                  claim->body);
-          });
-          if (!resolved) {
-            return r;  // unavailable
-          }
-          if (auto* e = std::get_if<domain::graph_error>(&*resolved)) {
-            // The upload failed: the message itself never left.
-            r.what = attempt_result::kind::failed;
-            r.error = *e;
-            r.request_sent = false;
-            return r;
-          }
-          claim->body = std::get<std::string>(std::move(*resolved));
-        }
         auto rp = self->make_response_promise<attempt_result>();
-        self->state.calls[job.message_id] = {claim->attempt, rp};
-        infra::graph_request req;
-        req.method = infra::graph_method::post;
-        req.path = "/" + job.phone_number_id + "/messages";
-        req.access_token = job.access_token;
-        req.body = std::move(claim->body);
-        auto me = caf::actor_cast<caf::actor>(self);
-        const auto id = job.message_id;
-        self->state.graph->request(std::move(req), [me, id](infra::graph_response res) {
-          caf::anon_send(me, answer_atom::value, id, std::move(res));
-        });
+        self->state.claims.push_back({job, rp});
+        schedule_batch(self);
         return rp;
+      },
+      [=](batch_atom) {
+        self->state.batch_scheduled = false;
+        // Finished sends first: their conversations' next messages wait on them.
+        record_batch(self);
+        claim_batch(self);
       },
       [=](answer_atom, std::int64_t message_id, infra::graph_response& res) { answered(self, message_id, res); },
       [=](react_atom, const reaction_job& job) -> caf::result<attempt_result> {

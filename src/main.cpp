@@ -198,8 +198,11 @@ int main(int argc, char** argv) {
   // The dashboard's writes to conversations are few: two workers keep one slow write from
   // holding up the others.
   auto changes = actors::spawn_conversation_writer(sys, cfg.database_url, 2, metrics);
-  // Agents' sends: eight workers, each taking other requests while its Graph call is out.
-  auto senders = actors::spawn_cloud_senders(sys, cfg.database_url, 8, graph.get(), blobs.get(), metrics);
+  // Agents' sends: each worker gathers what arrives while it waits on its connection and writes
+  // it in one statement per step (bench/RESULTS.md: two workers sent 1.3 × what eight did, whose
+  // batches stayed near one send and whose commits queued on the site's event lock). Two, not
+  // one: an upload to Meta or a slow statement on one holds up only half of the sends.
+  auto senders = actors::spawn_cloud_senders(sys, cfg.database_url, 2, graph.get(), blobs.get(), metrics);
   actors::site_directory_settings dir_settings;
   dir_settings.database_url = cfg.database_url;
   dir_settings.cfg = &cfg;

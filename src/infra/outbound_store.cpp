@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
+#include <set>
+#include <stdexcept>
 
 #include "domain/status_order.hpp"
 #include "infra/cached_statement.hpp"
@@ -26,128 +28,197 @@ std::string error_json(const domain::graph_error& e) {
 
 }  // namespace
 
-send_facts load_send_facts(pqxx::connection_base& conn, const std::string& site, std::int64_t conversation_id,
-                           const std::optional<std::string>& client_message_id) {
-  pqxx::nontransaction nt{conn};
-  send_facts f;
-  // One round trip: the conversation's facts and the earlier send with this client_message_id
-  // (none when $3 is NULL), rendered as the API's message.
+std::vector<send_facts> load_send_facts(pqxx::connection_base& conn, const std::vector<facts_item>& items) {
+  std::vector<send_facts> out(items.size());
+  if (items.empty()) {
+    return out;
+  }
+  json rows = json::array();
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    rows.push_back({{"n", i},
+                    {"site", items[i].site},
+                    {"conversation_id", items[i].conversation_id},
+                    {"client_message_id", items[i].client_message_id ? json(*items[i].client_message_id) : json(nullptr)}});
+  }
+  // One round trip for the batch: each conversation's facts and the earlier send with the
+  // request's client_message_id (none when it has none), rendered as the API's message. Each
+  // object is a primary-key or unique-index probe (LATERAL ... LIMIT 1).
   static const std::string sql =
-      "SELECT extract(epoch from c.whatsapp_window_expires_at)::bigint,"
+      "SELECT i.n, extract(epoch from c.whatsapp_window_expires_at)::bigint,"
       " (v.whatsapp_phone IS NOT NULL OR v.whatsapp_user_id IS NOT NULL), v.marketing_opt_out, e.*"
-      " FROM mod_chat_conversations c JOIN mod_chat_visitors v ON v.id = c.visitor_id"
+      " FROM json_to_recordset($1::json) AS i(n integer, site text, conversation_id bigint, client_message_id text)"
+      " CROSS JOIN LATERAL (SELECT x.id, x.visitor_id, x.whatsapp_window_expires_at FROM mod_chat_conversations x"
+      "   WHERE x.id = i.conversation_id AND x.site_id = i.site LIMIT 1) c"
+      " CROSS JOIN LATERAL (SELECT y.whatsapp_phone, y.whatsapp_user_id, y.marketing_opt_out FROM mod_chat_visitors y"
+      "   WHERE y.id = c.visitor_id LIMIT 1) v"
       " LEFT JOIN LATERAL (" + message_columns + ", coalesce(m.request_fingerprint, '')"
-      "   FROM mod_chat_messages m WHERE m.conversation_id = c.id AND m.client_message_id = $3 LIMIT 1) e ON true"
-      " WHERE c.id = $1 AND c.site_id = $2";
-  auto r = exec_cached(nt, "outbound_facts", sql, conversation_id, site, client_message_id);
-  if (r.empty()) {
-    return f;
+      "   FROM mod_chat_messages m WHERE m.conversation_id = c.id AND m.client_message_id = i.client_message_id"
+      "   LIMIT 1) e ON true";
+  pqxx::nontransaction nt{conn};
+  auto r = exec_cached(nt, "outbound_facts_batch", sql, rows.dump(-1, ' ', false, json::error_handler_t::replace));
+  for (const auto& row : r) {
+    auto& f = out[row[0].as<std::size_t>()];
+    f.found = true;
+    f.window_expires_at = row[1].as<std::optional<std::int64_t>>();
+    f.has_recipient = row[2].as<bool>();
+    f.marketing_opt_out = row[3].as<bool>();
+    auto earlier = row.slice(4, 4 + message_column_count);
+    if (!earlier[0].is_null()) {
+      f.earlier_message_id = earlier[0].as<std::int64_t>();
+      f.earlier_fingerprint = row[4 + message_column_count].as<std::string>();
+      f.earlier_message = dump(message_json(earlier));
+    }
   }
-  const auto& row = r[0];
-  f.found = true;
-  f.window_expires_at = row[0].as<std::optional<std::int64_t>>();
-  f.has_recipient = row[1].as<bool>();
-  f.marketing_opt_out = row[2].as<bool>();
-  auto earlier = row.slice(3, 3 + message_column_count);
-  if (!earlier[0].is_null()) {
-    f.earlier_message_id = earlier[0].as<std::int64_t>();
-    f.earlier_fingerprint = row[3 + message_column_count].as<std::string>();
-    f.earlier_message = dump(message_json(earlier));
-  }
-  return f;
+  return out;
 }
 
-send_enqueued enqueue_send(pqxx::connection_base& conn, const std::string& site, std::int64_t conversation_id,
-                           const domain::outbound_request& request) {
-  // Autocommit statements: the send's one write is a single statement, so the site's event lock
-  // it takes is held only inside the server, never across a round trip to us.
+namespace {
+
+template <class T>
+json or_null(const std::optional<T>& v) {
+  return v ? json(*v) : json(nullptr);
+}
+
+}  // namespace
+
+std::vector<send_enqueued> enqueue_sends(pqxx::connection_base& conn, const std::string& site,
+                                         const std::vector<enqueue_item>& items) {
+  std::vector<send_enqueued> out(items.size());
+  // One row per send as JSON (nlohmann escapes the agents' text; PostgreSQL reads it with
+  // json_to_recordset), and the conversations to lock.
+  json rows = json::array();
+  std::string conversations = "{";
+  std::set<std::int64_t> seen;
   pqxx::nontransaction nt{conn};
-  send_enqueued out;
-  std::optional<std::int64_t> reply_id;
-  std::optional<std::string> reply_wamid;
-  if (request.reply_to) {
-    // Read first: a message's id and wamid never change once Meta gave one.
-    auto r = exec_cached(nt, "outbound_reply",
-        "SELECT id, whatsapp_message_id FROM mod_chat_messages WHERE conversation_id = $1 AND site_id = $3"
-        " AND whatsapp_message_id IS NOT NULL AND (id::text = $2 OR whatsapp_message_id = $2) LIMIT 1",
-        conversation_id, *request.reply_to, site);
-    if (r.empty()) {
-      out.what = send_enqueued::kind::unknown_reply;
-      return out;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const auto& request = *items[i].request;
+    const auto conversation_id = items[i].conversation_id;
+    if (!seen.insert(conversation_id).second) {
+      // Two in one statement could not be told apart in its answer; the caller splits them.
+      throw std::logic_error("enqueue_sends: a conversation twice in one batch");
     }
-    reply_id = r[0][0].as<std::int64_t>();
-    reply_wamid = r[0][1].as<std::string>();
+    std::optional<std::int64_t> reply_id;
+    std::optional<std::string> reply_wamid;
+    if (request.reply_to) {
+      // Read first: a message's id and wamid never change once Meta gave one.
+      auto r = exec_cached(nt, "outbound_reply",
+          "SELECT id, whatsapp_message_id FROM mod_chat_messages WHERE conversation_id = $1 AND site_id = $3"
+          " AND whatsapp_message_id IS NOT NULL AND (id::text = $2 OR whatsapp_message_id = $2) LIMIT 1",
+          conversation_id, *request.reply_to, site);
+      if (r.empty()) {
+        out[i].what = send_enqueued::kind::unknown_reply;
+        continue;
+      }
+      reply_id = r[0][0].as<std::int64_t>();
+      reply_wamid = r[0][1].as<std::string>();
+    }
+    const bool media =
+        request.kind == domain::outbound_kind::image || request.kind == domain::outbound_kind::document;
+    // Meta's body without a recipient (begin_attempts adds the visitor's at each attempt); the
+    // statement puts the new message's id in as biz_opaque_callback_data.
+    auto body = domain::graph_send_body(request, domain::recipient{}, 0, reply_wamid);
+    // An uploaded file is shown to agents as the stored file it is (signed at each read).
+    const bool upload = media && request.upload.has_value();
+    std::optional<std::string> file_url;
+    if (upload) {
+      file_url = "/media/" + request.media_id;
+    } else if (media) {
+      file_url = request.url;
+    }
+    std::optional<std::string> file_name;
+    if (!request.filename.empty()) {
+      file_name = request.filename;
+    } else if (upload) {
+      file_name = request.upload->file_name;
+    }
+    rows.push_back({{"n", i},
+                    {"conversation_id", conversation_id},
+                    {"sender_id", request.sender_id},
+                    {"sender_name", request.sender_name},
+                    {"content", domain::stored_content(request)},
+                    {"content_type", domain::stored_content_type(request)},
+                    {"file_url", or_null(file_url)},
+                    {"file_name", or_null(file_name)},
+                    {"reply_to", or_null(reply_id)},
+                    {"reply_to_wamid", or_null(reply_wamid)},
+                    {"client_message_id", or_null(request.client_message_id)},
+                    {"request_fingerprint", request.fingerprint},
+                    {"request", std::move(body)},
+                    {"media_key", upload ? json(request.media_id) : json(nullptr)},
+                    {"media_status", upload ? "stored" : "none"},
+                    {"file_size", upload ? json(request.upload->size) : json(nullptr)},
+                    {"file_mime_type", upload ? json(request.upload->mime_type) : json(nullptr)}});
+    conversations += (conversations.size() > 1 ? "," : "") + std::to_string(conversation_id);
   }
-  const bool media = request.kind == domain::outbound_kind::image || request.kind == domain::outbound_kind::document;
-  // Meta's body without a recipient (begin_attempt adds the visitor's at each attempt); the
-  // statement puts the new message's id in as biz_opaque_callback_data.
-  auto body = domain::graph_send_body(request, domain::recipient{}, 0, reply_wamid);
-  // An uploaded file is shown to agents as the stored file it is (signed at each read).
-  const bool upload = media && request.upload.has_value();
-  std::optional<std::string> file_url;
-  if (upload) {
-    file_url = "/media/" + request.media_id;
-  } else if (media) {
-    file_url = request.url;
+  conversations += "}";
+  if (rows.empty()) {
+    return out;
   }
-  std::optional<std::string> file_name;
-  if (!request.filename.empty()) {
-    file_name = request.filename;
-  } else if (upload) {
-    file_name = request.upload->file_name;
-  }
-  // The conversation's row lock (taken first, by `conv`) orders its sends across processes:
-  // message ids commit in the order they are handed out, so "no earlier entry" in
-  // begin_attempt sees every earlier send. Then the message, its outbox entry, the
-  // conversation's last activity and message.created under the site's event lock (taken before
-  // the event's id is drawn: every row of the join needs it). A client_message_id that another
-  // request stored first inserts nothing and so moves nothing.
+  // Autocommit: the batch's one write is a single statement, so the site's event lock it takes
+  // is held inside the server only, never across a round trip to us. The conversations' row
+  // locks (taken first, in id order, so that two batches never wait on each other in a cycle)
+  // order each conversation's sends across processes: message ids commit in the order they are
+  // handed out, so "no earlier entry" in begin_attempts sees every earlier send. Then the
+  // messages, their outbox entries, the conversations' last activity and message.created under
+  // the event lock (taken before any event id is drawn: every row of the join needs it). A
+  // client_message_id another request stored first inserts nothing and so moves nothing.
   static const std::string sql =
-      "WITH conv AS (SELECT id FROM mod_chat_conversations WHERE id = $1 AND site_id = $2 FOR UPDATE),"
+      "WITH input AS (SELECT * FROM json_to_recordset($1::json) AS t(n integer, conversation_id bigint,"
+      "   sender_id text, sender_name text, content text, content_type text, file_url text, file_name text,"
+      "   reply_to bigint, reply_to_wamid text, client_message_id text, request_fingerprint text, request jsonb,"
+      "   media_key text, media_status text, file_size bigint, file_mime_type text)),"
+      // `site_id || ''`: the site's own index is no way in (it walked every version of the
+      // site's conversations); the primary key is.
+      " conv AS (SELECT id FROM mod_chat_conversations WHERE id = ANY($3::bigint[]) AND site_id || '' = $2"
+      "  ORDER BY id FOR UPDATE),"
       " m AS (INSERT INTO mod_chat_messages (conversation_id, site_id, sender_type, sender_id, sender_name,"
       "   content, content_type, file_url, file_name, status, reply_to, reply_to_wamid, client_message_id,"
       "   request_fingerprint, created_at, media_key, media_status, file_size, file_mime_type)"
-      "  SELECT conv.id, $2, 'agent', $3, $4, $5, $6, $7, $8, 'queued', $9, $10, $11, $12, clock_timestamp(),"
-      "   $14, $15, $16, $17 FROM conv"
+      "  SELECT i.conversation_id, $2, 'agent', i.sender_id, i.sender_name, i.content, i.content_type,"
+      "   i.file_url, i.file_name, 'queued', i.reply_to, i.reply_to_wamid, i.client_message_id,"
+      "   i.request_fingerprint, clock_timestamp(), i.media_key, i.media_status, i.file_size, i.file_mime_type"
+      "  FROM input i JOIN conv ON conv.id = i.conversation_id ORDER BY i.n"
       "  ON CONFLICT (conversation_id, client_message_id) WHERE client_message_id IS NOT NULL DO NOTHING"
       "  RETURNING *),"
       " o AS (INSERT INTO wa_outbox (message_id, site_id, conversation_id, request)"
-      "  SELECT m.id, $2, $1, jsonb_set($13::jsonb, '{biz_opaque_callback_data}', to_jsonb(m.id::text)) FROM m),"
-      " touched AS (UPDATE mod_chat_conversations SET last_message_at = greatest(last_message_at, now()),"
-      "  updated_at = now() WHERE id = (SELECT conversation_id FROM m)),"
-      " locked AS MATERIALIZED (SELECT pg_advisory_xact_lock(" + events_lock_key_for("$2") + ") AS l FROM m),"
+      "  SELECT m.id, $2, m.conversation_id,"
+      "   jsonb_set(i.request, '{biz_opaque_callback_data}', to_jsonb(m.id::text))"
+      "  FROM m JOIN input i ON i.conversation_id = m.conversation_id),"
+      " touched AS (UPDATE mod_chat_conversations c SET last_message_at = greatest(c.last_message_at, now()),"
+      "  updated_at = now() FROM m WHERE c.id = m.conversation_id AND c.id = ANY($3::bigint[])),"
+      " locked AS MATERIALIZED (SELECT pg_advisory_xact_lock(" + events_lock_key_for("$2") + ") AS l"
+      "  FROM (SELECT 1 FROM m LIMIT 1) one),"
       " ev AS (INSERT INTO wa_events (site_id, type, conversation_id, message_id)"
-      "  SELECT $2, 'message.created', m.conversation_id, m.id FROM locked, m RETURNING 1)"
-      " SELECT x.*, (SELECT count(*) FROM conv),"
-      "  (SELECT count(*) FROM (SELECT pg_notify($18, $2) FROM ev) n)"
-      " FROM (SELECT 1) one LEFT JOIN LATERAL (" + message_columns + " FROM m) x ON true";
-  auto r = exec_cached(nt, "outbound_enqueue", sql,
-      conversation_id, site, request.sender_id, request.sender_name, domain::stored_content(request),
-      domain::stored_content_type(request), file_url, file_name, reply_id, reply_wamid,
-      request.client_message_id, request.fingerprint, body.dump(-1, ' ', false, json::error_handler_t::replace),
-      upload ? std::optional<std::string>{request.media_id} : std::nullopt, upload ? "stored" : "none",
-      upload ? std::optional<std::int64_t>{request.upload->size} : std::nullopt,
-      upload ? std::optional<std::string>{request.upload->mime_type} : std::nullopt, std::string{events_channel});
-  const auto& row = r[0];
-  auto message = row.slice(0, message_column_count);
-  if (!message[0].is_null()) {
-    out.message_id = message[0].as<std::int64_t>();
-    out.message = dump(message_json(message));
-    return out;
+      "  SELECT $2, 'message.created', m.conversation_id, m.id FROM locked, m ORDER BY m.id RETURNING 1)"
+      " SELECT i.n, conv.id IS NOT NULL, x.*,"
+      "  (SELECT count(*) FROM (SELECT pg_notify($4, $2) FROM (SELECT 1 FROM ev LIMIT 1) e) n)"
+      " FROM input i LEFT JOIN conv ON conv.id = i.conversation_id"
+      " LEFT JOIN LATERAL (" + message_columns + " FROM m WHERE m.conversation_id = i.conversation_id) x ON true";
+  auto r = exec_cached(nt, "outbound_enqueue_batch", sql, rows.dump(-1, ' ', false, json::error_handler_t::replace),
+                       site, conversations, std::string{events_channel});
+  for (const auto& row : r) {
+    auto& e = out[row[0].as<std::size_t>()];
+    auto message = row.slice(2, 2 + message_column_count);
+    if (!message[0].is_null()) {
+      e.message_id = message[0].as<std::int64_t>();
+      e.message = dump(message_json(message));
+      continue;
+    }
+    if (!row[1].as<bool>()) {
+      e.what = send_enqueued::kind::not_found;
+      continue;
+    }
+    // Another request with this client_message_id committed first (we waited on its lock).
+    const auto& request = *items[row[0].as<std::size_t>()].request;
+    auto earlier = exec_cached(nt, "outbound_6",
+        "SELECT m.id, coalesce(m.request_fingerprint, '')"
+        " FROM mod_chat_messages m WHERE m.conversation_id = $1 AND m.client_message_id = $2",
+        items[row[0].as<std::size_t>()].conversation_id, request.client_message_id);
+    e.what = send_enqueued::kind::duplicate;
+    e.message_id = earlier[0][0].as<std::int64_t>();
+    e.fingerprint = earlier[0][1].as<std::string>();
+    e.message = message_text(nt, e.message_id);
   }
-  if (row[message_column_count].as<std::int64_t>() == 0) {
-    out.what = send_enqueued::kind::not_found;
-    return out;
-  }
-  // Another request with this client_message_id committed first (we waited on its lock).
-  auto e = exec_cached(nt, "outbound_6",
-      "SELECT m.id, coalesce(m.request_fingerprint, '')"
-      " FROM mod_chat_messages m WHERE m.conversation_id = $1 AND m.client_message_id = $2",
-      conversation_id, request.client_message_id);
-  out.what = send_enqueued::kind::duplicate;
-  out.message_id = e[0][0].as<std::int64_t>();
-  out.fingerprint = e[0][1].as<std::string>();
-  out.message = message_text(nt, out.message_id);
   return out;
 }
 

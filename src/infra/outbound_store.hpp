@@ -28,8 +28,14 @@ struct send_facts {
   std::string earlier_fingerprint;
   std::string earlier_message;  // its API JSON text (its status says how it stands)
 };
-send_facts load_send_facts(pqxx::connection_base& conn, const std::string& site, std::int64_t conversation_id,
-                           const std::optional<std::string>& client_message_id);
+// One query for a batch, a result per item in their order (`found` false when the conversation
+// is not the site's).
+struct facts_item {
+  std::string site;
+  std::int64_t conversation_id = 0;
+  std::optional<std::string> client_message_id;
+};
+std::vector<send_facts> load_send_facts(pqxx::connection_base& conn, const std::vector<facts_item>& items);
 
 struct send_enqueued {
   enum class kind { queued, duplicate, unknown_reply, not_found } what = kind::queued;
@@ -37,11 +43,16 @@ struct send_enqueued {
   std::string fingerprint;  // duplicate: the earlier request's
   std::string message;      // the message's API JSON text
 };
-// One transaction: the message (`queued`), its outbox entry and `message.created`. `reply_to`
-// must name a message of this conversation (our id or its wamid). A concurrent send with the
-// same client_message_id makes this one a duplicate of it.
-send_enqueued enqueue_send(pqxx::connection_base& conn, const std::string& site, std::int64_t conversation_id,
-                           const domain::outbound_request& request);
+// For each send, one statement for all: the message (`queued`), its outbox entry and
+// `message.created`, one result per item in their order. `reply_to` must name a message of the
+// conversation (our id or its wamid). A concurrent send with the same client_message_id makes one
+// a duplicate of it. All of one site, each conversation once (std::logic_error otherwise).
+struct enqueue_item {
+  std::int64_t conversation_id = 0;
+  const domain::outbound_request* request = nullptr;
+};
+std::vector<send_enqueued> enqueue_sends(pqxx::connection_base& conn, const std::string& site,
+                                         const std::vector<enqueue_item>& items);
 
 struct send_attempt {
   bool claimed = false;  // false: sent, given up, held by another attempt, or behind an earlier one

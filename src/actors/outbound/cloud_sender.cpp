@@ -3,6 +3,7 @@
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
+#include <set>
 #include <unordered_map>
 
 #include "actors/outbound/upload_resolver.hpp"
@@ -50,6 +51,16 @@ struct worker_state {
     caf::typed_response_promise<attempt_result> answer;
   };
   std::vector<to_record> records;
+  struct to_enqueue {
+    outbound_send send;
+    caf::typed_response_promise<infra::send_enqueued> answer;
+  };
+  std::vector<to_enqueue> enqueues;
+  struct to_decide {
+    infra::facts_item item;
+    caf::typed_response_promise<infra::send_facts> answer;
+  };
+  std::vector<to_decide> facts;
   bool batch_scheduled = false;
   struct reaction_call {
     std::int64_t target = 0;
@@ -134,6 +145,73 @@ void record_batch(worker_ptr self) {
         rec.result.message = std::move((*texts)[k]);
       }
       rec.answer.deliver(std::move(rec.result));
+    }
+  }
+}
+
+// Reads the facts the gathered sends are decided on, in one query.
+void facts_batch(worker_ptr self) {
+  auto pending = std::move(self->state.facts);
+  self->state.facts.clear();
+  if (pending.empty()) {
+    return;
+  }
+  std::vector<infra::facts_item> items;
+  for (const auto& p : pending) {
+    items.push_back(p.item);
+  }
+  auto facts = with_db(self->state, "facts", [&](pqxx::connection_base& c) { return infra::load_send_facts(c, items); });
+  for (std::size_t i = 0; i < pending.size(); ++i) {
+    if (facts) {
+      pending[i].answer.deliver(std::move((*facts)[i]));
+    } else {
+      pending[i].answer.deliver(caf::make_error(caf::sec::runtime_error, "database unavailable"));
+    }
+  }
+}
+
+// Stores the gathered sends: a statement per site, each conversation once in it (a second send
+// of one conversation waits for the next statement). A statement that fails is tried again one
+// send at a time, so that one send (or a deadlock with another process) fails only itself.
+void enqueue_batch(worker_ptr self) {
+  auto pending = std::move(self->state.enqueues);
+  self->state.enqueues.clear();
+  std::vector<bool> done(pending.size(), false);
+  auto run = [&](const std::vector<std::size_t>& group) {
+    std::vector<infra::enqueue_item> items;
+    for (auto i : group) {
+      items.push_back({pending[i].send.conversation_id, &pending[i].send.request});
+    }
+    return with_db(self->state, "enqueue", [&](pqxx::connection_base& c) {
+      return infra::enqueue_sends(c, pending[group.front()].send.site, items);
+    });
+  };
+  for (std::size_t first = 0; first < pending.size(); ++first) {
+    if (done[first]) {
+      continue;
+    }
+    std::vector<std::size_t> group;
+    std::set<std::int64_t> conversations;
+    for (std::size_t i = first; i < pending.size(); ++i) {
+      if (!done[i] && pending[i].send.site == pending[first].send.site &&
+          conversations.insert(pending[i].send.conversation_id).second) {
+        done[i] = true;
+        group.push_back(i);
+      }
+    }
+    auto results = run(group);
+    for (std::size_t k = 0; k < group.size(); ++k) {
+      auto& p = pending[group[k]];
+      if (results) {
+        p.answer.deliver(std::move((*results)[k]));
+        continue;
+      }
+      auto alone = group.size() > 1 ? run({group[k]}) : std::nullopt;
+      if (alone) {
+        p.answer.deliver(std::move(alone->front()));
+      } else {
+        p.answer.deliver(caf::make_error(caf::sec::runtime_error, "database unavailable"));
+      }
     }
   }
 }
@@ -262,23 +340,19 @@ worker_interface::behavior_type worker(worker_interface::stateful_pointer<worker
       [=](facts_atom, const std::string& site, std::int64_t conversation,
           const std::string& client_id) -> caf::result<infra::send_facts> {
         fault_point("cloud_sender");
-        auto f = with_db(self->state, "facts", [&](pqxx::connection_base& c) {
-          return infra::load_send_facts(c, site, conversation,
-                                        client_id.empty() ? std::nullopt : std::optional<std::string>{client_id});
-        });
-        if (!f) {
-          return caf::make_error(caf::sec::runtime_error, "database unavailable");
-        }
-        return std::move(*f);
+        auto rp = self->make_response_promise<infra::send_facts>();
+        self->state.facts.push_back(
+            {infra::facts_item{site, conversation,
+                               client_id.empty() ? std::nullopt : std::optional<std::string>{client_id}},
+             rp});
+        schedule_batch(self);
+        return rp;
       },
       [=](enqueue_atom, const outbound_send& s) -> caf::result<infra::send_enqueued> {
-        auto e = with_db(self->state, "enqueue", [&](pqxx::connection_base& c) {
-          return infra::enqueue_send(c, s.site, s.conversation_id, s.request);
-        });
-        if (!e) {
-          return caf::make_error(caf::sec::runtime_error, "database unavailable");
-        }
-        return std::move(*e);
+        auto rp = self->make_response_promise<infra::send_enqueued>();
+        self->state.enqueues.push_back({s, rp});
+        schedule_batch(self);
+        return rp;
       },
       [=](attempt_atom, const attempt_job& job) -> caf::result<attempt_result> {
         fault_point("cloud_sender_attempt");
@@ -291,6 +365,8 @@ worker_interface::behavior_type worker(worker_interface::stateful_pointer<worker
         self->state.batch_scheduled = false;
         // Finished sends first: their conversations' next messages wait on them.
         record_batch(self);
+        facts_batch(self);
+        enqueue_batch(self);
         claim_batch(self);
       },
       [=](answer_atom, std::int64_t message_id, infra::graph_response& res) { answered(self, message_id, res); },

@@ -247,7 +247,8 @@ std::vector<send_attempt> begin_attempts(pqxx::connection_base& conn, const std:
   for (const auto& row : r) {
     const auto id = row[0].as<std::int64_t>();
     for (std::size_t i = 0; i < message_ids.size(); ++i) {
-      if (message_ids[i] != id) {
+      // One claim is one attempt: an id asked for twice is claimed for its first asker only.
+      if (message_ids[i] != id || out[i].claimed) {
         continue;
       }
       auto& a = out[i];
@@ -266,6 +267,7 @@ std::vector<send_attempt> begin_attempts(pqxx::connection_base& conn, const std:
         a.no_recipient = true;
       }
       a.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+      break;
     }
   }
   return out;

@@ -70,6 +70,26 @@ struct worker_state {
   std::unordered_map<std::uint64_t, reaction_call> reactions;
   std::uint64_t next_reaction = 0;
   static inline const char* name = "cloud_sender";
+
+  worker_state() = default;
+  worker_state(const worker_state&) = delete;
+  worker_state& operator=(const worker_state&) = delete;
+  // CAF 0.17 answers nothing for a promise that dies unanswered, so a worker that dies (an
+  // exception in one request) answers everything it held: its askers try again, as for a
+  // request that reached no worker, instead of waiting for good.
+  ~worker_state() {
+    auto gone = [](auto& answer) {
+      if (answer.pending()) {
+        answer.deliver(caf::make_error(caf::sec::request_receiver_down));
+      }
+    };
+    for (auto& c : claims) gone(c.answer);
+    for (auto& r : records) gone(r.answer);
+    for (auto& e : enqueues) gone(e.answer);
+    for (auto& f : facts) gone(f.answer);
+    for (auto& [id, call] : calls) gone(call.answer);
+    for (auto& [key, call] : reactions) gone(call.answer);
+  }
 };
 
 pqxx::connection_base& connection(worker_state& st) {

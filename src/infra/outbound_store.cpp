@@ -74,6 +74,22 @@ std::vector<send_facts> load_send_facts(pqxx::connection_base& conn, const std::
 
 namespace {
 
+// Runs one autocommit batch statement again when PostgreSQL broke a deadlock by rolling it
+// back (nothing of it was written, so running it again is safe): a batch locks several rows,
+// and other writers lock theirs in another order. Anything else is the caller's failure.
+template <class F>
+pqxx::result retry_deadlocked(F run) {
+  for (int attempt = 1;; ++attempt) {
+    try {
+      return run();
+    } catch (const pqxx::deadlock_detected&) {
+      if (attempt == 3) {
+        throw;
+      }
+    }
+  }
+}
+
 template <class T>
 json or_null(const std::optional<T>& v) {
   return v ? json(*v) : json(nullptr);
@@ -169,8 +185,9 @@ std::vector<send_enqueued> enqueue_sends(pqxx::connection_base& conn, const std:
       "   media_key text, media_status text, file_size bigint, file_mime_type text)),"
       // `site_id || ''`: the site's own index is no way in (it walked every version of the
       // site's conversations); the primary key is.
+      // NO KEY UPDATE, as the UPDATE below takes: other inserts' foreign-key checks go on.
       " conv AS (SELECT id FROM mod_chat_conversations WHERE id = ANY($3::bigint[]) AND site_id || '' = $2"
-      "  ORDER BY id FOR UPDATE),"
+      "  ORDER BY id FOR NO KEY UPDATE),"
       " m AS (INSERT INTO mod_chat_messages (conversation_id, site_id, sender_type, sender_id, sender_name,"
       "   content, content_type, file_url, file_name, status, reply_to, reply_to_wamid, client_message_id,"
       "   request_fingerprint, created_at, media_key, media_status, file_size, file_mime_type)"
@@ -187,15 +204,17 @@ std::vector<send_enqueued> enqueue_sends(pqxx::connection_base& conn, const std:
       " touched AS (UPDATE mod_chat_conversations c SET last_message_at = greatest(c.last_message_at, now()),"
       "  updated_at = now() FROM m WHERE c.id = m.conversation_id AND c.id = ANY($3::bigint[])),"
       " locked AS MATERIALIZED (SELECT pg_advisory_xact_lock(" + events_lock_key_for("$2") + ") AS l"
-      "  FROM (SELECT 1 FROM m LIMIT 1) one),"
+      "  FROM (SELECT count(*) AS n FROM m) c WHERE c.n > 0),"
       " ev AS (INSERT INTO wa_events (site_id, type, conversation_id, message_id)"
       "  SELECT $2, 'message.created', m.conversation_id, m.id FROM locked, m ORDER BY m.id RETURNING 1)"
       " SELECT i.n, conv.id IS NOT NULL, x.*,"
       "  (SELECT count(*) FROM (SELECT pg_notify($4, $2) FROM (SELECT 1 FROM ev LIMIT 1) e) n)"
       " FROM input i LEFT JOIN conv ON conv.id = i.conversation_id"
       " LEFT JOIN LATERAL (" + message_columns + " FROM m WHERE m.conversation_id = i.conversation_id) x ON true";
-  auto r = exec_cached(nt, "outbound_enqueue_batch", sql, rows.dump(-1, ' ', false, json::error_handler_t::replace),
-                       site, conversations, std::string{events_channel});
+  const auto input = rows.dump(-1, ' ', false, json::error_handler_t::replace);
+  auto r = retry_deadlocked([&] {
+    return exec_cached(nt, "outbound_enqueue_batch", sql, input, site, conversations, std::string{events_channel});
+  });
   for (const auto& row : r) {
     auto& e = out[row[0].as<std::size_t>()];
     auto message = row.slice(2, 2 + message_column_count);
@@ -298,8 +317,10 @@ std::vector<std::string> record_sent(pqxx::connection_base& conn, const std::str
       "  FROM input i LEFT JOIN gone g ON g.message_id = i.id"
       "  WHERE x.id = i.id AND x.id = ANY($5::bigint[]) AND x.site_id = $3"
       "  RETURNING x.*),"
+      // After every row of m is written (count(*) reads them all): no message row is locked
+      // while the event lock is held, as the inbound path locks them in the other order.
       " locked AS MATERIALIZED (SELECT pg_advisory_xact_lock(" + events_lock_key_for("$3") + ") AS l"
-      "  FROM (SELECT 1 FROM m LIMIT 1) one),"
+      "  FROM (SELECT count(*) AS n FROM m) c WHERE c.n > 0),"
       " ev AS (INSERT INTO wa_events (site_id, type, conversation_id, message_id)"
       "  SELECT $3, 'message.updated', m.conversation_id, m.id FROM locked, m ORDER BY m.id RETURNING 1)"
       " SELECT x.*, coalesce((SELECT json_agg(s.status)::text FROM wa_message_statuses s"
@@ -319,8 +340,11 @@ std::vector<std::string> record_sent(pqxx::connection_base& conn, const std::str
   pqxx::result r;
   {
     pqxx::nontransaction nt{conn};  // closed before a second write below may open its own
-    r = exec_cached(nt, "outbound_sent_batch", sql, ids.dump(), wamids.dump(-1, ' ', false, json::error_handler_t::replace), site,
-                    std::string{events_channel}, id_array);
+    const auto wamid_list = wamids.dump(-1, ' ', false, json::error_handler_t::replace);
+    r = retry_deadlocked([&] {
+      return exec_cached(nt, "outbound_sent_batch", sql, ids.dump(), wamid_list, site, std::string{events_channel},
+                         id_array);
+    });
   }
   for (const auto& row : r) {
     auto message = row.slice(0, message_column_count);
@@ -338,10 +362,15 @@ std::vector<std::string> record_sent(pqxx::connection_base& conn, const std::str
       }
     }
     if (best != "sent" && domain::status_may_advance(message[13].c_str(), best)) {
+      // Only over the status just written: a status webhook that moved it since is later news.
       pqxx::work w{conn};
-      exec_cached(w, "outbound_sent_status", "UPDATE mod_chat_messages SET status = $2 WHERE id = $1", id, best);
+      auto moved = exec_cached(w, "outbound_sent_status",
+                               "UPDATE mod_chat_messages SET status = $2 WHERE id = $1 AND status = $3 RETURNING 1", id,
+                               best, std::string{message[13].c_str()});
       text = message_text(w, id);
-      append_event(w, site, "message.updated", message[1].as<std::int64_t>(), id);
+      if (!moved.empty()) {
+        append_event(w, site, "message.updated", message[1].as<std::int64_t>(), id);
+      }
       w.commit();
     }
     for (std::size_t i = 0; i < sent.size(); ++i) {

@@ -191,8 +191,8 @@ void facts_batch(worker_ptr self) {
 }
 
 // Stores the gathered sends: a statement per site, each conversation once in it (a second send
-// of one conversation waits for the next statement). A statement that fails is tried again one
-// send at a time, so that one send (or a deadlock with another process) fails only itself.
+// of one conversation waits for the next statement). A deadlock is retried inside
+// enqueue_sends; any other failure fails the statement's sends (503, nothing stored twice).
 void enqueue_batch(worker_ptr self) {
   auto pending = std::move(self->state.enqueues);
   self->state.enqueues.clear();
@@ -224,12 +224,9 @@ void enqueue_batch(worker_ptr self) {
       auto& p = pending[group[k]];
       if (results) {
         p.answer.deliver(std::move((*results)[k]));
-        continue;
-      }
-      auto alone = group.size() > 1 ? run({group[k]}) : std::nullopt;
-      if (alone) {
-        p.answer.deliver(std::move(alone->front()));
       } else {
+        // Not tried again here: the statement may have committed before the failure (a
+        // connection lost after COMMIT), and a second run would store the sends twice.
         p.answer.deliver(caf::make_error(caf::sec::runtime_error, "database unavailable"));
       }
     }

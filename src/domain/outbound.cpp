@@ -216,6 +216,32 @@ outbound_request parse_object(const json& o) {
   return r;
 }
 
+// The path of the first string (or key) holding U+0000, e.g. "template.components[0]...".
+std::optional<std::string> nul_in(const json& j, const std::string& path) {
+  if (j.is_string()) {
+    return j.get_ref<const std::string&>().find('\0') != std::string::npos ? std::optional{path} : std::nullopt;
+  }
+  if (j.is_array()) {
+    for (std::size_t i = 0; i < j.size(); ++i) {
+      if (auto p = nul_in(j[i], path + "[" + std::to_string(i) + "]")) {
+        return p;
+      }
+    }
+  }
+  if (j.is_object()) {
+    for (const auto& [key, value] : j.items()) {
+      const auto here = path.empty() ? key : path + "." + key;
+      if (key.find('\0') != std::string::npos) {
+        return here;
+      }
+      if (auto p = nul_in(value, here)) {
+        return p;
+      }
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::variant<outbound_request, request_problem> parse_outbound(std::string_view body) {
@@ -227,6 +253,10 @@ std::variant<outbound_request, request_problem> parse_outbound(std::string_view 
   }
   if (!doc.is_object()) {
     return request_problem{"invalid_json", "Request body must be a JSON object."};
+  }
+  if (auto where = nul_in(doc, "")) {
+    // PostgreSQL's text and jsonb cannot hold it, and no message needs it.
+    return request_problem{"invalid_field", "Field '" + *where + "' must not contain NUL characters (\\u0000)."};
   }
   try {
     return parse_object(doc);

@@ -197,6 +197,11 @@ TEST_CASE("bad send requests get clear errors and change nothing") {
   CHECK(s.send(text("hi"), s.f->site_token("beta")).status == 404);
   CHECK(s.f->call("POST", "/api/conversations/999999/messages", text("hi").dump()).status == 404);
   CHECK(s.f->call("POST", "/api/conversations/../messages", text("hi").dump()).status == 404);
+  // NUL, which PostgreSQL cannot store: refused alone, never failing other agents' sends.
+  auto nul = s.f->call("POST", "/api/conversations/" + s.conversation + "/messages",
+                       R"({"type":"text","text":"a\u0000b","sender_id":"a","sender_name":"b"})");
+  CHECK(nul.status == 422);
+  CHECK(body_of(nul)["error"]["code"] == "invalid_field");
   CHECK(s.scalar("SELECT count(*) FROM mod_chat_messages WHERE sender_type = 'agent'") == "0");
   CHECK(s.graph.sent_messages().empty());
 

@@ -84,6 +84,12 @@ TEST_CASE("bad requests are refused with API.md's codes and a message naming the
   // A 100 KB text is over Meta's 4,096 characters.
   auto big = json{{"type", "text"}, {"text", std::string(100 * 1024, 'a')}, {"sender_id", "a"}, {"sender_name", "b"}};
   CHECK(refused(big.dump()).message.find("4096") != std::string::npos);
+  // NUL cannot be stored or sent (PostgreSQL text and jsonb refuse it), wherever it is.
+  CHECK(refused(R"({"type": "text", "text": "a\u0000b", )" + agent + "}").message.find("NUL") != std::string::npos);
+  CHECK(refused(R"({"type": "text", "text": "a", "sender_id": "a\u0000", "sender_name": "b"})").code == "invalid_field");
+  CHECK(refused(R"({"type": "template", "template": {"name": "x", "language": "en", "components": [{"type": "body",)"
+                R"( "parameters": [{"type": "text", "text": "\u0000"}]}]}, )" + agent + "}")
+            .message.find("NUL") != std::string::npos);
   // 4,096 characters of 4 bytes each are fine: characters, not bytes.
   std::string emoji;
   for (int i = 0; i < 4096; ++i) emoji += "😀";

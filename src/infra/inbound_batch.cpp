@@ -375,15 +375,14 @@ void insert_messages(pqxx::transaction_base& tx, std::vector<message_item*>& ite
   for (const auto* it : order) {
     const auto& m = *it->message;
     const bool media = m.media.has_value();
-    auto opt = [](const std::optional<std::string>& s) { return s ? json(*s) : json(nullptr); };
     // The sender is the customer's phone, or their BSUID when Meta withheld the phone.
-    rows.add(it->conversation, *it->site, it->from.empty() ? it->user_id : it->from, opt(non_empty(it->name)),
-             opt(non_empty(m.content)), pg_text(m.content_type),
-             media ? opt(non_empty(m.media->filename)) : json(nullptr),
-             media ? opt(non_empty(m.media->mime_type)) : json(nullptr), media_state(m),
-             media ? opt(non_empty(m.media->id)) : json(nullptr),
-             media ? opt(non_empty(m.media->sha256)) : json(nullptr), it->wamid,
-             opt(non_empty(m.context.id)),
+    rows.add(it->conversation, *it->site, it->from.empty() ? it->user_id : it->from, nullable(non_empty(it->name)),
+             nullable(non_empty(m.content)), pg_text(m.content_type),
+             media ? nullable(non_empty(m.media->filename)) : json(nullptr),
+             media ? nullable(non_empty(m.media->mime_type)) : json(nullptr), media_state(m),
+             media ? nullable(non_empty(m.media->id)) : json(nullptr),
+             media ? nullable(non_empty(m.media->sha256)) : json(nullptr), it->wamid,
+             nullable(non_empty(m.context.id)),
              // An object element is read back as its JSON text, then cast to jsonb.
              extra_value(m), it->ts);
   }

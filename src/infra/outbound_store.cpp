@@ -9,6 +9,8 @@
 #include "infra/cached_statement.hpp"
 #include "infra/chat_views.hpp"
 #include "infra/event_log.hpp"
+#include "infra/inbound_values.hpp"
+#include "infra/pg_columns.hpp"
 
 namespace wachat::infra {
 
@@ -33,29 +35,26 @@ std::vector<send_facts> load_send_facts(pqxx::connection_base& conn, const std::
   if (items.empty()) {
     return out;
   }
-  json rows = json::array();
+  pg_columns rows(4);
   for (std::size_t i = 0; i < items.size(); ++i) {
-    rows.push_back({{"n", i},
-                    {"site", items[i].site},
-                    {"conversation_id", items[i].conversation_id},
-                    {"client_message_id", items[i].client_message_id ? json(*items[i].client_message_id) : json(nullptr)}});
+    rows.add(items[i].conversation_id, i, items[i].site, nullable(items[i].client_message_id));
   }
   // One round trip for the batch: each conversation's facts and the earlier send with the
   // request's client_message_id (none when it has none), rendered as the API's message. Each
   // object is a primary-key or unique-index probe (LATERAL ... LIMIT 1).
   static const std::string sql =
-      "SELECT i.n, extract(epoch from c.whatsapp_window_expires_at)::bigint,"
+      "SELECT i.n::integer, extract(epoch from c.whatsapp_window_expires_at)::bigint,"
       " (v.whatsapp_phone IS NOT NULL OR v.whatsapp_user_id IS NOT NULL), v.marketing_opt_out, e.*"
-      " FROM json_to_recordset($1::json) AS i(n integer, site text, conversation_id bigint, client_message_id text)"
+      " FROM " + rows_from(1, 4) + " AS i(conversation_id, n, site, client_message_id)"
       " CROSS JOIN LATERAL (SELECT x.id, x.visitor_id, x.whatsapp_window_expires_at FROM mod_chat_conversations x"
-      "   WHERE x.id = i.conversation_id AND x.site_id = i.site LIMIT 1) c"
+      "   WHERE x.id = i.conversation_id::bigint AND x.site_id = i.site LIMIT 1) c"
       " CROSS JOIN LATERAL (SELECT y.whatsapp_phone, y.whatsapp_user_id, y.marketing_opt_out FROM mod_chat_visitors y"
       "   WHERE y.id = c.visitor_id LIMIT 1) v"
       " LEFT JOIN LATERAL (" + message_columns + ", coalesce(m.request_fingerprint, '')"
       "   FROM mod_chat_messages m WHERE m.conversation_id = c.id AND m.client_message_id = i.client_message_id"
       "   LIMIT 1) e ON true";
   pqxx::nontransaction nt{conn};
-  auto r = exec_cached(nt, "outbound_facts_batch", sql, rows.dump(-1, ' ', false, json::error_handler_t::replace));
+  auto r = exec_columns(nt, "outbound_facts_batch", sql, {&rows});
   for (const auto& row : r) {
     auto& f = out[row[0].as<std::size_t>()];
     f.found = true;
@@ -90,20 +89,13 @@ pqxx::result retry_deadlocked(F run) {
   }
 }
 
-template <class T>
-json or_null(const std::optional<T>& v) {
-  return v ? json(*v) : json(nullptr);
-}
-
 }  // namespace
 
 std::vector<send_enqueued> enqueue_sends(pqxx::connection_base& conn, const std::string& site,
                                          const std::vector<enqueue_item>& items) {
   std::vector<send_enqueued> out(items.size());
-  // One row per send as JSON (nlohmann escapes the agents' text; PostgreSQL reads it with
-  // json_to_recordset), and the conversations to lock.
-  json rows = json::array();
-  std::string conversations = "{";
+  // One row per send, column by column; the first column, the conversations, is what is locked.
+  pg_columns rows(17);
   std::set<std::int64_t> seen;
   pqxx::nontransaction nt{conn};
   for (std::size_t i = 0; i < items.size(); ++i) {
@@ -147,26 +139,13 @@ std::vector<send_enqueued> enqueue_sends(pqxx::connection_base& conn, const std:
     } else if (upload) {
       file_name = request.upload->file_name;
     }
-    rows.push_back({{"n", i},
-                    {"conversation_id", conversation_id},
-                    {"sender_id", request.sender_id},
-                    {"sender_name", request.sender_name},
-                    {"content", domain::stored_content(request)},
-                    {"content_type", domain::stored_content_type(request)},
-                    {"file_url", or_null(file_url)},
-                    {"file_name", or_null(file_name)},
-                    {"reply_to", or_null(reply_id)},
-                    {"reply_to_wamid", or_null(reply_wamid)},
-                    {"client_message_id", or_null(request.client_message_id)},
-                    {"request_fingerprint", request.fingerprint},
-                    {"request", std::move(body)},
-                    {"media_key", upload ? json(request.media_id) : json(nullptr)},
-                    {"media_status", upload ? "stored" : "none"},
-                    {"file_size", upload ? json(request.upload->size) : json(nullptr)},
-                    {"file_mime_type", upload ? json(request.upload->mime_type) : json(nullptr)}});
-    conversations += (conversations.size() > 1 ? "," : "") + std::to_string(conversation_id);
+    rows.add(conversation_id, i, request.sender_id, request.sender_name, domain::stored_content(request),
+             domain::stored_content_type(request), nullable(file_url), nullable(file_name), nullable(reply_id),
+             nullable(reply_wamid), nullable(request.client_message_id), request.fingerprint, std::move(body),
+             upload ? json(request.media_id) : json(nullptr), upload ? "stored" : "none",
+             upload ? json(request.upload->size) : json(nullptr),
+             upload ? json(request.upload->mime_type) : json(nullptr));
   }
-  conversations += "}";
   if (rows.empty()) {
     return out;
   }
@@ -179,41 +158,43 @@ std::vector<send_enqueued> enqueue_sends(pqxx::connection_base& conn, const std:
   // the event lock (taken before any event id is drawn: every row of the join needs it). A
   // client_message_id another request stored first inserts nothing and so moves nothing.
   static const std::string sql =
-      "WITH input AS (SELECT * FROM json_to_recordset($1::json) AS t(n integer, conversation_id bigint,"
-      "   sender_id text, sender_name text, content text, content_type text, file_url text, file_name text,"
-      "   reply_to bigint, reply_to_wamid text, client_message_id text, request_fingerprint text, request jsonb,"
-      "   media_key text, media_status text, file_size bigint, file_mime_type text)),"
+      "WITH input AS (SELECT t.conversation_id::bigint AS conversation_id, t.n::integer AS n, t.sender_id,"
+      "   t.sender_name, t.content, t.content_type, t.file_url, t.file_name, t.reply_to::bigint AS reply_to,"
+      "   t.reply_to_wamid, t.client_message_id, t.request_fingerprint, t.request::jsonb AS request, t.media_key,"
+      "   t.media_status, t.file_size::bigint AS file_size, t.file_mime_type"
+      "  FROM " + rows_from(1, 17) + " AS t(conversation_id, n, sender_id, sender_name, content, content_type,"
+      "   file_url, file_name, reply_to, reply_to_wamid, client_message_id, request_fingerprint, request,"
+      "   media_key, media_status, file_size, file_mime_type)),"
       // `site_id || ''`: the site's own index is no way in (it walked every version of the
       // site's conversations); the primary key is.
       // NO KEY UPDATE, as the UPDATE below takes: other inserts' foreign-key checks go on.
-      " conv AS (SELECT id FROM mod_chat_conversations WHERE id = ANY($3::bigint[]) AND site_id || '' = $2"
+      " conv AS (SELECT id FROM mod_chat_conversations WHERE id = ANY(" + first_column_ids() + ") AND site_id || '' = $18"
       "  ORDER BY id FOR NO KEY UPDATE),"
       " m AS (INSERT INTO mod_chat_messages (conversation_id, site_id, sender_type, sender_id, sender_name,"
       "   content, content_type, file_url, file_name, status, reply_to, reply_to_wamid, client_message_id,"
       "   request_fingerprint, created_at, media_key, media_status, file_size, file_mime_type)"
-      "  SELECT i.conversation_id, $2, 'agent', i.sender_id, i.sender_name, i.content, i.content_type,"
+      "  SELECT i.conversation_id, $18, 'agent', i.sender_id, i.sender_name, i.content, i.content_type,"
       "   i.file_url, i.file_name, 'queued', i.reply_to, i.reply_to_wamid, i.client_message_id,"
       "   i.request_fingerprint, clock_timestamp(), i.media_key, i.media_status, i.file_size, i.file_mime_type"
       "  FROM input i JOIN conv ON conv.id = i.conversation_id ORDER BY i.n"
       "  ON CONFLICT (conversation_id, client_message_id) WHERE client_message_id IS NOT NULL DO NOTHING"
       "  RETURNING *),"
       " o AS (INSERT INTO wa_outbox (message_id, site_id, conversation_id, request)"
-      "  SELECT m.id, $2, m.conversation_id,"
+      "  SELECT m.id, $18, m.conversation_id,"
       "   jsonb_set(i.request, '{biz_opaque_callback_data}', to_jsonb(m.id::text))"
       "  FROM m JOIN input i ON i.conversation_id = m.conversation_id),"
       " touched AS (UPDATE mod_chat_conversations c SET last_message_at = greatest(c.last_message_at, now()),"
-      "  updated_at = now() FROM m WHERE c.id = m.conversation_id AND c.id = ANY($3::bigint[])),"
-      " locked AS MATERIALIZED (SELECT pg_advisory_xact_lock(" + events_lock_key_for("$2") + ") AS l"
+      "  updated_at = now() FROM m WHERE c.id = m.conversation_id AND c.id = ANY(" + first_column_ids() + ")),"
+      " locked AS MATERIALIZED (SELECT pg_advisory_xact_lock(" + events_lock_key_for("$18") + ") AS l"
       "  FROM (SELECT count(*) AS n FROM m) c WHERE c.n > 0),"
       " ev AS (INSERT INTO wa_events (site_id, type, conversation_id, message_id)"
-      "  SELECT $2, 'message.created', m.conversation_id, m.id FROM locked, m ORDER BY m.id RETURNING 1)"
+      "  SELECT $18, 'message.created', m.conversation_id, m.id FROM locked, m ORDER BY m.id RETURNING 1)"
       " SELECT i.n, conv.id IS NOT NULL, x.*,"
-      "  (SELECT count(*) FROM (SELECT pg_notify($4, $2) FROM (SELECT 1 FROM ev LIMIT 1) e) n)"
+      "  (SELECT count(*) FROM (SELECT pg_notify($19, $18) FROM (SELECT 1 FROM ev LIMIT 1) e) n)"
       " FROM input i LEFT JOIN conv ON conv.id = i.conversation_id"
       " LEFT JOIN LATERAL (" + message_columns + " FROM m WHERE m.conversation_id = i.conversation_id) x ON true";
-  const auto input = rows.dump(-1, ' ', false, json::error_handler_t::replace);
   auto r = retry_deadlocked([&] {
-    return exec_cached(nt, "outbound_enqueue_batch", sql, input, site, conversations, std::string{events_channel});
+    return exec_columns(nt, "outbound_enqueue_batch", sql, {&rows}, {site, events_channel});
   });
   for (const auto& row : r) {
     auto& e = out[row[0].as<std::size_t>()];
@@ -246,23 +227,23 @@ std::vector<send_attempt> begin_attempts(pqxx::connection_base& conn, const std:
   // without BEGIN and COMMIT round trips, and a batch costs one round trip.
   pqxx::nontransaction w{conn};
   std::vector<send_attempt> out(message_ids.size());
-  std::string ids = "{";
+  pg_columns ids(1);
   for (auto id : message_ids) {
-    ids += (ids.size() > 1 ? "," : "") + std::to_string(id);
+    ids.add(id);
   }
-  ids += "}";
-  auto r = exec_cached(w, "outbound_claim",
-      "WITH input AS (SELECT DISTINCT t.id FROM unnest($1::bigint[]) AS t(id)),"
+  static const std::string sql =
+      "WITH input AS (SELECT DISTINCT t.id::bigint AS id FROM " + rows_from(1, 1) + " AS t(id)),"
       " claimed AS (UPDATE wa_outbox o SET state = 'sending', attempts = o.attempts + 1, attempt_at = now()"
-      "  FROM input i WHERE o.message_id = i.id AND o.message_id = ANY($1::bigint[]) AND o.state = 'ready'"
+      "  FROM input i WHERE o.message_id = i.id AND o.message_id = ANY(" + first_column_ids() + ")"
+      "   AND o.state = 'ready'"
       "   AND o.next_attempt_at <= now() + interval '100 milliseconds'"
       "   AND NOT EXISTS (SELECT 1 FROM wa_outbox e WHERE e.conversation_id = o.conversation_id"
       "                   AND e.message_id < o.message_id AND e.state <> 'failed')"
       "  RETURNING o.message_id, o.request::text, o.attempts, o.conversation_id, o.site_id)"
       " SELECT claimed.*, v.whatsapp_phone, v.whatsapp_user_id FROM claimed"
       " JOIN mod_chat_conversations c ON c.id = claimed.conversation_id"
-      " JOIN mod_chat_visitors v ON v.id = c.visitor_id",
-      ids);
+      " JOIN mod_chat_visitors v ON v.id = c.visitor_id";
+  auto r = exec_columns(w, "outbound_claim", sql, {&ids});
   for (const auto& row : r) {
     const auto id = row[0].as<std::int64_t>();
     for (std::size_t i = 0; i < message_ids.size(); ++i) {
@@ -305,17 +286,17 @@ std::vector<std::string> record_sent(pqxx::connection_base& conn, const std::str
   // reported for each before its answer reached us.
   static const std::string sql =
       "WITH input AS (SELECT DISTINCT ON (t.id::bigint) t.id::bigint AS id, t.wamid"
-      "  FROM ROWS FROM (json_array_elements_text($1::json), json_array_elements_text($2::json)) AS t(id, wamid)),"
-      // `= ANY($5)` beside each join: a probe per id, never a walk of the table with the batch
+      "  FROM " + rows_from(1, 2) + " AS t(id, wamid)),"
+      // `= ANY(ids)` beside each join: a probe per id, never a walk of the table with the batch
       // as the inner side.
       " gone AS (DELETE FROM wa_outbox o USING input i WHERE o.message_id = i.id"
-      "  AND o.message_id = ANY($5::bigint[]) RETURNING o.message_id, o.request),"
+      "  AND o.message_id = ANY(" + first_column_ids() + ") RETURNING o.message_id, o.request),"
       " m AS (UPDATE mod_chat_messages x SET whatsapp_message_id = i.wamid,"
       "   status = CASE WHEN x.status = 'queued' THEN 'sent' ELSE x.status END, error_code = NULL,"
       "   error_title = NULL, error_details = NULL, error_retryable = NULL,"
       "   sent_request = coalesce(g.request, x.sent_request)"
       "  FROM input i LEFT JOIN gone g ON g.message_id = i.id"
-      "  WHERE x.id = i.id AND x.id = ANY($5::bigint[]) AND x.site_id = $3"
+      "  WHERE x.id = i.id AND x.id = ANY(" + first_column_ids() + ") AND x.site_id = $3"
       "  RETURNING x.*),"
       // After every row of m is written (count(*) reads them all): no message row is locked
       // while the event lock is held, as the inbound path locks them in the other order.
@@ -327,24 +308,14 @@ std::vector<std::string> record_sent(pqxx::connection_base& conn, const std::str
       "   WHERE s.site_id = $3 AND s.whatsapp_message_id = x.whatsapp_message_id), '[]'),"
       "  (SELECT count(*) FROM (SELECT pg_notify($4, $3) FROM (SELECT 1 FROM ev LIMIT 1) e) n)"
       " FROM (" + message_columns + " FROM m) x";
-  // Two JSON arrays (nlohmann escapes the wamids, which are Meta's text).
-  json ids = json::array();
-  json wamids = json::array();
-  std::string id_array = "{";
+  pg_columns rows(2);
   for (const auto& s : sent) {
-    ids.push_back(s.message_id);
-    wamids.push_back(s.wamid);
-    id_array += (id_array.size() > 1 ? "," : "") + std::to_string(s.message_id);
+    rows.add(s.message_id, pg_text(s.wamid));  // Meta's text: NUL, which text cannot hold, dropped
   }
-  id_array += "}";
   pqxx::result r;
   {
     pqxx::nontransaction nt{conn};  // closed before a second write below may open its own
-    const auto wamid_list = wamids.dump(-1, ' ', false, json::error_handler_t::replace);
-    r = retry_deadlocked([&] {
-      return exec_cached(nt, "outbound_sent_batch", sql, ids.dump(), wamid_list, site, std::string{events_channel},
-                         id_array);
-    });
+    r = retry_deadlocked([&] { return exec_columns(nt, "outbound_sent_batch", sql, {&rows}, {site, events_channel}); });
   }
   for (const auto& row : r) {
     auto message = row.slice(0, message_column_count);

@@ -24,12 +24,18 @@ std::vector<std::string> pg_columns::params() const {
 
 pqxx::result exec_columns(pqxx::transaction_base& tx, const std::string& name,
                           const std::string& sql, std::initializer_list<const pg_columns*> sets) {
+  return exec_columns(tx, name, sql, sets, {});
+}
+
+pqxx::result exec_columns(pqxx::transaction_base& tx, const std::string& name, const std::string& sql,
+                          std::initializer_list<const pg_columns*> sets, const std::vector<std::string>& extra) {
   std::vector<std::string> params;
   for (const auto* set : sets) {
     for (auto& p : set->params()) {
       params.push_back(std::move(p));
     }
   }
+  params.insert(params.end(), extra.begin(), extra.end());
   return exec_cached(tx, name, sql, pqxx::prepare::make_dynamic_params(params));
 }
 

@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <initializer_list>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 #include <string>
@@ -42,6 +43,15 @@ class pg_columns {
 // order, as its parameters.
 pqxx::result exec_columns(pqxx::transaction_base& tx, const std::string& name,
                           const std::string& sql, std::initializer_list<const pg_columns*> sets);
+// The same with plain text parameters after the columns' (a site, a channel name).
+pqxx::result exec_columns(pqxx::transaction_base& tx, const std::string& name, const std::string& sql,
+                          std::initializer_list<const pg_columns*> sets, const std::vector<std::string>& extra);
+
+// A column value: the value, or JSON null (SQL NULL) when there is none.
+template <typename T>
+nlohmann::json nullable(const std::optional<T>& v) {
+  return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+}
 
 // "ROWS FROM (json_array_elements_text($first::json), …)" over `count` parameters: a row per
 // array element, each column as text (SQL NULL for JSON null), to be named with AS t(…) and cast.

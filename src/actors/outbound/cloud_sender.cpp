@@ -197,29 +197,24 @@ void enqueue_batch(worker_ptr self) {
   auto pending = std::move(self->state.enqueues);
   self->state.enqueues.clear();
   std::vector<bool> done(pending.size(), false);
-  auto run = [&](const std::vector<std::size_t>& group) {
-    std::vector<infra::enqueue_item> items;
-    for (auto i : group) {
-      items.push_back({pending[i].send.conversation_id, &pending[i].send.request});
-    }
-    return with_db(self->state, "enqueue", [&](pqxx::connection_base& c) {
-      return infra::enqueue_sends(c, pending[group.front()].send.site, items);
-    });
-  };
   for (std::size_t first = 0; first < pending.size(); ++first) {
     if (done[first]) {
       continue;
     }
     std::vector<std::size_t> group;
+    std::vector<infra::enqueue_item> items;
     std::set<std::int64_t> conversations;
     for (std::size_t i = first; i < pending.size(); ++i) {
       if (!done[i] && pending[i].send.site == pending[first].send.site &&
           conversations.insert(pending[i].send.conversation_id).second) {
         done[i] = true;
         group.push_back(i);
+        items.push_back({pending[i].send.conversation_id, &pending[i].send.request});
       }
     }
-    auto results = run(group);
+    auto results = with_db(self->state, "enqueue", [&](pqxx::connection_base& c) {
+      return infra::enqueue_sends(c, pending[first].send.site, items);
+    });
     for (std::size_t k = 0; k < group.size(); ++k) {
       auto& p = pending[group[k]];
       if (results) {

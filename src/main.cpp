@@ -220,7 +220,7 @@ int main(int argc, char** argv) {
       actors::inbox_dispatcher_settings{cfg.database_url, std::chrono::milliseconds(cfg.inbox_lease_ms)},
       metrics, directory};
   // Webhooks wait for their commit here; intake settles them (no callback travels with a body).
-  auto waiters = std::make_shared<http::webhook_waiters>();
+  auto waiters = std::make_shared<http::webhook_waiters>(std::chrono::milliseconds(cfg.commit_timeout_ms));
   actors::intake_settings intake_cfg;
   intake_cfg.database_url = cfg.database_url;
   intake_cfg.writers = cfg.intake_writers;
@@ -296,6 +296,7 @@ int main(int argc, char** argv) {
                              "this process hold only until it stops, and only here"}});
   }
   srv->start();
+  waiters->start_expiry(ioc);
   std::promise<int> stop_signal;
   boost::asio::signal_set signals{ioc, SIGINT, SIGTERM};
   signals.async_wait([&](boost::system::error_code ec, int sig) {

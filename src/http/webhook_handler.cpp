@@ -1,8 +1,5 @@
 #include "http/webhook_handler.hpp"
 
-#include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
-
 #include "actors/inbound/intake.hpp"
 #include "http/webhook_waiters.hpp"
 #include "domain/webhook_body.hpp"
@@ -13,8 +10,6 @@
 
 namespace wachat::http {
 namespace {
-
-namespace net = boost::asio;
 
 struct webhook_counters {
   infra::metrics::counter* received;
@@ -96,20 +91,10 @@ void add_webhook_routes(router& r, webhook_settings settings, actors::intake& in
           if (!verdict.processable) {
             counters.rejected_body->fetch_add(1, std::memory_order_relaxed);
           }
-          // Meta redelivers anything but a 200: if the commit is not done in time, say 503. The
-          // timer cancels itself from its own executor (steady_timer is not thread-safe).
-          auto timer = std::make_shared<net::steady_timer>(ctx.executor, shared->commit_timeout);
-          auto cancel = [timer] { net::post(timer->get_executor(), [timer] { timer->cancel(); }); };
+          // Meta redelivers anything but a 200: if the commit is not done within the commit
+          // timeout, the waiters' sweep says 503.
           actors::intake_item item;
-          item.ticket = waiters->add(responder{[respond, cancel](response res) {
-            respond(std::move(res));
-            cancel();
-          }});
-          timer->async_wait([waiters, ticket = item.ticket, timer](boost::system::error_code ec) {
-            if (!ec) {
-              waiters->expire(ticket);
-            }
-          });
+          item.ticket = waiters->add(std::move(respond));
           item.body = std::move(ctx.req.body());
           item.status = verdict.processable ? "pending" : "rejected";
           item.error = std::move(verdict.reason);

@@ -135,6 +135,30 @@ TEST_CASE("a body over WACHAT_WEBHOOK_MAX_BYTES answers 413 and stores nothing")
   CHECK(count_events(db) == 1);
 }
 
+TEST_CASE("a commit that hangs past WACHAT_COMMIT_TIMEOUT_MS answers 503; the next webhook is stored") {
+  auto db = test::fresh_database();
+  auto env = base_env();
+  env["WACHAT_COMMIT_TIMEOUT_MS"] = "400";
+  test::wachatd srv{db, env};
+  REQUIRE(post_signed(srv.port(), sample_body("wamid.before.hang")).status == 200);
+  // Another session holds the inbox table: the intake's INSERT waits behind its lock.
+  pqxx::connection locker{db};
+  pqxx::work hold{locker};
+  hold.exec("LOCK TABLE wa_webhook_events IN ACCESS EXCLUSIVE MODE");
+  auto started = std::chrono::steady_clock::now();
+  auto r = post_signed(srv.port(), sample_body("wamid.during.hang"));
+  auto waited = std::chrono::steady_clock::now() - started;
+  CHECK(r.status == 503);
+  CHECK(r.body.find("could not be stored in time") != std::string::npos);
+  CHECK(waited >= std::chrono::milliseconds(400));
+  CHECK(waited < std::chrono::seconds(3));
+  hold.abort();
+  // The held INSERT goes through once the lock is gone (stored, though answered 503: Meta
+  // delivers it again and processing recognises the wamid); later webhooks are answered 200.
+  CHECK(post_signed(srv.port(), sample_body("wamid.after.hang")).status == 200);
+  CHECK(count_events(db) == 3);
+}
+
 TEST_CASE("signed bodies that are not JSON are kept as rejected with their reason") {
   auto db = test::fresh_database();
   test::wachatd srv{db, base_env()};

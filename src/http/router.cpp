@@ -39,15 +39,15 @@ bool acceptable_param(const std::string& v) {
   return simdjson::validate_utf8(v.data(), v.size());
 }
 
-bool match_pattern(std::string_view pattern, std::string_view path,
+// `xs` is the request's path, split once per request; each route's pattern was split when it
+// was added (splitting both for every route took 1 % of a core at 15,000 webhooks/s).
+bool match_pattern(const std::vector<std::string>& ps, const std::vector<std::string_view>& xs,
                    std::map<std::string, std::string>& params) {
-  auto ps = split_path(pattern);
-  auto xs = split_path(path);
   if (ps.size() != xs.size() || ps.empty()) {
     return false;
   }
   for (std::size_t i = 0; i < ps.size(); ++i) {
-    auto p = ps[i];
+    std::string_view p = ps[i];
     if (p.size() > 2 && p.front() == '{' && p.back() == '}') {
       if (xs[i].empty()) {
         return false;
@@ -67,14 +67,19 @@ bool match_pattern(std::string_view pattern, std::string_view path,
 }  // namespace
 
 void router::add(bhttp::verb method, std::string pattern, std::size_t max_body, handler h) {
-  routes_.push_back(route{method, pattern, pattern, max_body, std::move(h)});
+  std::vector<std::string> segments;
+  for (auto s : split_path(pattern)) {
+    segments.emplace_back(s);
+  }
+  routes_.push_back(route{method, pattern, pattern, max_body, std::move(h), std::move(segments)});
 }
 
 route_match router::match(bhttp::verb method, std::string_view path) const {
   route_match m;
+  const auto xs = split_path(path);
   for (const auto& r : routes_) {
     std::map<std::string, std::string> params;
-    if (!match_pattern(r.pattern, path, params)) {
+    if (!match_pattern(r.segments, xs, params)) {
       continue;
     }
     m.path_known = true;

@@ -15,6 +15,7 @@ struct route {
   std::string name;     // metrics label; the pattern unless set
   std::size_t max_body; // requests with larger bodies answer 413
   handler handle;
+  std::vector<std::string> segments;  // the pattern split at '/', once, when it is added
 };
 
 struct route_match {

@@ -16,11 +16,8 @@ using nlohmann::json;
 // entries once more), and a process that dies releases its rows at once, with its connection.
 // Rows another process holds are skipped. Planned each time, not prepared: a generic plan took
 // the primary key with the status as a filter, and walked every finished row above `after`.
-// Bodies the caller holds ($3) are not sent: bytea crosses the socket as hex, two bytes per byte,
-// to be decoded again on our side.
 constexpr const char* claim_sql =
-    "SELECT id, CASE WHEN id = ANY($3::bigint[]) THEN NULL ELSE body END"
-    " FROM wa_webhook_events WHERE status = 'pending' AND id > $2"
+    "SELECT id, body FROM wa_webhook_events WHERE status = 'pending' AND id > $2"
     " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED";
 // All rows of a claim in one statement, column by column (pg_columns).
 const std::string& finish_sql() {
@@ -63,29 +60,13 @@ json unroutable_json(const std::set<std::string>& ids) {
 }  // namespace
 
 std::vector<claimed_event> inbox_claims::claim(pqxx::transaction_base& tx, std::size_t limit,
-                                               std::int64_t after,
-                                               const std::vector<std::int64_t>& bodies_held) {
-  std::string held = "{";
-  for (auto id : bodies_held) {
-    if (held.size() > 1) {
-      held += ',';
-    }
-    held += std::to_string(id);
-  }
-  held += '}';
-  auto rows = tx.exec_params(claim_sql, static_cast<std::int64_t>(limit), after, held);
+                                               std::int64_t after) {
+  auto rows = tx.exec_params(claim_sql, static_cast<std::int64_t>(limit), after);
   std::vector<claimed_event> out;
   out.reserve(rows.size());
   for (const auto& row : rows) {
-    claimed_event ev;
-    ev.id = row[0].as<std::int64_t>();
-    if (row[1].is_null()) {
-      ev.body_omitted = true;
-    } else {
-      pqxx::binarystring body{row[1]};
-      ev.body.assign(body.get(), body.size());
-    }
-    out.push_back(std::move(ev));
+    pqxx::binarystring body{row[1]};
+    out.push_back({row[0].as<std::int64_t>(), std::string{body.get(), body.size()}});
   }
   return out;
 }

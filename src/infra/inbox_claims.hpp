@@ -16,7 +16,6 @@ namespace wachat::infra {
 struct claimed_event {
   std::int64_t id = 0;
   std::string body;
-  bool body_omitted = false;  // one of the ids the caller said it holds the body of
 };
 
 struct event_finish {
@@ -34,10 +33,9 @@ class inbox_claims {
   explicit inbox_claims(pqxx::connection_base& conn) : conn_(conn) {}
 
   // Locks up to `limit` pending rows with ids above `after` (oldest first) in `tx` and returns
-  // them, in id order. The bodies of rows named in `bodies_held` are not read (`body_omitted`).
+  // them, in id order.
   static std::vector<claimed_event> claim(pqxx::transaction_base& tx, std::size_t limit,
-                                          std::int64_t after,
-                                          const std::vector<std::int64_t>& bodies_held = {});
+                                          std::int64_t after);
   // Records how rows claimed in `tx` ended; they are released when `tx` commits.
   static void finish(pqxx::transaction_base& tx, const std::vector<event_finish>& rows);
   // 'processing' rows whose lease ran out go back to pending. Versions before claims by row lock

@@ -18,12 +18,13 @@ using wake_atom = caf::atom_constant<caf::atom("wake")>;
 using rescan_atom = caf::atom_constant<caf::atom("rescan")>;
 using work_atom = caf::atom_constant<caf::atom("work")>;
 
-// The inbox dispatcher: `wake` after intake committed pending rows (their ids and bodies); `rescan` to requeue
-// and route again (each `tick`, a second, and after a settings change in this process). `work`
-// (claim a batch) and `done` (write finished claims) are turns it sends itself; `forget` comes
-// from the site directory when the routes it handed out changed.
+// The inbox dispatcher: `wake` after intake committed rows from this id on; `rescan` to requeue
+// and route again (each `tick`, a second). `work` (claim a batch) and `done` (write finished
+// claims) are turns it sends itself; `forget` comes from the site directory when the routes it
+// handed out changed, and after a settings change in this process (unroutable rows are then
+// looked at again).
 using inbox_dispatcher_actor =
-    caf::typed_actor<caf::reacts_to<wake_atom, committed_rows>, caf::reacts_to<rescan_atom>,
+    caf::typed_actor<caf::reacts_to<wake_atom, std::int64_t>, caf::reacts_to<rescan_atom>,
                      caf::reacts_to<tick_atom>, caf::reacts_to<work_atom>, caf::reacts_to<done_atom>,
                      caf::reacts_to<forget_atom>, caf::reacts_to<stop_atom>>;
 
@@ -37,4 +38,3 @@ using intake_writer_actor = caf::typed_actor<caf::reacts_to<commit_atom, intake_
 
 // Local messages only: never serialized.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::intake_item)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::committed_rows)

@@ -5,13 +5,11 @@
 #include <chrono>
 #include <deque>
 #include <functional>
-#include <limits>
 #include <map>
 #include <pqxx/pqxx>
 #include <unordered_map>
 
 #include "actors/atoms.hpp"
-#include "actors/inbound/body_memo.hpp"
 #include "actors/supervision/stop_and_wait.hpp"
 #include "actors/inbound/inbound_interfaces.hpp"
 #include "actors/inbound/inbound_messages.hpp"
@@ -30,10 +28,6 @@ constexpr std::size_t claim_size = 500;
 constexpr std::size_t max_in_flight = 4000;
 // Claims whose transactions are open at once, each on its own connection.
 constexpr std::size_t max_open_claims = 8;
-// Bodies the intake hands over after commit, kept for the claims (body_memo): about two
-// claims' worth of typical 1-2 KiB deliveries.
-constexpr std::size_t memo_rows = 2 * max_in_flight;
-constexpr std::size_t memo_bytes = 32u << 20;
 // A 'processing' row older than this was left by a process of an older version that died.
 constexpr std::chrono::seconds legacy_lease{60};
 // A failed row is tried this many times in all (inbox_claims::requeue_failed spaces them out).
@@ -80,7 +74,6 @@ struct dispatcher_state {
   // whenever no claim is open.
   std::int64_t after = 0;
   std::vector<std::unique_ptr<pqxx::connection>> idle;  // claim connections not in use
-  body_memo bodies{memo_rows, memo_bytes};
   bool work_queued = false;
   bool finish_queued = false;
   bool started = false;
@@ -347,12 +340,11 @@ bool claim_batch(self_ptr self) {
   std::vector<infra::claimed_event> rows;
   std::unique_ptr<pqxx::connection> conn;
   std::unique_ptr<pqxx::work> tx;
-  const auto limit = std::min(claim_size, max_in_flight - st.in_flight.size());
-  const auto after = st.after;
   try {
     conn = claim_connection(st);
     tx = std::make_unique<pqxx::work>(*conn);
-    rows = infra::inbox_claims::claim(*tx, limit, after, st.bodies.held_above(after, limit));
+    rows = infra::inbox_claims::claim(*tx, std::min(claim_size, max_in_flight - st.in_flight.size()),
+                                      st.after);
     if (rows.empty()) {
       tx->commit();
       tx.reset();
@@ -362,17 +354,6 @@ bool claim_batch(self_ptr self) {
     infra::log_warn("inbox_claim_failed", {{"error", e.what()}});
     return false;
   }
-  std::vector<std::int64_t> ids;
-  ids.reserve(rows.size());
-  for (auto& ev : rows) {
-    ids.push_back(ev.id);
-    auto held = st.bodies.take(ev.id);
-    if (ev.body_omitted && held) {
-      ev.body = std::move(*held);
-      ev.body_omitted = false;
-    }
-  }
-  st.bodies.claimed(after, ids, limit);
   if (rows.empty()) {
     return false;
   }
@@ -393,12 +374,6 @@ bool claim_batch(self_ptr self) {
       // Still being processed under an earlier claim whose connection broke (so PostgreSQL let
       // go of the row): left to that round.
       put_back(ev.id, "still in progress");
-      continue;
-    }
-    if (ev.body_omitted) {
-      // Named as held, yet not found: cannot happen (the memo changes only in this actor's
-      // turns), but a row is never processed without its body; the next claim reads it.
-      put_back(ev.id, "body not at hand; claimed again");
       continue;
     }
     st.claim_of[ev.id] = claim_id;
@@ -492,18 +467,9 @@ inbox_dispatcher_actor::behavior_type dispatcher(self_ptr self, inbox_dispatcher
   queue_work(self);
   self->delayed_send(self, std::chrono::seconds(1), tick_atom::value);
   return {
-      [=](wake_atom, committed_rows& rows) {
+      [=](wake_atom, std::int64_t first_id) {
         auto& s = self->state;
-        std::int64_t first_id = std::numeric_limits<std::int64_t>::max();
-        for (std::size_t i = 0; i < rows.ids.size(); ++i) {
-          first_id = std::min(first_id, rows.ids[i]);
-          if (s.claim_of.count(rows.ids[i]) == 0) {  // not claimed already (read from the table)
-            s.bodies.keep(rows.ids[i], std::move(rows.bodies[i]));
-          }
-        }
-        if (!rows.ids.empty()) {
-          s.after = std::min(s.after, std::max<std::int64_t>(first_id - 1, 0));
-        }
+        s.after = std::min(s.after, std::max<std::int64_t>(first_id - 1, 0));
         queue_work(self);
       },
       // Every second, busy or not: rows another process committed, rows now routable, rows

@@ -202,18 +202,9 @@ void flush(writer_state& st) {
   for (std::size_t i = 0; i < n; ++i) {
     st.table->settle(st.slot, items[i].ticket, intake_outcome{true, i < ids.size() ? ids[i] : 0});
   }
-  if (st.settings.wake && ids.size() == n) {
-    committed_rows rows;
-    for (std::size_t i = 0; i < n; ++i) {
-      if (items[i].status == "pending") {
-        rows.ids.push_back(ids[i]);
-        rows.bodies.push_back(std::move(items[i].body));
-      }
-    }
-    if (!rows.ids.empty()) {
-      caf::anon_send(caf::actor_cast<inbox_dispatcher_actor>(st.settings.wake), wake_atom::value,
-                     std::move(rows));
-    }
+  if (st.settings.wake && !ids.empty()) {
+    caf::anon_send(caf::actor_cast<inbox_dispatcher_actor>(st.settings.wake), wake_atom::value,
+                   *std::min_element(ids.begin(), ids.end()));
   }
 }
 

@@ -33,21 +33,14 @@ struct intake_item {
   std::string error;   // the rejection reason, empty otherwise
 };
 
-// What a writer committed as pending, with the bodies: the dispatcher keeps them (body_memo) so
-// that its claim need not read them back.
-struct committed_rows {
-  std::vector<std::int64_t> ids;
-  std::vector<std::string> bodies;
-};
-
 struct intake_settings {
   std::string database_url;
   std::uint32_t writers = 2;
   std::uint32_t batch_max = 1000;
   std::shared_ptr<infra::metrics> metrics;
   std::shared_ptr<intake_listener> listener;
-  // Told `(wake_atom, committed_rows)` after each commit of pending rows: the inbox dispatcher
-  // (untyped here to keep this header light).
+  // Told `(wake_atom, first id)` after each commit: the inbox dispatcher (untyped here to keep
+  // this header light).
   caf::actor wake;
 };
 

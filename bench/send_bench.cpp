@@ -1,8 +1,9 @@
 // Agents' sends end to end (issue 13 targets): wachatd sending through the Cloud API path into
 // a local fake Graph API (tests/support/fake_graph, answering as Meta documents), driven over
 // real sockets by `--clients` keep-alive HTTP clients. It starts the fake and its own wachatd on
-// a fresh database of WACHAT_TEST_DATABASE_URL, gives one site `--rate` messages_per_second,
-// makes `--conversations` customers write in, then sends `--sends` texts spread over them and
+// a fresh database of WACHAT_TEST_DATABASE_URL, gives each of `--sites` sites (each its own
+// phone number) `--rate` messages_per_second, makes `--conversations` customers write in (spread
+// over the sites), then sends `--sends` texts spread over them and
 // waits until the fake has them all. One JSON line: sends/s (first request to last send at the
 // fake), the send API's latency, how the API answered, duplicates at the fake, the most sends
 // in any one second at the fake, whether each conversation's sends arrived in order, and
@@ -28,7 +29,12 @@ namespace {
 using nlohmann::json;
 using clock_type = std::chrono::steady_clock;
 
-const std::string phone_id = "106540352242922";
+// Site i is "bench<i>" with phone number id phone_base + i. Meta allows a phone number at most
+// 1,000 messages/s (META.md "Limits"), and the site actor paces each number below that: a
+// throughput above it needs several numbers, as a busy deployment has.
+constexpr std::uint64_t phone_base = 106540352242000ULL;
+std::string phone_of(std::uint64_t site) { return std::to_string(phone_base + site); }
+std::string site_of(std::uint64_t site) { return "bench" + std::to_string(site); }
 const std::string token = "EAABbenchToken0123456789abcd";
 
 double cpu_seconds_of(pid_t pid) {
@@ -47,10 +53,10 @@ double cpu_seconds_of(pid_t pid) {
 }
 
 int run(int argc, char** argv) {
-  wachat::bench::cli_args args{argc, argv, {"sends", "conversations", "rate", "clients", "wait-ms", "label"}};
+  wachat::bench::cli_args args{argc, argv, {"sends", "conversations", "rate", "clients", "wait-ms", "label", "sites"}};
   if (args.help()) {
     std::cout << "wachat_send_bench [--sends N] [--conversations C] [--rate R] [--clients K] [--wait-ms W]"
-                 " [--label L]\n";
+                 " [--sites S] [--label L]\n";
     return 0;
   }
   const auto sends = args.number("sends", 10000, 1, 10'000'000);
@@ -58,21 +64,26 @@ int run(int argc, char** argv) {
   const auto rate = args.number("rate", 1000, 1, 1000);
   const auto clients = args.number("clients", 8, 1, 256);
   const auto wait_ms = args.number("wait-ms", 10000, 0, 600000);
+  const auto sites = args.number("sites", 1, 1, 100);
 
   wachat::test::fake_graph graph;
   graph.add_token(token);
-  graph.add_phone(phone_id, "+1 555-0100", "Bench");
+  for (std::uint64_t s = 0; s < sites; ++s) {
+    graph.add_phone(phone_of(s), "+1 555-01" + std::to_string(10 + s), "Bench " + std::to_string(s));
+  }
   wachat::test::wachat_fixture f{{{"WACHAT_GRAPH_BASE_URL", graph.base_url()},
                                   {"WACHAT_SEND_WAIT_MS", std::to_string(wait_ms)}}};
-  f.call_json("POST", "/api/sites", {{"id", "bench"}}, 201);
-  f.call_json("PUT", "/api/sites/bench/whatsapp/settings",
-              {{"phone_number_id", phone_id}, {"access_token", token}, {"messages_per_second", rate},
-               {"read_receipts", "off"}});
+  for (std::uint64_t s = 0; s < sites; ++s) {
+    f.call_json("POST", "/api/sites", {{"id", site_of(s)}}, 201);
+    f.call_json("PUT", "/api/sites/" + site_of(s) + "/whatsapp/settings",
+                {{"phone_number_id", phone_of(s)}, {"access_token", token}, {"messages_per_second", rate},
+                 {"read_receipts", "off"}});
+  }
   // The customers write first: each conversation's window is open.
   const auto now = static_cast<std::int64_t>(std::time(nullptr));
   for (std::uint64_t c = 0; c < conversations; ++c) {
     auto from = std::to_string(16500000000ULL + c);
-    if (f.post_webhook(wachat::test::text_webhook(phone_id, from, "wamid.B" + from, now - 60, "hi")).status != 200) {
+    if (f.post_webhook(wachat::test::text_webhook(phone_of(c % sites), from, "wamid.B" + from, now - 60, "hi")).status != 200) {
       throw std::runtime_error("a customer's webhook was refused");
     }
   }
@@ -80,12 +91,15 @@ int run(int argc, char** argv) {
   auto deadline = clock_type::now() + std::chrono::seconds(120);
   while (ids.size() < conversations && clock_type::now() < deadline) {
     ids.clear();
-    std::string cursor;
-    do {
-      auto page = f.call_json("GET", "/api/sites/bench/conversations?limit=200" + (cursor.empty() ? "" : "&cursor=" + cursor));
-      for (const auto& c : page["conversations"]) ids.push_back(c["id"].get<std::string>());
-      cursor = page["next_cursor"].is_string() ? page["next_cursor"].get<std::string>() : "";
-    } while (!cursor.empty());
+    for (std::uint64_t s = 0; s < sites; ++s) {
+      std::string cursor;
+      do {
+        auto page = f.call_json("GET", "/api/sites/" + site_of(s) + "/conversations?limit=200" +
+                                           (cursor.empty() ? "" : "&cursor=" + cursor));
+        for (const auto& c : page["conversations"]) ids.push_back(c["id"].get<std::string>());
+        cursor = page["next_cursor"].is_string() ? page["next_cursor"].get<std::string>() : "";
+      } while (!cursor.empty());
+    }
     if (ids.size() < conversations) std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
   if (ids.size() < conversations) throw std::runtime_error("the customers' conversations did not all appear");
@@ -110,7 +124,7 @@ int run(int argc, char** argv) {
                     {"type", "text"}, {"text", {{"body", "direct " + std::to_string(i)}}},
                     {"biz_opaque_callback_data", std::to_string(i)}};
           auto t = clock_type::now();
-          client.request("POST", "/" + graph.version() + "/" + phone_id + "/messages", body.dump(),
+          client.request("POST", "/" + graph.version() + "/" + phone_of(i % sites) + "/messages", body.dump(),
                          {{"Authorization", "Bearer " + token}, {"Content-Type", "application/json"}});
           mine.push_back(static_cast<std::uint32_t>(
               std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - t).count()));
@@ -154,7 +168,7 @@ int run(int argc, char** argv) {
   }
   for (auto& t : threads) t.join();
   const auto accepted = clock_type::now();
-  deadline = accepted + std::chrono::seconds(30) + std::chrono::seconds(sends / rate);
+  deadline = accepted + std::chrono::seconds(30) + std::chrono::seconds(sends / (rate * sites));
   while (graph.sent_messages().size() < sends && clock_type::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
@@ -182,6 +196,7 @@ int run(int argc, char** argv) {
            {"sends", sends},
            {"conversations", conversations},
            {"rate_setting", rate},
+           {"sites", sites},
            {"clients", clients},
            {"delivered", sent.size()},
            {"duplicates", sent.size() - distinct.size()},

@@ -3,7 +3,10 @@
 // by Meta's id. The real wachatd, PostgreSQL and a fake Graph API reading the multipart upload.
 #include <catch2/catch.hpp>
 
+#include <atomic>
+#include <ctime>
 #include <random>
+#include <thread>
 
 #include "support/fake_graph.hpp"
 #include "support/pg_control.hpp"
@@ -135,4 +138,37 @@ TEST_CASE("uploads and sends by media_id refuse what WhatsApp would not take, an
             .status == 404);
   CHECK(s.graph.uploads().empty());
   CHECK(s.graph.sent_messages().empty());
+}
+
+TEST_CASE("while an agent's file is on its way to Meta, other conversations' texts go out") {
+  test::whatsapp_site s;
+  // A second customer writes in: a conversation of its own.
+  auto ts = static_cast<std::int64_t>(std::time(nullptr)) - 30;
+  REQUIRE(s.f->post_webhook(test::text_webhook(test::phone_id, "16505550042", "wamid.IN2", ts, "me too")).status == 200);
+  std::string other;
+  REQUIRE(test::eventually([&] {
+    other = s.scalar("SELECT coalesce(max(id)::text, '') FROM mod_chat_conversations WHERE id <> " + s.conversation);
+    return !other.empty();
+  }));
+  auto up = upload(s, bytes_of(50 * 1024, 4), "application/pdf", "?filename=slow.pdf");
+  REQUIRE(up.status == 201);
+  // Meta takes 3 s to take the file.
+  s.graph.script("POST", "*/media", test::scripted_response::delayed(std::chrono::milliseconds(3000)));
+  std::atomic<int> file_status{0};
+  std::thread file_send{[&] {
+    file_status = s.send(agent({{"type", "document"}, {"media_id", json::parse(up.body)["media"]["id"]}})).status;
+  }};
+  REQUIRE(test::eventually([&] { return !s.graph.calls_matching("POST", "*/media").empty(); }));
+  auto started = std::chrono::steady_clock::now();
+  auto text = s.f->call("POST", "/api/conversations/" + other + "/messages",
+                        agent({{"type", "text"}, {"text", "on its way"}}).dump());
+  auto waited = std::chrono::steady_clock::now() - started;
+  file_send.join();
+  CHECK(text.status == 201);
+  CHECK(waited < std::chrono::milliseconds(1500));  // not behind the 3 s upload
+  CHECK(file_status == 201);
+  auto sent = s.graph.sent_messages();
+  REQUIRE(sent.size() == 2);
+  CHECK(sent[0]["text"]["body"] == "on its way");
+  CHECK(sent[1]["document"]["filename"] == "slow.pdf");
 }

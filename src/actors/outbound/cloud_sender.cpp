@@ -228,6 +228,10 @@ void enqueue_batch(worker_ptr self) {
   }
 }
 
+void uploaded(worker_ptr self, const attempt_job& job, upload_outcome& o);
+void post_to_graph(worker_ptr self, const attempt_job& job, int attempt, const std::string& site, std::string body,
+                   caf::typed_response_promise<attempt_result> answer);
+
 // Sends a claimed attempt's body to Meta; the answer comes back as answer_atom.
 void call_graph(worker_ptr self, const attempt_job& job, infra::send_attempt& claim,
                 caf::typed_response_promise<attempt_result> answer) {
@@ -243,30 +247,54 @@ void call_graph(worker_ptr self, const attempt_job& job, infra::send_attempt& cl
     return;
   }
   if (claim.body.find(domain::upload_marker) != std::string::npos) {
-    auto resolved = with_db(self->state, "resolve_upload", [&](pqxx::connection_base& c) {
-      return resolve_upload(c, *self->state.blobs, *self->state.graph, job.phone_number_id, job.access_token,
-                            claim.body);
-    });
-    if (!resolved) {
-      answer.deliver(std::move(r));  // unavailable
-      return;
-    }
-    if (auto* e = std::get_if<domain::graph_error>(&*resolved)) {
-      // The upload failed: the message itself never left.
-      r.what = attempt_result::kind::failed;
-      r.error = *e;
-      r.request_sent = false;
-      answer.deliver(std::move(r));
-      return;
-    }
-    claim.body = std::get<std::string>(std::move(*resolved));
+    // The file goes to Meta first, on a helper's thread: this worker goes on with the other
+    // sends meanwhile. The promise waits with the calls (answered should this worker die).
+    self->state.calls[job.message_id] = {claim.attempt, claim.site_id, std::move(answer)};
+    auto helper = spawn_upload_helper(self->home_system(), self->state.url, self->state.blobs, self->state.graph);
+    self->request(helper, caf::infinite, upload_atom::value,
+                  upload_job{job.phone_number_id, job.access_token, std::move(claim.body)})
+        .then([=](upload_outcome& o) { uploaded(self, job, o); },
+              [=](caf::error&) {
+                upload_outcome lost;
+                uploaded(self, job, lost);
+              });
+    return;
   }
-  self->state.calls[job.message_id] = {claim.attempt, claim.site_id, std::move(answer)};
+  post_to_graph(self, job, claim.attempt, claim.site_id, std::move(claim.body), std::move(answer));
+}
+
+// The upload of a send's file ended: the send goes to Meta, or fails without having left.
+void uploaded(worker_ptr self, const attempt_job& job, upload_outcome& o) {
+  auto it = self->state.calls.find(job.message_id);
+  if (it == self->state.calls.end()) {
+    return;
+  }
+  auto call = std::move(it->second);
+  self->state.calls.erase(it);
+  attempt_result r;
+  r.attempt = call.attempt;
+  if (!o.reached) {
+    call.answer.deliver(std::move(r));  // unavailable: tried again later
+    return;
+  }
+  if (o.error) {
+    r.what = attempt_result::kind::failed;
+    r.error = std::move(o.error);
+    r.request_sent = false;
+    call.answer.deliver(std::move(r));
+    return;
+  }
+  post_to_graph(self, job, call.attempt, call.site, std::move(o.body), std::move(call.answer));
+}
+
+void post_to_graph(worker_ptr self, const attempt_job& job, int attempt, const std::string& site, std::string body,
+                   caf::typed_response_promise<attempt_result> answer) {
+  self->state.calls[job.message_id] = {attempt, site, std::move(answer)};
   infra::graph_request req;
   req.method = infra::graph_method::post;
   req.path = "/" + job.phone_number_id + "/messages";
   req.access_token = job.access_token;
-  req.body = std::move(claim.body);
+  req.body = std::move(body);
   auto me = caf::actor_cast<caf::actor>(self);
   const auto id = job.message_id;
   self->state.graph->request(std::move(req), [me, id](infra::graph_response res) {

@@ -1,10 +1,14 @@
 #include "actors/outbound/upload_resolver.hpp"
 
+#include <caf/all.hpp>
 #include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
 
 #include "domain/outbound.hpp"
 #include "infra/blob_store.hpp"
+#include "infra/cached_statement.hpp"
 #include "infra/graph_client.hpp"
+#include "infra/log.hpp"
 #include "infra/uploads.hpp"
 
 namespace wachat::actors {
@@ -76,6 +80,38 @@ std::variant<std::string, domain::graph_error> resolve_upload(pqxx::connection_b
   b[kind]["id"] = meta_id;
   b.erase(domain::upload_marker);
   return b.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+namespace {
+
+upload_helper_actor::behavior_type upload_helper(upload_helper_actor::pointer self, std::string url,
+                                                 infra::blob_store* blobs, infra::graph_client* graph) {
+  return {
+      [=](upload_atom, const upload_job& job) {
+        upload_outcome out;
+        try {
+          auto conn = infra::connect_for_probes(url);
+          auto resolved = resolve_upload(*conn, *blobs, *graph, job.phone_number_id, job.token, job.body);
+          out.reached = true;
+          if (auto* e = std::get_if<domain::graph_error>(&resolved)) {
+            out.error = *e;
+          } else {
+            out.body = std::get<std::string>(std::move(resolved));
+          }
+        } catch (const std::exception& e) {
+          infra::log_warn("upload_failed", {{"error", e.what()}});  // tried again later
+        }
+        self->quit();
+        return out;
+      },
+  };
+}
+
+}  // namespace
+
+upload_helper_actor spawn_upload_helper(caf::actor_system& sys, std::string database_url, infra::blob_store* blobs,
+                                        infra::graph_client* graph) {
+  return sys.spawn<caf::detached>(upload_helper, std::move(database_url), blobs, graph);
 }
 
 }  // namespace wachat::actors

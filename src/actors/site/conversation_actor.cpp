@@ -55,6 +55,38 @@ void answer(self_ptr self, std::int64_t id, send_reply r) {
 
 void pump(self_ptr self);
 
+// Files the request of a send until its outcome, or until send_wait has passed (then `queued`).
+void add_waiter(self_ptr self, std::int64_t id, caf::typed_response_promise<send_reply> rp, std::string message) {
+  auto& st = self->state;
+  st.waiting[id] = send_waiter{std::move(rp), std::move(message), std::chrono::steady_clock::now() + st.send_wait};
+  if (!st.wait_check_pending) {
+    st.wait_check_pending = true;
+    self->delayed_send(self, st.send_wait, wait_atom::value, id);
+  }
+}
+
+// Answers `queued` to every request whose wait has ended; the next turn is for the earliest left.
+void end_waits(self_ptr self) {
+  auto& st = self->state;
+  st.wait_check_pending = false;
+  const auto now = std::chrono::steady_clock::now();
+  std::optional<std::chrono::steady_clock::time_point> next;
+  for (auto it = st.waiting.begin(); it != st.waiting.end();) {
+    if (it->second.deadline <= now) {
+      it->second.answer.deliver(reply(send_reply::kind::queued, it->second.message));
+      it = st.waiting.erase(it);
+      continue;
+    }
+    next = next ? std::min(*next, it->second.deadline) : it->second.deadline;
+    ++it;
+  }
+  if (next) {
+    st.wait_check_pending = true;
+    auto in = std::chrono::duration_cast<std::chrono::microseconds>(*next - now) + std::chrono::microseconds(1);
+    self->delayed_send(self, in, wait_atom::value, std::int64_t{0});
+  }
+}
+
 // deliver() returns a value, which response handlers must not.
 void give(caf::typed_response_promise<send_reply>& rp, send_reply r) { rp.deliver(std::move(r)); }
 
@@ -224,8 +256,7 @@ void commit_send(self_ptr self, outbound_send s, caf::typed_response_promise<sen
                                         : reply(send_reply::kind::idempotency_conflict));
               }
             }
-            self->state.waiting[e.message_id] = send_waiter{rp, e.message};
-            self->delayed_send(self, self->state.send_wait, wait_atom::value, e.message_id);
+            add_waiter(self, e.message_id, rp, e.message);
             --self->state.in_flight;  // enqueue() counts it again as a queued send
             enqueue(self, queued_send{e.message_id, s.phone_number_id, s.access_token});
           },
@@ -305,8 +336,7 @@ void resend(self_ptr self, outbound_send s, caf::typed_response_promise<send_rep
                       if (message.empty()) {
                         return give(rp, reply(send_reply::kind::invalid_state));
                       }
-                      self->state.waiting[id] = send_waiter{rp, message};
-                      self->delayed_send(self, self->state.send_wait, wait_atom::value, id);
+                      add_waiter(self, id, rp, message);
                       enqueue(self, queued_send{id, s.phone_number_id, s.access_token});
                     },
                     [=](caf::error&) mutable {
@@ -332,6 +362,8 @@ conversation_impl::behavior_type conversation(conversation_impl::stateful_pointe
   self->state.send_doubt = links.send_doubt;
   auto writer = links.writer;
   auto changes = links.changes;
+  const auto idle = links.idle;
+  self->delayed_send(self, idle, idlecheck_atom::value);
   return {
       [=](store_atom, unit_job& job) -> caf::result<domain::unit_outcome> {
         auto rp = self->make_response_promise<domain::unit_outcome>();
@@ -432,26 +464,22 @@ conversation_impl::behavior_type conversation(conversation_impl::stateful_pointe
         ++self->state.received;
         enqueue(self, queued_send{message_id, std::move(phone_number_id), std::move(token)});
       },
-      [=](wait_atom, std::int64_t id) {
-        auto it = self->state.waiting.find(id);
-        if (it != self->state.waiting.end()) {
-          it->second.answer.deliver(reply(send_reply::kind::queued, it->second.message));
-          self->state.waiting.erase(it);
-        }
-      },
+      [=](wait_atom, std::int64_t) { end_waits(self); },
       [=](retry_atom) {
         self->state.attempting = false;
         pump(self);
       },
       [=](go_atom) { attempt(self); },
       [=](stop_atom) { self->quit(); },
-      caf::after(links.idle) >>
-          [=] {
-            if (self->state.in_flight == 0) {
-              // The site decides: units it already forwarded are in our mailbox before its stop.
-              self->send(site, idle_atom::value, key, self->id(), self->state.received);
-            }
-          },
+      [=](idlecheck_atom) {
+        auto& st = self->state;
+        if (st.in_flight == 0 && st.received == st.received_at_check) {
+          // The site decides: units it already forwarded are in our mailbox before its stop.
+          self->send(site, idle_atom::value, key, self->id(), st.received);
+        }
+        st.received_at_check = st.received;
+        self->delayed_send(self, idle, idlecheck_atom::value);
+      },
   };
 }
 

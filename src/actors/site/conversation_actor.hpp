@@ -33,6 +33,7 @@ struct queued_send {
 struct send_waiter {
   caf::typed_response_promise<send_reply> answer;
   std::string message;  // the message as enqueued (`queued`), answered if the wait ends first
+  std::chrono::steady_clock::time_point deadline;  // when it is answered `queued`
 };
 
 // The state a conversation actor owns (DESIGN.md §2): plain data, decided on by the pure rules
@@ -40,6 +41,7 @@ struct send_waiter {
 struct conversation_state {
   std::size_t in_flight = 0;   // units, changes and sends taken and not finished
   std::uint64_t received = 0;  // requests taken, so the site can tell whether its idle ask is stale
+  std::uint64_t received_at_check = 0;  // `received` at the previous idle check
   // The window's end as this actor last decided it (unix s; 0: not known). Another process may
   // have moved it further: the store keeps the greater of the two.
   std::int64_t window_expiry = 0;
@@ -48,6 +50,7 @@ struct conversation_state {
   std::deque<queued_send> sends;
   bool attempting = false;  // the front send has an attempt (or its retry timer) running
   std::unordered_map<std::int64_t, send_waiter> waiting;
+  bool wait_check_pending = false;  // a `wait` turn is scheduled for the earliest deadline
   cloud_sender_actor sender;
   site_actor site;
   std::string site_id;
@@ -72,13 +75,22 @@ void decide(conversation_state& st, unit_job& job, std::int64_t now);
 // too (domain::decide_send: idempotency, recipient, window) and committed with its outbox
 // entry; its attempts then run one at a time, in message order, beside the turns, retried or
 // given up by domain::decide_failed_attempt.
-// Its own turns, which others never send: a send's wait ended (`wait`, the message id), the
-// front send may be tried again (`retry`), its slot in the number's send rate has come (`go`).
+// Its own turns, which others never send: a send's wait may have ended (`wait`: the waiting
+// requests whose deadline passed are answered `queued`; one such turn is scheduled at a time,
+// for the earliest deadline, not one per send), the
+// front send may be tried again (`retry`), its slot in the number's send rate has come (`go`),
+// time to see whether it has been idle (`idlecheck`, every `idle`: with nothing in flight and
+// no request since the previous check, it asks the site to retire it, so an idle actor goes
+// between one and two `idle` periods after its last request). Not a receive timeout
+// (`caf::after`): CAF 0.17 re-arms that after every message, a push to the clock thread and a
+// wake-up of it each time, about 40 us of CPU per agent's send (bench/RESULTS.md).
 using wait_atom = caf::atom_constant<caf::atom("wait")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
 using go_atom = caf::atom_constant<caf::atom("go")>;  // the front send's slot has come
-using conversation_impl = conversation_actor::extend<caf::reacts_to<wait_atom, std::int64_t>,
-                                                     caf::reacts_to<retry_atom>, caf::reacts_to<go_atom>>;
+using idlecheck_atom = caf::atom_constant<caf::atom("idlecheck")>;
+using conversation_impl =
+    conversation_actor::extend<caf::reacts_to<wait_atom, std::int64_t>, caf::reacts_to<retry_atom>,
+                               caf::reacts_to<go_atom>, caf::reacts_to<idlecheck_atom>>;
 
 conversation_impl::behavior_type conversation(conversation_impl::stateful_pointer<conversation_state> self,
                                               conversation_links links, site_actor site, std::string key);

@@ -147,8 +147,9 @@ pg_stats_report() {
               FROM pg_stat_statements ORDER BY total_exec_time + total_plan_time DESC LIMIT 15"
 }
 reset_data() {
+  # CASCADE: tables added since (media jobs, CRM links, conversation jobs) refer to these.
   psql_bench "TRUNCATE wa_webhook_events, wa_events, wa_message_statuses, mod_chat_messages, wa_outbox,
-              mod_chat_conversations, mod_chat_visitors, mod_chat_notifications RESTART IDENTITY"
+              mod_chat_conversations, mod_chat_visitors, mod_chat_notifications RESTART IDENTITY CASCADE"
   psql_bench "CHECKPOINT"
 }
 # measure_begin / measure_end NAME LOADGEN_CPU_S TOOL_CPU_S: CPU seconds of wachatd (since its

@@ -84,7 +84,7 @@ const std::map<std::string, setting_doc>& known_settings() {
       {"WACHAT_INBOUND_WRITERS",
        {"WACHAT_INBOUND_WRITERS", "database connections storing inbound messages", "2"}},
       {"WACHAT_CONVERSATION_IDLE_MS",
-       {"WACHAT_CONVERSATION_IDLE_MS", "an idle conversation actor stops after this", "60000"}},
+       {"WACHAT_CONVERSATION_IDLE_MS", "an idle conversation actor stops between this and twice this after its last request", "60000"}},
       {"WACHAT_INBOX_LEASE_MS",
        {"WACHAT_INBOX_LEASE_MS",
         "inbox rows claimed but not finished within this are given back and done again", "60000"}},

@@ -55,6 +55,16 @@ void answer(self_ptr self, std::int64_t id, send_reply r) {
 
 void pump(self_ptr self);
 
+// Counts a request; an actor that asked to be retired (and was not) checks for idleness again.
+void took_request(self_ptr self) {
+  auto& st = self->state;
+  ++st.received;
+  if (st.idle_asked) {
+    st.idle_asked = false;
+    self->delayed_send(self, st.idle, idlecheck_atom::value);
+  }
+}
+
 // Files the request of a send until its outcome, or until send_wait has passed (then `queued`).
 void add_waiter(self_ptr self, std::int64_t id, caf::typed_response_promise<send_reply> rp, std::string message) {
   auto& st = self->state;
@@ -362,13 +372,13 @@ conversation_impl::behavior_type conversation(conversation_impl::stateful_pointe
   self->state.send_doubt = links.send_doubt;
   auto writer = links.writer;
   auto changes = links.changes;
-  const auto idle = links.idle;
-  self->delayed_send(self, idle, idlecheck_atom::value);
+  self->state.idle = links.idle;
+  self->delayed_send(self, links.idle, idlecheck_atom::value);
   return {
       [=](store_atom, unit_job& job) -> caf::result<domain::unit_outcome> {
         auto rp = self->make_response_promise<domain::unit_outcome>();
         ++self->state.in_flight;
-        ++self->state.received;
+        took_request(self);
         decide(self->state, job, unix_now());
         auto context = job.context;
         auto unit = job.unit;
@@ -397,7 +407,7 @@ conversation_impl::behavior_type conversation(conversation_impl::stateful_pointe
       [=](patch_atom, infra::conversation_change& change) -> caf::result<conversation_reply> {
         auto rp = self->make_response_promise<conversation_reply>();
         ++self->state.in_flight;
-        ++self->state.received;
+        took_request(self);
         auto receipt_number = change.receipt_phone_number_id;
         auto receipt_token = change.receipt_token;
         auto typing = change.typing;
@@ -424,7 +434,7 @@ conversation_impl::behavior_type conversation(conversation_impl::stateful_pointe
       [=](send_atom, outbound_send& s) -> caf::result<send_reply> {
         auto rp = self->make_response_promise<send_reply>();
         ++self->state.in_flight;
-        ++self->state.received;
+        took_request(self);
         if (s.resend_message_id != 0) {
           resend(self, std::move(s), rp);
           return rp;
@@ -461,7 +471,7 @@ conversation_impl::behavior_type conversation(conversation_impl::stateful_pointe
         return rp;
       },
       [=](resume_atom, std::int64_t message_id, std::string& phone_number_id, std::string& token) {
-        ++self->state.received;
+        took_request(self);
         enqueue(self, queued_send{message_id, std::move(phone_number_id), std::move(token)});
       },
       [=](wait_atom, std::int64_t) { end_waits(self); },
@@ -474,11 +484,15 @@ conversation_impl::behavior_type conversation(conversation_impl::stateful_pointe
       [=](idlecheck_atom) {
         auto& st = self->state;
         if (st.in_flight == 0 && st.received == st.received_at_check) {
-          // The site decides: units it already forwarded are in our mailbox before its stop.
+          // The site decides: units it already forwarded are in our mailbox before its stop. No
+          // next check is scheduled: a pending one would keep a retired actor's memory until it
+          // fired. If the site declines, a request is on its way, and took_request() resumes.
+          st.idle_asked = true;
           self->send(site, idle_atom::value, key, self->id(), st.received);
+          return;
         }
         st.received_at_check = st.received;
-        self->delayed_send(self, idle, idlecheck_atom::value);
+        self->delayed_send(self, st.idle, idlecheck_atom::value);
       },
   };
 }

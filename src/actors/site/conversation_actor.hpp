@@ -42,6 +42,8 @@ struct conversation_state {
   std::size_t in_flight = 0;   // units, changes and sends taken and not finished
   std::uint64_t received = 0;  // requests taken, so the site can tell whether its idle ask is stale
   std::uint64_t received_at_check = 0;  // `received` at the previous idle check
+  bool idle_asked = false;              // asked the site to retire it; no check is scheduled
+  std::chrono::milliseconds idle{60000};  // WACHAT_CONVERSATION_IDLE_MS
   // The window's end as this actor last decided it (unix s; 0: not known). Another process may
   // have moved it further: the store keeps the greater of the two.
   std::int64_t window_expiry = 0;

@@ -159,7 +159,8 @@ int main(int argc, char** argv) {
   if (auto* why = std::get_if<std::string>(&graph_or_error)) {
     die("graph API client: " + *why);
   }
-  auto graph = std::move(std::get<std::unique_ptr<infra::graph_client>>(graph_or_error));
+  // Shared: an upload helper may hold it past the senders' stop (graph->stop() ends its call).
+  std::shared_ptr<infra::graph_client> graph = std::move(std::get<std::unique_ptr<infra::graph_client>>(graph_or_error));
 
   // Media downloads get a client of their own: a slow 100 MB document never queues behind, or
   // ahead of, an agent's send.
@@ -202,7 +203,7 @@ int main(int argc, char** argv) {
   // it in one statement per step, so fewer workers make larger batches (bench/RESULTS.md: one
   // sent 1.1 × what two did and 1.25 × what four did, with 15 % less CPU per send than two). An
   // upload of an agent's file to Meta runs on a helper's thread, not the worker's.
-  auto senders = actors::spawn_cloud_senders(sys, cfg.database_url, 1, graph.get(), blobs.get(), metrics);
+  auto senders = actors::spawn_cloud_senders(sys, cfg.database_url, 1, graph, blobs, metrics);
   actors::site_directory_settings dir_settings;
   dir_settings.database_url = cfg.database_url;
   dir_settings.cfg = &cfg;
@@ -240,7 +241,6 @@ int main(int argc, char** argv) {
   wh.app_secret = cfg.app_secret;
   wh.verify_token = cfg.verify_token;
   wh.max_bytes = cfg.webhook_max_bytes;
-  wh.commit_timeout = std::chrono::milliseconds(cfg.commit_timeout_ms);
   // Site verify tokens are the site directory's to know (off the HTTP threads).
   wh.site_verify_token_lookup = [&sites](std::string token, std::function<void(bool)> done) {
     sites.knows_verify_token(token, std::move(done));
@@ -335,6 +335,7 @@ int main(int argc, char** argv) {
   media_graph.reset();
   gateway.shutdown();
   events.stop();
+  graph->stop();
   graph.reset();
   ioc.stop();
   for (auto& t : threads) {

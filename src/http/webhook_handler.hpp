@@ -19,7 +19,6 @@ struct webhook_settings {
   std::optional<std::string> app_secret;
   std::optional<std::string> verify_token;
   std::size_t max_bytes = 4194304;
-  std::chrono::milliseconds commit_timeout{5000};
   // Site verify tokens (API.md §3.2) are looked up (off the HTTP thread) when the env token does
   // not match; `done` may run on any thread.
   std::function<void(std::string token, std::function<void(bool known)> done)>

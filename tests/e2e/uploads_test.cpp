@@ -172,3 +172,44 @@ TEST_CASE("while an agent's file is on its way to Meta, other conversations' tex
   CHECK(sent[0]["text"]["body"] == "on its way");
   CHECK(sent[1]["document"]["filename"] == "slow.pdf");
 }
+
+TEST_CASE("one file sent to many customers at once is uploaded to Meta by at most two uploads at a time") {
+  test::whatsapp_site s;
+  auto ts = static_cast<std::int64_t>(std::time(nullptr)) - 30;
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(s.f->post_webhook(test::text_webhook(test::phone_id, "1650555010" + std::to_string(i),
+                                                 "wamid.MANY" + std::to_string(i), ts, "hello"))
+                .status == 200);
+  }
+  std::vector<std::string> conversations;
+  REQUIRE(test::eventually([&] {
+    auto n = s.scalar("SELECT count(*) FROM mod_chat_conversations");
+    return n == "4";
+  }));
+  for (int i = 1; i <= 4; ++i) {
+    conversations.push_back(s.scalar("SELECT id FROM mod_chat_conversations ORDER BY id OFFSET " + std::to_string(i - 1) + " LIMIT 1"));
+  }
+  auto up = upload(s, bytes_of(40 * 1024, 5), "application/pdf", "?filename=brochure.pdf");
+  REQUIRE(up.status == 201);
+  auto id = json::parse(up.body)["media"]["id"];
+  // Meta takes a second per upload: without a bound every send would upload the file at once.
+  s.graph.script("POST", "*/media", test::scripted_response::delayed(std::chrono::milliseconds(1000)), 4);
+  std::vector<std::thread> agents;
+  std::vector<int> statuses(conversations.size());
+  for (std::size_t i = 0; i < conversations.size(); ++i) {
+    agents.emplace_back([&, i] {
+      statuses[i] = s.f->call("POST", "/api/conversations/" + conversations[i] + "/messages",
+                              agent({{"type", "document"}, {"media_id", id}}).dump())
+                        .status;
+    });
+  }
+  for (auto& t : agents) t.join();
+  CHECK(statuses == std::vector<int>(conversations.size(), 201));
+  // Two ran at once; the two after them found Meta's id of the file and uploaded nothing.
+  CHECK(s.graph.uploads().size() == 2);
+  auto sent = s.graph.sent_messages();
+  REQUIRE(sent.size() == 4);
+  for (const auto& m : sent) {
+    CHECK(m["document"]["filename"] == "brochure.pdf");
+  }
+}

@@ -491,8 +491,8 @@ inbox_dispatcher_actor::behavior_type dispatcher(self_ptr self, inbox_dispatcher
           try {
             infra::inbox_claims claims{*c};
             if (s.requeue_routable_due) {
-              s.requeue_routable_due = false;
               claims.requeue_routable();
+              s.requeue_routable_due = false;  // only once it ran: a failure tries again next tick
             }
             claims.requeue_stale(legacy_lease);
             claims.requeue_failed(max_attempts);

@@ -3,6 +3,7 @@
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
+#include <deque>
 #include <set>
 #include <unordered_map>
 
@@ -28,8 +29,16 @@ using worker_interface =
 
 struct worker_state {
   std::string url;
-  infra::graph_client* graph = nullptr;
-  infra::blob_store* blobs = nullptr;  // agents' uploaded files
+  // Shared with the upload helpers, which may outlive this worker by one upload.
+  std::shared_ptr<infra::graph_client> graph;
+  std::shared_ptr<infra::blob_store> blobs;  // agents' uploaded files
+  // Uploads to Meta run in helpers, at most max_uploads at once; the rest wait here in order.
+  struct upload_wait {
+    attempt_job job;
+    upload_job upload;
+  };
+  std::deque<upload_wait> uploads_waiting;
+  std::size_t uploads_running = 0;
   std::unique_ptr<pqxx::connection> conn;
   struct in_flight {
     int attempt = 0;
@@ -228,7 +237,11 @@ void enqueue_batch(worker_ptr self) {
   }
 }
 
+// Uploads to Meta at once per worker (upload helpers); later ones wait in order.
+constexpr std::size_t max_uploads = 2;
+
 void uploaded(worker_ptr self, const attempt_job& job, upload_outcome& o);
+void start_uploads(worker_ptr self);
 void post_to_graph(worker_ptr self, const attempt_job& job, int attempt, const std::string& site, std::string body,
                    caf::typed_response_promise<attempt_result> answer);
 
@@ -250,21 +263,37 @@ void call_graph(worker_ptr self, const attempt_job& job, infra::send_attempt& cl
     // The file goes to Meta first, on a helper's thread: this worker goes on with the other
     // sends meanwhile. The promise waits with the calls (answered should this worker die).
     self->state.calls[job.message_id] = {claim.attempt, claim.site_id, std::move(answer)};
-    auto helper = spawn_upload_helper(self->home_system(), self->state.url, self->state.blobs, self->state.graph);
-    self->request(helper, caf::infinite, upload_atom::value,
-                  upload_job{job.phone_number_id, job.access_token, std::move(claim.body)})
-        .then([=](upload_outcome& o) { uploaded(self, job, o); },
-              [=](caf::error&) {
-                upload_outcome lost;
-                uploaded(self, job, lost);
-              });
+    self->state.uploads_waiting.push_back({job, upload_job{job.phone_number_id, job.access_token, std::move(claim.body)}});
+    start_uploads(self);
     return;
   }
   post_to_graph(self, job, claim.attempt, claim.site_id, std::move(claim.body), std::move(answer));
 }
 
+// Starts waiting uploads while fewer than max_uploads run: each holds a file in memory twice
+// (the file and its multipart body) and a database connection, and one agent's file sent to
+// many customers would otherwise start that many at once.
+void start_uploads(worker_ptr self) {
+  auto& st = self->state;
+  while (st.uploads_running < max_uploads && !st.uploads_waiting.empty()) {
+    auto next = std::move(st.uploads_waiting.front());
+    st.uploads_waiting.pop_front();
+    ++st.uploads_running;
+    auto helper = spawn_upload_helper(self->home_system(), st.url, st.blobs, st.graph);
+    auto job = next.job;
+    self->request(helper, caf::infinite, upload_atom::value, std::move(next.upload))
+        .then([=](upload_outcome& o) { uploaded(self, job, o); },
+              [=](caf::error&) {
+                upload_outcome lost;
+                uploaded(self, job, lost);
+              });
+  }
+}
+
 // The upload of a send's file ended: the send goes to Meta, or fails without having left.
 void uploaded(worker_ptr self, const attempt_job& job, upload_outcome& o) {
+  --self->state.uploads_running;
+  start_uploads(self);
   auto it = self->state.calls.find(job.message_id);
   if (it == self->state.calls.end()) {
     return;
@@ -372,7 +401,8 @@ void answered(worker_interface::stateful_pointer<worker_state> self, std::int64_
 }
 
 worker_interface::behavior_type worker(worker_interface::stateful_pointer<worker_state> self, std::string url,
-                                       infra::graph_client* graph, infra::blob_store* blobs) {
+                                       std::shared_ptr<infra::graph_client> graph,
+                                       std::shared_ptr<infra::blob_store> blobs) {
   self->state.url = std::move(url);
   self->state.graph = graph;
   self->state.blobs = blobs;
@@ -554,8 +584,9 @@ caf::result<R> forward(pool_actor self, Ts&&... xs) {
   return caf::make_error(caf::sec::runtime_error, "no cloud sender is up");
 }
 
-pool_interface::behavior_type pool(pool_actor self, std::string url, unsigned count, infra::graph_client* graph,
-                                   infra::blob_store* blobs, std::shared_ptr<infra::metrics> m) {
+pool_interface::behavior_type pool(pool_actor self, std::string url, unsigned count,
+                                   std::shared_ptr<infra::graph_client> graph, std::shared_ptr<infra::blob_store> blobs,
+                                   std::shared_ptr<infra::metrics> m) {
   self->state.workers = supervised_workers{
       "wachat_cloud_sender", count,
       [self, url, graph, blobs](std::size_t) {
@@ -598,7 +629,8 @@ pool_interface::behavior_type pool(pool_actor self, std::string url, unsigned co
 }  // namespace
 
 cloud_sender_actor spawn_cloud_senders(caf::actor_system& sys, const std::string& database_url, unsigned workers,
-                                       infra::graph_client* graph, infra::blob_store* blobs,
+                                       std::shared_ptr<infra::graph_client> graph,
+                                       std::shared_ptr<infra::blob_store> blobs,
                                        std::shared_ptr<infra::metrics> metrics) {
   return caf::actor_cast<cloud_sender_actor>(sys.spawn(pool, database_url, workers, graph, blobs, std::move(metrics)));
 }

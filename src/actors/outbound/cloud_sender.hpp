@@ -22,7 +22,8 @@ namespace wachat::actors {
 // held fail, and their conversation actors try again: the outbox entry is in the database.
 // `blobs`: where agents' uploaded files are, which a send by media_id uploads to Meta first.
 cloud_sender_actor spawn_cloud_senders(caf::actor_system& sys, const std::string& database_url, unsigned workers,
-                                       infra::graph_client* graph, infra::blob_store* blobs,
+                                       std::shared_ptr<infra::graph_client> graph,
+                                       std::shared_ptr<infra::blob_store> blobs,
                                        std::shared_ptr<infra::metrics> metrics);
 
 }  // namespace wachat::actors

@@ -85,7 +85,8 @@ std::variant<std::string, domain::graph_error> resolve_upload(pqxx::connection_b
 namespace {
 
 upload_helper_actor::behavior_type upload_helper(upload_helper_actor::pointer self, std::string url,
-                                                 infra::blob_store* blobs, infra::graph_client* graph) {
+                                                 std::shared_ptr<infra::blob_store> blobs,
+                                                 std::shared_ptr<infra::graph_client> graph) {
   return {
       [=](upload_atom, const upload_job& job) {
         upload_outcome out;
@@ -109,9 +110,10 @@ upload_helper_actor::behavior_type upload_helper(upload_helper_actor::pointer se
 
 }  // namespace
 
-upload_helper_actor spawn_upload_helper(caf::actor_system& sys, std::string database_url, infra::blob_store* blobs,
-                                        infra::graph_client* graph) {
-  return sys.spawn<caf::detached>(upload_helper, std::move(database_url), blobs, graph);
+upload_helper_actor spawn_upload_helper(caf::actor_system& sys, std::string database_url,
+                                        std::shared_ptr<infra::blob_store> blobs,
+                                        std::shared_ptr<infra::graph_client> graph) {
+  return sys.spawn<caf::detached>(upload_helper, std::move(database_url), std::move(blobs), std::move(graph));
 }
 
 }  // namespace wachat::actors

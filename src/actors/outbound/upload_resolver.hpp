@@ -3,6 +3,7 @@
 #include <caf/fwd.hpp>
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
+#include <memory>
 #include <optional>
 #include <string>
 #include <variant>
@@ -47,8 +48,11 @@ struct upload_outcome {
 using upload_helper_actor = caf::typed_actor<caf::replies_to<upload_atom, upload_job>::with<upload_outcome>>;
 
 // A detached actor with its own database connection that answers one `upload` and quits.
-upload_helper_actor spawn_upload_helper(caf::actor_system& sys, std::string database_url, infra::blob_store* blobs,
-                                        infra::graph_client* graph);
+// It shares the store and the client: it may outlive its sender (at shutdown the client is
+// stopped, so an upload in flight ends at once with a transport error).
+upload_helper_actor spawn_upload_helper(caf::actor_system& sys, std::string database_url,
+                                        std::shared_ptr<infra::blob_store> blobs,
+                                        std::shared_ptr<infra::graph_client> graph);
 
 }  // namespace wachat::actors
 

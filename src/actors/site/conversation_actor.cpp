@@ -480,10 +480,19 @@ conversation_impl::behavior_type conversation(conversation_impl::stateful_pointe
         pump(self);
       },
       [=](go_atom) { attempt(self); },
-      [=](stop_atom) { self->quit(); },
+      [=](stop_atom) {
+        // Requests still waiting for their send's outcome get what is true now: it is queued
+        // (stored with its outbox entry), and the next process sends it. CAF 0.17 would answer
+        // nothing for a promise that dies with the actor.
+        for (auto& [id, w] : self->state.waiting) {
+          w.answer.deliver(reply(send_reply::kind::queued, w.message));
+        }
+        self->state.waiting.clear();
+        self->quit();
+      },
       [=](idlecheck_atom) {
         auto& st = self->state;
-        if (st.in_flight == 0 && st.received == st.received_at_check) {
+        if (st.in_flight == 0 && st.waiting.empty() && st.received == st.received_at_check) {
           // The site decides: units it already forwarded are in our mailbox before its stop. No
           // next check is scheduled: a pending one would keep a retired actor's memory until it
           // fired. If the site declines, a request is on its way, and took_request() resumes.

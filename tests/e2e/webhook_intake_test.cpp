@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "support/http_client.hpp"
+#include "support/wachat_fixture.hpp"
 #include "support/pg_control.hpp"
 #include "support/process.hpp"
 #include "support/test_env.hpp"
@@ -141,10 +142,13 @@ TEST_CASE("a commit that hangs past WACHAT_COMMIT_TIMEOUT_MS answers 503; the ne
   env["WACHAT_COMMIT_TIMEOUT_MS"] = "400";
   test::wachatd srv{db, env};
   REQUIRE(post_signed(srv.port(), sample_body("wamid.before.hang")).status == 200);
-  // Another session holds the inbox table: the intake's INSERT waits behind its lock.
+  REQUIRE(test::eventually([&] { return count_events(db, "status = 'unroutable'") == 1; }));
+  // Another session holds the inbox table in SHARE mode: the intake's INSERT waits behind it.
+  // (Not ACCESS EXCLUSIVE: that would also queue behind a claim the dispatcher holds open, and
+  // the dispatcher's next claim behind it, so neither would ever let go.)
   pqxx::connection locker{db};
   pqxx::work hold{locker};
-  hold.exec("LOCK TABLE wa_webhook_events IN ACCESS EXCLUSIVE MODE");
+  hold.exec("LOCK TABLE wa_webhook_events IN SHARE MODE");
   auto started = std::chrono::steady_clock::now();
   auto r = post_signed(srv.port(), sample_body("wamid.during.hang"));
   auto waited = std::chrono::steady_clock::now() - started;

@@ -105,9 +105,12 @@ void add_media_routes(router& r, api_context& api, std::shared_ptr<infra::blob_s
                     fail(bhttp::status::conflict, "invalid_state",
                          "Only a customer's media message whose media_status is 'failed' can be fetched again.");
                   }
-                  wake_media();
+                  // Read before the media workers are woken: the answer shows the message as
+                  // the retry left it (pending), not as a fast worker may already have changed it.
                   pqxx::read_transaction t{c};
                   auto m = infra::load_message(t, *message);
+                  t.commit();
+                  wake_media();
                   return json_body(bhttp::status::accepted,
                                    dump(nlohmann::json{{"message", m ? *m : nlohmann::json(nullptr)}}));
                 });

@@ -28,6 +28,21 @@ std::string error_json(const domain::graph_error& e) {
       -1, ' ', false, json::error_handler_t::replace);
 }
 
+// Meta's body for one attempt: the entry's stored request with the visitor's recipient now
+// (the phone, else the BSUID; neither: no_recipient).
+void fill_attempt_body(send_attempt& a, const char* request, std::optional<std::string> phone,
+                       std::optional<std::string> user_id) {
+  auto body = json::parse(request);
+  if (phone) {
+    body["to"] = *phone;
+  } else if (user_id) {
+    body["recipient"] = *user_id;
+  } else {
+    a.no_recipient = true;
+  }
+  a.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
 }  // namespace
 
 std::vector<send_facts> load_send_facts(pqxx::connection_base& conn, const std::vector<facts_item>& items) {
@@ -95,7 +110,7 @@ std::vector<send_enqueued> enqueue_sends(pqxx::connection_base& conn, const std:
                                          const std::vector<enqueue_item>& items) {
   std::vector<send_enqueued> out(items.size());
   // One row per send, column by column; the first column, the conversations, is what is locked.
-  pg_columns rows(17);
+  pg_columns rows(19);
   std::set<std::int64_t> seen;
   pqxx::nontransaction nt{conn};
   for (std::size_t i = 0; i < items.size(); ++i) {
@@ -144,7 +159,8 @@ std::vector<send_enqueued> enqueue_sends(pqxx::connection_base& conn, const std:
              nullable(reply_wamid), nullable(request.client_message_id), request.fingerprint, std::move(body),
              upload ? json(request.media_id) : json(nullptr), upload ? "stored" : "none",
              upload ? json(request.upload->size) : json(nullptr),
-             upload ? json(request.upload->mime_type) : json(nullptr));
+             upload ? json(request.upload->mime_type) : json(nullptr), items[i].claim_after_us.has_value(),
+             items[i].claim_after_us.value_or(0));
   }
   if (rows.empty()) {
     return out;
@@ -157,51 +173,77 @@ std::vector<send_enqueued> enqueue_sends(pqxx::connection_base& conn, const std:
   // messages, their outbox entries, the conversations' last activity and message.created under
   // the event lock (taken before any event id is drawn: every row of the join needs it). A
   // client_message_id another request stored first inserts nothing and so moves nothing.
+  // An entry to claim (enqueue_item::claim) is `sending` at once, its first attempt, when its
+  // conversation has no other entry and its row is the version this statement's snapshot sees:
+  // the locked row (FOR NO KEY UPDATE reads the newest version, after waiting) and the
+  // snapshot's have the same xmin. Otherwise a send of another process queued after the
+  // snapshot, and so invisible to NOT EXISTS, could be overtaken; that entry stays `ready`.
   static const std::string sql =
       "WITH input AS (SELECT t.conversation_id::bigint AS conversation_id, t.n::integer AS n, t.sender_id,"
       "   t.sender_name, t.content, t.content_type, t.file_url, t.file_name, t.reply_to::bigint AS reply_to,"
       "   t.reply_to_wamid, t.client_message_id, t.request_fingerprint, t.request::jsonb AS request, t.media_key,"
-      "   t.media_status, t.file_size::bigint AS file_size, t.file_mime_type"
-      "  FROM " + rows_from(1, 17) + " AS t(conversation_id, n, sender_id, sender_name, content, content_type,"
+      "   t.media_status, t.file_size::bigint AS file_size, t.file_mime_type, t.claim::boolean AS claim,"
+      "   t.claim_after_us::bigint AS claim_after_us"
+      "  FROM " + rows_from(1, 19) + " AS t(conversation_id, n, sender_id, sender_name, content, content_type,"
       "   file_url, file_name, reply_to, reply_to_wamid, client_message_id, request_fingerprint, request,"
-      "   media_key, media_status, file_size, file_mime_type)),"
+      "   media_key, media_status, file_size, file_mime_type, claim, claim_after_us)),"
       // `site_id || ''`: the site's own index is no way in (it walked every version of the
       // site's conversations); the primary key is.
       // NO KEY UPDATE, as the UPDATE below takes: other inserts' foreign-key checks go on.
-      " conv AS (SELECT id FROM mod_chat_conversations WHERE id = ANY(" + first_column_ids() + ") AND site_id || '' = $18"
-      "  ORDER BY id FOR NO KEY UPDATE),"
+      " conv AS (SELECT id, visitor_id, xmin AS locked_version FROM mod_chat_conversations"
+      "  WHERE id = ANY(" + first_column_ids() + ") AND site_id || '' = $20 ORDER BY id FOR NO KEY UPDATE),"
       " m AS (INSERT INTO mod_chat_messages (conversation_id, site_id, sender_type, sender_id, sender_name,"
       "   content, content_type, file_url, file_name, status, reply_to, reply_to_wamid, client_message_id,"
       "   request_fingerprint, created_at, media_key, media_status, file_size, file_mime_type)"
-      "  SELECT i.conversation_id, $18, 'agent', i.sender_id, i.sender_name, i.content, i.content_type,"
+      "  SELECT i.conversation_id, $20, 'agent', i.sender_id, i.sender_name, i.content, i.content_type,"
       "   i.file_url, i.file_name, 'queued', i.reply_to, i.reply_to_wamid, i.client_message_id,"
       "   i.request_fingerprint, clock_timestamp(), i.media_key, i.media_status, i.file_size, i.file_mime_type"
       "  FROM input i JOIN conv ON conv.id = i.conversation_id ORDER BY i.n"
       "  ON CONFLICT (conversation_id, client_message_id) WHERE client_message_id IS NOT NULL DO NOTHING"
       "  RETURNING *),"
-      " o AS (INSERT INTO wa_outbox (message_id, site_id, conversation_id, request)"
-      "  SELECT m.id, $18, m.conversation_id,"
-      "   jsonb_set(i.request, '{biz_opaque_callback_data}', to_jsonb(m.id::text))"
-      "  FROM m JOIN input i ON i.conversation_id = m.conversation_id),"
+      " o AS (INSERT INTO wa_outbox (message_id, site_id, conversation_id, request, state, attempts, attempt_at)"
+      "  SELECT m.id, $20, m.conversation_id,"
+      "   jsonb_set(i.request, '{biz_opaque_callback_data}', to_jsonb(m.id::text)),"
+      "   CASE WHEN k.claim THEN 'sending' ELSE 'ready' END, CASE WHEN k.claim THEN 1 ELSE 0 END,"
+      "   CASE WHEN k.claim THEN now() + i.claim_after_us * interval '1 microsecond' END"
+      "  FROM m JOIN input i ON i.conversation_id = m.conversation_id"
+      "  JOIN conv ON conv.id = m.conversation_id"
+      "  CROSS JOIN LATERAL (SELECT i.claim"
+      "   AND conv.locked_version = (SELECT s.xmin FROM mod_chat_conversations s WHERE s.id = conv.id)"
+      "   AND NOT EXISTS (SELECT 1 FROM wa_outbox e WHERE e.conversation_id = m.conversation_id"
+      "                   AND e.state <> 'failed') AS claim) k"
+      "  RETURNING conversation_id, state = 'sending' AS claimed, request::text AS request),"
       " touched AS (UPDATE mod_chat_conversations c SET last_message_at = greatest(c.last_message_at, now()),"
       "  updated_at = now() FROM m WHERE c.id = m.conversation_id AND c.id = ANY(" + first_column_ids() + ")),"
-      " locked AS MATERIALIZED (SELECT pg_advisory_xact_lock(" + events_lock_key_for("$18") + ") AS l"
+      " locked AS MATERIALIZED (SELECT pg_advisory_xact_lock(" + events_lock_key_for("$20") + ") AS l"
       "  FROM (SELECT count(*) AS n FROM m) c WHERE c.n > 0),"
       " ev AS (INSERT INTO wa_events (site_id, type, conversation_id, message_id)"
-      "  SELECT $18, 'message.created', m.conversation_id, m.id FROM locked, m ORDER BY m.id RETURNING 1)"
-      " SELECT i.n, conv.id IS NOT NULL, x.*,"
-      "  (SELECT count(*) FROM (SELECT pg_notify($19, $18) FROM (SELECT 1 FROM ev LIMIT 1) e) n)"
+      "  SELECT $20, 'message.created', m.conversation_id, m.id FROM locked, m ORDER BY m.id RETURNING 1)"
+      " SELECT i.n, conv.id IS NOT NULL, coalesce(o.claimed, false), o.request, v.whatsapp_phone,"
+      "  v.whatsapp_user_id, x.*,"
+      "  (SELECT count(*) FROM (SELECT pg_notify($21, $20) FROM (SELECT 1 FROM ev LIMIT 1) e) n)"
       " FROM input i LEFT JOIN conv ON conv.id = i.conversation_id"
+      " LEFT JOIN o ON o.conversation_id = i.conversation_id"
+      " LEFT JOIN mod_chat_visitors v ON o.claimed AND v.id = conv.visitor_id"
       " LEFT JOIN LATERAL (" + message_columns + " FROM m WHERE m.conversation_id = i.conversation_id) x ON true";
   auto r = retry_deadlocked([&] {
     return exec_columns(nt, "outbound_enqueue_batch", sql, {&rows}, {site, events_channel});
   });
   for (const auto& row : r) {
-    auto& e = out[row[0].as<std::size_t>()];
-    auto message = row.slice(2, 2 + message_column_count);
+    const auto n = row[0].as<std::size_t>();
+    auto& e = out[n];
+    auto message = row.slice(6, 6 + message_column_count);
     if (!message[0].is_null()) {
       e.message_id = message[0].as<std::int64_t>();
       e.message = dump(message_json(message));
+      if (row[2].as<bool>()) {
+        e.claim.claimed = true;
+        e.claim.attempt = 1;
+        e.claim.conversation_id = items[n].conversation_id;
+        e.claim.site_id = site;
+        fill_attempt_body(e.claim, row[3].c_str(), row[4].as<std::optional<std::string>>(),
+                          row[5].as<std::optional<std::string>>());
+      }
       continue;
     }
     if (!row[1].as<bool>()) {
@@ -220,6 +262,21 @@ std::vector<send_enqueued> enqueue_sends(pqxx::connection_base& conn, const std:
     e.message = message_text(nt, e.message_id);
   }
   return out;
+}
+
+void release_claims(pqxx::connection_base& conn, const std::vector<std::int64_t>& message_ids) {
+  if (message_ids.empty()) {
+    return;
+  }
+  pg_columns ids(1);
+  for (auto id : message_ids) {
+    ids.add(id);
+  }
+  pqxx::nontransaction w{conn};
+  exec_columns(w, "outbound_release",
+               "UPDATE wa_outbox SET state = 'ready', attempts = 0, attempt_at = NULL"
+               " WHERE message_id = ANY(" + first_column_ids() + ") AND state = 'sending' AND attempts = 1",
+               {&ids});
 }
 
 std::vector<send_attempt> begin_attempts(pqxx::connection_base& conn, const std::vector<std::int64_t>& message_ids) {
@@ -256,17 +313,8 @@ std::vector<send_attempt> begin_attempts(pqxx::connection_base& conn, const std:
       a.attempt = row[2].as<int>();
       a.conversation_id = row[3].as<std::int64_t>();
       a.site_id = row[4].as<std::string>();
-      auto body = json::parse(row[1].c_str());
-      auto phone = row[5].as<std::optional<std::string>>();
-      auto user_id = row[6].as<std::optional<std::string>>();
-      if (phone) {
-        body["to"] = *phone;
-      } else if (user_id) {
-        body["recipient"] = *user_id;
-      } else {
-        a.no_recipient = true;
-      }
-      a.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+      fill_attempt_body(a, row[1].c_str(), row[5].as<std::optional<std::string>>(),
+                        row[6].as<std::optional<std::string>>());
       break;
     }
   }

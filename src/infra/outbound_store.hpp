@@ -37,23 +37,6 @@ struct facts_item {
 };
 std::vector<send_facts> load_send_facts(pqxx::connection_base& conn, const std::vector<facts_item>& items);
 
-struct send_enqueued {
-  enum class kind { queued, duplicate, unknown_reply, not_found } what = kind::queued;
-  std::int64_t message_id = 0;
-  std::string fingerprint;  // duplicate: the earlier request's
-  std::string message;      // the message's API JSON text
-};
-// For each send, one statement for all: the message (`queued`), its outbox entry and
-// `message.created`, one result per item in their order. `reply_to` must name a message of the
-// conversation (our id or its wamid). A concurrent send with the same client_message_id makes one
-// a duplicate of it. All of one site, each conversation once (std::logic_error otherwise).
-struct enqueue_item {
-  std::int64_t conversation_id = 0;
-  const domain::outbound_request* request = nullptr;
-};
-std::vector<send_enqueued> enqueue_sends(pqxx::connection_base& conn, const std::string& site,
-                                         const std::vector<enqueue_item>& items);
-
 struct send_attempt {
   bool claimed = false;  // false: sent, given up, held by another attempt, or behind an earlier one
   std::int64_t conversation_id = 0;
@@ -62,6 +45,39 @@ struct send_attempt {
   int attempt = 0;       // 1 for the first
   bool no_recipient = false;
 };
+struct send_enqueued {
+  enum class kind { queued, duplicate, unknown_reply, not_found } what = kind::queued;
+  std::int64_t message_id = 0;
+  std::string fingerprint;  // duplicate: the earlier request's
+  std::string message;      // the message's API JSON text
+  // Queued and claimed in the same statement (enqueue_item::claim): its first attempt, as
+  // begin_attempts would have claimed it.
+  send_attempt claim;
+};
+// For each send, one statement for all: the message (`queued`), its outbox entry and
+// `message.created`, one result per item in their order. `reply_to` must name a message of the
+// conversation (our id or its wamid). A concurrent send with the same client_message_id makes one
+// a duplicate of it. All of one site, each conversation once (std::logic_error otherwise).
+struct enqueue_item {
+  std::int64_t conversation_id = 0;
+  const domain::outbound_request* request = nullptr;
+  // Set: claim the entry for its first attempt in the same statement, as begin_attempts does,
+  // when its conversation has no other entry; the attempt is this many microseconds away, and
+  // the doubt period counts from then. Never when the conversation's row changed after the
+  // statement's snapshot (another process may have queued an earlier send the snapshot misses):
+  // the entry is then `ready`, for begin_attempts' own look.
+  std::optional<std::int64_t> claim_after_us;
+};
+std::vector<send_enqueued> enqueue_sends(pqxx::connection_base& conn, const std::string& site,
+                                         const std::vector<enqueue_item>& items);
+
+// Gives back claims made by enqueue_sends whose attempt never started (the worker holding them
+// died, or their conversation never asked): `ready` again, as if never claimed, so the next
+// attempt claims them at once instead of after the doubt period. Meta was never called for them.
+// Only a first attempt still `sending` is given back: one the doubt period released, and maybe
+// another attempt claimed since, is left alone.
+void release_claims(pqxx::connection_base& conn, const std::vector<std::int64_t>& message_ids);
+
 // Claims each entry for one attempt (committed before Meta is called, so a crash leaves it
 // `sending`: in doubt), one result per id in their order. Only a `ready` entry with no earlier
 // entry of its conversation is claimed, so a conversation's messages reach Meta in order

@@ -70,6 +70,14 @@ struct worker_state {
     caf::typed_response_promise<infra::send_facts> answer;
   };
   std::vector<to_decide> facts;
+  // Entries claimed as they were queued, until their conversation's attempt comes (at once, as
+  // the enqueue's answer reaches it). One not asked for within claim_kept is dropped: its entry
+  // stays `sending`, in doubt, and the doubt period brings it back.
+  struct early_claim {
+    infra::send_attempt claim;
+    std::chrono::steady_clock::time_point at;
+  };
+  std::unordered_map<std::int64_t, early_claim> claimed;
   bool batch_scheduled = false;
   struct reaction_call {
     std::int64_t target = 0;
@@ -98,6 +106,19 @@ struct worker_state {
     for (auto& f : facts) gone(f.answer);
     for (auto& [id, call] : calls) gone(call.answer);
     for (auto& [key, call] : reactions) gone(call.answer);
+    // Claims whose attempt never came: given back, so that the retry of their conversation
+    // (after request_receiver_down) claims them again at once, not after the doubt period.
+    if (!claimed.empty() && conn && conn->is_open()) {
+      std::vector<std::int64_t> ids;
+      for (const auto& [id, c] : claimed) {
+        ids.push_back(id);
+      }
+      try {
+        infra::release_claims(*conn, ids);
+      } catch (const std::exception& e) {
+        infra::log_warn("cloud_sender_db_failed", {{"step", "release_claims"}, {"error", e.what()}});
+      }
+    }
   }
 };
 
@@ -218,7 +239,8 @@ void enqueue_batch(worker_ptr self) {
           conversations.insert(pending[i].send.conversation_id).second) {
         done[i] = true;
         group.push_back(i);
-        items.push_back({pending[i].send.conversation_id, &pending[i].send.request});
+        items.push_back(
+            {pending[i].send.conversation_id, &pending[i].send.request, pending[i].send.claim_after_us});
       }
     }
     auto results = with_db(self->state, "enqueue", [&](pqxx::connection_base& c) {
@@ -227,13 +249,48 @@ void enqueue_batch(worker_ptr self) {
     for (std::size_t k = 0; k < group.size(); ++k) {
       auto& p = pending[group[k]];
       if (results) {
-        p.answer.deliver(std::move((*results)[k]));
+        auto& e = (*results)[k];
+        if (e.claim.claimed) {
+          // Kept here for the attempt; the conversation only needs to know it was claimed.
+          self->state.claimed[e.message_id] = {std::move(e.claim), std::chrono::steady_clock::now()};
+          e.claim = infra::send_attempt{};
+          e.claim.claimed = true;
+        }
+        p.answer.deliver(std::move(e));
       } else {
         // Not tried again here: the statement may have committed before the failure (a
         // connection lost after COMMIT), and a second run would store the sends twice.
         p.answer.deliver(caf::make_error(caf::sec::runtime_error, "database unavailable"));
       }
     }
+  }
+}
+
+// How long an entry claimed as it was queued waits for its conversation's attempt, which comes
+// right after the enqueue's answer unless the conversation actor died meanwhile. Then the claim
+// is given back (infra::release_claims), and the entry goes with the outbox sweep.
+// Far more than the second a claim may wait for its slot.
+constexpr auto claim_kept = std::chrono::seconds(10);
+
+void drop_stale_claims(worker_state& st) {
+  if (st.claimed.empty()) {
+    return;
+  }
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<std::int64_t> stale;
+  for (auto it = st.claimed.begin(); it != st.claimed.end();) {
+    if (now - it->second.at > claim_kept) {
+      stale.push_back(it->first);
+      it = st.claimed.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (!stale.empty()) {
+    with_db(st, "release_claims", [&](pqxx::connection_base& c) {
+      infra::release_claims(c, stale);
+      return true;
+    });
   }
 }
 
@@ -427,12 +484,26 @@ worker_interface::behavior_type worker(worker_interface::stateful_pointer<worker
       [=](attempt_atom, const attempt_job& job) -> caf::result<attempt_result> {
         fault_point("cloud_sender_attempt");
         auto rp = self->make_response_promise<attempt_result>();
+        if (job.claimed) {
+          auto it = self->state.claimed.find(job.message_id);
+          if (it == self->state.claimed.end()) {
+            // Held by a worker that died since (it gave the claim back) or given back as stale:
+            // unavailable, and the conversation's retry claims the entry as usual.
+            rp.deliver(attempt_result{});
+            return rp;
+          }
+          auto claim = std::move(it->second.claim);
+          self->state.claimed.erase(it);
+          call_graph(self, job, claim, rp);
+          return rp;
+        }
         self->state.claims.push_back({job, rp});
         schedule_batch(self);
         return rp;
       },
       [=](batch_atom) {
         self->state.batch_scheduled = false;
+        drop_stale_claims(self->state);
         // Finished sends first: their conversations' next messages wait on them.
         record_batch(self);
         facts_batch(self);

@@ -20,6 +20,10 @@ struct outbound_send {
   std::string access_token;  // opened; never logged, never answered
   // Set: not a new message but a retry by hand of this given-up send (`request` is unused).
   std::int64_t resend_message_id = 0;
+  // Set by the conversation actor: this send will be its front one and its slot in the number's
+  // rate is this many microseconds away (at most a second), so its entry is claimed for the
+  // first attempt as it is queued.
+  std::optional<std::int64_t> claim_after_us;
 };
 
 // How a send request ended, as far as the API answers it (API.md §3.4).
@@ -67,6 +71,9 @@ struct attempt_job {
   std::int64_t message_id = 0;
   std::string phone_number_id;
   std::string access_token;
+  // The entry was claimed as it was queued (outbound_send::claim): the worker that queued it
+  // holds the claim and calls Meta at once.
+  bool claimed = false;
 };
 
 // What became of an attempt, before any decision about a failure.

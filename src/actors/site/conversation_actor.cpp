@@ -1,11 +1,14 @@
 #include "actors/site/conversation_actor.hpp"
 
 #include <caf/all.hpp>
+#include <algorithm>
 #include <ctime>
+#include <optional>
 #include <random>
 
 #include "domain/inbound_units.hpp"
 #include "domain/outbound.hpp"
+#include "domain/send_pacing.hpp"
 #include "domain/window.hpp"
 #include "infra/log.hpp"
 
@@ -162,8 +165,9 @@ void failed_attempt(self_ptr self, const queued_send& s, attempt_result& r) {
           });
 }
 
-// The front send's attempt, once its slot in the number's send rate has come.
-void attempt(self_ptr self) {
+// The front send's attempt, once its slot in the number's send rate has come. `claimed`: its
+// entry was claimed as it was queued, and the sender that queued it holds the claim.
+void attempt(self_ptr self, bool claimed = false) {
   auto& st = self->state;
   if (st.sends.empty()) {
     st.attempting = false;
@@ -171,7 +175,7 @@ void attempt(self_ptr self) {
   }
   auto front = st.sends.front();
   self->request(st.sender, caf::infinite, attempt_atom::value,
-                attempt_job{front.message_id, front.phone_number_id, front.access_token})
+                attempt_job{front.message_id, front.phone_number_id, front.access_token, claimed})
       .then(
           [=](attempt_result& r) {
             switch (r.what) {
@@ -205,10 +209,10 @@ void pump(self_ptr self) {
   self->request(st.site, caf::infinite, pace_atom::value)
       .then(
           [=](std::int64_t wait_us) {
-            if (wait_us <= 0) {
+            if (domain::slot_is_now(wait_us)) {
               return attempt(self);
             }
-            self->delayed_send(self, std::chrono::microseconds(wait_us), go_atom::value);
+            self->delayed_send(self, std::chrono::microseconds(wait_us), go_atom::value, false);
           },
           [=](caf::error&) { attempt(self); });
 }
@@ -249,8 +253,45 @@ send_reply verdict_reply(domain::send_verdict v, const infra::send_facts& f) {
   return reply(send_reply::kind::unavailable);
 }
 
-// The second step of a send the actor decided to make: the message and its outbox entry.
+void enqueue_send(self_ptr self, outbound_send s, caf::typed_response_promise<send_reply> rp,
+                  std::optional<std::chrono::steady_clock::time_point> slot);
+
+// The second step of a send the actor decided to make: the message and its outbox entry. A send
+// that will be the front one takes its slot in the number's rate first, so that its entry can be
+// claimed in the same statement and Meta called when the slot comes: a statement and a batch turn
+// less than claiming it afterwards.
 void commit_send(self_ptr self, outbound_send s, caf::typed_response_promise<send_reply> rp) {
+  auto& st = self->state;
+  if (!st.sends.empty() || st.attempting) {
+    return enqueue_send(self, std::move(s), rp, std::nullopt);
+  }
+  // await: nothing else of this conversation runs until the send is queued, as below.
+  self->request(st.site, caf::infinite, pace_atom::value)
+      .await(
+          [=](std::int64_t wait_us) mutable {
+            const auto wait = std::chrono::microseconds(std::max<std::int64_t>(wait_us, 0));
+            enqueue_send(self, std::move(s), rp, std::chrono::steady_clock::now() + wait);
+          },
+          // As pump() does: no site to ask, no slot to wait for.
+          [=](caf::error&) mutable { enqueue_send(self, std::move(s), rp, std::chrono::steady_clock::now()); });
+}
+
+// How far ahead a front send's slot may be for its entry to be claimed as it is queued: the
+// claim then waits in its sender for the slot (a second at most, far below the doubt period,
+// which counts from the slot). A later slot is rare (a backlog at the number's rate), and its
+// send is claimed when the slot comes.
+constexpr std::int64_t claim_ahead_us = 1'000'000;
+
+std::int64_t us_until(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(t - std::chrono::steady_clock::now()).count();
+}
+
+// Queues the send; `slot`: it is the front send, and its slot in the number's rate is then.
+void enqueue_send(self_ptr self, outbound_send s, caf::typed_response_promise<send_reply> rp,
+                  std::optional<std::chrono::steady_clock::time_point> slot) {
+  if (slot && us_until(*slot) <= claim_ahead_us) {
+    s.claim_after_us = std::max<std::int64_t>(us_until(*slot), 0);
+  }
   self->request(self->state.sender, caf::infinite, enqueue_atom::value, s)
       .await(
           [=](infra::send_enqueued& e) mutable {
@@ -268,7 +309,19 @@ void commit_send(self_ptr self, outbound_send s, caf::typed_response_promise<sen
             }
             add_waiter(self, e.message_id, rp, e.message);
             --self->state.in_flight;  // enqueue() counts it again as a queued send
+            auto& st = self->state;
+            if (!slot) {
+              return enqueue(self, queued_send{e.message_id, s.phone_number_id, s.access_token});
+            }
+            // The front send (await kept the queue as it was), with its slot taken: attempting,
+            // so that enqueue() neither puts it behind another nor asks for a second slot.
+            st.attempting = true;
             enqueue(self, queued_send{e.message_id, s.phone_number_id, s.access_token});
+            const auto left = us_until(*slot);
+            if (domain::slot_is_now(left)) {
+              return attempt(self, e.claim.claimed);
+            }
+            self->delayed_send(self, std::chrono::microseconds(left), go_atom::value, e.claim.claimed);
           },
           [=](caf::error& e) mutable {
             --self->state.in_flight;
@@ -479,7 +532,7 @@ conversation_impl::behavior_type conversation(conversation_impl::stateful_pointe
         self->state.attempting = false;
         pump(self);
       },
-      [=](go_atom) { attempt(self); },
+      [=](go_atom, bool claimed) { attempt(self, claimed); },
       [=](stop_atom) {
         // Requests still waiting for their send's outcome get what is true now: it is queued
         // (stored with its outbox entry), and the next process sends it. CAF 0.17 would answer

@@ -88,11 +88,12 @@ void decide(conversation_state& st, unit_job& job, std::int64_t now);
 // wake-up of it each time, about 40 us of CPU per agent's send (bench/RESULTS.md).
 using wait_atom = caf::atom_constant<caf::atom("wait")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
-using go_atom = caf::atom_constant<caf::atom("go")>;  // the front send's slot has come
+// The front send's slot has come (true: its entry was claimed as it was queued).
+using go_atom = caf::atom_constant<caf::atom("go")>;
 using idlecheck_atom = caf::atom_constant<caf::atom("idlecheck")>;
 using conversation_impl =
     conversation_actor::extend<caf::reacts_to<wait_atom, std::int64_t>, caf::reacts_to<retry_atom>,
-                               caf::reacts_to<go_atom>, caf::reacts_to<idlecheck_atom>>;
+                               caf::reacts_to<go_atom, bool>, caf::reacts_to<idlecheck_atom>>;
 
 conversation_impl::behavior_type conversation(conversation_impl::stateful_pointer<conversation_state> self,
                                               conversation_links links, site_actor site, std::string key);

@@ -90,15 +90,23 @@ int run(int argc, char** argv) {
   std::vector<std::string> ids;
   auto deadline = clock_type::now() + std::chrono::seconds(120);
   while (ids.size() < conversations && clock_type::now() < deadline) {
-    ids.clear();
+    // Send i goes to ids[i % C]: the sites take turns, so the sends in flight are spread over
+    // their numbers (in site order, all 32 were one site's, held to one number's rate).
+    std::vector<std::vector<std::string>> by_site(sites);
     for (std::uint64_t s = 0; s < sites; ++s) {
       std::string cursor;
       do {
         auto page = f.call_json("GET", "/api/sites/" + site_of(s) + "/conversations?limit=200" +
                                            (cursor.empty() ? "" : "&cursor=" + cursor));
-        for (const auto& c : page["conversations"]) ids.push_back(c["id"].get<std::string>());
+        for (const auto& c : page["conversations"]) by_site[s].push_back(c["id"].get<std::string>());
         cursor = page["next_cursor"].is_string() ? page["next_cursor"].get<std::string>() : "";
       } while (!cursor.empty());
+    }
+    ids.clear();
+    for (std::size_t round = 0; ids.size() < conversations && round < conversations; ++round) {
+      for (const auto& list : by_site) {
+        if (round < list.size()) ids.push_back(list[round]);
+      }
     }
     if (ids.size() < conversations) std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }

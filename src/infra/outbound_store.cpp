@@ -106,16 +106,16 @@ pqxx::result retry_deadlocked(F run) {
 
 }  // namespace
 
-std::vector<send_enqueued> enqueue_sends(pqxx::connection_base& conn, const std::string& site,
-                                         const std::vector<enqueue_item>& items) {
+std::vector<send_enqueued> enqueue_sends(pqxx::connection_base& conn, const std::vector<enqueue_item>& items) {
   std::vector<send_enqueued> out(items.size());
   // One row per send, column by column; the first column, the conversations, is what is locked.
-  pg_columns rows(19);
+  pg_columns rows(24);
   std::set<std::int64_t> seen;
   pqxx::nontransaction nt{conn};
   for (std::size_t i = 0; i < items.size(); ++i) {
     const auto& request = *items[i].request;
     const auto conversation_id = items[i].conversation_id;
+    const auto& site = items[i].site;
     if (!seen.insert(conversation_id).second) {
       // Two in one statement could not be told apart in its answer; the caller splits them.
       throw std::logic_error("enqueue_sends: a conversation twice in one batch");
@@ -160,49 +160,65 @@ std::vector<send_enqueued> enqueue_sends(pqxx::connection_base& conn, const std:
              upload ? json(request.media_id) : json(nullptr), upload ? "stored" : "none",
              upload ? json(request.upload->size) : json(nullptr),
              upload ? json(request.upload->mime_type) : json(nullptr), items[i].claim_after_us.has_value(),
-             items[i].claim_after_us.value_or(0));
+             items[i].claim_after_us.value_or(0), items[i].decided_on.has_value(),
+             items[i].decided_on ? nullable(items[i].decided_on->window_expires_at) : json(nullptr),
+             items[i].decided_on && items[i].decided_on->has_recipient,
+             items[i].decided_on && items[i].decided_on->marketing_opt_out, site);
   }
   if (rows.empty()) {
     return out;
   }
-  // Autocommit: the batch's one write is a single statement, so the site's event lock it takes
-  // is held inside the server only, never across a round trip to us. The conversations' row
+  // Autocommit: the batch's one write is a single statement, so the sites' event locks it takes
+  // are held inside the server only, never across a round trip to us. The conversations' row
   // locks (taken first, in id order, so that two batches never wait on each other in a cycle)
   // order each conversation's sends across processes: message ids commit in the order they are
   // handed out, so "no earlier entry" in begin_attempts sees every earlier send. Then the
   // messages, their outbox entries, the conversations' last activity and message.created under
-  // the event lock (taken before any event id is drawn: every row of the join needs it). A
-  // client_message_id another request stored first inserts nothing and so moves nothing.
-  // An entry to claim (enqueue_item::claim) is `sending` at once, its first attempt, when its
-  // conversation has no other entry and its row is the version this statement's snapshot sees:
-  // the locked row (FOR NO KEY UPDATE reads the newest version, after waiting) and the
-  // snapshot's have the same xmin. Otherwise a send of another process queued after the
+  // each site's event lock (taken in site order, before any event id is drawn). A
+  // client_message_id another request stored first inserts nothing and so moves nothing. One
+  // statement serves every site of the batch: a busy deployment's sends span several numbers.
+  // An entry to claim (enqueue_item::claim_after_us) is `sending` at once, its first attempt,
+  // when its conversation has no other entry and its row is the version this statement's
+  // snapshot sees: the locked row (FOR NO KEY UPDATE reads the newest version, after waiting)
+  // and the snapshot's have the same xmin. Otherwise a send of another process queued after the
   // snapshot, and so invisible to NOT EXISTS, could be overtaken; that entry stays `ready`.
   static const std::string sql =
       "WITH input AS (SELECT t.conversation_id::bigint AS conversation_id, t.n::integer AS n, t.sender_id,"
       "   t.sender_name, t.content, t.content_type, t.file_url, t.file_name, t.reply_to::bigint AS reply_to,"
       "   t.reply_to_wamid, t.client_message_id, t.request_fingerprint, t.request::jsonb AS request, t.media_key,"
       "   t.media_status, t.file_size::bigint AS file_size, t.file_mime_type, t.claim::boolean AS claim,"
-      "   t.claim_after_us::bigint AS claim_after_us"
-      "  FROM " + rows_from(1, 19) + " AS t(conversation_id, n, sender_id, sender_name, content, content_type,"
+      "   t.claim_after_us::bigint AS claim_after_us, t.checked::boolean AS checked,"
+      "   t.window_end::bigint AS window_end, t.has_recipient::boolean AS has_recipient,"
+      "   t.opt_out::boolean AS opt_out, t.site"
+      "  FROM " + rows_from(1, 24) + " AS t(conversation_id, n, sender_id, sender_name, content, content_type,"
       "   file_url, file_name, reply_to, reply_to_wamid, client_message_id, request_fingerprint, request,"
-      "   media_key, media_status, file_size, file_mime_type, claim, claim_after_us)),"
-      // `site_id || ''`: the site's own index is no way in (it walked every version of the
-      // site's conversations); the primary key is.
+      "   media_key, media_status, file_size, file_mime_type, claim, claim_after_us, checked, window_end,"
+      "   has_recipient, opt_out, site)),"
+      // By the primary key alone: the sites' own index is no way in (it walked every version of
+      // a site's conversations). A conversation of another site than the send's is locked but
+      // not found (the join below).
       // NO KEY UPDATE, as the UPDATE below takes: other inserts' foreign-key checks go on.
-      " conv AS (SELECT id, visitor_id, xmin AS locked_version FROM mod_chat_conversations"
-      "  WHERE id = ANY(" + first_column_ids() + ") AND site_id || '' = $20 ORDER BY id FOR NO KEY UPDATE),"
+      " locked_conv AS (SELECT id, site_id, visitor_id, xmin AS locked_version,"
+      "   extract(epoch from whatsapp_window_expires_at)::bigint AS window_end FROM mod_chat_conversations"
+      "  WHERE id = ANY(" + first_column_ids() + ") ORDER BY id FOR NO KEY UPDATE),"
+      " conv AS (SELECT c.* FROM locked_conv c JOIN input i ON i.conversation_id = c.id AND i.site = c.site_id),"
+      // The sends whose facts still hold (all but those decided on kept facts that changed).
+      " ok AS (SELECT conv.id FROM conv JOIN input i ON i.conversation_id = conv.id"
+      "  JOIN mod_chat_visitors v ON v.id = conv.visitor_id"
+      "  WHERE NOT i.checked OR (conv.window_end IS NOT DISTINCT FROM i.window_end"
+      "   AND (v.whatsapp_phone IS NOT NULL OR v.whatsapp_user_id IS NOT NULL) = i.has_recipient"
+      "   AND v.marketing_opt_out = i.opt_out)),"
       " m AS (INSERT INTO mod_chat_messages (conversation_id, site_id, sender_type, sender_id, sender_name,"
       "   content, content_type, file_url, file_name, status, reply_to, reply_to_wamid, client_message_id,"
       "   request_fingerprint, created_at, media_key, media_status, file_size, file_mime_type)"
-      "  SELECT i.conversation_id, $20, 'agent', i.sender_id, i.sender_name, i.content, i.content_type,"
+      "  SELECT i.conversation_id, i.site, 'agent', i.sender_id, i.sender_name, i.content, i.content_type,"
       "   i.file_url, i.file_name, 'queued', i.reply_to, i.reply_to_wamid, i.client_message_id,"
       "   i.request_fingerprint, clock_timestamp(), i.media_key, i.media_status, i.file_size, i.file_mime_type"
-      "  FROM input i JOIN conv ON conv.id = i.conversation_id ORDER BY i.n"
+      "  FROM input i JOIN ok ON ok.id = i.conversation_id ORDER BY i.n"
       "  ON CONFLICT (conversation_id, client_message_id) WHERE client_message_id IS NOT NULL DO NOTHING"
       "  RETURNING *),"
       " o AS (INSERT INTO wa_outbox (message_id, site_id, conversation_id, request, state, attempts, attempt_at)"
-      "  SELECT m.id, $20, m.conversation_id,"
+      "  SELECT m.id, m.site_id, m.conversation_id,"
       "   jsonb_set(i.request, '{biz_opaque_callback_data}', to_jsonb(m.id::text)),"
       "   CASE WHEN k.claim THEN 'sending' ELSE 'ready' END, CASE WHEN k.claim THEN 1 ELSE 0 END,"
       "   CASE WHEN k.claim THEN now() + i.claim_after_us * interval '1 microsecond' END"
@@ -215,39 +231,46 @@ std::vector<send_enqueued> enqueue_sends(pqxx::connection_base& conn, const std:
       "  RETURNING conversation_id, state = 'sending' AS claimed, request::text AS request),"
       " touched AS (UPDATE mod_chat_conversations c SET last_message_at = greatest(c.last_message_at, now()),"
       "  updated_at = now() FROM m WHERE c.id = m.conversation_id AND c.id = ANY(" + first_column_ids() + ")),"
-      " locked AS MATERIALIZED (SELECT pg_advisory_xact_lock(" + events_lock_key_for("$20") + ") AS l"
-      "  FROM (SELECT count(*) AS n FROM m) c WHERE c.n > 0),"
+      // Each site's event lock, in site order, after every message row is written.
+      " locked AS MATERIALIZED (SELECT pg_advisory_xact_lock(" + events_lock_key_for("s.site_id") + ") AS l"
+      "  FROM (SELECT DISTINCT site_id FROM m ORDER BY site_id) s),"
       " ev AS (INSERT INTO wa_events (site_id, type, conversation_id, message_id)"
-      "  SELECT $20, 'message.created', m.conversation_id, m.id FROM locked, m ORDER BY m.id RETURNING 1)"
-      " SELECT i.n, conv.id IS NOT NULL, coalesce(o.claimed, false), o.request, v.whatsapp_phone,"
-      "  v.whatsapp_user_id, x.*,"
-      "  (SELECT count(*) FROM (SELECT pg_notify($21, $20) FROM (SELECT 1 FROM ev LIMIT 1) e) n)"
+      "  SELECT m.site_id, 'message.created', m.conversation_id, m.id FROM m"
+      "  WHERE (SELECT count(*) FROM locked) > 0 ORDER BY m.id RETURNING site_id)"
+      " SELECT i.n, conv.id IS NOT NULL, ok.id IS NOT NULL, coalesce(o.claimed, false), o.request,"
+      "  v.whatsapp_phone, v.whatsapp_user_id, x.*,"
+      "  (SELECT count(*) FROM (SELECT pg_notify($25, e.site_id) FROM (SELECT DISTINCT site_id FROM ev) e) n)"
       " FROM input i LEFT JOIN conv ON conv.id = i.conversation_id"
+      " LEFT JOIN ok ON ok.id = i.conversation_id"
       " LEFT JOIN o ON o.conversation_id = i.conversation_id"
       " LEFT JOIN mod_chat_visitors v ON o.claimed AND v.id = conv.visitor_id"
       " LEFT JOIN LATERAL (" + message_columns + " FROM m WHERE m.conversation_id = i.conversation_id) x ON true";
   auto r = retry_deadlocked([&] {
-    return exec_columns(nt, "outbound_enqueue_batch", sql, {&rows}, {site, events_channel});
+    return exec_columns(nt, "outbound_enqueue_batch", sql, {&rows}, {events_channel});
   });
   for (const auto& row : r) {
     const auto n = row[0].as<std::size_t>();
     auto& e = out[n];
-    auto message = row.slice(6, 6 + message_column_count);
+    auto message = row.slice(7, 7 + message_column_count);
     if (!message[0].is_null()) {
       e.message_id = message[0].as<std::int64_t>();
       e.message = dump(message_json(message));
-      if (row[2].as<bool>()) {
+      if (row[3].as<bool>()) {
         e.claim.claimed = true;
         e.claim.attempt = 1;
         e.claim.conversation_id = items[n].conversation_id;
-        e.claim.site_id = site;
-        fill_attempt_body(e.claim, row[3].c_str(), row[4].as<std::optional<std::string>>(),
-                          row[5].as<std::optional<std::string>>());
+        e.claim.site_id = items[n].site;
+        fill_attempt_body(e.claim, row[4].c_str(), row[5].as<std::optional<std::string>>(),
+                          row[6].as<std::optional<std::string>>());
       }
       continue;
     }
     if (!row[1].as<bool>()) {
       e.what = send_enqueued::kind::not_found;
+      continue;
+    }
+    if (!row[2].as<bool>()) {
+      e.what = send_enqueued::kind::stale;
       continue;
     }
     // Another request with this client_message_id committed first (we waited on its lock).
@@ -321,49 +344,50 @@ std::vector<send_attempt> begin_attempts(pqxx::connection_base& conn, const std:
   return out;
 }
 
-std::vector<std::string> record_sent(pqxx::connection_base& conn, const std::string& site,
-                                     const std::vector<sent_record>& sent) {
+std::vector<std::string> record_sent(pqxx::connection_base& conn, const std::vector<sent_record>& sent) {
   std::vector<std::string> out(sent.size());
   if (sent.empty()) {
     return out;
   }
-  // One autocommit statement for the batch: each wamid and `sent` (a status webhook may have
-  // been faster than Meta's answer and adopted the wamid: a status it moved on is kept), the
-  // entries gone (their bodies kept on the messages for a retry by hand), message.updated for
-  // each under the site's event lock (held inside the server only), and the statuses Meta
-  // reported for each before its answer reached us.
+  // One autocommit statement for the batch, of any sites: each wamid and `sent` (a status
+  // webhook may have been faster than Meta's answer and adopted the wamid: a status it moved on
+  // is kept), the entries gone (their bodies kept on the messages for a retry by hand),
+  // message.updated for each under its site's event lock (held inside the server only), and the
+  // statuses Meta reported for each before its answer reached us.
   static const std::string sql =
-      "WITH input AS (SELECT DISTINCT ON (t.id::bigint) t.id::bigint AS id, t.wamid"
-      "  FROM " + rows_from(1, 2) + " AS t(id, wamid)),"
+      "WITH input AS (SELECT DISTINCT ON (t.id::bigint) t.id::bigint AS id, t.wamid, t.site"
+      "  FROM " + rows_from(1, 3) + " AS t(id, wamid, site)),"
       // `= ANY(ids)` beside each join: a probe per id, never a walk of the table with the batch
       // as the inner side.
-      " gone AS (DELETE FROM wa_outbox o USING input i WHERE o.message_id = i.id"
+      " gone AS (DELETE FROM wa_outbox o USING input i WHERE o.message_id = i.id AND o.site_id = i.site"
       "  AND o.message_id = ANY(" + first_column_ids() + ") RETURNING o.message_id, o.request),"
       " m AS (UPDATE mod_chat_messages x SET whatsapp_message_id = i.wamid,"
       "   status = CASE WHEN x.status = 'queued' THEN 'sent' ELSE x.status END, error_code = NULL,"
       "   error_title = NULL, error_details = NULL, error_retryable = NULL,"
       "   sent_request = coalesce(g.request, x.sent_request)"
       "  FROM input i LEFT JOIN gone g ON g.message_id = i.id"
-      "  WHERE x.id = i.id AND x.id = ANY(" + first_column_ids() + ") AND x.site_id = $3"
+      "  WHERE x.id = i.id AND x.id = ANY(" + first_column_ids() + ") AND x.site_id = i.site"
       "  RETURNING x.*),"
-      // After every row of m is written (count(*) reads them all): no message row is locked
-      // while the event lock is held, as the inbound path locks them in the other order.
-      " locked AS MATERIALIZED (SELECT pg_advisory_xact_lock(" + events_lock_key_for("$3") + ") AS l"
-      "  FROM (SELECT count(*) AS n FROM m) c WHERE c.n > 0),"
+      // After every row of m is written (DISTINCT reads them all): no message row is locked
+      // while an event lock is held, as the inbound path locks them in the other order. Each
+      // site's, in site order.
+      " locked AS MATERIALIZED (SELECT pg_advisory_xact_lock(" + events_lock_key_for("s.site_id") + ") AS l"
+      "  FROM (SELECT DISTINCT site_id FROM m ORDER BY site_id) s),"
       " ev AS (INSERT INTO wa_events (site_id, type, conversation_id, message_id)"
-      "  SELECT $3, 'message.updated', m.conversation_id, m.id FROM locked, m ORDER BY m.id RETURNING 1)"
+      "  SELECT m.site_id, 'message.updated', m.conversation_id, m.id FROM m"
+      "  WHERE (SELECT count(*) FROM locked) > 0 ORDER BY m.id RETURNING site_id)"
       " SELECT x.*, coalesce((SELECT json_agg(s.status)::text FROM wa_message_statuses s"
-      "   WHERE s.site_id = $3 AND s.whatsapp_message_id = x.whatsapp_message_id), '[]'),"
-      "  (SELECT count(*) FROM (SELECT pg_notify($4, $3) FROM (SELECT 1 FROM ev LIMIT 1) e) n)"
-      " FROM (" + message_columns + " FROM m) x";
-  pg_columns rows(2);
+      "   WHERE s.site_id = x.row_site AND s.whatsapp_message_id = x.whatsapp_message_id), '[]'),"
+      "  (SELECT count(*) FROM (SELECT pg_notify($4, e.site_id) FROM (SELECT DISTINCT site_id FROM ev) e) n)"
+      " FROM (" + message_columns + ", m.site_id AS row_site FROM m) x";
+  pg_columns rows(3);
   for (const auto& s : sent) {
-    rows.add(s.message_id, pg_text(s.wamid));  // Meta's text: NUL, which text cannot hold, dropped
+    rows.add(s.message_id, pg_text(s.wamid), s.site);  // Meta's text: NUL, which text cannot hold, dropped
   }
   pqxx::result r;
   {
     pqxx::nontransaction nt{conn};  // closed before a second write below may open its own
-    r = retry_deadlocked([&] { return exec_columns(nt, "outbound_sent_batch", sql, {&rows}, {site, events_channel}); });
+    r = retry_deadlocked([&] { return exec_columns(nt, "outbound_sent_batch", sql, {&rows}, {events_channel}); });
   }
   for (const auto& row : r) {
     auto message = row.slice(0, message_column_count);
@@ -372,7 +396,8 @@ std::vector<std::string> record_sent(pqxx::connection_base& conn, const std::str
     // The message takes the highest of the statuses already reported (domain::status_rank):
     // rare (a status webhook before Meta's answer), so a second write with its own event.
     std::string best = "sent";
-    auto reported = json::parse(row[message_column_count].c_str(), nullptr, false);
+    const std::string site = row[message_column_count].c_str();
+    auto reported = json::parse(row[message_column_count + 1].c_str(), nullptr, false);
     if (reported.is_array()) {
       for (const auto& status : reported) {
         if (status.is_string() && domain::status_may_advance(best, status.get<std::string>())) {

@@ -46,7 +46,8 @@ struct send_attempt {
   bool no_recipient = false;
 };
 struct send_enqueued {
-  enum class kind { queued, duplicate, unknown_reply, not_found } what = kind::queued;
+  // stale: decided on facts that are no longer true (enqueue_item::decided_on); nothing stored.
+  enum class kind { queued, duplicate, unknown_reply, not_found, stale } what = kind::queued;
   std::int64_t message_id = 0;
   std::string fingerprint;  // duplicate: the earlier request's
   std::string message;      // the message's API JSON text
@@ -54,11 +55,20 @@ struct send_enqueued {
   // begin_attempts would have claimed it.
   send_attempt claim;
 };
+// The facts a send was decided on (send_facts without an earlier send), as the conversation
+// actor last read them.
+struct decided_facts {
+  std::optional<std::int64_t> window_expires_at;
+  bool has_recipient = false;
+  bool marketing_opt_out = false;
+};
+
 // For each send, one statement for all: the message (`queued`), its outbox entry and
 // `message.created`, one result per item in their order. `reply_to` must name a message of the
 // conversation (our id or its wamid). A concurrent send with the same client_message_id makes one
-// a duplicate of it. All of one site, each conversation once (std::logic_error otherwise).
+// a duplicate of it. Of any sites; each conversation once (std::logic_error otherwise).
 struct enqueue_item {
+  std::string site;  // the conversation's, else `not_found`
   std::int64_t conversation_id = 0;
   const domain::outbound_request* request = nullptr;
   // Set: claim the entry for its first attempt in the same statement, as begin_attempts does,
@@ -67,9 +77,12 @@ struct enqueue_item {
   // statement's snapshot (another process may have queued an earlier send the snapshot misses):
   // the entry is then `ready`, for begin_attempts' own look.
   std::optional<std::int64_t> claim_after_us;
+  // Set: store the send only if the conversation's window and its visitor's recipient and
+  // opt-out are still these (the conversation's row as locked, the visitor's as the statement
+  // reads it), else `stale`: the actor decided on facts it had kept, not read for this send.
+  std::optional<decided_facts> decided_on;
 };
-std::vector<send_enqueued> enqueue_sends(pqxx::connection_base& conn, const std::string& site,
-                                         const std::vector<enqueue_item>& items);
+std::vector<send_enqueued> enqueue_sends(pqxx::connection_base& conn, const std::vector<enqueue_item>& items);
 
 // Gives back claims made by enqueue_sends whose attempt never started (the worker holding them
 // died, or their conversation never asked): `ready` again, as if never claimed, so the next
@@ -86,13 +99,13 @@ std::vector<send_attempt> begin_attempts(pqxx::connection_base& conn, const std:
 
 // Meta took them: each wamid, status `sent` (or a later one a status webhook already reported),
 // the entries gone, `message.updated` for each. Returns each message's API JSON text, in their
-// order ("" for a message no longer there). All of one site.
+// order ("" for a message no longer there, or not of that site). Of any sites.
 struct sent_record {
   std::int64_t message_id = 0;
   std::string wamid;
+  std::string site;
 };
-std::vector<std::string> record_sent(pqxx::connection_base& conn, const std::string& site,
-                                     const std::vector<sent_record>& sent);
+std::vector<std::string> record_sent(pqxx::connection_base& conn, const std::vector<sent_record>& sent);
 // Given up: status `failed` with Meta's error, the entry kept for a retry by hand,
 // `message.updated`. `window_closed_at`: Meta refused for a closed window, so the conversation's
 // window ends then too (unless a later customer message is known), with `conversation.updated`.

@@ -118,6 +118,31 @@ TEST_CASE("Meta refusing a send because the window is closed (131047) closes it 
   CHECK(s.graph.send_calls() == 1);
 }
 
+TEST_CASE("a window another process shut is respected by a process that decided its last send on what it knew") {
+  sending s{3600};  // open for 23 more hours as far as either process knows
+  test::wachat_fixture other{{{"WACHAT_GRAPH_BASE_URL", s.graph.base_url()}}, s.f->db};
+  auto first = s.send(text("first"));
+  REQUIRE(first.status == 201);
+  const auto wamid = body_of(first)["message"]["whatsapp_message_id"].get<std::string>();
+  // Meta then reports that send failed with 131047 (the window was closed after all), and the
+  // other process takes the webhook: it shuts the window in the store.
+  json value = {{"messaging_product", "whatsapp"}, {"metadata", test::metadata(phone_id)},
+                {"statuses", {{{"id", wamid}, {"status", "failed"},
+                               {"timestamp", std::to_string(std::time(nullptr) - 5)}, {"recipient_id", customer},
+                               {"errors", {{{"code", 131047}, {"title", "Re-engagement message"}}}}}}}};
+  REQUIRE(other.post_webhook(test::envelope(value)).status == 200);
+  REQUIRE(test::eventually([&] {
+    return json::parse(other.call("GET", "/api/conversations/" + s.conversation + "/window").body)["open"] == false;
+  }));
+  // This process kept the facts of its last send (an open window); the store's check sends it
+  // back to read them again.
+  auto next = s.send(text("second"));
+  CHECK(next.status == 409);
+  CHECK(body_of(next)["error"]["code"] == "window_closed");
+  CHECK(s.graph.send_calls() == 1);
+  CHECK(s.scalar("SELECT count(*) FROM mod_chat_messages WHERE content = 'second'") == "0");
+}
+
 TEST_CASE("Meta refusing for good answers 502 with Meta's error; the message is failed, not retryable") {
   sending s;
   s.graph.fail_next("*/messages", 1, 400, 131026, "Message undeliverable", 0, "The recipient is not on WhatsApp");

@@ -1,6 +1,7 @@
-// infra::enqueue_sends claiming a send as it is queued, against a real PostgreSQL: the claim is
-// the same one begin_attempts makes, never ahead of an earlier entry of the conversation, also
-// one another process committed while the statement waited for the conversation's row lock.
+// infra::enqueue_sends against a real PostgreSQL: claiming a send as it is queued (the same
+// claim begin_attempts makes, never ahead of an earlier entry of the conversation, also one
+// another process committed while the statement waited for the conversation's row lock), and
+// refusing a send decided on kept facts that no longer hold.
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <future>
@@ -21,17 +22,22 @@ struct outbox_db {
   pqxx::connection conn;
   std::int64_t conversation = 0;
 
-  outbox_db() : url(make_url()), conn(url) {
+  outbox_db() : url(make_url()), conn(url) { conversation = add_site("acme", "15550001111"); }
+
+  // A site with one customer (that phone) and their active conversation, whose id it returns.
+  std::int64_t add_site(const std::string& site, const std::string& phone) {
     pqxx::work w{conn};
-    w.exec("INSERT INTO sites (id, name) VALUES ('acme', 'Acme')");
-    auto visitor = w.exec("INSERT INTO mod_chat_visitors (site_id, name, whatsapp_phone)"
-                          " VALUES ('acme', 'Ana', '15550001111') RETURNING id")[0][0]
+    w.exec_params("INSERT INTO sites (id, name) VALUES ($1, $1)", site);
+    auto visitor = w.exec_params("INSERT INTO mod_chat_visitors (site_id, name, whatsapp_phone)"
+                                 " VALUES ($1, 'Ana', $2) RETURNING id",
+                                 site, phone)[0][0]
                        .as<std::int64_t>();
-    conversation = w.exec_params("INSERT INTO mod_chat_conversations (site_id, visitor_id, status)"
-                                 " VALUES ('acme', $1, 'active') RETURNING id",
-                                 visitor)[0][0]
-                       .as<std::int64_t>();
+    auto id = w.exec_params("INSERT INTO mod_chat_conversations (site_id, visitor_id, status)"
+                            " VALUES ($1, $2, 'active') RETURNING id",
+                            site, visitor)[0][0]
+                  .as<std::int64_t>();
     w.commit();
+    return id;
   }
 
   static std::string make_url() {
@@ -51,7 +57,7 @@ struct outbox_db {
 
   infra::send_enqueued enqueue(pqxx::connection& c, const domain::outbound_request& r,
                                std::optional<std::int64_t> claim_after_us) {
-    auto out = infra::enqueue_sends(c, "acme", {{conversation, &r, claim_after_us}});
+    auto out = infra::enqueue_sends(c, {{"acme", conversation, &r, claim_after_us, std::nullopt}});
     REQUIRE(out.size() == 1);
     REQUIRE(out[0].what == infra::send_enqueued::kind::queued);
     return out[0];
@@ -85,7 +91,7 @@ TEST_CASE("a send queued with a claim is claimed for its first attempt, as begin
 
   // Its slot a while away: the doubt period counts from the slot, not from the claim.
   auto later = outbox_db::text("later");
-  auto e2 = infra::enqueue_sends(db.conn, "acme", {{db.conversation, &later, 800'000}})[0];
+  auto e2 = infra::enqueue_sends(db.conn, {{"acme", db.conversation, &later, 800'000, std::nullopt}})[0];
   CHECK_FALSE(e2.claim.claimed);  // behind "hello", which is still sending
   CHECK(db.entry(e2.message_id) == "ready/0");
 }
@@ -147,7 +153,7 @@ TEST_CASE("a send another process committed while the statement waited for the c
   auto mine = outbox_db::text("mine");
   // (No assertion on that thread: Catch's are for the test's own.)
   auto ours = std::async(std::launch::async, [&] {
-    return infra::enqueue_sends(db.conn, "acme", {{db.conversation, &mine, 0}});
+    return infra::enqueue_sends(db.conn, {{"acme", db.conversation, &mine, 0, std::nullopt}});
   });
   CHECK(ours.wait_for(std::chrono::milliseconds(500)) == std::future_status::timeout);
   theirs.commit();
@@ -161,4 +167,84 @@ TEST_CASE("a send another process committed while the statement waited for the c
   // begin_attempts, with a snapshot of its own, keeps the order: theirs first.
   CHECK_FALSE(infra::begin_attempts(db.conn, {e.message_id})[0].claimed);
   CHECK(infra::begin_attempts(db.conn, {their_id})[0].claimed);
+}
+
+TEST_CASE("a send decided on kept facts is stored while they hold, and refused stale once they changed") {
+  outbox_db db;
+  pqxx::nontransaction{db.conn}.exec_params(
+      "UPDATE mod_chat_conversations SET whatsapp_window_expires_at = to_timestamp($1) WHERE id = $2",
+      std::int64_t{4'000'000'000}, db.conversation);
+  // As the conversation actor read them (infra::load_send_facts).
+  auto facts = infra::load_send_facts(db.conn, {{"acme", db.conversation, std::nullopt}})[0];
+  REQUIRE(facts.found);
+  REQUIRE(facts.window_expires_at == std::int64_t{4'000'000'000});
+  const infra::decided_facts kept{facts.window_expires_at, facts.has_recipient, facts.marketing_opt_out};
+  auto send = [&](const domain::outbound_request& r) {
+    return infra::enqueue_sends(db.conn, {{"acme", db.conversation, &r, std::nullopt, kept}})[0];
+  };
+  auto one = outbox_db::text("one");
+  CHECK(send(one).what == infra::send_enqueued::kind::queued);
+
+  // The window moved (a customer message stored by another process).
+  pqxx::nontransaction{db.conn}.exec_params(
+      "UPDATE mod_chat_conversations SET whatsapp_window_expires_at = to_timestamp($1) WHERE id = $2",
+      std::int64_t{4'000'086'400}, db.conversation);
+  auto two = outbox_db::text("two");
+  auto stale = send(two);
+  CHECK(stale.what == infra::send_enqueued::kind::stale);
+  CHECK(stale.message_id == 0);
+  CHECK(test::query_scalar(db.url, "SELECT count(*) FROM mod_chat_messages WHERE content = 'two'") == "0");
+  CHECK(test::query_scalar(db.url, "SELECT count(*) FROM wa_outbox") == "1");
+
+  // Back as they were, then the customer opts out of marketing.
+  pqxx::nontransaction{db.conn}.exec_params(
+      "UPDATE mod_chat_conversations SET whatsapp_window_expires_at = to_timestamp($1) WHERE id = $2",
+      std::int64_t{4'000'000'000}, db.conversation);
+  CHECK(send(two).what == infra::send_enqueued::kind::queued);
+  pqxx::nontransaction{db.conn}.exec("UPDATE mod_chat_visitors SET marketing_opt_out = true");
+  auto three = outbox_db::text("three");
+  CHECK(send(three).what == infra::send_enqueued::kind::stale);
+  // Not decided on kept facts: no check.
+  CHECK(infra::enqueue_sends(db.conn, {{"acme", db.conversation, &three, std::nullopt, std::nullopt}})[0].what ==
+        infra::send_enqueued::kind::queued);
+}
+
+TEST_CASE("one statement queues and records the sends of several sites, each under its own site") {
+  outbox_db db;
+  const auto other = db.add_site("zeta", "15550002222");
+  auto a = outbox_db::text("to acme");
+  auto z = outbox_db::text("to zeta");
+  auto wrong = outbox_db::text("named with the wrong site");
+  auto out = infra::enqueue_sends(db.conn, {{"zeta", other, &z, 0, std::nullopt},
+                                            {"acme", db.conversation, &a, 0, std::nullopt}});
+  REQUIRE(out.size() == 2);
+  REQUIRE(out[0].what == infra::send_enqueued::kind::queued);
+  REQUIRE(out[1].what == infra::send_enqueued::kind::queued);
+  CHECK(out[0].claim.site_id == "zeta");
+  CHECK(nlohmann::json::parse(out[0].claim.body)["to"] == "15550002222");
+  CHECK(out[1].claim.site_id == "acme");
+  CHECK(test::query_scalar(db.url, "SELECT string_agg(m.site_id || ':' || m.content, ',' ORDER BY m.site_id)"
+                                   " FROM mod_chat_messages m") == "acme:to acme,zeta:to zeta");
+  CHECK(test::query_scalar(db.url, "SELECT string_agg(site_id, ',' ORDER BY site_id) FROM wa_outbox") == "acme,zeta");
+  CHECK(test::query_scalar(db.url, "SELECT string_agg(e.site_id, ',' ORDER BY e.site_id) FROM wa_events e"
+                                   " JOIN mod_chat_messages m ON m.id = e.message_id AND m.site_id = e.site_id"
+                                   " WHERE e.type = 'message.created'") == "acme,zeta");
+  // A conversation is only found under its own site.
+  auto miss = infra::enqueue_sends(db.conn, {{"zeta", db.conversation, &wrong, std::nullopt, std::nullopt}});
+  CHECK(miss[0].what == infra::send_enqueued::kind::not_found);
+
+  // A record naming another site than the message's changes nothing.
+  CHECK(infra::record_sent(db.conn, {{out[0].message_id, "wamid.X", "acme"}})[0].empty());
+  CHECK(test::query_scalar(db.url, "SELECT count(*) FROM wa_outbox") == "2");
+  auto texts = infra::record_sent(db.conn, {{out[1].message_id, "wamid.A", "acme"},
+                                            {out[0].message_id, "wamid.Z", "zeta"}});
+  REQUIRE(texts.size() == 2);
+  CHECK(nlohmann::json::parse(texts[0])["whatsapp_message_id"] == "wamid.A");
+  CHECK(nlohmann::json::parse(texts[1])["whatsapp_message_id"] == "wamid.Z");
+  CHECK(test::query_scalar(db.url, "SELECT string_agg(site_id || ':' || whatsapp_message_id || ':' || status, ','"
+                                   " ORDER BY site_id) FROM mod_chat_messages") == "acme:wamid.A:sent,zeta:wamid.Z:sent");
+  CHECK(test::query_scalar(db.url, "SELECT string_agg(e.site_id, ',' ORDER BY e.site_id) FROM wa_events e"
+                                   " JOIN mod_chat_messages m ON m.id = e.message_id AND m.site_id = e.site_id"
+                                   " WHERE e.type = 'message.updated'") == "acme,zeta");
+  CHECK(test::query_scalar(db.url, "SELECT count(*) FROM wa_outbox") == "0");
 }

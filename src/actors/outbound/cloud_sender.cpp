@@ -55,7 +55,6 @@ struct worker_state {
   std::vector<to_claim> claims;
   struct to_record {
     infra::sent_record sent;
-    std::string site;
     attempt_result result;
     caf::typed_response_promise<attempt_result> answer;
   };
@@ -163,39 +162,29 @@ void schedule_batch(worker_ptr self) {
   }
 }
 
-// Writes down what Meta took, a statement per site.
+// Writes down what Meta took, in one statement.
 void record_batch(worker_ptr self) {
   auto records = std::move(self->state.records);
   self->state.records.clear();
-  std::vector<bool> done(records.size(), false);
-  for (std::size_t first = 0; first < records.size(); ++first) {
-    if (done[first]) {
-      continue;
+  if (records.empty()) {
+    return;
+  }
+  std::vector<infra::sent_record> sent;
+  for (auto& rec : records) {
+    sent.push_back(rec.sent);
+  }
+  auto texts = with_db(self->state, "record_sent", [&](pqxx::connection_base& c) { return infra::record_sent(c, sent); });
+  for (std::size_t k = 0; k < records.size(); ++k) {
+    auto& rec = records[k];
+    if (!texts) {
+      // Meta has it, but we could not write that down: leave the entry `sending`. The doubt
+      // period brings it back; by then a status naming it can be adopted instead of resending.
+      rec.result.what = attempt_result::kind::unavailable;
+    } else {
+      rec.result.what = attempt_result::kind::sent;
+      rec.result.message = std::move((*texts)[k]);
     }
-    std::vector<std::size_t> group;
-    std::vector<infra::sent_record> sent;
-    for (std::size_t i = first; i < records.size(); ++i) {
-      if (!done[i] && records[i].site == records[first].site) {
-        done[i] = true;
-        group.push_back(i);
-        sent.push_back(records[i].sent);
-      }
-    }
-    auto texts = with_db(self->state, "record_sent", [&](pqxx::connection_base& c) {
-      return infra::record_sent(c, records[first].site, sent);
-    });
-    for (std::size_t k = 0; k < group.size(); ++k) {
-      auto& rec = records[group[k]];
-      if (!texts) {
-        // Meta has it, but we could not write that down: leave the entry `sending`. The doubt
-        // period brings it back; by then a status naming it can be adopted instead of resending.
-        rec.result.what = attempt_result::kind::unavailable;
-      } else {
-        rec.result.what = attempt_result::kind::sent;
-        rec.result.message = std::move((*texts)[k]);
-      }
-      rec.answer.deliver(std::move(rec.result));
-    }
+    rec.answer.deliver(std::move(rec.result));
   }
 }
 
@@ -220,9 +209,10 @@ void facts_batch(worker_ptr self) {
   }
 }
 
-// Stores the gathered sends: a statement per site, each conversation once in it (a second send
-// of one conversation waits for the next statement). A deadlock is retried inside
-// enqueue_sends; any other failure fails the statement's sends (503, nothing stored twice).
+// Stores the gathered sends: one statement, each conversation once in it (a second send of one
+// conversation waits for the next statement, in the order they came). A deadlock is retried
+// inside enqueue_sends; any other failure fails the statement's sends (503, nothing stored
+// twice).
 void enqueue_batch(worker_ptr self) {
   auto pending = std::move(self->state.enqueues);
   self->state.enqueues.clear();
@@ -235,17 +225,14 @@ void enqueue_batch(worker_ptr self) {
     std::vector<infra::enqueue_item> items;
     std::set<std::int64_t> conversations;
     for (std::size_t i = first; i < pending.size(); ++i) {
-      if (!done[i] && pending[i].send.site == pending[first].send.site &&
-          conversations.insert(pending[i].send.conversation_id).second) {
+      const auto& send = pending[i].send;
+      if (!done[i] && conversations.insert(send.conversation_id).second) {
         done[i] = true;
         group.push_back(i);
-        items.push_back(
-            {pending[i].send.conversation_id, &pending[i].send.request, pending[i].send.claim_after_us});
+        items.push_back({send.site, send.conversation_id, &send.request, send.claim_after_us, send.decided_on});
       }
     }
-    auto results = with_db(self->state, "enqueue", [&](pqxx::connection_base& c) {
-      return infra::enqueue_sends(c, pending[first].send.site, items);
-    });
+    auto results = with_db(self->state, "enqueue", [&](pqxx::connection_base& c) { return infra::enqueue_sends(c, items); });
     for (std::size_t k = 0; k < group.size(); ++k) {
       auto& p = pending[group[k]];
       if (results) {
@@ -452,8 +439,8 @@ void answered(worker_interface::stateful_pointer<worker_state> self, std::int64_
     call.answer.deliver(std::move(r));
     return;
   }
-  self->state.records.push_back({infra::sent_record{message_id, std::move(*wamid)}, std::move(call.site), std::move(r),
-                                 std::move(call.answer)});
+  self->state.records.push_back(
+      {infra::sent_record{message_id, std::move(*wamid), std::move(call.site)}, std::move(r), std::move(call.answer)});
   schedule_batch(self);
 }
 

@@ -5,6 +5,7 @@
 
 #include "domain/graph_error_policy.hpp"
 #include "domain/outbound.hpp"
+#include "infra/outbound_store.hpp"
 
 // The plain data of agents' sends as they travel HTTP → site → conversation actor → cloud
 // sender. No CAF here: the HTTP layer reads send_reply.
@@ -24,6 +25,9 @@ struct outbound_send {
   // rate is this many microseconds away (at most a second), so its entry is claimed for the
   // first attempt as it is queued.
   std::optional<std::int64_t> claim_after_us;
+  // Set by the conversation actor: decided on facts it kept from an earlier send, which the
+  // enqueue checks still hold (infra::enqueue_item::decided_on).
+  std::optional<infra::decided_facts> decided_on;
 };
 
 // How a send request ended, as far as the API answers it (API.md §3.4).

@@ -134,6 +134,9 @@ void failed_attempt(self_ptr self, const queued_send& s, attempt_result& r) {
                                           {"code", std::to_string(error.code)},
                                           {"action", std::string{domain::to_string(d.action)}},
                                           {"error", error.title}});
+  if (error.code == 131050 || d.action == domain::graph_error_action::fail_window_closed) {
+    self->state.known_facts.reset();  // both change below
+  }
   if (error.code == 131050) {
     // Meta says the customer stopped marketing messages.
     self->send(self->state.sender, optout_atom::value, self->state.site_id, self->state.key, true);
@@ -255,6 +258,7 @@ send_reply verdict_reply(domain::send_verdict v, const infra::send_facts& f) {
 
 void enqueue_send(self_ptr self, outbound_send s, caf::typed_response_promise<send_reply> rp,
                   std::optional<std::chrono::steady_clock::time_point> slot);
+void decide_on_facts(self_ptr self, outbound_send s, caf::typed_response_promise<send_reply> rp);
 
 // The second step of a send the actor decided to make: the message and its outbox entry. A send
 // that will be the front one takes its slot in the number's rate first, so that its entry can be
@@ -296,6 +300,12 @@ void enqueue_send(self_ptr self, outbound_send s, caf::typed_response_promise<se
       .await(
           [=](infra::send_enqueued& e) mutable {
             using K = infra::send_enqueued::kind;
+            if (e.what == K::stale) {
+              // Decided on kept facts that changed meanwhile (another process, say): decided
+              // again on facts read now. The slot taken, if any, goes unused.
+              self->state.known_facts.reset();
+              return decide_on_facts(self, std::move(s), rp);
+            }
             if (e.what != K::queued) {
               --self->state.in_flight;
               switch (e.what) {
@@ -413,6 +423,40 @@ void resend(self_ptr self, outbound_send s, caf::typed_response_promise<send_rep
           });
 }
 
+// Decides a send on the facts a cloud sender reads now, and keeps them for the next send. await:
+// decided in turn with the customer's messages (a message just stored may have opened the window).
+void decide_on_facts(self_ptr self, outbound_send s, caf::typed_response_promise<send_reply> rp) {
+  s.decided_on.reset();
+  self->request(self->state.sender, caf::infinite, facts_atom::value, s.site, s.conversation_id,
+                s.request.client_message_id.value_or(""))
+      .await(
+          [=](infra::send_facts& f) mutable {
+            if (!f.found) {
+              --self->state.in_flight;
+              self->state.known_facts.reset();
+              return give(rp, reply(send_reply::kind::not_found));
+            }
+            self->state.known_facts = infra::decided_facts{f.window_expires_at, f.has_recipient, f.marketing_opt_out};
+            auto earlier = f.earlier_message_id ? std::optional<std::string>{f.earlier_fingerprint} : std::nullopt;
+            auto v = domain::decide_send(s.request, earlier, f.has_recipient, f.window_expires_at, unix_now(),
+                                         f.marketing_opt_out);
+            if (v != domain::send_verdict::go) {
+              --self->state.in_flight;
+              return give(rp, verdict_reply(v, f));
+            }
+            if (s.request.kind == domain::outbound_kind::reaction) {
+              return react(self, std::move(s), rp);
+            }
+            commit_send(self, std::move(s), rp);
+          },
+          [=](caf::error& e) mutable {
+            --self->state.in_flight;
+            auto r = reply(send_reply::kind::unavailable);
+            r.error = to_string(e);
+            rp.deliver(std::move(r));
+          });
+}
+
 }  // namespace
 
 conversation_impl::behavior_type conversation(conversation_impl::stateful_pointer<conversation_state> self,
@@ -432,6 +476,8 @@ conversation_impl::behavior_type conversation(conversation_impl::stateful_pointe
         auto rp = self->make_response_promise<domain::unit_outcome>();
         ++self->state.in_flight;
         took_request(self);
+        // A customer's message or a status may move the window, the recipient or the opt-out.
+        self->state.known_facts.reset();
         decide(self->state, job, unix_now());
         auto context = job.context;
         auto unit = job.unit;
@@ -492,35 +538,17 @@ conversation_impl::behavior_type conversation(conversation_impl::stateful_pointe
           resend(self, std::move(s), rp);
           return rp;
         }
-        // await: decided in turn with the customer's messages (a message just stored may have
-        // opened the window).
-        self->request(self->state.sender, caf::infinite, facts_atom::value, s.site, s.conversation_id,
-                      s.request.client_message_id.value_or(""))
-            .await(
-                [=](infra::send_facts& f) mutable {
-                  if (!f.found) {
-                    --self->state.in_flight;
-                    return give(rp, reply(send_reply::kind::not_found));
-                  }
-                  auto earlier = f.earlier_message_id ? std::optional<std::string>{f.earlier_fingerprint}
-                                                      : std::nullopt;
-                  auto v = domain::decide_send(s.request, earlier, f.has_recipient, f.window_expires_at, unix_now(),
-                                               f.marketing_opt_out);
-                  if (v != domain::send_verdict::go) {
-                    --self->state.in_flight;
-                    return give(rp, verdict_reply(v, f));
-                  }
-                  if (s.request.kind == domain::outbound_kind::reaction) {
-                    return react(self, std::move(s), rp);
-                  }
-                  commit_send(self, std::move(s), rp);
-                },
-                [=](caf::error& e) mutable {
-                  --self->state.in_flight;
-                  auto r = reply(send_reply::kind::unavailable);
-                  r.error = to_string(e);
-                  rp.deliver(std::move(r));
-                });
+        // Facts kept from an earlier send decide it without reading them again; the enqueue
+        // checks they still hold. Anything but `go` is decided again on facts read now (an
+        // earlier request with the same client_message_id, say, is answered as a replay).
+        if (auto& known = self->state.known_facts; known && s.request.kind != domain::outbound_kind::reaction &&
+            domain::decide_send(s.request, std::nullopt, known->has_recipient, known->window_expires_at,
+                                unix_now(), known->marketing_opt_out) == domain::send_verdict::go) {
+          s.decided_on = *known;
+          commit_send(self, std::move(s), rp);
+          return rp;
+        }
+        decide_on_facts(self, std::move(s), rp);
         return rp;
       },
       [=](resume_atom, std::int64_t message_id, std::string& phone_number_id, std::string& token) {

@@ -47,6 +47,10 @@ struct conversation_state {
   // The window's end as this actor last decided it (unix s; 0: not known). Another process may
   // have moved it further: the store keeps the greater of the two.
   std::int64_t window_expiry = 0;
+  // The facts the last send was decided on, as read then (none: read them for the next send).
+  // Forgotten whenever something here may change them (a unit stored, Meta's 131047 or 131050);
+  // what changes them elsewhere the enqueue's check catches (infra::enqueue_item::decided_on).
+  std::optional<infra::decided_facts> known_facts;
   // Agents' sends in message order; the front one is attempted, one at a time, so Meta gets
   // them in the order they were written.
   std::deque<queued_send> sends;

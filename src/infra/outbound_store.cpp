@@ -174,7 +174,7 @@ std::vector<send_enqueued> enqueue_sends(pqxx::connection_base& conn, const std:
   // order each conversation's sends across processes: message ids commit in the order they are
   // handed out, so "no earlier entry" in begin_attempts sees every earlier send. Then the
   // messages, their outbox entries, the conversations' last activity and message.created under
-  // each site's event lock (taken in site order, before any event id is drawn). A
+  // each site's event lock (taken in key order, before any event id is drawn). A
   // client_message_id another request stored first inserts nothing and so moves nothing. One
   // statement serves every site of the batch: a busy deployment's sends span several numbers.
   // An entry to claim (enqueue_item::claim_after_us) is `sending` at once, its first attempt,
@@ -231,9 +231,10 @@ std::vector<send_enqueued> enqueue_sends(pqxx::connection_base& conn, const std:
       "  RETURNING conversation_id, state = 'sending' AS claimed, request::text AS request),"
       " touched AS (UPDATE mod_chat_conversations c SET last_message_at = greatest(c.last_message_at, now()),"
       "  updated_at = now() FROM m WHERE c.id = m.conversation_id AND c.id = ANY(" + first_column_ids() + ")),"
-      // Each site's event lock, in site order, after every message row is written.
-      " locked AS MATERIALIZED (SELECT pg_advisory_xact_lock(" + events_lock_key_for("s.site_id") + ") AS l"
-      "  FROM (SELECT DISTINCT site_id FROM m ORDER BY site_id) s),"
+      // Each site's event lock, in the order of the locks' keys (two sites may share one), after
+      // every message row is written.
+      " locked AS MATERIALIZED (SELECT pg_advisory_xact_lock(s.k) AS l"
+      "  FROM (SELECT DISTINCT " + events_lock_key_for("site_id") + " AS k FROM m ORDER BY 1) s),"
       " ev AS (INSERT INTO wa_events (site_id, type, conversation_id, message_id)"
       "  SELECT m.site_id, 'message.created', m.conversation_id, m.id FROM m"
       "  WHERE (SELECT count(*) FROM locked) > 0 ORDER BY m.id RETURNING site_id)"
@@ -370,9 +371,9 @@ std::vector<std::string> record_sent(pqxx::connection_base& conn, const std::vec
       "  RETURNING x.*),"
       // After every row of m is written (DISTINCT reads them all): no message row is locked
       // while an event lock is held, as the inbound path locks them in the other order. Each
-      // site's, in site order.
-      " locked AS MATERIALIZED (SELECT pg_advisory_xact_lock(" + events_lock_key_for("s.site_id") + ") AS l"
-      "  FROM (SELECT DISTINCT site_id FROM m ORDER BY site_id) s),"
+      // site's, in the order of the locks' keys (two sites may share one).
+      " locked AS MATERIALIZED (SELECT pg_advisory_xact_lock(s.k) AS l"
+      "  FROM (SELECT DISTINCT " + events_lock_key_for("site_id") + " AS k FROM m ORDER BY 1) s),"
       " ev AS (INSERT INTO wa_events (site_id, type, conversation_id, message_id)"
       "  SELECT m.site_id, 'message.updated', m.conversation_id, m.id FROM m"
       "  WHERE (SELECT count(*) FROM locked) > 0 ORDER BY m.id RETURNING site_id)"
@@ -578,6 +579,11 @@ std::optional<std::string> requeue_failed(pqxx::connection_base& conn, std::int6
   if (r.empty()) {
     return std::nullopt;  // retried or removed meanwhile
   }
+  // A new version of the conversation's row: an enqueue that claims as it queues (enqueue_sends)
+  // and whose snapshot missed this entry sees the row changed, and leaves its own send `ready`
+  // behind this one instead of claiming it ahead.
+  exec_cached(w, "outbound_22b", "UPDATE mod_chat_conversations SET updated_at = now() WHERE id = $1",
+              r[0][1].as<std::int64_t>());
   exec_cached(w, "outbound_23", 
       "UPDATE mod_chat_messages SET status = 'queued', error_code = NULL, error_title = NULL,"
       " error_details = NULL, error_retryable = NULL,"

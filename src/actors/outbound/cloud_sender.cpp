@@ -69,12 +69,14 @@ struct worker_state {
     caf::typed_response_promise<infra::send_facts> answer;
   };
   std::vector<to_decide> facts;
-  // Entries claimed as they were queued, until their conversation's attempt comes (at once, as
-  // the enqueue's answer reaches it). One not asked for within claim_kept is dropped: its entry
-  // stays `sending`, in doubt, and the doubt period brings it back.
+  // Entries claimed as they were queued, until their conversation's attempt comes at the slot.
+  // One not asked for by `use_by` (claim_grace after its slot) is given back (release_claims).
+  // Only with a single worker (claims_here): the pool hands requests out in turn, and a claimed
+  // attempt must reach the worker that holds the claim.
+  bool claims_here = true;
   struct early_claim {
     infra::send_attempt claim;
-    std::chrono::steady_clock::time_point at;
+    std::chrono::steady_clock::time_point use_by;
   };
   std::unordered_map<std::int64_t, early_claim> claimed;
   bool batch_scheduled = false;
@@ -120,6 +122,13 @@ struct worker_state {
     }
   }
 };
+
+// How long after its slot an entry claimed as it was queued waits for its conversation's attempt,
+// which comes at the slot unless the conversation actor died meanwhile: then the claim is given
+// back (infra::release_claims), and the entry goes with the outbox sweep. Below the shortest
+// doubt period (WACHAT_SEND_DOUBT_MS, 1 s at least, counted from the slot): a claim is never
+// used after the sweep may have handed its entry to another attempt.
+constexpr auto claim_grace = std::chrono::milliseconds(500);
 
 pqxx::connection_base& connection(worker_state& st) {
   if (!st.conn || !st.conn->is_open()) {
@@ -229,7 +238,8 @@ void enqueue_batch(worker_ptr self) {
       if (!done[i] && conversations.insert(send.conversation_id).second) {
         done[i] = true;
         group.push_back(i);
-        items.push_back({send.site, send.conversation_id, &send.request, send.claim_after_us, send.decided_on});
+        items.push_back({send.site, send.conversation_id, &send.request,
+                         self->state.claims_here ? send.claim_after_us : std::nullopt, send.decided_on});
       }
     }
     auto results = with_db(self->state, "enqueue", [&](pqxx::connection_base& c) { return infra::enqueue_sends(c, items); });
@@ -239,7 +249,9 @@ void enqueue_batch(worker_ptr self) {
         auto& e = (*results)[k];
         if (e.claim.claimed) {
           // Kept here for the attempt; the conversation only needs to know it was claimed.
-          self->state.claimed[e.message_id] = {std::move(e.claim), std::chrono::steady_clock::now()};
+          const auto slot = std::chrono::steady_clock::now() +
+                            std::chrono::microseconds(p.send.claim_after_us.value_or(0));
+          self->state.claimed[e.message_id] = {std::move(e.claim), slot + claim_grace};
           e.claim = infra::send_attempt{};
           e.claim.claimed = true;
         }
@@ -253,12 +265,8 @@ void enqueue_batch(worker_ptr self) {
   }
 }
 
-// How long an entry claimed as it was queued waits for its conversation's attempt, which comes
-// right after the enqueue's answer unless the conversation actor died meanwhile. Then the claim
-// is given back (infra::release_claims), and the entry goes with the outbox sweep.
-// Far more than the second a claim may wait for its slot.
-constexpr auto claim_kept = std::chrono::seconds(10);
 
+// Gives back the claims whose use_by has passed.
 void drop_stale_claims(worker_state& st) {
   if (st.claimed.empty()) {
     return;
@@ -266,7 +274,7 @@ void drop_stale_claims(worker_state& st) {
   const auto now = std::chrono::steady_clock::now();
   std::vector<std::int64_t> stale;
   for (auto it = st.claimed.begin(); it != st.claimed.end();) {
-    if (now - it->second.at > claim_kept) {
+    if (now > it->second.use_by) {
       stale.push_back(it->first);
       it = st.claimed.erase(it);
     } else {
@@ -446,8 +454,9 @@ void answered(worker_interface::stateful_pointer<worker_state> self, std::int64_
 
 worker_interface::behavior_type worker(worker_interface::stateful_pointer<worker_state> self, std::string url,
                                        std::shared_ptr<infra::graph_client> graph,
-                                       std::shared_ptr<infra::blob_store> blobs) {
+                                       std::shared_ptr<infra::blob_store> blobs, bool claims_here) {
   self->state.url = std::move(url);
+  self->state.claims_here = claims_here;
   self->state.graph = graph;
   self->state.blobs = blobs;
   return {
@@ -472,6 +481,7 @@ worker_interface::behavior_type worker(worker_interface::stateful_pointer<worker
         fault_point("cloud_sender_attempt");
         auto rp = self->make_response_promise<attempt_result>();
         if (job.claimed) {
+          drop_stale_claims(self->state);  // this one too, if it came too late to be used
           auto it = self->state.claimed.find(job.message_id);
           if (it == self->state.claimed.end()) {
             // Held by a worker that died since (it gave the claim back) or given back as stale:
@@ -647,9 +657,10 @@ pool_interface::behavior_type pool(pool_actor self, std::string url, unsigned co
                                    std::shared_ptr<infra::metrics> m) {
   self->state.workers = supervised_workers{
       "wachat_cloud_sender", count,
-      [self, url, graph, blobs](std::size_t) {
+      [self, url, graph, blobs, count](std::size_t) {
         // Detached: a worker blocks on its own connection, never on the scheduler's threads.
-        return caf::actor_cast<caf::actor>(self->home_system().spawn<caf::detached>(worker, url, graph, blobs));
+        return caf::actor_cast<caf::actor>(
+            self->home_system().spawn<caf::detached>(worker, url, graph, blobs, count == 1));
       },
       m};
   self->state.workers.start(self);

@@ -293,6 +293,7 @@ std::int64_t us_until(std::chrono::steady_clock::time_point t) {
 // Queues the send; `slot`: it is the front send, and its slot in the number's rate is then.
 void enqueue_send(self_ptr self, outbound_send s, caf::typed_response_promise<send_reply> rp,
                   std::optional<std::chrono::steady_clock::time_point> slot) {
+  s.claim_after_us.reset();  // a send decided again (`stale`) comes back with its first slot's
   if (slot && us_until(*slot) <= claim_ahead_us) {
     s.claim_after_us = std::max<std::int64_t>(us_until(*slot), 0);
   }

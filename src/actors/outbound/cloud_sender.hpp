@@ -20,6 +20,9 @@ namespace wachat::actors {
 // back to the conversation actor, which decides and has it recorded (`settle`). Supervised the
 // one way (supervised_workers: `wachat_cloud_sender_restarts_total`); the requests a dead worker
 // held fail, and their conversation actors try again: the outbox entry is in the database.
+// With a single worker (as main starts it), an entry may also be claimed as it is queued
+// (outbound_send::claim_after_us), the worker holding the claim until the attempt comes; with
+// more, the pool could hand the attempt to another worker, so each entry is claimed at its attempt.
 // `blobs`: where agents' uploaded files are, which a send by media_id uploads to Meta first.
 cloud_sender_actor spawn_cloud_senders(caf::actor_system& sys, const std::string& database_url, unsigned workers,
                                        std::shared_ptr<infra::graph_client> graph,

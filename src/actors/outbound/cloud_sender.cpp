@@ -265,7 +265,6 @@ void enqueue_batch(worker_ptr self) {
   }
 }
 
-
 // Gives back the claims whose use_by has passed.
 void drop_stale_claims(worker_state& st) {
   if (st.claimed.empty()) {

@@ -75,8 +75,8 @@ struct attempt_job {
   std::int64_t message_id = 0;
   std::string phone_number_id;
   std::string access_token;
-  // The entry was claimed as it was queued (outbound_send::claim): the worker that queued it
-  // holds the claim and calls Meta at once.
+  // The entry was claimed as it was queued (outbound_send::claim_after_us): the worker that
+  // queued it holds the claim and calls Meta as this attempt comes, without claiming again.
   bool claimed = false;
 };
 

@@ -288,6 +288,18 @@ void drop_stale_claims(worker_state& st) {
   }
 }
 
+// The call waiting for this message's Meta answer (or its upload), taken out of the waiting
+// ones; none when no call waits for it.
+std::optional<worker_state::in_flight> take_call(worker_state& st, std::int64_t message_id) {
+  auto it = st.calls.find(message_id);
+  if (it == st.calls.end()) {
+    return std::nullopt;
+  }
+  auto call = std::move(it->second);
+  st.calls.erase(it);
+  return call;
+}
+
 // Uploads to Meta at once per worker (upload helpers); later ones wait in order.
 constexpr std::size_t max_uploads = 2;
 
@@ -345,12 +357,11 @@ void start_uploads(worker_ptr self) {
 void uploaded(worker_ptr self, const attempt_job& job, upload_outcome& o) {
   --self->state.uploads_running;
   start_uploads(self);
-  auto it = self->state.calls.find(job.message_id);
-  if (it == self->state.calls.end()) {
+  auto taken = take_call(self->state, job.message_id);
+  if (!taken) {
     return;
   }
-  auto call = std::move(it->second);
-  self->state.calls.erase(it);
+  auto& call = *taken;
   attempt_result r;
   r.attempt = call.attempt;
   if (!o.reached) {
@@ -418,12 +429,11 @@ void claim_batch(worker_ptr self) {
 
 void answered(worker_interface::stateful_pointer<worker_state> self, std::int64_t message_id,
               infra::graph_response& res) {
-  auto it = self->state.calls.find(message_id);
-  if (it == self->state.calls.end()) {
+  auto taken = take_call(self->state, message_id);
+  if (!taken) {
     return;
   }
-  auto call = std::move(it->second);
-  self->state.calls.erase(it);
+  auto& call = *taken;
   attempt_result r;
   r.attempt = call.attempt;
   r.request_sent = res.request_sent;

@@ -7,7 +7,9 @@
 // waits until the fake has them all. One JSON line: sends/s (first request to last send at the
 // fake), the send API's latency, how the API answered, duplicates at the fake, the most sends
 // in any one second at the fake, whether each conversation's sends arrived in order, and
-// wachatd's CPU per send.
+// wachatd's CPU per send. --offered O sends at a fixed rate instead (open loop), the way a
+// latency target is read: at that rate, not at whatever rate a fixed number of clients reaches.
+// BENCH_TRACE=file writes each send's due time and latency (ms from start, µs), one per line.
 #include <atomic>
 #include <chrono>
 #include <ctime>
@@ -53,10 +55,12 @@ double cpu_seconds_of(pid_t pid) {
 }
 
 int run(int argc, char** argv) {
-  wachat::bench::cli_args args{argc, argv, {"sends", "conversations", "rate", "clients", "wait-ms", "label", "sites"}};
+  wachat::bench::cli_args args{argc, argv, {"sends", "conversations", "rate", "clients", "wait-ms", "label", "sites", "offered"}};
   if (args.help()) {
     std::cout << "wachat_send_bench [--sends N] [--conversations C] [--rate R] [--clients K] [--wait-ms W]"
-                 " [--sites S] [--label L]\n";
+                 " [--sites S] [--offered O] [--label L]\n"
+                 "  --offered O: open loop, send n is due at start + n/O s and its latency counts from then\n"
+                 "               (a client late for it waits in the count); 0 (default): closed loop\n";
     return 0;
   }
   const auto sends = args.number("sends", 10000, 1, 10'000'000);
@@ -65,6 +69,16 @@ int run(int argc, char** argv) {
   const auto clients = args.number("clients", 8, 1, 256);
   const auto wait_ms = args.number("wait-ms", 10000, 0, 600000);
   const auto sites = args.number("sites", 1, 1, 100);
+  const auto offered = args.number("offered", 0, 0, 100000);
+  // Open loop (--offered): request n waits for its due time, and its latency counts from then, so
+  // a client still busy with an earlier one when n is due counts that delay too (no coordinated
+  // omission). Closed loop: now, each client sending as soon as its last answer came.
+  auto due_at = [offered](clock_type::time_point start, std::uint64_t n) {
+    if (offered == 0) return clock_type::now();
+    auto due = start + std::chrono::nanoseconds(n * 1'000'000'000ULL / offered);
+    std::this_thread::sleep_until(due);
+    return due;
+  };
 
   wachat::test::fake_graph graph;
   graph.add_token(token);
@@ -131,7 +145,7 @@ int run(int argc, char** argv) {
           json body{{"messaging_product", "whatsapp"}, {"recipient_type", "individual"}, {"to", "16500000000"},
                     {"type", "text"}, {"text", {{"body", "direct " + std::to_string(i)}}},
                     {"biz_opaque_callback_data", std::to_string(i)}};
-          auto t = clock_type::now();
+          auto t = due_at(t0, i);
           client.request("POST", "/" + graph.version() + "/" + phone_of(i % sites) + "/messages", body.dump(),
                          {{"Authorization", "Bearer " + token}, {"Content-Type", "application/json"}});
           mine.push_back(static_cast<std::uint32_t>(
@@ -150,6 +164,7 @@ int run(int argc, char** argv) {
   std::mutex mu;
   std::vector<std::uint32_t> latencies;
   std::map<int, std::uint64_t> statuses;
+  std::vector<std::uint32_t> due_ms(sends), lat_of(sends);  // for BENCH_TRACE
   const double cpu_before = cpu_seconds_of(f.server->process().pid());
   const auto started = clock_type::now();
   std::vector<std::thread> threads;
@@ -161,12 +176,14 @@ int run(int argc, char** argv) {
       for (auto i = next++; i < sends; i = next++) {
         json body{{"type", "text"}, {"text", "reply " + std::to_string(i)}, {"sender_id", "agent"},
                   {"sender_name", "Bench"}, {"client_message_id", "b-" + std::to_string(i)}};
-        auto t0 = clock_type::now();
+        auto t0 = due_at(started, i);
         auto r = client.request("POST", "/api/conversations/" + ids[i % ids.size()] + "/messages", body.dump(),
                                 {{"Authorization", "Bearer " + wachat::test::admin_token},
                                  {"Content-Type", "application/json"}});
         mine.push_back(static_cast<std::uint32_t>(
             std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - t0).count()));
+        due_ms[i] = static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::milliseconds>(t0 - started).count());
+        lat_of[i] = mine.back();
         ++my_statuses[r.status];
       }
       std::lock_guard lock{mu};
@@ -176,6 +193,10 @@ int run(int argc, char** argv) {
   }
   for (auto& t : threads) t.join();
   const auto accepted = clock_type::now();
+  if (const char* trace = std::getenv("BENCH_TRACE")) {
+    std::ofstream out{trace};
+    for (std::uint64_t i = 0; i < sends; ++i) out << due_ms[i] << ' ' << lat_of[i] << '\n';
+  }
   deadline = accepted + std::chrono::seconds(30) + std::chrono::seconds(sends / (rate * sites));
   while (graph.sent_messages().size() < sends && clock_type::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -206,6 +227,7 @@ int run(int argc, char** argv) {
            {"rate_setting", rate},
            {"sites", sites},
            {"clients", clients},
+           {"offered_per_s", offered},
            {"delivered", sent.size()},
            {"duplicates", sent.size() - distinct.size()},
            {"in_order_per_conversation", in_order},

@@ -6,11 +6,13 @@
 #               number: the site actor paces a number at 952/s, so 2,000/s takes three or more),
 #               the API waiting for Meta's answer (201): sends/s at the fake, the send API's
 #               latency, and the fake's own latency measured directly in the same run
+#   offered     the same sends at a fixed BENCH_OFFERED per second (open loop; 0 skips it): the
+#               send API's latency at that rate, each send's counted from when it was due
 #   default     1,000 sends queued at once (202) at the default 80/s: all delivered, none twice,
 #               the most in any one second at the fake
 # Usage: bench/sending.sh
 # Environment: BENCH_RUNS [3], BENCH_SENDS [10000], BENCH_CONVERSATIONS [400], BENCH_CLIENTS [32],
-#   BENCH_SITES [4],
+#   BENCH_SITES [4], BENCH_OFFERED [2000],
 #   BENCH_BUILD_DIR [build-bench3], BENCH_BUILD_JOBS [1], BENCH_SKIP_BUILD=1, BENCH_KEEP_LOGS=1.
 set -euo pipefail
 WACHAT_ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -47,6 +49,14 @@ for run in $(seq "$runs"); do
   "$build_dir/wachat_send_bench" --sends "$sends" --conversations "$conversations" --clients "$clients" \
     --sites "$sites" --rate 1000 --wait-ms 10000 --label "throughput-$run" | tee -a "$work/throughput.jsonl"
 done
+offered=${BENCH_OFFERED:-2000}
+if [ "$offered" != 0 ]; then
+  for run in $(seq "$runs"); do
+    wait_quiet
+    "$build_dir/wachat_send_bench" --sends "$sends" --conversations "$conversations" --clients "$clients" \
+      --sites "$sites" --rate 1000 --wait-ms 10000 --offered "$offered" --label "offered-$run" | tee -a "$work/offered.jsonl"
+  done
+fi
 for run in $(seq "$runs"); do
   wait_quiet
   "$build_dir/wachat_send_bench" --sends 1000 --conversations 100 --clients 16 --rate 80 --wait-ms 0 \
@@ -54,3 +64,8 @@ for run in $(seq "$runs"); do
 done
 echo "median sends/s: $(while read -r l; do json_num sends_per_s "$l"; done < "$work/throughput.jsonl" | median)"
 echo "median fake direct requests/s: $(grep -o '"requests_per_s":[0-9.]*' "$work/throughput.jsonl" | cut -d: -f2 | median)"
+# api_latency sorts before fake_direct in the tool's JSON: the first p99 is the send API's.
+echo "median send API p99 ms, closed loop: $(while read -r l; do json_num p99 "$l"; done < "$work/throughput.jsonl" | median)"
+if [ -s "$work/offered.jsonl" ]; then
+  echo "median send API p99 ms at $offered/s offered: $(while read -r l; do json_num p99 "$l"; done < "$work/offered.jsonl" | median)"
+fi

@@ -150,6 +150,23 @@ TEST_CASE("marketing opt-out: Meta's user_preferences, the site's keywords and 1
   REQUIRE(test::eventually([&] { return opted_out() == false; }));
   CHECK(s.send(promo_send()).status == 201);
 
+  // Opted out again, then the customer writes (not a keyword): a reply to that is decided without
+  // reading the facts, on an opt-out last known as off, and must still not send MARKETING.
+  REQUIRE(s.f->post_webhook(preference_webhook("stop")).status == 200);
+  REQUIRE(test::eventually([&] { return opted_out() == true; }));
+  const auto now = static_cast<std::int64_t>(std::time(nullptr));
+  REQUIRE(s.f->post_webhook(test::text_webhook(test::phone_id, test::customer, "wamid.AGAIN", now - 5, "hello?")).status == 200);
+  REQUIRE(test::eventually([&] {
+    return s.f->call_json("GET", "/api/conversations/" + s.conversation + "/messages")["messages"].dump().find(
+               "hello?") != std::string::npos;
+  }));
+  auto still_refused = s.send(promo_send());
+  CHECK(still_refused.status == 409);
+  CHECK(json::parse(still_refused.body)["error"]["code"] == "recipient_opted_out");
+  CHECK(s.graph.sent_messages().size() == 2);
+  REQUIRE(s.f->post_webhook(preference_webhook("resume")).status == 200);
+  REQUIRE(test::eventually([&] { return opted_out() == false; }));
+
   // The customer writes one of the site's keywords (trimmed, any case), then the opt-in one.
   auto ts = static_cast<std::int64_t>(std::time(nullptr));
   REQUIRE(s.f->post_webhook(test::text_webhook(test::phone_id, test::customer, "wamid.KW1", ts - 3, "  Stop ")).status == 200);

@@ -383,6 +383,22 @@ void after_customer_message(self_ptr self, const unit_context& c, const domain::
   }
 }
 
+// The facts a reply to a customer's message just stored is decided on, without reading them: the
+// window as this actor decided it, a recipient (the customer wrote from one), the opt-out as last
+// known (not opted out when none was). They are a guess the enqueue statement checks (`stale`
+// when another process stored a later window, say), so a wrong one costs a read, never a wrong
+// send. Saved is the read for the commonest send of all: the agent answering what just came.
+std::optional<infra::decided_facts> facts_after_customer_message(const unit_context& c, const domain::inbound_unit& u,
+                                                                 std::int64_t window, bool kept_opt_out) {
+  if (u.message.reaction || window == 0) {
+    return std::nullopt;  // moved no window
+  }
+  if (u.message.type == "text" && domain::keyword_opt_out(u.message.content, c.opt_out_keywords, c.opt_in_keywords)) {
+    return std::nullopt;  // the opt-out changes, written by the sender a moment later
+  }
+  return infra::decided_facts{window, true, kept_opt_out};
+}
+
 // A retry by hand: decided like a send (domain::decide_retry), then the same row queued again.
 void resend(self_ptr self, outbound_send s, caf::typed_response_promise<send_reply> rp) {
   const auto id = s.resend_message_id;
@@ -478,16 +494,19 @@ conversation_impl::behavior_type conversation(conversation_impl::stateful_pointe
         ++self->state.in_flight;
         took_request(self);
         // A customer's message or a status may move the window, the recipient or the opt-out.
+        const auto kept_opt_out = self->state.known_facts ? self->state.known_facts->marketing_opt_out : false;
         self->state.known_facts.reset();
         decide(self->state, job, unix_now());
         auto context = job.context;
         auto unit = job.unit;
+        const auto window = job.window_expiry;
         // await, not then: the next unit waits until this one is committed.
         self->request(writer, caf::infinite, write_atom::value, std::move(job))
             .await(
                 [=](domain::unit_outcome& o) mutable {
                   --self->state.in_flight;
                   if (context && o.new_message) {
+                    self->state.known_facts = facts_after_customer_message(*context, *unit, window, kept_opt_out);
                     after_customer_message(self, *context, *unit);
                   }
                   if (context && context->welcome && o.new_conversation != 0) {

@@ -203,7 +203,8 @@ int main(int argc, char** argv) {
   // it in one statement per step, so fewer workers make larger batches (bench/RESULTS.md: one
   // sent 1.1 × what two did and 1.25 × what four did, with 15 % less CPU per send than two). An
   // upload of an agent's file to Meta runs on a helper's thread, not the worker's.
-  auto senders = actors::spawn_cloud_senders(sys, cfg.database_url, 1, graph, blobs, metrics);
+  auto senders = actors::spawn_cloud_senders(sys, cfg.database_url, 1, graph, blobs,
+                                              std::chrono::milliseconds(cfg.send_doubt_ms), metrics);
   actors::site_directory_settings dir_settings;
   dir_settings.database_url = cfg.database_url;
   dir_settings.cfg = &cfg;

@@ -303,6 +303,29 @@ void release_claims(pqxx::connection_base& conn, const std::vector<std::int64_t>
                {&ids});
 }
 
+std::vector<std::int64_t> renew_claims(pqxx::connection_base& conn, const std::vector<held_claim>& claims) {
+  std::vector<std::int64_t> held;
+  if (claims.empty()) {
+    return held;
+  }
+  pg_columns rows(2);
+  for (const auto& c : claims) {
+    rows.add(c.message_id, c.attempt);
+  }
+  pqxx::nontransaction w{conn};
+  auto r = exec_columns(w, "outbound_renew",
+                        "UPDATE wa_outbox o SET attempt_at = now()"
+                        " FROM " + rows_from(1, 2) + " AS t(id, attempt)"
+                        " WHERE o.message_id = ANY(" + first_column_ids() + ") AND o.message_id = t.id::bigint"
+                        " AND o.state = 'sending' AND o.attempts = t.attempt::integer"
+                        " RETURNING o.message_id",
+                        {&rows});
+  for (const auto& row : r) {
+    held.push_back(row[0].as<std::int64_t>());
+  }
+  return held;
+}
+
 std::vector<send_attempt> begin_attempts(pqxx::connection_base& conn, const std::vector<std::int64_t>& message_ids) {
   // One statement, so autocommit: the claims are committed (durably) before Meta is called,
   // without BEGIN and COMMIT round trips, and a batch costs one round trip.

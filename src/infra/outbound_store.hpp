@@ -91,6 +91,17 @@ std::vector<send_enqueued> enqueue_sends(pqxx::connection_base& conn, const std:
 // another attempt claimed since, is left alone.
 void release_claims(pqxx::connection_base& conn, const std::vector<std::int64_t>& message_ids);
 
+// Renews claims still held for attempts that have not reached Meta yet (a file uploading first):
+// attempt_at moves to now, so that the doubt period, which counts from it, never passes while
+// the file is still on its way and hands the entry to another attempt. Returns the ids still
+// held: an entry another attempt took (or the sweep gave back) meanwhile is not this one's to
+// send any more.
+struct held_claim {
+  std::int64_t message_id = 0;
+  int attempt = 0;
+};
+std::vector<std::int64_t> renew_claims(pqxx::connection_base& conn, const std::vector<held_claim>& claims);
+
 // Claims each entry for one attempt (committed before Meta is called, so a crash leaves it
 // `sending`: in doubt), one result per id in their order. Only a `ready` entry with no earlier
 // entry of its conversation is claimed, so a conversation's messages reach Meta in order

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <filesystem>
 #include <ctime>
 #include <random>
 #include <thread>
@@ -212,4 +213,36 @@ TEST_CASE("one file sent to many customers at once is uploaded to Meta by at mos
   for (const auto& m : sent) {
     CHECK(m["document"]["filename"] == "brochure.pdf");
   }
+}
+
+TEST_CASE("a file whose upload outlasts the doubt period is still sent once, though another process sweeps the outbox") {
+  // Both processes share the database and the files; the doubt period is its shortest (1 s) and
+  // Meta takes 6 s to take each file: longer than the doubt period and the sweep's 3 s wait
+  // before it hands an entry nobody is on to a live process. Unless the sending process keeps its
+  // claim alive while the file is on its way, the other one claims the entry, uploads the file
+  // again and sends it a second time.
+  const auto media_dir = "/tmp/wachat-media-shared-" + std::to_string(std::random_device{}());
+  const std::map<std::string, std::string> env{
+      {"WACHAT_SEND_DOUBT_MS", "1000"}, {"WACHAT_SEND_WAIT_MS", "0"}, {"WACHAT_MEDIA_DIR", media_dir}};
+  test::whatsapp_site s{60, env};
+  auto other_env = env;
+  other_env["WACHAT_GRAPH_BASE_URL"] = s.graph.base_url();
+  test::wachat_fixture other{other_env, s.f->db};
+  auto up = upload(s, bytes_of(40 * 1024, 9), "application/pdf", "?filename=contract.pdf");
+  REQUIRE(up.status == 201);
+  s.graph.script("POST", "*/media", test::scripted_response::delayed(std::chrono::milliseconds(6000)), -1);
+
+  auto r = s.send(agent({{"type", "document"}, {"media_id", json::parse(up.body)["media"]["id"]}}));
+  CHECK(r.status == 202);
+  const auto message = json::parse(r.body)["message"]["id"];
+  const auto id = message.is_string() ? message.get<std::string>() : message.dump();
+  REQUIRE(test::eventually([&] { return !s.graph.sent_messages().empty(); }, std::chrono::seconds(20)));
+  // Long enough for a second claim's upload (6 s) to end as well.
+  std::this_thread::sleep_for(std::chrono::seconds(8));
+  CHECK(s.graph.sent_messages().size() == 1);
+  CHECK(s.graph.uploads().size() == 1);
+  CHECK(s.scalar("SELECT status FROM mod_chat_messages WHERE id = " + id) == "sent");
+  CHECK(s.scalar("SELECT count(*) FROM wa_outbox WHERE message_id = " + id) == "0");
+  std::error_code ec;
+  std::filesystem::remove_all(media_dir, ec);
 }

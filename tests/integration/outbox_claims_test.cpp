@@ -119,6 +119,32 @@ TEST_CASE("a claim given back is claimed again as a first attempt; a later attem
   CHECK(db.entry(e.message_id) == "sending/2");
 }
 
+TEST_CASE("a claim is renewed only while its attempt still holds it") {
+  outbox_db db;
+  auto hello = outbox_db::text("hello");
+  auto e = db.enqueue(db.conn, hello, 0);
+  REQUIRE(e.claim.claimed);
+  const auto id = std::to_string(e.message_id);
+  // Claimed a minute ago: the doubt period would have passed.
+  pqxx::nontransaction{db.conn}.exec("UPDATE wa_outbox SET attempt_at = now() - interval '1 minute' WHERE message_id = " + id);
+  auto held = infra::renew_claims(db.conn, {{e.message_id, 1}});
+  CHECK(held == std::vector<std::int64_t>{e.message_id});
+  CHECK(test::query_scalar(db.url, "SELECT attempt_at > now() - interval '5 seconds' FROM wa_outbox WHERE message_id = " + id) == "t");
+  CHECK(db.entry(e.message_id) == "sending/1");
+  // Another attempt's number: not this one's to renew, and left as it is.
+  CHECK(infra::renew_claims(db.conn, {{e.message_id, 2}}).empty());
+  // Given back by the sweep (ready), then claimed by another attempt: lost to the first.
+  pqxx::nontransaction{db.conn}.exec("UPDATE wa_outbox SET state = 'ready' WHERE message_id = " + id);
+  CHECK(infra::renew_claims(db.conn, {{e.message_id, 1}}).empty());
+  CHECK(db.entry(e.message_id) == "ready/1");
+  auto second = infra::begin_attempts(db.conn, {e.message_id});
+  REQUIRE(second[0].claimed);
+  CHECK(second[0].attempt == 2);
+  CHECK(infra::renew_claims(db.conn, {{e.message_id, 1}}).empty());
+  CHECK(infra::renew_claims(db.conn, {{e.message_id, 2}, {e.message_id + 1000, 1}}) ==
+        std::vector<std::int64_t>{e.message_id});
+}
+
 TEST_CASE("a send is not claimed ahead of an earlier entry of its conversation") {
   outbox_db db;
   auto first = outbox_db::text("first");

@@ -22,10 +22,12 @@ namespace {
 using reacted_atom = caf::atom_constant<caf::atom("reacted")>;
 // To itself, behind what its mailbox holds: write down and claim what has gathered.
 using batch_atom = caf::atom_constant<caf::atom("batch")>;
+// To itself, every renew_every while files are uploading: renew their sends' claims.
+using renew_atom = caf::atom_constant<caf::atom("renew")>;
 using worker_interface =
     cloud_sender_actor::extend<caf::reacts_to<answer_atom, std::int64_t, infra::graph_response>,
                                caf::reacts_to<reacted_atom, std::uint64_t, infra::graph_response>,
-                               caf::reacts_to<batch_atom>>;
+                               caf::reacts_to<batch_atom>, caf::reacts_to<renew_atom>>;
 
 struct worker_state {
   std::string url;
@@ -39,6 +41,12 @@ struct worker_state {
   };
   std::deque<upload_wait> uploads_waiting;
   std::size_t uploads_running = 0;
+  // Claims of attempts whose file is still on its way to Meta (waiting or uploading), by message
+  // id: renewed every renew_every so that the doubt period never passes before the send itself
+  // leaves (infra::renew_claims). An id whose claim was found lost is no longer here.
+  std::unordered_map<std::int64_t, int> uploading;
+  std::chrono::milliseconds renew_every{30000};
+  bool renew_scheduled = false;
   std::unique_ptr<pqxx::connection> conn;
   struct in_flight {
     int attempt = 0;
@@ -305,6 +313,7 @@ constexpr std::size_t max_uploads = 2;
 
 void uploaded(worker_ptr self, const attempt_job& job, upload_outcome& o);
 void start_uploads(worker_ptr self);
+void schedule_renewal(worker_ptr self);
 void post_to_graph(worker_ptr self, const attempt_job& job, int attempt, const std::string& site, std::string body,
                    caf::typed_response_promise<attempt_result> answer);
 
@@ -327,10 +336,61 @@ void call_graph(worker_ptr self, const attempt_job& job, infra::send_attempt& cl
     // sends meanwhile. The promise waits with the calls (answered should this worker die).
     self->state.calls[job.message_id] = {claim.attempt, claim.site_id, std::move(answer)};
     self->state.uploads_waiting.push_back({job, upload_job{job.phone_number_id, job.access_token, std::move(claim.body)}});
+    self->state.uploading[job.message_id] = claim.attempt;
+    schedule_renewal(self);
     start_uploads(self);
     return;
   }
   post_to_graph(self, job, claim.attempt, claim.site_id, std::move(claim.body), std::move(answer));
+}
+
+void schedule_renewal(worker_ptr self) {
+  auto& st = self->state;
+  if (!st.renew_scheduled && !st.uploading.empty()) {
+    st.renew_scheduled = true;
+    self->delayed_send(self, st.renew_every, renew_atom::value);
+  }
+}
+
+// Renews the claims of the sends whose file is still on its way; forgets those found lost (the
+// send then ends as not_claimed once its upload does, and whoever holds the entry sends it).
+// The database unreachable: nothing is known lost, and the final check before Meta is called
+// (claim_still_held) decides.
+void renew_uploading(worker_ptr self) {
+  auto& st = self->state;
+  st.renew_scheduled = false;
+  if (st.uploading.empty()) {
+    return;
+  }
+  std::vector<infra::held_claim> claims;
+  for (const auto& [id, attempt] : st.uploading) {
+    claims.push_back({id, attempt});
+  }
+  auto held = with_db(st, "renew_claims", [&](pqxx::connection_base& c) { return infra::renew_claims(c, claims); });
+  if (held) {
+    std::unordered_map<std::int64_t, int> still;
+    for (auto id : *held) {
+      still[id] = st.uploading[id];
+    }
+    st.uploading = std::move(still);
+  }
+  schedule_renewal(self);
+}
+
+// Right before Meta is called for a send whose file went first: its claim renewed, or false when
+// it is lost (or cannot be checked now). The upload may have outlasted the doubt period (a
+// renewal missed, a slow database) and the entry been handed to another attempt, here or in
+// another process: calling Meta then could send the message twice.
+bool claim_still_held(worker_ptr self, std::int64_t message_id, int attempt) {
+  auto& st = self->state;
+  const bool known = st.uploading.erase(message_id) > 0;
+  if (!known) {
+    return false;  // a renewal found it lost
+  }
+  auto held = with_db(st, "renew_claims", [&](pqxx::connection_base& c) {
+    return infra::renew_claims(c, {infra::held_claim{message_id, attempt}});
+  });
+  return held && !held->empty();
 }
 
 // Starts waiting uploads while fewer than max_uploads run: each holds a file in memory twice
@@ -365,13 +425,28 @@ void uploaded(worker_ptr self, const attempt_job& job, upload_outcome& o) {
   attempt_result r;
   r.attempt = call.attempt;
   if (!o.reached) {
+    self->state.uploading.erase(job.message_id);
     call.answer.deliver(std::move(r));  // unavailable: tried again later
     return;
   }
   if (o.error) {
+    self->state.uploading.erase(job.message_id);
     r.what = attempt_result::kind::failed;
     r.error = std::move(o.error);
     r.request_sent = false;
+    call.answer.deliver(std::move(r));
+    return;
+  }
+  if (!claim_still_held(self, job.message_id, call.attempt)) {
+    // Not this attempt's to send any more: whoever holds the entry sends it (the conversation
+    // shows the message as it is now, as for any entry it could not claim).
+    infra::log_warn("send_claim_lost", {{"message_id", std::to_string(job.message_id)},
+                                        {"attempt", std::to_string(call.attempt)},
+                                        {"reason", "the file's upload outlasted the claim"}});
+    r.what = attempt_result::kind::not_claimed;
+    r.message = with_db(self->state, "load_message", [&](pqxx::connection_base& c) {
+                  return infra::load_message_text(c, job.message_id);
+                }).value_or("");
     call.answer.deliver(std::move(r));
     return;
   }
@@ -463,8 +538,11 @@ void answered(worker_interface::stateful_pointer<worker_state> self, std::int64_
 
 worker_interface::behavior_type worker(worker_interface::stateful_pointer<worker_state> self, std::string url,
                                        std::shared_ptr<infra::graph_client> graph,
-                                       std::shared_ptr<infra::blob_store> blobs, bool claims_here) {
+                                       std::shared_ptr<infra::blob_store> blobs, bool claims_here,
+                                       std::chrono::milliseconds doubt) {
   self->state.url = std::move(url);
+  // Four renewals per doubt period: one missed (a slow statement) still leaves time.
+  self->state.renew_every = std::max(doubt / 4, std::chrono::milliseconds(100));
   self->state.claims_here = claims_here;
   self->state.graph = graph;
   self->state.blobs = blobs;
@@ -517,6 +595,7 @@ worker_interface::behavior_type worker(worker_interface::stateful_pointer<worker
         claim_batch(self);
       },
       [=](answer_atom, std::int64_t message_id, infra::graph_response& res) { answered(self, message_id, res); },
+      [=](renew_atom) { renew_uploading(self); },
       [=](react_atom, const reaction_job& job) -> caf::result<attempt_result> {
         auto target = with_db(self->state, "reaction_target", [&](pqxx::connection_base& c) {
           return infra::find_reaction_target(c, job.conversation_id, job.target);
@@ -663,13 +742,13 @@ caf::result<R> forward(pool_actor self, Ts&&... xs) {
 
 pool_interface::behavior_type pool(pool_actor self, std::string url, unsigned count,
                                    std::shared_ptr<infra::graph_client> graph, std::shared_ptr<infra::blob_store> blobs,
-                                   std::shared_ptr<infra::metrics> m) {
+                                   std::chrono::milliseconds doubt, std::shared_ptr<infra::metrics> m) {
   self->state.workers = supervised_workers{
       "wachat_cloud_sender", count,
-      [self, url, graph, blobs, count](std::size_t) {
+      [self, url, graph, blobs, count, doubt](std::size_t) {
         // Detached: a worker blocks on its own connection, never on the scheduler's threads.
         return caf::actor_cast<caf::actor>(
-            self->home_system().spawn<caf::detached>(worker, url, graph, blobs, count == 1));
+            self->home_system().spawn<caf::detached>(worker, url, graph, blobs, count == 1, doubt));
       },
       m};
   self->state.workers.start(self);
@@ -708,9 +787,10 @@ pool_interface::behavior_type pool(pool_actor self, std::string url, unsigned co
 
 cloud_sender_actor spawn_cloud_senders(caf::actor_system& sys, const std::string& database_url, unsigned workers,
                                        std::shared_ptr<infra::graph_client> graph,
-                                       std::shared_ptr<infra::blob_store> blobs,
+                                       std::shared_ptr<infra::blob_store> blobs, std::chrono::milliseconds doubt,
                                        std::shared_ptr<infra::metrics> metrics) {
-  return caf::actor_cast<cloud_sender_actor>(sys.spawn(pool, database_url, workers, graph, blobs, std::move(metrics)));
+  return caf::actor_cast<cloud_sender_actor>(
+      sys.spawn(pool, database_url, workers, graph, blobs, doubt, std::move(metrics)));
 }
 
 }  // namespace wachat::actors

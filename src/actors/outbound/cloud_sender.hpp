@@ -1,4 +1,5 @@
 #pragma once
+#include <chrono>
 #include <caf/fwd.hpp>
 #include <memory>
 #include <string>
@@ -24,9 +25,10 @@ namespace wachat::actors {
 // (outbound_send::claim_after_us), the worker holding the claim until the attempt comes; with
 // more, the pool could hand the attempt to another worker, so each entry is claimed at its attempt.
 // `blobs`: where agents' uploaded files are, which a send by media_id uploads to Meta first.
+// `doubt`: WACHAT_SEND_DOUBT_MS; a claim whose file is still uploading is renewed well within it.
 cloud_sender_actor spawn_cloud_senders(caf::actor_system& sys, const std::string& database_url, unsigned workers,
                                        std::shared_ptr<infra::graph_client> graph,
-                                       std::shared_ptr<infra::blob_store> blobs,
+                                       std::shared_ptr<infra::blob_store> blobs, std::chrono::milliseconds doubt,
                                        std::shared_ptr<infra::metrics> metrics);
 
 }  // namespace wachat::actors

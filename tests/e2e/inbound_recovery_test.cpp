@@ -330,3 +330,55 @@ TEST_CASE("a delivery over 10,000 items is refused whole with its reason, nothin
   CHECK(metric(f, "wachat_webhooks_refused_total") == 1);
   CHECK(f.server->process().stderr_text().find("event=webhook_refused") != std::string::npos);
 }
+
+TEST_CASE("an operator's ACCESS EXCLUSIVE lock on the inbox is granted while webhooks flow; nothing acknowledged is lost") {
+  // ALTER TABLE or VACUUM FULL on wa_webhook_events waits for the dispatcher's open claims. Had
+  // the dispatcher's next claim queued behind that lock (blocking its thread), the open claims
+  // could never commit, and intake and processing would stop until the operator gave up.
+  auto db = test::fresh_database();
+  test::wachat_fixture f{{}, db};
+  f.make_site("acme", phone_id);
+  std::atomic<bool> stop{false};
+  std::mutex m;
+  std::set<std::string> acked;
+  auto write = [&](int lane) {
+    for (int i = 0; !stop; ++i) {
+      auto wamid = "wamid.lock." + std::to_string(lane) + "." + std::to_string(i);
+      auto r = f.post_webhook(test::text_webhook(phone_id, "1650556" + std::to_string(1000 + i % 50), wamid, now_s(),
+                                                 "msg " + std::to_string(i)));
+      if (r.status == 200) {
+        std::lock_guard lock{m};
+        acked.insert(wamid);
+      }
+    }
+  };
+  std::thread w1{write, 1};
+  std::thread w2{write, 2};
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  std::string failure;
+  std::chrono::steady_clock::duration waited{};
+  try {
+    pqxx::connection op{db};
+    pqxx::work t{op};
+    t.exec("SET LOCAL lock_timeout = '15s'");
+    auto t0 = std::chrono::steady_clock::now();
+    t.exec("LOCK TABLE wa_webhook_events IN ACCESS EXCLUSIVE MODE");
+    waited = std::chrono::steady_clock::now() - t0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the operator's change
+    t.commit();
+  } catch (const std::exception& e) {
+    failure = e.what();
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  stop = true;
+  w1.join();
+  w2.join();
+  INFO(failure);
+  CHECK(failure.empty());
+  CHECK(waited < std::chrono::seconds(10));
+  REQUIRE(acked.size() > 10);
+  REQUIRE(test::eventually([&] { return inbox_settled(db); }, std::chrono::seconds(30)));
+  CHECK(count(db, "SELECT count(*) FROM wa_webhook_events WHERE status <> 'processed'") == "0");
+  CHECK(count(db, "SELECT count(*) FROM mod_chat_messages WHERE whatsapp_message_id LIKE 'wamid.lock.%'") ==
+        std::to_string(acked.size()));
+}

@@ -95,12 +95,27 @@ struct dispatcher_state {
 
 using self_ptr = inbox_dispatcher_actor::stateful_pointer<dispatcher_state>;
 
+// The dispatcher's connections give up a lock they wait for after this long. An operator's
+// ACCESS EXCLUSIVE lock on the inbox (ALTER TABLE, VACUUM FULL) waits for the open claims to
+// commit, and every later lock request on the table queues behind it: a claim (or a requeue)
+// blocking this thread there would keep the open claims from ever finishing, and intake and
+// processing would stall until the operator gave up. Given up instead, the statement fails
+// (logged, tried again later), the finished claims commit, and the operator's lock is granted.
+// Claims never wait on rows (SKIP LOCKED), so nothing else reaches this.
+constexpr const char* lock_wait_limit = "'2s'";
+
+std::unique_ptr<pqxx::connection> dispatcher_connection(const std::string& url) {
+  auto c = infra::connect_for_probes(url);
+  c->set_variable("lock_timeout", lock_wait_limit);
+  return c;
+}
+
 pqxx::connection* connect(dispatcher_state& st) {
   if (st.conn && st.conn->is_open()) {
     return st.conn.get();
   }
   try {
-    st.conn = infra::connect_for_probes(st.settings.database_url);
+    st.conn = dispatcher_connection(st.settings.database_url);
     if (!st.started) {
       // Crash recovery: rows a dead process left behind, rows that failed last time.
       infra::inbox_claims claims{*st.conn};
@@ -325,7 +340,7 @@ std::unique_ptr<pqxx::connection> claim_connection(dispatcher_state& st) {
       return c;
     }
   }
-  return infra::connect_for_probes(st.settings.database_url);
+  return dispatcher_connection(st.settings.database_url);
 }
 
 // Claims one batch and hands it out; true when there may be more right away.

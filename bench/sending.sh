@@ -53,7 +53,8 @@ offered=${BENCH_OFFERED:-2000}
 if [ "$offered" != 0 ]; then
   for run in $(seq "$runs"); do
     wait_quiet
-    "$build_dir/wachat_send_bench" --sends "$sends" --conversations "$conversations" --clients "$clients" \
+    # Twice the clients: at 2,000/s each of 64 has 32 ms for a send before the next is due.
+    "$build_dir/wachat_send_bench" --sends "$sends" --conversations "$conversations" --clients $((clients * 2)) \
       --sites "$sites" --rate 1000 --wait-ms 10000 --offered "$offered" --label "offered-$run" | tee -a "$work/offered.jsonl"
   done
 fi

@@ -101,7 +101,8 @@ using self_ptr = inbox_dispatcher_actor::stateful_pointer<dispatcher_state>;
 // blocking this thread there would keep the open claims from ever finishing, and intake and
 // processing would stall until the operator gave up. Given up instead, the statement fails
 // (logged, tried again later), the finished claims commit, and the operator's lock is granted.
-// Claims never wait on rows (SKIP LOCKED), so nothing else reaches this.
+// Claims never wait on rows (SKIP LOCKED), so nothing else reaches this. A claim's finish is
+// exempt (write_finished).
 constexpr const char* lock_wait_limit = "'2s'";
 
 std::unique_ptr<pqxx::connection> dispatcher_connection(const std::string& url) {
@@ -367,6 +368,10 @@ bool claim_batch(self_ptr self) {
     }
   } catch (const std::exception& e) {
     infra::log_warn("inbox_claim_failed", {{"error", e.what()}});
+    tx.reset();  // rolled back
+    if (conn && conn->is_open()) {
+      st.idle.push_back(std::move(conn));  // a lock given up: the connection is fine
+    }
     return false;
   }
   if (rows.empty()) {
@@ -431,6 +436,10 @@ void write_finished(self_ptr self) {
       continue;
     }
     try {
+      // Without the lock wait limit: a claim's own finish is granted ahead of a queued ACCESS
+      // EXCLUSIVE request (it holds a lock that request waits for), and behind a granted SHARE
+      // lock (CREATE INDEX) it waits as before instead of giving up and doing the claim again.
+      claim.tx->exec("SET LOCAL lock_timeout = 0");
       infra::inbox_claims::finish(*claim.tx, claim.finished);
       claim.tx->commit();
       if (claim.opened <= st.routes_forgotten &&

@@ -377,20 +377,42 @@ void renew_uploading(worker_ptr self) {
   schedule_renewal(self);
 }
 
-// Right before Meta is called for a send whose file went first: its claim renewed, or false when
-// it is lost (or cannot be checked now). The upload may have outlasted the doubt period (a
-// renewal missed, a slow database) and the entry been handed to another attempt, here or in
-// another process: calling Meta then could send the message twice.
-bool claim_still_held(worker_ptr self, std::int64_t message_id, int attempt) {
+// Right before Meta is called for a send whose file went first: whether its claim is still held
+// (renewed now), false when it is lost, nullopt when that cannot be known now (no database).
+// The upload may have outlasted the doubt period (a renewal missed, a slow database) and the
+// entry been handed to another attempt, here or in another process: calling Meta then could
+// send the message twice.
+std::optional<bool> claim_still_held(worker_ptr self, std::int64_t message_id, int attempt) {
   auto& st = self->state;
-  const bool known = st.uploading.erase(message_id) > 0;
-  if (!known) {
+  if (st.uploading.erase(message_id) == 0) {
     return false;  // a renewal found it lost
   }
   auto held = with_db(st, "renew_claims", [&](pqxx::connection_base& c) {
     return infra::renew_claims(c, {infra::held_claim{message_id, attempt}});
   });
-  return held && !held->empty();
+  if (!held) {
+    return std::nullopt;
+  }
+  return !held->empty();
+}
+
+// Ends an attempt whose claim was lost before Meta was called: not_claimed with the message as
+// it is now, as for an entry the worker could not claim; whoever holds the entry sends it.
+// Unavailable when the message cannot be read now (the conversation asks again later), not an
+// empty message, which the API would take for a send that went.
+void end_lost_claim(worker_ptr self, std::int64_t message_id, worker_state::in_flight& call) {
+  infra::log_warn("send_claim_lost", {{"message_id", std::to_string(message_id)},
+                                      {"attempt", std::to_string(call.attempt)},
+                                      {"reason", "the file's upload outlasted the claim"}});
+  attempt_result r;
+  r.attempt = call.attempt;
+  auto text = with_db(self->state, "load_message",
+                      [&](pqxx::connection_base& c) { return infra::load_message_text(c, message_id); });
+  if (text) {
+    r.what = attempt_result::kind::not_claimed;
+    r.message = std::move(*text);
+  }
+  call.answer.deliver(std::move(r));
 }
 
 // Starts waiting uploads while fewer than max_uploads run: each holds a file in memory twice
@@ -401,6 +423,13 @@ void start_uploads(worker_ptr self) {
   while (st.uploads_running < max_uploads && !st.uploads_waiting.empty()) {
     auto next = std::move(st.uploads_waiting.front());
     st.uploads_waiting.pop_front();
+    if (st.uploading.count(next.job.message_id) == 0) {
+      // Its claim was found lost while it waited: no upload for a send that is not ours.
+      if (auto call = take_call(st, next.job.message_id)) {
+        end_lost_claim(self, next.job.message_id, *call);
+      }
+      continue;
+    }
     ++st.uploads_running;
     auto helper = spawn_upload_helper(self->home_system(), st.url, st.blobs, st.graph);
     auto job = next.job;
@@ -419,6 +448,7 @@ void uploaded(worker_ptr self, const attempt_job& job, upload_outcome& o) {
   start_uploads(self);
   auto taken = take_call(self->state, job.message_id);
   if (!taken) {
+    self->state.uploading.erase(job.message_id);  // renewed no longer
     return;
   }
   auto& call = *taken;
@@ -437,17 +467,15 @@ void uploaded(worker_ptr self, const attempt_job& job, upload_outcome& o) {
     call.answer.deliver(std::move(r));
     return;
   }
-  if (!claim_still_held(self, job.message_id, call.attempt)) {
-    // Not this attempt's to send any more: whoever holds the entry sends it (the conversation
-    // shows the message as it is now, as for any entry it could not claim).
-    infra::log_warn("send_claim_lost", {{"message_id", std::to_string(job.message_id)},
-                                        {"attempt", std::to_string(call.attempt)},
-                                        {"reason", "the file's upload outlasted the claim"}});
-    r.what = attempt_result::kind::not_claimed;
-    r.message = with_db(self->state, "load_message", [&](pqxx::connection_base& c) {
-                  return infra::load_message_text(c, job.message_id);
-                }).value_or("");
+  const auto held = claim_still_held(self, job.message_id, call.attempt);
+  if (!held) {
+    // Not known: unavailable, and the conversation asks again later. The claim, still ours or
+    // not, comes back through the doubt period; Meta was not called.
     call.answer.deliver(std::move(r));
+    return;
+  }
+  if (!*held) {
+    end_lost_claim(self, job.message_id, call);
     return;
   }
   post_to_graph(self, job, call.attempt, call.site, std::move(o.body), std::move(call.answer));
@@ -491,10 +519,15 @@ void claim_batch(worker_ptr self) {
     if (!claim.claimed) {
       attempt_result r;
       r.attempt = claim.attempt;
-      r.what = attempt_result::kind::not_claimed;
-      r.message = with_db(self->state, "load_message", [&](pqxx::connection_base& c) {
-                    return infra::load_message_text(c, p.job.message_id);
-                  }).value_or("");
+      auto text = with_db(self->state, "load_message", [&](pqxx::connection_base& c) {
+        return infra::load_message_text(c, p.job.message_id);
+      });
+      // Unreadable now: unavailable (asked again later), not an empty message, which the API
+      // would answer as a send that went. ("" is a message that is gone.)
+      if (text) {
+        r.what = attempt_result::kind::not_claimed;
+        r.message = std::move(*text);
+      }
       p.answer.deliver(std::move(r));
       continue;
     }

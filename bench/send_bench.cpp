@@ -247,6 +247,7 @@ int run(int argc, char** argv) {
            {"max_sends_in_1s", graph.max_sends_within(std::chrono::seconds(1))},
            {"api_status", status_counts},
            {"api_latency", lat.to_json()},
+           {"sends_slot_missed", f.metric("wachat_sends_slot_missed_total")},
            {"wachatd_cpu_us_per_send", sent.empty() ? 0.0 : cpu * 1e6 / static_cast<double>(sent.size())},
            {"fake_direct", {{"requests_per_s", static_cast<double>(sends) / direct_seconds},
                             {"latency", wachat::bench::latency_summary::of(direct).to_json()}}}};

@@ -26,14 +26,7 @@ std::int64_t now_s() { return static_cast<std::int64_t>(std::time(nullptr)); }
 std::string count(const std::string& db, const std::string& sql) { return test::query_scalar(db, sql); }
 
 // A counter or gauge from /metrics; -1 when it is not there.
-long metric(test::wachat_fixture& f, const std::string& name) {
-  auto body = f.call("GET", "/metrics", {}, "").body;
-  auto at = body.find("\n" + name + " ");
-  if (at == std::string::npos) {
-    return -1;
-  }
-  return std::stol(body.substr(at + name.size() + 2));
-}
+long metric(test::wachat_fixture& f, const std::string& name) { return f.metric(name); }
 
 bool inbox_settled(const std::string& db) {
   return count(db, "SELECT count(*) FROM wa_webhook_events WHERE status IN ('pending','processing')") == "0";

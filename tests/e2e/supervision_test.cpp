@@ -18,11 +18,7 @@ const std::string phone_id = "106540352242922";
 
 std::int64_t now_s() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
-long metric(test::wachat_fixture& f, const std::string& name) {
-  auto body = f.call("GET", "/metrics", {}, "").body;
-  auto at = body.find("\n" + name + " ");
-  return at == std::string::npos ? -1 : std::stol(body.substr(at + name.size() + 2));
-}
+long metric(test::wachat_fixture& f, const std::string& name) { return f.metric(name); }
 
 }  // namespace
 

@@ -41,6 +41,12 @@ json wachat_fixture::call_json(const std::string& method, const std::string& tar
   return r.body.empty() ? json(nullptr) : json::parse(r.body);
 }
 
+long wachat_fixture::metric(const std::string& name) {
+  auto body = call("GET", "/metrics", {}, "").body;
+  auto at = body.find("\n" + name + " ");
+  return at == std::string::npos ? -1 : std::stol(body.substr(at + name.size() + 2));
+}
+
 http_result wachat_fixture::post_webhook(const std::string& body) {
   return http_post(port(), webhook_path, body,
                    {{"X-Hub-Signature-256", meta_signature(app_secret, body)}});

@@ -30,6 +30,8 @@ struct wachat_fixture {
                            const nlohmann::json& body = nullptr, int expect = 200,
                            const std::string& token = admin_token);
   http_result post_webhook(const std::string& body);
+  // A counter or gauge from /metrics; -1 when it is not there.
+  long metric(const std::string& name);
 
   // Creates a site through the API and gives it a phone number id (directly in the database,
   // as Graph validation is covered elsewhere).

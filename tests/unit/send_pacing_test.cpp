@@ -6,7 +6,10 @@
 
 #include "domain/send_pacing.hpp"
 
+using wachat::domain::may_depart;
 using wachat::domain::send_pacer;
+using wachat::domain::slot_lateness_us;
+using wachat::domain::slot_tolerance_us;
 
 TEST_CASE("under the rate a send goes at once; a burst is spread out, never dropped") {
   send_pacer p;
@@ -97,5 +100,21 @@ TEST_CASE("a slot a few milliseconds away counts as now, and a second still hold
         REQUIRE(at[i + rate] - at[i] >= 1'000'000);
       }
     }
+  }
+}
+
+TEST_CASE("a send may leave until its slot plus the lateness allowed, which the rate's margin covers") {
+  CHECK(may_depart(1'000'000, 0));  // no limit
+  CHECK(may_depart(1'000'000, 1'000'000));
+  CHECK_FALSE(may_depart(1'000'001, 1'000'000));
+  // The property above lets sends leave 30 ms late; the lateness allowed stays within that, the
+  // early tolerance with it.
+  CHECK(slot_lateness_us + slot_tolerance_us <= 30'000);
+  for (int rate : {5, 80, 1000}) {
+    // rate + 1 slots span at least 1.05 s less the burst's slack: more than a second by more than
+    // the lateness and earliness allowed.
+    const auto span = static_cast<std::int64_t>(rate) * send_pacer::spacing_us(rate) -
+                      (send_pacer::burst(rate) - 1) * send_pacer::spacing_us(rate);
+    CHECK(span - 1'000'000 > slot_lateness_us + slot_tolerance_us);
   }
 }

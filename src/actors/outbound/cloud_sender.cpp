@@ -10,6 +10,7 @@
 #include "actors/outbound/upload_resolver.hpp"
 #include "actors/supervision/fault_point.hpp"
 #include "actors/supervision/supervised_workers.hpp"
+#include "domain/send_pacing.hpp"
 #include "infra/blob_store.hpp"
 #include "infra/cached_statement.hpp"
 #include "infra/graph_client.hpp"
@@ -47,6 +48,7 @@ struct worker_state {
   std::unordered_map<std::int64_t, int> uploading;
   std::chrono::milliseconds renew_every{30000};
   bool renew_scheduled = false;
+  infra::metrics::counter* late = nullptr;  // wachat_sends_slot_missed_total
   std::unique_ptr<pqxx::connection> conn;
   struct in_flight {
     int attempt = 0;
@@ -341,6 +343,40 @@ void call_graph(worker_ptr self, const attempt_job& job, infra::send_attempt& cl
     start_uploads(self);
     return;
   }
+  const auto now = std::chrono::steady_clock::now();
+  if (!domain::may_depart(std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count(),
+                          job.depart_by_us)) {
+    // Its slot passed while this worker was busy (a statement waiting for a lock, say): sent now,
+    // it would leave with the sends of later slots. Its conversation takes a new slot; the claim
+    // is kept for that attempt (claimed), renewed so that the doubt period counts from now, and
+    // given back if the attempt does not come (claim_grace).
+    auto& st = self->state;
+    if (st.late) {
+      st.late->fetch_add(1, std::memory_order_relaxed);
+    }
+    auto held = with_db(st, "renew_claims", [&](pqxx::connection_base& c) {
+      return infra::renew_claims(c, {infra::held_claim{job.message_id, claim.attempt}});
+    });
+    if (!held) {
+      answer.deliver(std::move(r));  // unavailable: the claim comes back through the doubt period
+      return;
+    }
+    if (held->empty()) {
+      // The stall outlasted the doubt period and the entry went to another attempt.
+      auto text = with_db(st, "load_message",
+                          [&](pqxx::connection_base& c) { return infra::load_message_text(c, job.message_id); });
+      if (text) {
+        r.what = attempt_result::kind::not_claimed;
+        r.message = std::move(*text);
+      }
+      answer.deliver(std::move(r));
+      return;
+    }
+    r.what = attempt_result::kind::late;
+    st.claimed[job.message_id] = {std::move(claim), std::chrono::steady_clock::now() + claim_grace};
+    answer.deliver(std::move(r));
+    return;
+  }
   post_to_graph(self, job, claim.attempt, claim.site_id, std::move(claim.body), std::move(answer));
 }
 
@@ -572,8 +608,9 @@ void answered(worker_interface::stateful_pointer<worker_state> self, std::int64_
 worker_interface::behavior_type worker(worker_interface::stateful_pointer<worker_state> self, std::string url,
                                        std::shared_ptr<infra::graph_client> graph,
                                        std::shared_ptr<infra::blob_store> blobs, bool claims_here,
-                                       std::chrono::milliseconds doubt) {
+                                       std::chrono::milliseconds doubt, infra::metrics::counter* late) {
   self->state.url = std::move(url);
+  self->state.late = late;
   // Four renewals per doubt period: one missed (a slow statement) still leaves time.
   self->state.renew_every = std::max(doubt / 4, std::chrono::milliseconds(100));
   self->state.claims_here = claims_here;
@@ -776,12 +813,16 @@ caf::result<R> forward(pool_actor self, Ts&&... xs) {
 pool_interface::behavior_type pool(pool_actor self, std::string url, unsigned count,
                                    std::shared_ptr<infra::graph_client> graph, std::shared_ptr<infra::blob_store> blobs,
                                    std::chrono::milliseconds doubt, std::shared_ptr<infra::metrics> m) {
+  // The metrics outlive the actor system (main), so the worker may keep a plain pointer.
+  auto* late = m ? &m->get_counter("wachat_sends_slot_missed_total",
+                                   "Sends whose rate slot passed before their sender could call Meta; each took a new slot")
+                 : nullptr;
   self->state.workers = supervised_workers{
       "wachat_cloud_sender", count,
-      [self, url, graph, blobs, count, doubt](std::size_t) {
+      [self, url, graph, blobs, count, doubt, late](std::size_t) {
         // Detached: a worker blocks on its own connection, never on the scheduler's threads.
         return caf::actor_cast<caf::actor>(
-            self->home_system().spawn<caf::detached>(worker, url, graph, blobs, count == 1, doubt));
+            self->home_system().spawn<caf::detached>(worker, url, graph, blobs, count == 1, doubt, late));
       },
       m};
   self->state.workers.start(self);

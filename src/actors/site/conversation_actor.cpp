@@ -57,6 +57,7 @@ void answer(self_ptr self, std::int64_t id, send_reply r) {
 }
 
 void pump(self_ptr self);
+void pace_front(self_ptr self, bool claimed);
 
 // Counts a request; an actor that asked to be retired (and was not) checks for idleness again.
 void took_request(self_ptr self) {
@@ -178,7 +179,7 @@ void attempt(self_ptr self, bool claimed = false) {
   }
   auto front = st.sends.front();
   self->request(st.sender, caf::infinite, attempt_atom::value,
-                attempt_job{front.message_id, front.phone_number_id, front.access_token, claimed})
+                attempt_job{front.message_id, front.phone_number_id, front.access_token, claimed, st.depart_by_us})
       .then(
           [=](attempt_result& r) {
             switch (r.what) {
@@ -192,6 +193,10 @@ void attempt(self_ptr self, bool claimed = false) {
                 return pop_front(self);
               case attempt_result::kind::unavailable:
                 return again_after(self, std::chrono::seconds(1));
+              case attempt_result::kind::late:
+                // Its slot passed while the sender was busy: a new slot, so that it does not
+                // crowd the sends of later slots at Meta; the sender keeps its claim meanwhile.
+                return pace_front(self, true);
               case attempt_result::kind::failed:
                 return failed_attempt(self, front, r);
             }
@@ -202,22 +207,40 @@ void attempt(self_ptr self, bool claimed = false) {
           });
 }
 
+// The front send's slot is at `slot`: it must have left by then plus the lateness allowed
+// (attempt_job::depart_by_us).
+void slot_taken(self_ptr self, std::chrono::steady_clock::time_point slot) {
+  self->state.depart_by_us =
+      std::chrono::duration_cast<std::chrono::microseconds>(slot.time_since_epoch()).count() +
+      domain::slot_lateness_us;
+}
+
+// Takes a slot for the front send and attempts it then. `claimed`: the sender holds its claim.
+void pace_front(self_ptr self, bool claimed) {
+  // The site hands out slots at its messages_per_second: over the rate, sends wait here.
+  self->request(self->state.site, caf::infinite, pace_atom::value)
+      .then(
+          [=](std::int64_t wait_us) {
+            slot_taken(self, std::chrono::steady_clock::now() +
+                                 std::chrono::microseconds(std::max<std::int64_t>(wait_us, 0)));
+            if (domain::slot_is_now(wait_us)) {
+              return attempt(self, claimed);
+            }
+            self->delayed_send(self, std::chrono::microseconds(wait_us), go_atom::value, claimed);
+          },
+          [=](caf::error&) {
+            self->state.depart_by_us = 0;  // no site to ask, no slot to keep
+            attempt(self, claimed);
+          });
+}
+
 void pump(self_ptr self) {
   auto& st = self->state;
   if (st.attempting || st.sends.empty()) {
     return;
   }
   st.attempting = true;
-  // The site hands out slots at its messages_per_second: over the rate, sends wait here.
-  self->request(st.site, caf::infinite, pace_atom::value)
-      .then(
-          [=](std::int64_t wait_us) {
-            if (domain::slot_is_now(wait_us)) {
-              return attempt(self);
-            }
-            self->delayed_send(self, std::chrono::microseconds(wait_us), go_atom::value, false);
-          },
-          [=](caf::error&) { attempt(self); });
+  pace_front(self, false);
 }
 
 // Adds a send in message order (a resumed entry may be older than those queued).
@@ -257,7 +280,7 @@ send_reply verdict_reply(domain::send_verdict v, const infra::send_facts& f) {
 }
 
 void enqueue_send(self_ptr self, outbound_send s, caf::typed_response_promise<send_reply> rp,
-                  std::optional<std::chrono::steady_clock::time_point> slot);
+                  std::optional<std::chrono::steady_clock::time_point> slot, bool paced);
 void decide_on_facts(self_ptr self, outbound_send s, caf::typed_response_promise<send_reply> rp);
 
 // The second step of a send the actor decided to make: the message and its outbox entry. A send
@@ -267,17 +290,19 @@ void decide_on_facts(self_ptr self, outbound_send s, caf::typed_response_promise
 void commit_send(self_ptr self, outbound_send s, caf::typed_response_promise<send_reply> rp) {
   auto& st = self->state;
   if (!st.sends.empty() || st.attempting) {
-    return enqueue_send(self, std::move(s), rp, std::nullopt);
+    return enqueue_send(self, std::move(s), rp, std::nullopt, false);
   }
   // await: nothing else of this conversation runs until the send is queued, as below.
   self->request(st.site, caf::infinite, pace_atom::value)
       .await(
           [=](std::int64_t wait_us) mutable {
             const auto wait = std::chrono::microseconds(std::max<std::int64_t>(wait_us, 0));
-            enqueue_send(self, std::move(s), rp, std::chrono::steady_clock::now() + wait);
+            enqueue_send(self, std::move(s), rp, std::chrono::steady_clock::now() + wait, true);
           },
           // As pump() does: no site to ask, no slot to wait for.
-          [=](caf::error&) mutable { enqueue_send(self, std::move(s), rp, std::chrono::steady_clock::now()); });
+          [=](caf::error&) mutable {
+            enqueue_send(self, std::move(s), rp, std::chrono::steady_clock::now(), false);
+          });
 }
 
 // How far ahead a front send's slot may be for its entry to be claimed as it is queued: the
@@ -290,9 +315,10 @@ std::int64_t us_until(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::microseconds>(t - std::chrono::steady_clock::now()).count();
 }
 
-// Queues the send; `slot`: it is the front send, and its slot in the number's rate is then.
+// Queues the send; `slot`: it is the front send, and its slot in the number's rate is then
+// (`paced`: the site gave it; otherwise no site could be asked, and it has no slot to keep).
 void enqueue_send(self_ptr self, outbound_send s, caf::typed_response_promise<send_reply> rp,
-                  std::optional<std::chrono::steady_clock::time_point> slot) {
+                  std::optional<std::chrono::steady_clock::time_point> slot, bool paced) {
   s.claim_after_us.reset();  // a send decided again (`stale`) comes back with its first slot's
   if (slot && us_until(*slot) <= claim_ahead_us) {
     s.claim_after_us = std::max<std::int64_t>(us_until(*slot), 0);
@@ -328,6 +354,11 @@ void enqueue_send(self_ptr self, outbound_send s, caf::typed_response_promise<se
             // so that enqueue() neither puts it behind another nor asks for a second slot.
             st.attempting = true;
             enqueue(self, queued_send{e.message_id, s.phone_number_id, s.access_token});
+            if (paced) {
+              slot_taken(self, *slot);
+            } else {
+              st.depart_by_us = 0;
+            }
             const auto left = us_until(*slot);
             if (domain::slot_is_now(left)) {
               return attempt(self, e.claim.claimed);
@@ -358,7 +389,8 @@ void react(self_ptr self, outbound_send s, caf::typed_response_promise<send_repl
                 out.graph = r.error;
                 return give(rp, std::move(out));
               }
-              case attempt_result::kind::unavailable: break;
+              case attempt_result::kind::unavailable:
+              case attempt_result::kind::late: break;
             }
             give(rp, reply(send_reply::kind::unavailable));
           },

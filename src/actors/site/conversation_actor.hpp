@@ -55,6 +55,7 @@ struct conversation_state {
   // them in the order they were written.
   std::deque<queued_send> sends;
   bool attempting = false;  // the front send has an attempt (or its retry timer) running
+  std::int64_t depart_by_us = 0;  // the front send's slot plus the lateness allowed (attempt_job)
   std::unordered_map<std::int64_t, send_waiter> waiting;
   bool wait_check_pending = false;  // a `wait` turn is scheduled for the earliest deadline
   cloud_sender_actor sender;

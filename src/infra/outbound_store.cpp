@@ -288,19 +288,23 @@ std::vector<send_enqueued> enqueue_sends(pqxx::connection_base& conn, const std:
   return out;
 }
 
-void release_claims(pqxx::connection_base& conn, const std::vector<std::int64_t>& message_ids) {
-  if (message_ids.empty()) {
+void release_claims(pqxx::connection_base& conn, const std::vector<held_claim>& claims) {
+  if (claims.empty()) {
     return;
   }
-  pg_columns ids(1);
-  for (auto id : message_ids) {
-    ids.add(id);
+  pg_columns rows(2);
+  for (const auto& c : claims) {
+    rows.add(c.message_id, c.attempt);
   }
   pqxx::nontransaction w{conn};
+  // next_attempt_at now: not overdue for the sweep, which would hand it to another process.
   exec_columns(w, "outbound_release",
-               "UPDATE wa_outbox SET state = 'ready', attempts = 0, attempt_at = NULL"
-               " WHERE message_id = ANY(" + first_column_ids() + ") AND state = 'sending' AND attempts = 1",
-               {&ids});
+               "UPDATE wa_outbox o SET state = 'ready', attempts = o.attempts - 1, attempt_at = NULL,"
+               " next_attempt_at = now()"
+               " FROM " + rows_from(1, 2) + " AS t(id, attempt)"
+               " WHERE o.message_id = ANY(" + first_column_ids() + ") AND o.message_id = t.id::bigint"
+               " AND o.state = 'sending' AND o.attempts = t.attempt::integer",
+               {&rows});
 }
 
 std::vector<std::int64_t> renew_claims(pqxx::connection_base& conn, const std::vector<held_claim>& claims) {

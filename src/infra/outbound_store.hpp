@@ -84,22 +84,24 @@ struct enqueue_item {
 };
 std::vector<send_enqueued> enqueue_sends(pqxx::connection_base& conn, const std::vector<enqueue_item>& items);
 
-// Gives back claims made by enqueue_sends whose attempt never started (the worker holding them
-// died, or their conversation never asked): `ready` again, as if never claimed, so the next
-// attempt claims them at once instead of after the doubt period. Meta was never called for them.
-// Only a first attempt still `sending` is given back: one the doubt period released, and maybe
-// another attempt claimed since, is left alone.
-void release_claims(pqxx::connection_base& conn, const std::vector<std::int64_t>& message_ids);
+// A claim as an attempt holds it: the entry and the attempt's number.
+struct held_claim {
+  std::int64_t message_id = 0;
+  int attempt = 0;
+};
+
+// Gives back claims whose attempt never called Meta (the worker holding them died, their
+// conversation never asked, or the attempt came after its slot had passed): `ready` again, with
+// the attempt not counted, so the next attempt claims them at once instead of after the doubt
+// period. Only an entry still `sending` under that attempt's number is given back: one the
+// doubt period released, and maybe another attempt claimed since, is left alone.
+void release_claims(pqxx::connection_base& conn, const std::vector<held_claim>& claims);
 
 // Renews claims still held for attempts that have not reached Meta yet (a file uploading first):
 // attempt_at moves to now, so that the doubt period, which counts from it, never passes while
 // the file is still on its way and hands the entry to another attempt. Returns the ids still
 // held: an entry another attempt took (or the sweep gave back) meanwhile is not this one's to
 // send any more.
-struct held_claim {
-  std::int64_t message_id = 0;
-  int attempt = 0;
-};
 std::vector<std::int64_t> renew_claims(pqxx::connection_base& conn, const std::vector<held_claim>& claims);
 
 // Claims each entry for one attempt (committed before Meta is called, so a crash leaves it

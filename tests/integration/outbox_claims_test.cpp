@@ -105,7 +105,7 @@ TEST_CASE("a claim given back is claimed again as a first attempt; a later attem
   CHECK(test::query_scalar(db.url, "SELECT o.attempt_at - m.created_at BETWEEN interval '200 milliseconds'"
                                    " AND interval '250 milliseconds'"
                                    " FROM wa_outbox o JOIN mod_chat_messages m ON m.id = o.message_id") == "t");
-  infra::release_claims(db.conn, {e.message_id});
+  infra::release_claims(db.conn, {{e.message_id, 1}});
   CHECK(db.entry(e.message_id) == "ready/0");
   auto claim = infra::begin_attempts(db.conn, {e.message_id});
   REQUIRE(claim[0].claimed);
@@ -115,8 +115,14 @@ TEST_CASE("a claim given back is claimed again as a first attempt; a later attem
   // A second attempt (after a failure or the doubt period) stays with whoever holds it.
   pqxx::nontransaction{db.conn}.exec(
       "UPDATE wa_outbox SET state = 'sending', attempts = 2 WHERE message_id = " + std::to_string(e.message_id));
-  infra::release_claims(db.conn, {e.message_id});
+  infra::release_claims(db.conn, {{e.message_id, 1}});
   CHECK(db.entry(e.message_id) == "sending/2");
+  // Given back by the attempt that holds it (one that missed its slot, Meta not called): not
+  // counted, and not overdue for the sweep.
+  infra::release_claims(db.conn, {{e.message_id, 2}});
+  CHECK(db.entry(e.message_id) == "ready/1");
+  CHECK(test::query_scalar(db.url, "SELECT next_attempt_at > now() - interval '5 seconds' AND attempt_at IS NULL"
+                                   " FROM wa_outbox WHERE message_id = " + std::to_string(e.message_id)) == "t");
 }
 
 TEST_CASE("a claim is renewed only while its attempt still holds it") {

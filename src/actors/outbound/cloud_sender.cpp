@@ -3,6 +3,7 @@
 #include <caf/all.hpp>
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
+#include <algorithm>
 #include <deque>
 #include <set>
 #include <unordered_map>
@@ -120,9 +121,9 @@ struct worker_state {
     // Claims whose attempt never came: given back, so that the retry of their conversation
     // (after request_receiver_down) claims them again at once, not after the doubt period.
     if (!claimed.empty() && conn && conn->is_open()) {
-      std::vector<std::int64_t> ids;
+      std::vector<infra::held_claim> ids;
       for (const auto& [id, c] : claimed) {
-        ids.push_back(id);
+        ids.push_back({id, c.claim.attempt});
       }
       try {
         infra::release_claims(*conn, ids);
@@ -281,10 +282,10 @@ void drop_stale_claims(worker_state& st) {
     return;
   }
   const auto now = std::chrono::steady_clock::now();
-  std::vector<std::int64_t> stale;
+  std::vector<infra::held_claim> stale;
   for (auto it = st.claimed.begin(); it != st.claimed.end();) {
     if (now > it->second.use_by) {
-      stale.push_back(it->first);
+      stale.push_back({it->first, it->second.claim.attempt});
       it = st.claimed.erase(it);
     } else {
       ++it;
@@ -319,6 +320,28 @@ void schedule_renewal(worker_ptr self);
 void post_to_graph(worker_ptr self, const attempt_job& job, int attempt, const std::string& site, std::string body,
                    caf::typed_response_promise<attempt_result> answer);
 
+// Whether the attempt's slot in the number's rate has passed by more than the lateness allowed
+// (domain::slot_lateness_us): sent now, it would reach Meta together with the sends of later
+// slots, and one second there could hold more than the rate (a sender busy with a statement
+// that waits for a lock holds up every attempt behind it).
+bool past_slot(const attempt_job& job) {
+  const auto now = std::chrono::duration_cast<std::chrono::microseconds>(
+                       std::chrono::steady_clock::now().time_since_epoch())
+                       .count();
+  return !domain::may_depart(now, job.depart_by_us);
+}
+
+// Answers an attempt that missed its slot: nothing sent and no claim held, so the conversation
+// takes a new slot and attempts it again.
+void answer_late(worker_ptr self, caf::typed_response_promise<attempt_result>& answer) {
+  if (self->state.late) {
+    self->state.late->fetch_add(1, std::memory_order_relaxed);
+  }
+  attempt_result r;
+  r.what = attempt_result::kind::late;
+  answer.deliver(std::move(r));
+}
+
 // Sends a claimed attempt's body to Meta; the answer comes back as answer_atom.
 void call_graph(worker_ptr self, const attempt_job& job, infra::send_attempt& claim,
                 caf::typed_response_promise<attempt_result> answer) {
@@ -343,38 +366,14 @@ void call_graph(worker_ptr self, const attempt_job& job, infra::send_attempt& cl
     start_uploads(self);
     return;
   }
-  const auto now = std::chrono::steady_clock::now();
-  if (!domain::may_depart(std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count(),
-                          job.depart_by_us)) {
-    // Its slot passed while this worker was busy (a statement waiting for a lock, say): sent now,
-    // it would leave with the sends of later slots. Its conversation takes a new slot; the claim
-    // is kept for that attempt (claimed), renewed so that the doubt period counts from now, and
-    // given back if the attempt does not come (claim_grace).
-    auto& st = self->state;
-    if (st.late) {
-      st.late->fetch_add(1, std::memory_order_relaxed);
-    }
-    auto held = with_db(st, "renew_claims", [&](pqxx::connection_base& c) {
-      return infra::renew_claims(c, {infra::held_claim{job.message_id, claim.attempt}});
+  if (past_slot(job)) {
+    // Reached after its slot had passed (this worker was busy): Meta is not called, the claim
+    // is given back, and the conversation takes a new slot.
+    with_db(self->state, "release_claims", [&](pqxx::connection_base& c) {
+      infra::release_claims(c, {infra::held_claim{job.message_id, claim.attempt}});
+      return true;
     });
-    if (!held) {
-      answer.deliver(std::move(r));  // unavailable: the claim comes back through the doubt period
-      return;
-    }
-    if (held->empty()) {
-      // The stall outlasted the doubt period and the entry went to another attempt.
-      auto text = with_db(st, "load_message",
-                          [&](pqxx::connection_base& c) { return infra::load_message_text(c, job.message_id); });
-      if (text) {
-        r.what = attempt_result::kind::not_claimed;
-        r.message = std::move(*text);
-      }
-      answer.deliver(std::move(r));
-      return;
-    }
-    r.what = attempt_result::kind::late;
-    st.claimed[job.message_id] = {std::move(claim), std::chrono::steady_clock::now() + claim_grace};
-    answer.deliver(std::move(r));
+    answer_late(self, answer);
     return;
   }
   post_to_graph(self, job, claim.attempt, claim.site_id, std::move(claim.body), std::move(answer));
@@ -539,16 +538,48 @@ void claim_batch(worker_ptr self) {
   if (pending.empty()) {
     return;
   }
+  // Already past their slot (this worker was busy): not claimed at all.
+  pending.erase(std::remove_if(pending.begin(), pending.end(),
+                               [&](worker_state::to_claim& p) {
+                                 if (!past_slot(p.job)) {
+                                   return false;
+                                 }
+                                 answer_late(self, p.answer);
+                                 return true;
+                               }),
+                pending.end());
+  if (pending.empty()) {
+    return;
+  }
   std::vector<std::int64_t> ids;
   for (const auto& p : pending) {
     ids.push_back(p.job.message_id);
   }
   auto claims = with_db(self->state, "begin_attempt",
                         [&](pqxx::connection_base& c) { return infra::begin_attempts(c, ids); });
+  // Past their slot by the time the statement came back: given back in one statement.
+  std::vector<bool> late(pending.size(), false);
+  std::vector<infra::held_claim> back;
+  for (std::size_t i = 0; claims && i < pending.size(); ++i) {
+    if ((*claims)[i].claimed && past_slot(pending[i].job)) {
+      late[i] = true;
+      back.push_back({pending[i].job.message_id, (*claims)[i].attempt});
+    }
+  }
+  if (!back.empty()) {
+    with_db(self->state, "release_claims", [&](pqxx::connection_base& c) {
+      infra::release_claims(c, back);
+      return true;
+    });
+  }
   for (std::size_t i = 0; i < pending.size(); ++i) {
     auto& p = pending[i];
     if (!claims) {
       p.answer.deliver(attempt_result{});  // unavailable
+      continue;
+    }
+    if (late[i]) {
+      answer_late(self, p.answer);
       continue;
     }
     auto& claim = (*claims)[i];

@@ -75,9 +75,8 @@ struct attempt_job {
   std::int64_t message_id = 0;
   std::string phone_number_id;
   std::string access_token;
-  // The entry was claimed as it was queued (outbound_send::claim_after_us), or kept claimed by an
-  // attempt that came too late (attempt_result::kind::late): the worker holds the claim and calls
-  // Meta as this attempt comes, without claiming again.
+  // The entry was claimed as it was queued (outbound_send::claim_after_us): the worker that
+  // queued it holds the claim and calls Meta as this attempt comes, without claiming again.
   bool claimed = false;
   // Its slot in the number's rate plus domain::slot_lateness_us, in steady-clock microseconds:
   // not sent to Meta after this (answered `late`). 0: no limit.
@@ -91,7 +90,7 @@ struct attempt_result {
     failed,       // Meta or the transport failed: `error`, `request_sent`; nothing recorded yet
     not_claimed,  // the entry is gone, held by another attempt, or behind an earlier one
     unavailable,  // the database could not be reached: nothing happened
-    late,         // its slot had passed (attempt_job::depart_by_us): not sent, the claim kept
+    late,         // its slot had passed (attempt_job::depart_by_us): not sent, not claimed
   };
   kind what = kind::unavailable;
   int attempt = 0;

@@ -195,8 +195,8 @@ void attempt(self_ptr self, bool claimed = false) {
                 return again_after(self, std::chrono::seconds(1));
               case attempt_result::kind::late:
                 // Its slot passed while the sender was busy: a new slot, so that it does not
-                // crowd the sends of later slots at Meta; the sender keeps its claim meanwhile.
-                return pace_front(self, true);
+                // crowd the sends of later slots at Meta (the sender gave its claim back).
+                return pace_front(self, false);
               case attempt_result::kind::failed:
                 return failed_attempt(self, front, r);
             }

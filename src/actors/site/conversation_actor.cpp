@@ -207,9 +207,16 @@ void attempt(self_ptr self, bool claimed = false) {
           });
 }
 
-// The front send's slot is at `slot`: it must have left by then plus the lateness allowed
-// (attempt_job::depart_by_us).
-void slot_taken(self_ptr self, std::chrono::steady_clock::time_point slot) {
+// The front send's slot is at `slot`, `wait_us` after it was asked for: it must have left by
+// then plus the lateness allowed (attempt_job::depart_by_us) when the number's rate held it back
+// (a later slot). A slot given at once means the number is under its rate: a late departure
+// cannot put more than the rate into a second then, and a limit would only make a sender that
+// is merely busy do its sends twice over (each late one asking again, and again late).
+void slot_taken(self_ptr self, std::chrono::steady_clock::time_point slot, std::int64_t wait_us) {
+  if (domain::slot_is_now(wait_us)) {
+    self->state.depart_by_us = 0;
+    return;
+  }
   self->state.depart_by_us =
       std::chrono::duration_cast<std::chrono::microseconds>(slot.time_since_epoch()).count() +
       domain::slot_lateness_us;
@@ -221,8 +228,8 @@ void pace_front(self_ptr self, bool claimed) {
   self->request(self->state.site, caf::infinite, pace_atom::value)
       .then(
           [=](std::int64_t wait_us) {
-            slot_taken(self, std::chrono::steady_clock::now() +
-                                 std::chrono::microseconds(std::max<std::int64_t>(wait_us, 0)));
+            slot_taken(self, std::chrono::steady_clock::now() + std::chrono::microseconds(std::max<std::int64_t>(wait_us, 0)),
+                       wait_us);
             if (domain::slot_is_now(wait_us)) {
               return attempt(self, claimed);
             }
@@ -280,7 +287,7 @@ send_reply verdict_reply(domain::send_verdict v, const infra::send_facts& f) {
 }
 
 void enqueue_send(self_ptr self, outbound_send s, caf::typed_response_promise<send_reply> rp,
-                  std::optional<std::chrono::steady_clock::time_point> slot, bool paced);
+                  std::optional<std::chrono::steady_clock::time_point> slot, std::optional<std::int64_t> slot_wait_us);
 void decide_on_facts(self_ptr self, outbound_send s, caf::typed_response_promise<send_reply> rp);
 
 // The second step of a send the actor decided to make: the message and its outbox entry. A send
@@ -290,18 +297,18 @@ void decide_on_facts(self_ptr self, outbound_send s, caf::typed_response_promise
 void commit_send(self_ptr self, outbound_send s, caf::typed_response_promise<send_reply> rp) {
   auto& st = self->state;
   if (!st.sends.empty() || st.attempting) {
-    return enqueue_send(self, std::move(s), rp, std::nullopt, false);
+    return enqueue_send(self, std::move(s), rp, std::nullopt, std::nullopt);
   }
   // await: nothing else of this conversation runs until the send is queued, as below.
   self->request(st.site, caf::infinite, pace_atom::value)
       .await(
           [=](std::int64_t wait_us) mutable {
             const auto wait = std::chrono::microseconds(std::max<std::int64_t>(wait_us, 0));
-            enqueue_send(self, std::move(s), rp, std::chrono::steady_clock::now() + wait, true);
+            enqueue_send(self, std::move(s), rp, std::chrono::steady_clock::now() + wait, wait_us);
           },
           // As pump() does: no site to ask, no slot to wait for.
           [=](caf::error&) mutable {
-            enqueue_send(self, std::move(s), rp, std::chrono::steady_clock::now(), false);
+            enqueue_send(self, std::move(s), rp, std::chrono::steady_clock::now(), std::nullopt);
           });
 }
 
@@ -316,9 +323,9 @@ std::int64_t us_until(std::chrono::steady_clock::time_point t) {
 }
 
 // Queues the send; `slot`: it is the front send, and its slot in the number's rate is then
-// (`paced`: the site gave it; otherwise no site could be asked, and it has no slot to keep).
+// (`slot_wait_us` after it was asked for; none when no site could be asked: no slot to keep).
 void enqueue_send(self_ptr self, outbound_send s, caf::typed_response_promise<send_reply> rp,
-                  std::optional<std::chrono::steady_clock::time_point> slot, bool paced) {
+                  std::optional<std::chrono::steady_clock::time_point> slot, std::optional<std::int64_t> slot_wait_us) {
   s.claim_after_us.reset();  // a send decided again (`stale`) comes back with its first slot's
   if (slot && us_until(*slot) <= claim_ahead_us) {
     s.claim_after_us = std::max<std::int64_t>(us_until(*slot), 0);
@@ -354,8 +361,8 @@ void enqueue_send(self_ptr self, outbound_send s, caf::typed_response_promise<se
             // so that enqueue() neither puts it behind another nor asks for a second slot.
             st.attempting = true;
             enqueue(self, queued_send{e.message_id, s.phone_number_id, s.access_token});
-            if (paced) {
-              slot_taken(self, *slot);
+            if (slot_wait_us) {
+              slot_taken(self, *slot, *slot_wait_us);
             } else {
               st.depart_by_us = 0;
             }

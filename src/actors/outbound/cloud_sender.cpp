@@ -431,23 +431,28 @@ std::optional<bool> claim_still_held(worker_ptr self, std::int64_t message_id, i
   return !held->empty();
 }
 
-// Ends an attempt whose claim was lost before Meta was called: not_claimed with the message as
-// it is now, as for an entry the worker could not claim; whoever holds the entry sends it.
-// Unavailable when the message cannot be read now (the conversation asks again later), not an
-// empty message, which the API would take for a send that went.
-void end_lost_claim(worker_ptr self, std::int64_t message_id, worker_state::in_flight& call) {
-  infra::log_warn("send_claim_lost", {{"message_id", std::to_string(message_id)},
-                                      {"attempt", std::to_string(call.attempt)},
-                                      {"reason", "the file's upload outlasted the claim"}});
+// An attempt that does not hold its entry: not_claimed with the message as it is now (whoever
+// holds the entry sends it; "" is a message that is gone). Unavailable when the message cannot
+// be read now (the conversation asks again later), not an empty message, which the API would
+// take for a send that went.
+attempt_result not_ours(worker_ptr self, std::int64_t message_id, int attempt) {
   attempt_result r;
-  r.attempt = call.attempt;
+  r.attempt = attempt;
   auto text = with_db(self->state, "load_message",
                       [&](pqxx::connection_base& c) { return infra::load_message_text(c, message_id); });
   if (text) {
     r.what = attempt_result::kind::not_claimed;
     r.message = std::move(*text);
   }
-  call.answer.deliver(std::move(r));
+  return r;
+}
+
+// Ends an attempt whose claim was lost before Meta was called.
+void end_lost_claim(worker_ptr self, std::int64_t message_id, worker_state::in_flight& call) {
+  infra::log_warn("send_claim_lost", {{"message_id", std::to_string(message_id)},
+                                      {"attempt", std::to_string(call.attempt)},
+                                      {"reason", "the file's upload outlasted the claim"}});
+  call.answer.deliver(not_ours(self, message_id, call.attempt));
 }
 
 // Starts waiting uploads while fewer than max_uploads run: each holds a file in memory twice
@@ -584,18 +589,7 @@ void claim_batch(worker_ptr self) {
     }
     auto& claim = (*claims)[i];
     if (!claim.claimed) {
-      attempt_result r;
-      r.attempt = claim.attempt;
-      auto text = with_db(self->state, "load_message", [&](pqxx::connection_base& c) {
-        return infra::load_message_text(c, p.job.message_id);
-      });
-      // Unreadable now: unavailable (asked again later), not an empty message, which the API
-      // would answer as a send that went. ("" is a message that is gone.)
-      if (text) {
-        r.what = attempt_result::kind::not_claimed;
-        r.message = std::move(*text);
-      }
-      p.answer.deliver(std::move(r));
+      p.answer.deliver(not_ours(self, p.job.message_id, claim.attempt));
       continue;
     }
     call_graph(self, p.job, claim, std::move(p.answer));

@@ -16,9 +16,10 @@ using nlohmann::json;
 // entries once more), and a process that dies releases its rows at once, with its connection.
 // Rows another process holds are skipped. Planned each time, not prepared: a generic plan took
 // the primary key with the status as a filter, and walked every finished row above `after`.
+// Rows an intake writer committed with its owner key are its process's (migration 019): left alone.
 constexpr const char* claim_sql =
-    "SELECT id, body FROM wa_webhook_events WHERE status = 'pending' AND id > $2"
-    " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED";
+    "SELECT id, body FROM wa_webhook_events WHERE status = 'pending' AND owner_key IS NULL"
+    " AND id > $2 ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED";
 // All rows of a claim in one statement, column by column (pg_columns).
 const std::string& finish_sql() {
   static const std::string sql =
@@ -30,6 +31,22 @@ const std::string& finish_sql() {
       "   ELSE ARRAY(SELECT json_array_elements_text(t.unroutable::json)) END"
       " FROM " + rows_from(1, 4) + " AS t(id, status, error, unroutable)"
       " WHERE e.id = t.id::bigint AND e.status = 'pending'"  // claimed rows are; a cheap guard
+      " AND e.id = ANY(" + first_column_ids() + ")";
+  return sql;
+}
+
+// Rows processed from memory (owned): finished in one autocommitted statement, only while still
+// owned by the key that committed them. A row whose owner was taken for dead meanwhile (its
+// writer's connection broke) belongs to whichever process claimed it since: left to that one.
+const std::string& finish_owned_sql() {
+  static const std::string sql =
+      "UPDATE wa_webhook_events e SET status = t.status, error = t.error,"
+      " processed_at = CASE WHEN t.status = 'pending' THEN NULL ELSE now() END, owner_key = NULL,"
+      " attempts = e.attempts + CASE WHEN t.status = 'pending' THEN 0 ELSE 1 END,"
+      " unroutable_phone_ids = CASE WHEN t.unroutable IS NULL THEN NULL"
+      "   ELSE ARRAY(SELECT json_array_elements_text(t.unroutable::json)) END"
+      " FROM " + rows_from(1, 5) + " AS t(id, status, error, unroutable, owner)"
+      " WHERE e.id = t.id::bigint AND e.status = 'pending' AND e.owner_key = t.owner::bigint"
       " AND e.id = ANY(" + first_column_ids() + ")";
   return sql;
 }
@@ -82,6 +99,18 @@ void inbox_claims::finish(pqxx::transaction_base& tx, const std::vector<event_fi
   exec_columns(tx, "inbox_finish", finish_sql(), {&columns});
 }
 
+void inbox_claims::finish_owned(const std::vector<event_finish>& rows) {
+  if (rows.empty()) {
+    return;
+  }
+  pg_columns columns(5);
+  for (const auto& r : rows) {
+    columns.add(r.id, r.status, text_or_null(r.error), unroutable_json(r.unroutable_ids), r.owner_key);
+  }
+  pqxx::nontransaction tx{conn_};
+  exec_columns(tx, "inbox_finish_owned", finish_owned_sql(), {&columns});
+}
+
 // The statements below are each a single UPDATE, atomic by itself: run in autocommit, without
 // the round trips of BEGIN and COMMIT.
 std::size_t inbox_claims::requeue_stale(std::chrono::seconds lease) {
@@ -91,6 +120,38 @@ std::size_t inbox_claims::requeue_stale(std::chrono::seconds lease) {
       " WHERE status = 'processing' AND claimed_at IS NOT NULL"
       " AND claimed_at < now() - $1 * interval '1 second'",
       static_cast<std::int64_t>(lease.count()));
+  return r.affected_rows();
+}
+
+std::size_t inbox_claims::give_back(const std::vector<std::int64_t>& ids, std::int64_t owner_key) {
+  if (ids.empty()) {
+    return 0;
+  }
+  std::string list = "{";  // an array literal of integers: nothing in it needs quoting
+  for (auto id : ids) {
+    list += (list.size() > 1 ? "," : "") + std::to_string(id);
+  }
+  list += "}";
+  pqxx::nontransaction tx{conn_};
+  auto r = tx.exec_params(
+      "UPDATE wa_webhook_events SET owner_key = NULL"
+      " WHERE id = ANY($1::bigint[]) AND status = 'pending' AND owner_key = $2",
+      list, owner_key);
+  return r.affected_rows();
+}
+
+// A session advisory lock on a bigint key shows in pg_locks as classid (high half) and objid
+// (low half) with objsubid 1. The subquery is read once per statement, after its snapshot: a
+// row visible to the statement was committed by a connection that took its lock before, so a
+// key missing from pg_locks means that connection is gone, never that it is not there yet.
+std::size_t inbox_claims::free_orphans() {
+  pqxx::nontransaction tx{conn_};
+  auto r = tx.exec(
+      "UPDATE wa_webhook_events SET owner_key = NULL"
+      " WHERE status = 'pending' AND owner_key IS NOT NULL AND owner_key NOT IN ("
+      "   SELECT (l.classid::bigint << 32) | l.objid::bigint FROM pg_locks l"
+      "   WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted"
+      "   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))");
   return r.affected_rows();
 }
 
@@ -114,9 +175,13 @@ std::size_t inbox_claims::requeue_failed(int max_attempts) {
 
 std::int64_t inbox_claims::pending_lag_ms() {
   pqxx::nontransaction nt{conn_};
+  // Owned and unowned rows each through their own index (migration 019).
   auto r = nt.exec(
-      "SELECT coalesce((SELECT extract(epoch from now() - received_at) * 1000"
-      "   FROM wa_webhook_events WHERE status = 'pending' ORDER BY id LIMIT 1), 0)::bigint");
+      "SELECT coalesce(extract(epoch from now() - least("
+      "   (SELECT received_at FROM wa_webhook_events WHERE status = 'pending' AND owner_key IS NULL"
+      "    ORDER BY id LIMIT 1),"
+      "   (SELECT received_at FROM wa_webhook_events WHERE status = 'pending' AND owner_key IS NOT NULL"
+      "    ORDER BY id LIMIT 1))) * 1000, 0)::bigint");
   return r[0][0].as<std::int64_t>();
 }
 

@@ -23,9 +23,13 @@ struct event_finish {
   std::string status;  // processed | rejected | unroutable | failed | pending (try again)
   std::optional<std::string> error;
   std::set<std::string> unroutable_ids;
+  std::int64_t owner_key = 0;  // the key it was committed with, for rows processed from memory
 };
 
-// The inbox's bookkeeping for the dispatcher. Rows are claimed with FOR UPDATE SKIP LOCKED in a
+// The inbox's bookkeeping for the dispatcher. Most rows never need a claim: the intake writer
+// commits them owned (owner_key, the key of an advisory lock its connection holds) and its own
+// process processes them from memory, then finish_owned(). Rows nobody owns (given back, tried
+// again, committed by a process that died) are claimed with FOR UPDATE SKIP LOCKED in a
 // transaction that stays open until they are finished, so several processes share the work and
 // a dead process's rows come back as soon as its connection is gone.
 class inbox_claims {
@@ -38,6 +42,14 @@ class inbox_claims {
                                           std::int64_t after);
   // Records how rows claimed in `tx` ended; they are released when `tx` commits.
   static void finish(pqxx::transaction_base& tx, const std::vector<event_finish>& rows);
+  // Records how owned rows ended, each only while its owner_key is still the one it was
+  // committed with; in autocommit.
+  void finish_owned(const std::vector<event_finish>& rows);
+  // Gives pending rows owned by `owner_key` back to any claim (their process will not do them).
+  std::size_t give_back(const std::vector<std::int64_t>& ids, std::int64_t owner_key);
+  // Pending rows whose owner's lock is gone (its connection, so its process, died) are given
+  // back to any claim.
+  std::size_t free_orphans();
   // 'processing' rows whose lease ran out go back to pending. Versions before claims by row lock
   // marked claimed rows 'processing'; a process of such a version may have died holding some.
   std::size_t requeue_stale(std::chrono::seconds lease);

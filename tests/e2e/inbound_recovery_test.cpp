@@ -95,6 +95,43 @@ TEST_CASE("SIGKILL mid-processing loses nothing: a new process finishes every ro
   CHECK(count(db, "SELECT sum(unread_count) FROM mod_chat_conversations") == "300");
 }
 
+TEST_CASE("SIGKILL while its own just-committed rows are in flight: the next process takes them over at once, each done once") {
+  auto db = test::fresh_database();
+  {
+    test::wachat_fixture f{{}, db};
+    f.make_site("acme", phone_id);
+    // The site's event lock makes every unit hang in its writer's last statement: the rows stay
+    // in flight, owned by the process whose intake committed them.
+    pqxx::connection blocker{f.db};
+    pqxx::nontransaction hold{blocker};
+    hold.exec_params(std::string{"SELECT pg_advisory_lock("} + infra::events_lock_key_sql + ")", "acme");
+    for (int i = 0; i < 5; ++i) {
+      REQUIRE(f.post_webhook(test::text_webhook(phone_id, "1650777" + std::to_string(1000 + i),
+                                                "wamid.owned." + std::to_string(i), now_s() - 60 + i,
+                                                "in flight " + std::to_string(i))).status == 200);
+    }
+    CHECK(count(db, "SELECT count(*) FROM wa_webhook_events WHERE status = 'pending' AND owner_key IS NOT NULL") == "5");
+    f.server->process().signal(SIGKILL);
+    REQUIRE(f.server->process().wait_exit(5000).has_value());
+  }
+  // Well within the one-minute lease a dead claim would need: the owner's connections are gone,
+  // so its rows are anyone's.
+  test::wachat_fixture f{{}, db};
+  REQUIRE(test::eventually([&] { return inbox_settled(db); }, std::chrono::seconds(10)));
+  // Freed as orphans (at start, or at the first tick if the dead process's sessions were still
+  // ending), not by a lease.
+  const auto log = f.server->process().stderr_text();
+  int orphaned = 0;
+  for (auto at = log.find("orphaned="); at != std::string::npos; at = log.find("orphaned=", at + 1)) {
+    orphaned += std::atoi(log.c_str() + at + 9);
+  }
+  CHECK(orphaned == 5);
+  CHECK(count(db, "SELECT count(*) FROM wa_webhook_events WHERE status = 'processed' AND owner_key IS NULL") == "5");
+  CHECK(count(db, "SELECT count(*) FROM mod_chat_messages WHERE whatsapp_message_id LIKE 'wamid.owned.%'") == "5");
+  CHECK(count(db, "SELECT count(DISTINCT whatsapp_message_id) FROM mod_chat_messages") == "5");
+  CHECK(count(db, "SELECT count(*) FROM wa_events WHERE type = 'message.created'") == "5");
+}
+
 TEST_CASE("a claim whose unit hangs gives its row back after the lease; the row is done once, when the unit can go on") {
   test::wachat_fixture f{{{"WACHAT_INBOX_LEASE_MS", "1000"}}};
   f.make_site("acme", phone_id);
@@ -107,22 +144,26 @@ TEST_CASE("a claim whose unit hangs gives its row back after the lease; the row 
   REQUIRE(f.post_webhook(test::text_webhook(phone_id, "16505550101", "wamid.hang.1", now_s() - 5,
                                             "stuck behind a lock")).status == 200);
   const auto row = count(f.db, "SELECT max(id) FROM wa_webhook_events");
-  // Whether another session can lock the inbox row now (the dispatcher's claim holds it).
-  auto lockable = [&] {
+  // Whether the row is taken: owned by the process whose intake committed it (processed from
+  // memory), or locked by a claim.
+  auto taken = [&] {
+    if (count(f.db, "SELECT owner_key IS NOT NULL FROM wa_webhook_events WHERE id = " + row) == "t") {
+      return true;
+    }
     try {
       pqxx::connection c{f.db};
       pqxx::work w{c};
       w.exec("SELECT 1 FROM wa_webhook_events WHERE id = " + row + " FOR UPDATE NOWAIT");
-      return true;
-    } catch (const pqxx::sql_error&) {
       return false;
+    } catch (const pqxx::sql_error&) {
+      return true;
     }
   };
-  REQUIRE(test::eventually([&] { return !lockable(); }, std::chrono::seconds(5)));  // claimed
-  // After the lease the claim gives the row back, though its unit still waits: the row is free
-  // (between the dispatcher's attempts to claim it again, which leave it alone while the unit
-  // is in flight).
-  CHECK(test::eventually(lockable, std::chrono::seconds(5)));
+  REQUIRE(taken());  // owned from its commit on
+  // After the lease the row is given back, though its unit still waits: nobody owns it and it
+  // is free (between the dispatcher's attempts to claim it again, which leave it alone while
+  // the unit is in flight).
+  CHECK(test::eventually([&] { return !taken(); }, std::chrono::seconds(5)));
   CHECK(f.server->process().stderr_text().find("inbox_claim_expired") != std::string::npos);
   CHECK(count(f.db, "SELECT count(*) FROM mod_chat_messages") == "0");
   CHECK(count(f.db, "SELECT status FROM wa_webhook_events WHERE id = " + row) == "pending");

@@ -2,7 +2,9 @@
 // transaction, so another claimer skips the rows, and they come back the moment the holder's
 // connection is gone (a process that died) without any lease or write.
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <memory>
+#include <thread>
 #include <pqxx/pqxx>
 
 #include "infra/inbox_claims.hpp"
@@ -118,4 +120,66 @@ TEST_CASE("finishing records each row's outcome and counts the attempt") {
   // Only the pending one is claimable again.
   pqxx::work w{db.conn};
   CHECK(ids_of(infra::inbox_claims::claim(w, 10, 0)) == std::vector<std::int64_t>{first + 2});
+}
+
+TEST_CASE("owned rows: no claim takes them, their outcome needs the key, and they are freed once the key's connection is gone") {
+  inbox_db db;
+  auto unowned = db.add_pending(1);
+  // An intake connection: holds its key's lock and commits rows with it.
+  const std::int64_t key = 4242424242424242LL;
+  auto writer = std::make_unique<pqxx::connection>(db.url);
+  {
+    pqxx::nontransaction nt{*writer};
+    REQUIRE(nt.exec_params("SELECT pg_try_advisory_lock($1)", key)[0][0].as<bool>());
+  }
+  std::vector<std::int64_t> owned;
+  {
+    pqxx::work w{*writer};
+    for (int i = 0; i < 3; ++i) {
+      owned.push_back(w.exec_params("INSERT INTO wa_webhook_events (body, status, owner_key)"
+                                    " VALUES ('{}', 'pending', $1) RETURNING id", key)[0][0].as<std::int64_t>());
+    }
+    w.commit();
+  }
+  pqxx::connection conn{db.url};
+  infra::inbox_claims claims{conn};
+  {
+    pqxx::work w{conn};
+    CHECK(ids_of(infra::inbox_claims::claim(w, 10, 0)) == std::vector<std::int64_t>{unowned});
+  }
+  // Its owner is alive: the sweep leaves the rows alone.
+  CHECK(claims.free_orphans() == 0);
+  // An outcome written with another key changes nothing; with the key, it is written and the
+  // row is nobody's any more.
+  claims.finish_owned({{owned[0], "processed", std::nullopt, {}, key + 1}});
+  CHECK(db.scalar("SELECT status FROM wa_webhook_events WHERE id = " + std::to_string(owned[0])) == "pending");
+  claims.finish_owned({{owned[0], "unroutable", std::nullopt, {"999"}, key}});
+  CHECK(db.scalar("SELECT status || ' ' || (owner_key IS NULL) || ' ' || attempts || ' ' || unroutable_phone_ids[1]"
+                  " FROM wa_webhook_events WHERE id = " + std::to_string(owned[0])) == "unroutable true 1 999");
+  // Given back by its process: anyone's again.
+  CHECK(claims.give_back({owned[1]}, key) == 1);
+  {
+    pqxx::work w{conn};
+    CHECK(ids_of(infra::inbox_claims::claim(w, 10, 0)) == std::vector<std::int64_t>{unowned, owned[1]});
+  }
+  // The lag counts owned rows too (an hour old here, the others just in).
+  db.scalar("UPDATE wa_webhook_events SET received_at = now() - interval '1 hour' WHERE id = " +
+            std::to_string(owned[2]) + " RETURNING 1");
+  CHECK(claims.pending_lag_ms() >= 3600 * 1000);
+  // The writer's process dies: its lock goes with its connection (the server notices at once,
+  // but asynchronously), and the sweep frees the rest.
+  writer.reset();
+  std::size_t freed = 0;
+  for (int i = 0; i < 100 && freed == 0; ++i) {
+    freed = claims.free_orphans();
+    if (freed == 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  CHECK(freed == 1);
+  CHECK(db.scalar("SELECT owner_key IS NULL FROM wa_webhook_events WHERE id = " + std::to_string(owned[2])) == "t");
+  {
+    pqxx::work w{conn};
+    CHECK(ids_of(infra::inbox_claims::claim(w, 10, 0)) == std::vector<std::int64_t>{unowned, owned[1], owned[2]});
+  }
 }

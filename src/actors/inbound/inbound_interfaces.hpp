@@ -15,17 +15,32 @@ using inbound_writer_actor =
                      caf::reacts_to<stop_atom>>;
 
 using wake_atom = caf::atom_constant<caf::atom("wake")>;
+using born_atom = caf::atom_constant<caf::atom("born")>;
 using rescan_atom = caf::atom_constant<caf::atom("rescan")>;
 using work_atom = caf::atom_constant<caf::atom("work")>;
 
-// The inbox dispatcher: `wake` after intake committed rows from this id on; `rescan` to requeue
-// and route again (each `tick`, a second). `work` (claim a batch) and `done` (write finished
-// claims) are turns it sends itself; `forget` comes from the site directory when the routes it
-// handed out changed, and after a settings change in this process (unroutable rows are then
-// looked at again).
+// One row an intake writer committed as its process's own (owner_key), with its body.
+struct owned_row {
+  std::int64_t id = 0;
+  std::string body;
+};
+struct owned_rows {
+  std::int64_t owner_key = 0;
+  std::vector<owned_row> rows;
+};
+
+// The inbox dispatcher: `born` with the rows an intake writer of this process committed as its
+// own (processed from memory, never claimed); `wake` after it committed rows anyone may claim,
+// from this id on; `rescan` to requeue and route again (each `tick`, a second). `work` (claim a
+// batch), `done` (write finished claims) and `flush` (write the outcomes of owned rows that
+// waited for company) are turns it sends itself; `forget` comes from the site directory when the
+// routes it handed out changed, and after a settings change in this process (unroutable rows
+// are then looked at again).
 using inbox_dispatcher_actor =
-    caf::typed_actor<caf::reacts_to<wake_atom, std::int64_t>, caf::reacts_to<rescan_atom>,
+    caf::typed_actor<caf::reacts_to<born_atom, owned_rows>, caf::reacts_to<wake_atom, std::int64_t>,
+                     caf::reacts_to<rescan_atom>,
                      caf::reacts_to<tick_atom>, caf::reacts_to<work_atom>, caf::reacts_to<done_atom>,
+                     caf::reacts_to<flush_atom>,
                      caf::reacts_to<forget_atom>, caf::reacts_to<stop_atom>>;
 
 // The webhook intake: the supervisor takes only `stop` from others (it commits what its writers
@@ -38,3 +53,4 @@ using intake_writer_actor = caf::typed_actor<caf::reacts_to<commit_atom, intake_
 
 // Local messages only: never serialized.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::intake_item)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(wachat::actors::owned_rows)

@@ -230,6 +230,7 @@ int main(int argc, char** argv) {
   intake_cfg.metrics = metrics;
   intake_cfg.listener = waiters;
   intake_cfg.wake = dispatcher.handle();
+  intake_cfg.owner_key = dispatcher.owner_key();
   actors::intake intake{sys, std::move(intake_cfg)};
   actors::db_probe probe{sys, cfg.database_url};
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
+#include <random>
 
 #include "infra/pg_columns.hpp"
 
@@ -47,7 +48,7 @@ const std::string& finish_owned_sql() {
       "   ELSE ARRAY(SELECT json_array_elements_text(t.unroutable::json)) END"
       " FROM " + rows_from(1, 5) + " AS t(id, status, error, unroutable, owner)"
       " WHERE e.id = t.id::bigint AND e.status = 'pending' AND e.owner_key = t.owner::bigint"
-      " AND e.id = ANY(" + first_column_ids() + ")";
+      " AND e.id = ANY(" + first_column_ids() + ") RETURNING e.status <> 'pending'";
   return sql;
 }
 
@@ -99,16 +100,20 @@ void inbox_claims::finish(pqxx::transaction_base& tx, const std::vector<event_fi
   exec_columns(tx, "inbox_finish", finish_sql(), {&columns});
 }
 
-void inbox_claims::finish_owned(const std::vector<event_finish>& rows) {
+std::size_t inbox_claims::finish_owned(const std::vector<event_finish>& rows) {
   if (rows.empty()) {
-    return;
+    return 0;
   }
   pg_columns columns(5);
   for (const auto& r : rows) {
     columns.add(r.id, r.status, text_or_null(r.error), unroutable_json(r.unroutable_ids), r.owner_key);
   }
   pqxx::nontransaction tx{conn_};
-  exec_columns(tx, "inbox_finish_owned", finish_owned_sql(), {&columns});
+  std::size_t done = 0;
+  for (const auto& row : exec_columns(tx, "inbox_finish_owned", finish_owned_sql(), {&columns})) {
+    done += row[0].as<bool>() ? 1 : 0;
+  }
+  return done;
 }
 
 // The statements below are each a single UPDATE, atomic by itself: run in autocommit, without
@@ -153,6 +158,23 @@ std::size_t inbox_claims::free_orphans() {
       "   WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted"
       "   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))");
   return r.affected_rows();
+}
+
+std::int64_t inbox_claims::take_owner_key() {
+  std::random_device rd;
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    const auto key = static_cast<std::int64_t>(
+        (((static_cast<std::uint64_t>(rd()) << 32) | rd()) & ((1ULL << 62) - 1)) | 1);
+    if (retake_owner_key(key)) {
+      return key;
+    }
+  }
+  return 0;
+}
+
+bool inbox_claims::retake_owner_key(std::int64_t key) {
+  pqxx::nontransaction tx{conn_};
+  return tx.exec_params("SELECT pg_try_advisory_lock($1)", key)[0][0].as<bool>();
 }
 
 std::size_t inbox_claims::requeue_routable() {

@@ -43,13 +43,19 @@ class inbox_claims {
   // Records how rows claimed in `tx` ended; they are released when `tx` commits.
   static void finish(pqxx::transaction_base& tx, const std::vector<event_finish>& rows);
   // Records how owned rows ended, each only while its owner_key is still the one it was
-  // committed with; in autocommit.
-  void finish_owned(const std::vector<event_finish>& rows);
+  // committed with; in autocommit. Returns how many were written as done (not 'pending').
+  std::size_t finish_owned(const std::vector<event_finish>& rows);
   // Gives pending rows owned by `owner_key` back to any claim (their process will not do them).
   std::size_t give_back(const std::vector<std::int64_t>& ids, std::int64_t owner_key);
-  // Pending rows whose owner's lock is gone (its connection, so its process, died) are given
-  // back to any claim.
+  // Pending rows whose owner's lock is gone are given back to any claim: the dispatcher that
+  // held it stopped or died (with its process, or its connection broke).
   std::size_t free_orphans();
+  // Takes a session advisory lock on a new random key (62 bits, never 0) on this connection and
+  // returns the key, or 0 if none could be taken. Rows committed with the key are this
+  // process's while the connection lives.
+  std::int64_t take_owner_key();
+  // Takes the lock on `key` again (after the connection that held it was lost).
+  bool retake_owner_key(std::int64_t key);
   // 'processing' rows whose lease ran out go back to pending. Versions before claims by row lock
   // marked claimed rows 'processing'; a process of such a version may have died holding some.
   std::size_t requeue_stale(std::chrono::seconds lease);

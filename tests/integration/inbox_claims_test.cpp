@@ -151,9 +151,9 @@ TEST_CASE("owned rows: no claim takes them, their outcome needs the key, and the
   CHECK(claims.free_orphans() == 0);
   // An outcome written with another key changes nothing; with the key, it is written and the
   // row is nobody's any more.
-  claims.finish_owned({{owned[0], "processed", std::nullopt, {}, key + 1}});
+  CHECK(claims.finish_owned({{owned[0], "processed", std::nullopt, {}, key + 1}}) == 0);
   CHECK(db.scalar("SELECT status FROM wa_webhook_events WHERE id = " + std::to_string(owned[0])) == "pending");
-  claims.finish_owned({{owned[0], "unroutable", std::nullopt, {"999"}, key}});
+  CHECK(claims.finish_owned({{owned[0], "unroutable", std::nullopt, {"999"}, key}}) == 1);
   CHECK(db.scalar("SELECT status || ' ' || (owner_key IS NULL) || ' ' || attempts || ' ' || unroutable_phone_ids[1]"
                   " FROM wa_webhook_events WHERE id = " + std::to_string(owned[0])) == "unroutable true 1 999");
   // Given back by its process: anyone's again.

@@ -86,11 +86,21 @@ struct dispatcher_state {
   std::int64_t after = 0;
   std::vector<std::unique_ptr<pqxx::connection>> idle;  // claim connections not in use
   std::size_t tx_claims = 0;                             // claims with an open transaction
-  // Rows the intake committed as ours, waiting for room below max_in_flight (oldest first).
-  std::deque<owned_rows> born_waiting;
+  // Holds the session lock on owner_key, the key intake commits our rows with (migration 019),
+  // for as long as this actor lives.
+  std::shared_ptr<pqxx::connection> key_conn;
+  std::int64_t owner_key = 0;
+  // Rows the intake committed as ours, waiting for room below max_in_flight (oldest first),
+  // with when they came.
+  struct waiting {
+    owned_rows born;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::deque<waiting> born_waiting;
   std::size_t born_waiting_rows = 0;
-  // Outcomes of owned rows not written yet (written with the next finish; kept across a failed
-  // write: nobody else takes an owned row while its key lives, so they must not be dropped).
+  // Outcomes of owned rows not written yet (written at owned_batch rows, after owned_delay, or
+  // at the tick; kept across a failed write: nobody else takes an owned row while its key
+  // lives, so they must not be dropped).
   std::vector<infra::event_finish> owned_finished;
   bool owned_unroutable_stale = false;  // one of them was routed before routes were forgotten
   bool owned_flush_queued = false;
@@ -162,6 +172,34 @@ pqxx::connection* connect(dispatcher_state& st) {
     st.conn.reset();
     infra::log_warn("inbox_db_unavailable", {{"error", e.what()}});
     return nullptr;
+  }
+}
+
+// The lock on our owner key lives with key_conn. Checked every tick and taken again on a new
+// connection if that one was lost; meanwhile rows committed with the key are anyone's, and may
+// be done twice (harmless: every write is idempotent), never lost.
+void keep_owner_key(dispatcher_state& st) {
+  if (st.owner_key == 0) {
+    return;
+  }
+  try {
+    if (st.key_conn && st.key_conn->is_open()) {
+      pqxx::nontransaction{*st.key_conn}.exec("SELECT 1");
+      return;
+    }
+  } catch (const std::exception&) {
+  }
+  try {
+    auto c = infra::connect_for_probes(st.settings.database_url);
+    if (infra::inbox_claims{*c}.retake_owner_key(st.owner_key)) {
+      st.key_conn = std::move(c);
+      infra::log_info("inbox_owner_key_retaken");
+    } else {
+      infra::log_warn("inbox_owner_key_lost", {{"why", "another session holds it"}});
+    }
+  } catch (const std::exception& e) {
+    st.key_conn.reset();
+    infra::log_warn("inbox_owner_key_lost", {{"error", e.what()}});
   }
 }
 
@@ -408,7 +446,7 @@ void take_rows(self_ptr self, std::uint64_t claim_id, std::vector<infra::claimed
 void take_born(self_ptr self) {
   auto& st = self->state;
   while (!st.born_waiting.empty() && st.in_flight.size() < max_in_flight) {
-    auto born = std::move(st.born_waiting.front());
+    auto born = std::move(st.born_waiting.front().born);
     st.born_waiting.pop_front();
     st.born_waiting_rows -= born.rows.size();
     auto claim_id = st.next_claim++;
@@ -445,17 +483,27 @@ void give_back_owned(dispatcher_state& st) {
   }
 }
 
-// Beyond the in-memory bound, the newest waiting rows go back to the table for a later claim.
+void queue_give_back(dispatcher_state& st, const owned_rows& born) {
+  std::vector<std::int64_t> ids;
+  for (const auto& r : born.rows) {
+    ids.push_back(r.id);
+  }
+  st.born_waiting_rows -= born.rows.size();
+  st.to_give_back.emplace_back(born.owner_key, std::move(ids));
+}
+
+// Beyond the in-memory bound the newest waiting rows, and rows that waited longer than the
+// lease (units that hang hold the in-flight bound), go back to the table: another process, or
+// this one later, claims them.
 void trim_born(dispatcher_state& st) {
   while (st.born_waiting_rows > max_born_waiting && !st.born_waiting.empty()) {
-    auto& newest = st.born_waiting.back();
-    std::vector<std::int64_t> ids;
-    for (const auto& r : newest.rows) {
-      ids.push_back(r.id);
-    }
-    st.born_waiting_rows -= newest.rows.size();
-    st.to_give_back.emplace_back(newest.owner_key, std::move(ids));
+    queue_give_back(st, st.born_waiting.back().born);
     st.born_waiting.pop_back();
+  }
+  const auto stale = std::chrono::steady_clock::now() - st.settings.claim_lease;
+  while (!st.born_waiting.empty() && st.born_waiting.front().since < stale) {
+    queue_give_back(st, st.born_waiting.front().born);
+    st.born_waiting.pop_front();
   }
   give_back_owned(st);
 }
@@ -527,6 +575,15 @@ std::size_t count_done(const std::vector<infra::event_finish>& rows) {
                        [](const infra::event_finish& f) { return f.status != "pending"; });
 }
 
+// Whether rows written back as 'pending' are work for a claim: not when each is still in flight
+// here (given back after the lease while its unit runs on), which a claim would only put back
+// again, round after round.
+bool claimable_again(const dispatcher_state& st, const std::vector<infra::event_finish>& rows) {
+  return std::any_of(rows.begin(), rows.end(), [&](const infra::event_finish& f) {
+    return f.status == "pending" && st.in_flight.count(f.id) == 0;
+  });
+}
+
 bool any_unroutable(const std::vector<infra::event_finish>& rows) {
   return std::any_of(rows.begin(), rows.end(),
                      [](const infra::event_finish& f) { return !f.unroutable_ids.empty(); });
@@ -542,19 +599,22 @@ void write_owned(dispatcher_state& st) {
   if (c == nullptr) {
     return;
   }
+  std::size_t done = 0;
   try {
-    infra::inbox_claims{*c}.finish_owned(st.owned_finished);
+    // Rows whose key was lost meanwhile (taken for orphans, done by whoever claimed them) are
+    // left as they are, and not counted here.
+    done = infra::inbox_claims{*c}.finish_owned(st.owned_finished);
   } catch (const std::exception& e) {
     infra::log_warn("inbox_finish_failed",
                     {{"rows", std::to_string(st.owned_finished.size())}, {"error", e.what()}});
     return;
   }
-  st.processed->fetch_add(count_done(st.owned_finished), std::memory_order_relaxed);
+  st.processed->fetch_add(done, std::memory_order_relaxed);
   if (st.owned_unroutable_stale) {
     st.requeue_routable_due = true;
     st.owned_unroutable_stale = false;
   }
-  if (count_done(st.owned_finished) < st.owned_finished.size()) {
+  if (claimable_again(st, st.owned_finished)) {
     st.claim_due = true;  // rows given back to 'pending', now anyone's
   }
   st.owned_finished.clear();
@@ -594,7 +654,7 @@ void write_finished(self_ptr self) {
       }
       claim.tx.reset();
       st.processed->fetch_add(count_done(claim.finished), std::memory_order_relaxed);
-      if (count_done(claim.finished) < claim.finished.size()) {
+      if (claimable_again(st, claim.finished)) {
         st.claim_due = true;  // rows put back, to be claimed again
       }
       st.idle.push_back(std::move(claim.conn));
@@ -626,9 +686,12 @@ void queue_work(self_ptr self) {
 }
 
 inbox_dispatcher_actor::behavior_type dispatcher(self_ptr self, inbox_dispatcher_settings settings,
-                         std::shared_ptr<infra::metrics> m, site_directory_actor sites) {
+                         std::shared_ptr<infra::metrics> m, site_directory_actor sites,
+                         std::shared_ptr<pqxx::connection> key_conn, std::int64_t owner_key) {
   auto& st = self->state;
   st.settings = std::move(settings);
+  st.key_conn = std::move(key_conn);
+  st.owner_key = owner_key;
   st.processed = &m->get_counter("wachat_inbox_events_processed_total", "Inbox rows handled.");
   st.messages = &m->get_counter("wachat_inbound_messages_total", "New inbound messages stored.");
   st.statuses = &m->get_counter("wachat_statuses_total", "New message statuses recorded.");
@@ -646,7 +709,7 @@ inbox_dispatcher_actor::behavior_type dispatcher(self_ptr self, inbox_dispatcher
       [=](born_atom, owned_rows& born) {
         auto& s = self->state;
         s.born_waiting_rows += born.rows.size();
-        s.born_waiting.push_back(std::move(born));
+        s.born_waiting.push_back({std::move(born), std::chrono::steady_clock::now()});
         take_born(self);
         trim_born(s);
       },
@@ -671,6 +734,7 @@ inbox_dispatcher_actor::behavior_type dispatcher(self_ptr self, inbox_dispatcher
           }
         }
         s.after = 0;  // requeued rows, rows of other processes, rows put back
+        keep_owner_key(s);  // before the sweep below, which would free our rows if it were lost
         if (auto* c = connect(self->state)) {
           try {
             infra::inbox_claims claims{*c};
@@ -693,7 +757,8 @@ inbox_dispatcher_actor::behavior_type dispatcher(self_ptr self, inbox_dispatcher
         }
         write_finished(self);
         write_owned(s);  // also what failed before
-        give_back_owned(s);
+        take_born(self);  // room may have come from units that answered after their claim ended
+        trim_born(s);     // also gives back what could not be given back before
         s.claim_due = true;  // rows of other processes, rows requeued or freed
         queue_work(self);
       },
@@ -751,11 +816,7 @@ inbox_dispatcher_actor::behavior_type dispatcher(self_ptr self, inbox_dispatcher
         // Rows of ours not started go back to any claim. Whatever cannot be written now is
         // freed by the next process once our connections (and locks) are gone.
         while (!s.born_waiting.empty()) {
-          std::vector<std::int64_t> ids;
-          for (const auto& r : s.born_waiting.front().rows) {
-            ids.push_back(r.id);
-          }
-          s.to_give_back.emplace_back(s.born_waiting.front().owner_key, std::move(ids));
+          queue_give_back(s, s.born_waiting.front().born);
           s.born_waiting.pop_front();
         }
         give_back_owned(s);
@@ -769,15 +830,31 @@ inbox_dispatcher_actor::behavior_type dispatcher(self_ptr self, inbox_dispatcher
 struct inbox_dispatcher::impl {
   inbox_dispatcher_actor actor;
   caf::actor_system* sys = nullptr;
+  std::int64_t owner_key = 0;
 };
 
 inbox_dispatcher::inbox_dispatcher(caf::actor_system& sys, inbox_dispatcher_settings settings,
                                    std::shared_ptr<infra::metrics> metrics, site_directory_actor sites)
     : impl_(std::make_unique<impl>()) {
   impl_->sys = &sys;
+  // Taken here, before intake exists, so that no row is committed with a key nobody holds yet.
+  // The connection then lives in the actor's state: the lock lasts exactly as long as the actor.
+  std::shared_ptr<pqxx::connection> key_conn;
+  try {
+    key_conn = infra::connect_for_probes(settings.database_url);
+    impl_->owner_key = infra::inbox_claims{*key_conn}.take_owner_key();
+  } catch (const std::exception& e) {
+    infra::log_warn("inbox_owner_key_unavailable", {{"error", e.what()}});
+    key_conn.reset();
+  }
+  if (impl_->owner_key == 0) {
+    key_conn.reset();  // rows go to claims, as before migration 019
+  }
   impl_->actor = sys.spawn<caf::detached>(dispatcher, std::move(settings), std::move(metrics),
-                                          std::move(sites));
+                                          std::move(sites), key_conn, impl_->owner_key);
 }
+
+std::int64_t inbox_dispatcher::owner_key() const { return impl_->owner_key; }
 
 inbox_dispatcher::~inbox_dispatcher() { shutdown(); }
 

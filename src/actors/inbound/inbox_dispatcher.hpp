@@ -36,6 +36,11 @@ class inbox_dispatcher {
   void wake_routing();
   // The dispatcher's actor (an inbox_dispatcher_actor), for actors that wake it themselves.
   caf::actor handle() const;
+  // The key of the advisory lock the dispatcher holds for as long as it runs (taken on its own
+  // connection when it is made; 0 if the database could not be reached then). Intake commits
+  // pending rows with it and hands them over from memory; when the dispatcher stops or dies, the
+  // lock goes with its connection and any process may claim what is left (migration 019).
+  std::int64_t owner_key() const;
   void shutdown();
 
  private:

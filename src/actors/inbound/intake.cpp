@@ -9,7 +9,6 @@
 #include <mutex>
 #include <optional>
 #include <pqxx/pqxx>
-#include <random>
 #include <shared_mutex>
 #include <unordered_set>
 
@@ -86,10 +85,6 @@ struct writer_state {
   clock::time_point next_connect_attempt{};
   std::chrono::milliseconds backoff{0};
   std::vector<bool> prepared;  // prepared[n]: statement for a batch of n rows exists
-  // The key of the advisory lock this connection holds, committed with each pending row: the
-  // rows are this process's to do, from memory (born rows, migration 019). 0: none (no
-  // dispatcher here, or no key could be taken), the rows go to any claim as before.
-  std::int64_t owner_key = 0;
   infra::metrics::counter* committed = nullptr;
   infra::metrics::counter* batches = nullptr;
   infra::metrics::counter* failed = nullptr;
@@ -110,30 +105,13 @@ std::string insert_sql(std::size_t n) {
 }
 
 void mark_down(writer_state& st, const std::string& why) {
-  st.conn.reset();  // and the advisory lock with it: rows committed with the key are orphans now
-  st.owner_key = 0;
+  st.conn.reset();
   st.prepared.clear();
   st.backoff = std::min(std::chrono::milliseconds{2000},
                         std::max(std::chrono::milliseconds{100}, st.backoff * 2));
   st.next_connect_attempt = clock::now() + st.backoff;
   st.db_up->store(0);
   infra::log_warn("intake_db_unavailable", {{"error", why}});
-}
-
-// A random key (62 bits, never 0) whose session lock this connection takes: no two live
-// connections can hold the same one, and another process's dispatcher sees it in pg_locks for
-// as long as this connection lives (inbox_claims::free_orphans).
-void take_owner_key(writer_state& st, pqxx::nontransaction& nt) {
-  std::random_device rd;
-  for (int attempt = 0; attempt < 4; ++attempt) {
-    const auto key = static_cast<std::int64_t>(
-        (((static_cast<std::uint64_t>(rd()) << 32) | rd()) & ((1ULL << 62) - 1)) | 1);
-    if (nt.exec_params("SELECT pg_try_advisory_lock($1)", key)[0][0].as<bool>()) {
-      st.owner_key = key;
-      return;
-    }
-  }
-  st.owner_key = 0;  // rows then go to any claim, as from a process without a dispatcher
 }
 
 bool ensure_connected(writer_state& st) {
@@ -148,9 +126,6 @@ bool ensure_connected(writer_state& st) {
     pqxx::nontransaction nt{*st.conn};
     // A stuck commit must not hold its callers for ever; the HTTP side answers 503 at 5 s anyway.
     nt.exec("SET statement_timeout = '10s'");
-    if (st.settings.wake) {
-      take_owner_key(st, nt);
-    }
     st.backoff = std::chrono::milliseconds{0};
     st.db_up->store(1);
     infra::log_info("intake_db_connected");
@@ -210,7 +185,8 @@ void flush(writer_state& st) {
     auto r = w.exec_prepared(stmt, pqxx::prepare::make_dynamic_params(bodies),
                              pqxx::prepare::make_dynamic_params(statuses),
                              pqxx::prepare::make_dynamic_params(errors),
-                             st.owner_key != 0 ? std::optional<std::int64_t>{st.owner_key} : std::nullopt);
+                             st.settings.owner_key != 0 ? std::optional<std::int64_t>{st.settings.owner_key}
+                                                        : std::nullopt);
     ids.reserve(r.size());
     for (const auto& row : r) {
       ids.push_back(row[0].as<std::int64_t>());
@@ -235,14 +211,16 @@ void flush(writer_state& st) {
     return;
   }
   auto dispatcher = caf::actor_cast<inbox_dispatcher_actor>(st.settings.wake);
-  if (st.owner_key == 0) {
+  if (st.settings.owner_key == 0) {
     caf::anon_send(dispatcher, wake_atom::value, *std::min_element(ids.begin(), ids.end()));
     return;
   }
   // The pending rows are ours: their bodies go to the dispatcher as they are, no claim reads them
-  // back. RETURNING gives the ids in VALUES order (one INSERT, no triggers).
+  // back. RETURNING gives the ids in VALUES order: PostgreSQL inserts a VALUES list in order and
+  // returns each row as it inserts it (no triggers here); the tickets above rely on it too, as
+  // do the bulk inserts of common ORMs (Django's bulk_create on PostgreSQL).
   owned_rows born;
-  born.owner_key = st.owner_key;
+  born.owner_key = st.settings.owner_key;
   for (std::size_t i = 0; i < n && i < ids.size(); ++i) {
     if (items[i].status == "pending") {
       born.rows.push_back({ids[i], std::move(items[i].body)});

@@ -42,6 +42,9 @@ struct intake_settings {
   // Told `(wake_atom, first id)` after each commit: the inbox dispatcher (untyped here to keep
   // this header light).
   caf::actor wake;
+  // The dispatcher's owner key (inbox_dispatcher::owner_key): pending rows are committed with
+  // it and handed to `wake` with their bodies (`born`) instead. 0: rows go to any claim.
+  std::int64_t owner_key = 0;
 };
 
 // The webhook intake (DESIGN.md §2): a supervisor actor (supervised_workers,

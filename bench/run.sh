@@ -7,6 +7,9 @@
 # Environment (defaults in brackets):
 #   BENCH_DURATION [20]            measured seconds per phase (plus BENCH_WARMUP [2])
 #   BENCH_RUNS [1]                 repetitions; with more than one, medians are printed too
+#   BENCH_CLIENT [loadgen]         the load: wachat_loadgen, or "wrk" (Debian's wrk with
+#                                  bench/wrk_webhooks.lua: distinct bodies signed per request,
+#                                  the way a newcomer measures; installed when missing)
 #   BENCH_CONNECTIONS [64]         loadgen keep-alive connections
 #   BENCH_LOADGEN_THREADS [1]      loadgen io_context threads
 #   BENCH_BODY_BYTES [1024]        approximate webhook body size, both phases
@@ -32,6 +35,8 @@ runs=${BENCH_RUNS:-1}
 connections=${BENCH_CONNECTIONS:-64}
 lg_threads=${BENCH_LOADGEN_THREADS:-1}
 body_bytes=${BENCH_BODY_BYTES:-1024}
+client=${BENCH_CLIENT:-loadgen}
+case "$client" in loadgen|wrk) ;; *) echo "bench: BENCH_CLIENT must be loadgen or wrk, got '$client'" >&2; exit 2 ;; esac
 base_connections=${BENCH_BASELINE_CONNECTIONS:-2}
 base_batch=${BENCH_BASELINE_BATCH:-100}
 base_statement=${BENCH_BASELINE_STATEMENT:-plain}
@@ -43,6 +48,9 @@ done
 # Each client bounds itself by --duration; this outer limit only catches a wedged one.
 guard_s=$(awk -v d="$duration" -v w="$warmup" 'BEGIN { printf "%d", d + w + 61 }')
 
+if [ "$client" = wrk ]; then
+  wachat_install_deps wrk
+fi
 if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
   wachat_install_deps
   cmake -S "$WACHAT_ROOT" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DWACHAT_BENCH=ON >&2
@@ -108,7 +116,35 @@ intake_counters() {
     | awk '/^wachat_webhooks_committed_total / { c = $2 } /^wachat_intake_batches_total / { b = $2 } END { print c + 0, b + 0 }'
 }
 
+# run_wrk RUN_ID: a warm-up, then the measured wrk run; prints wrk's report and one JSON line
+# (bench/wrk_webhooks.lua's, with wrk's CPU seconds and the stored-rows check added). wrk
+# reports no per-request outcome, so the check is by count: at least as many rows carry the
+# run's wamids as wrk counted 2xx answers.
+run_wrk() {
+  local id=$1 before after cpu stored line ok me=$BASHPID  # this shell, not a $(...) one
+  WRK_SECRET="$app_secret" WRK_RUN_ID="$id-warmup" WRK_BODY_BYTES="$body_bytes" \
+    timeout "$guard_s" wrk -t"$lg_threads" -c"$connections" -d"${warmup}s" --timeout 10s \
+    -s "$WACHAT_ROOT/bench/wrk_webhooks.lua" "http://127.0.0.1:$http_port" > /dev/null || return 1
+  before=$(awk '{ print $16 + $17 }' "/proc/$me/stat")  # children's CPU: wrk once it is reaped
+  WRK_SECRET="$app_secret" WRK_RUN_ID="$id" WRK_BODY_BYTES="$body_bytes" \
+    timeout "$guard_s" wrk -t"$lg_threads" -c"$connections" -d"${duration}s" --timeout 10s --latency \
+    -s "$WACHAT_ROOT/bench/wrk_webhooks.lua" "http://127.0.0.1:$http_port" > "$work/wrk-$id.out" || return 1
+  after=$(awk '{ print $16 + $17 }' "/proc/$me/stat")
+  cpu=$(awk -v a="$before" -v b="$after" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", (b - a) / hz }')
+  line=$(grep '^{"tool":"wrk"' "$work/wrk-$id.out" | tail -1)
+  stored=$(psql_bench "SELECT count(*) FROM wa_webhook_events
+                       WHERE position(convert_to('\"wamid.$id.', 'UTF8') in body) > 0")
+  ok=false
+  [ "$stored" -ge "$(json_num acked "$line")" ] && ok=true
+  grep -v '^{"tool":"wrk"' "$work/wrk-$id.out"
+  echo "check-db: $stored rows stored for run $id, $(json_num acked "$line") acknowledged: $([ "$ok" = true ] && echo OK || echo MISSING)"
+  # As wachat_loadgen's line: "sent" is what the CPU per webhook divides by.
+  echo "${line%\}},\"sent\":$(json_num requests "$line"),\"cpu_s\":$cpu,\"check_db\":{\"ok\":$ok,\"rows\":$stored}}"
+  [ "$ok" = true ]
+}
+
 echo "bench: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "bench: load from $client, $connections connections"
 echo "bench: wachatd on 127.0.0.1:$http_port (HTTP threads ${WACHAT_HTTP_THREADS:-default}, intake writers ${WACHAT_INTAKE_WRITERS:-default}, batch max ${WACHAT_INTAKE_BATCH_MAX:-default}); PostgreSQL 15 on port $pg_port"
 
 status=0
@@ -124,11 +160,16 @@ for run in $(seq 1 "$runs"); do
   q0=$(pg_counters); i0=$(intake_counters)
   w0=$(cpu_of "$wachatd_pid"); p0=$(pg_cpu "$work/pg"); m0=$(machine_busy)
   set +e
-  timeout "$guard_s" "$build_dir/wachat_loadgen" --host 127.0.0.1 --port "$http_port" \
-    --connections "$connections" --threads "$lg_threads" --duration "$duration" --warmup "$warmup" \
-    --secret "$app_secret" --body-bytes "$body_bytes" --run-id "bench-$$-$run" --check-db "$db_url" \
-    | tee "$work/loadgen-$run.out"
-  rc=${PIPESTATUS[0]}
+  if [ "$client" = wrk ]; then
+    run_wrk "bench-$$-$run" | tee "$work/loadgen-$run.out"
+    rc=${PIPESTATUS[0]}
+  else
+    timeout "$guard_s" "$build_dir/wachat_loadgen" --host 127.0.0.1 --port "$http_port" \
+      --connections "$connections" --threads "$lg_threads" --duration "$duration" --warmup "$warmup" \
+      --secret "$app_secret" --body-bytes "$body_bytes" --run-id "bench-$$-$run" --check-db "$db_url" \
+      | tee "$work/loadgen-$run.out"
+    rc=${PIPESTATUS[0]}
+  fi
   set -e
   sleep 0.5  # lets the postmaster reap the check's backend, so that its CPU is counted
   w1=$(cpu_of "$wachatd_pid"); p1=$(pg_cpu "$work/pg"); m1=$(machine_busy)

@@ -146,17 +146,28 @@ std::size_t inbox_claims::give_back(const std::vector<std::int64_t>& ids, std::i
 }
 
 // A session advisory lock on a bigint key shows in pg_locks as classid (high half) and objid
-// (low half) with objsubid 1. The subquery is read once per statement, after its snapshot: a
-// row visible to the statement was committed by a connection that took its lock before, so a
-// key missing from pg_locks means that connection is gone, never that it is not there yet.
-std::size_t inbox_claims::free_orphans() {
+// (low half) with objsubid 1. A key can be missing for a moment while its dispatcher takes it
+// again on a new connection (the database restarted, and intake reconnected first): rows
+// younger than the grace period are left alone, and the dispatcher never frees its own.
+std::size_t inbox_claims::free_orphans(std::int64_t own_key, std::chrono::seconds grace) {
   pqxx::nontransaction tx{conn_};
-  auto r = tx.exec(
+  auto r = tx.exec_params(
       "UPDATE wa_webhook_events SET owner_key = NULL"
-      " WHERE status = 'pending' AND owner_key IS NOT NULL AND owner_key NOT IN ("
+      " WHERE status = 'pending' AND owner_key IS NOT NULL AND owner_key <> $1"
+      " AND received_at < now() - $2 * interval '1 second' AND owner_key NOT IN ("
       "   SELECT (l.classid::bigint << 32) | l.objid::bigint FROM pg_locks l"
       "   WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted"
-      "   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))");
+      "   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))",
+      own_key, static_cast<std::int64_t>(grace.count()));
+  return r.affected_rows();
+}
+
+std::size_t inbox_claims::give_back_stale(std::int64_t owner_key, std::chrono::seconds age) {
+  pqxx::nontransaction tx{conn_};
+  auto r = tx.exec_params(
+      "UPDATE wa_webhook_events SET owner_key = NULL"
+      " WHERE status = 'pending' AND owner_key = $1 AND received_at < now() - $2 * interval '1 second'",
+      owner_key, static_cast<std::int64_t>(age.count()));
   return r.affected_rows();
 }
 

@@ -48,8 +48,13 @@ class inbox_claims {
   // Gives pending rows owned by `owner_key` back to any claim (their process will not do them).
   std::size_t give_back(const std::vector<std::int64_t>& ids, std::int64_t owner_key);
   // Pending rows whose owner's lock is gone are given back to any claim: the dispatcher that
-  // held it stopped or died (with its process, or its connection broke).
-  std::size_t free_orphans();
+  // held it stopped or died (with its process, or its connection broke). Rows of `own_key`
+  // (the caller's) and rows younger than `grace` are left alone.
+  std::size_t free_orphans(std::int64_t own_key, std::chrono::seconds grace);
+  // Pending rows of `owner_key` older than `age` are given back to any claim: its dispatcher
+  // would have finished or given back every row it holds by then, so these are rows it never
+  // got (a commit whose answer was lost: intake answered 503 and told nobody).
+  std::size_t give_back_stale(std::int64_t owner_key, std::chrono::seconds age);
   // Takes a session advisory lock on a new random key (62 bits, never 0) on this connection and
   // returns the key, or 0 if none could be taken. Rows committed with the key are this
   // process's while the connection lives.

@@ -115,9 +115,10 @@ TEST_CASE("SIGKILL while its own just-committed rows are in flight: the next pro
     REQUIRE(f.server->process().wait_exit(5000).has_value());
   }
   // Well within the one-minute lease a dead claim would need: the owner's connections are gone,
-  // so its rows are anyone's.
+  // so its rows are anyone's once they are 5 s old (the grace a live owner has to take its key
+  // again after losing its connection).
   test::wachat_fixture f{{}, db};
-  REQUIRE(test::eventually([&] { return inbox_settled(db); }, std::chrono::seconds(10)));
+  REQUIRE(test::eventually([&] { return inbox_settled(db); }, std::chrono::seconds(20)));
   // Freed as orphans (at start, or at the first tick if the dead process's sessions were still
   // ending), not by a lease.
   const auto log = f.server->process().stderr_text();
@@ -130,6 +131,56 @@ TEST_CASE("SIGKILL while its own just-committed rows are in flight: the next pro
   CHECK(count(db, "SELECT count(*) FROM mod_chat_messages WHERE whatsapp_message_id LIKE 'wamid.owned.%'") == "5");
   CHECK(count(db, "SELECT count(DISTINCT whatsapp_message_id) FROM mod_chat_messages") == "5");
   CHECK(count(db, "SELECT count(*) FROM wa_events WHERE type = 'message.created'") == "5");
+}
+
+TEST_CASE("the dispatcher's key: taken again when an operator kills its session; a row committed with it that never reached the dispatcher is done too") {
+  test::wachat_fixture f{{{"WACHAT_INBOX_LEASE_MS", "1000"}}};
+  f.make_site("acme", phone_id);
+  // The process's key, read off a row it holds in flight (its unit waits behind the site's
+  // event lock).
+  pqxx::connection blocker{f.db};
+  pqxx::nontransaction hold{blocker};
+  hold.exec_params(std::string{"SELECT pg_advisory_lock("} + infra::events_lock_key_sql + ")", "acme");
+  REQUIRE(f.post_webhook(test::text_webhook(phone_id, "16505550301", "wamid.key.1", now_s() - 9, "one")).status == 200);
+  const auto key = count(f.db, "SELECT owner_key FROM wa_webhook_events WHERE owner_key IS NOT NULL");
+  REQUIRE(!key.empty());
+  CHECK(metric(f, "wachat_inbox_owner_key_held") == 1);
+
+  // An operator kills the session that holds the key: the dispatcher takes the same key again.
+  const auto holder = "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1 AND granted"
+                      " AND ((classid::bigint << 32) | objid::bigint) = " + key;
+  const auto first = count(f.db, holder);
+  REQUIRE(!first.empty());
+  count(f.db, "SELECT pg_terminate_backend(" + first + ")");
+  CHECK(test::eventually([&] {
+    auto now = count(f.db, holder);
+    return !now.empty() && now != first;
+  }, std::chrono::seconds(5)));
+  CHECK(f.server->process().stderr_text().find("inbox_owner_key_retaken") != std::string::npos);
+  CHECK(metric(f, "wachat_inbox_owner_key_held") == 1);
+
+  hold.exec_params(std::string{"SELECT pg_advisory_unlock("} + infra::events_lock_key_sql + ")", "acme");
+  REQUIRE(test::eventually([&] { return inbox_settled(f.db); }, std::chrono::seconds(10)));
+
+  // What a commit whose answer was lost leaves behind: the row is in, with the key, and the
+  // dispatcher was never told (intake answered 503). Given back once older than anything the
+  // dispatcher could hold (three leases, 5 s at least), then claimed and done.
+  std::string body;
+  for (char c : test::text_webhook(phone_id, "16505550302", "wamid.key.2", now_s() - 5, "two")) {
+    body += c == '\'' ? std::string{"''"} : std::string(1, c);
+  }
+  count(f.db, "INSERT INTO wa_webhook_events (body, status, owner_key) VALUES (convert_to('" + body +
+                  "', 'UTF8'), 'pending', " + key + ") RETURNING 1");
+  REQUIRE(test::eventually([&] { return inbox_settled(f.db); }, std::chrono::seconds(15)));
+  CHECK(f.server->process().stderr_text().find("never_handed_over=1") != std::string::npos);
+  REQUIRE(f.post_webhook(test::text_webhook(phone_id, "16505550303", "wamid.key.3", now_s(), "three")).status == 200);
+  REQUIRE(test::eventually([&] { return inbox_settled(f.db); }));
+  for (const std::string wamid : {"wamid.key.1", "wamid.key.2", "wamid.key.3"}) {
+    INFO(wamid);
+    CHECK(count(f.db, "SELECT count(*) FROM mod_chat_messages WHERE whatsapp_message_id = '" + wamid + "'") == "1");
+  }
+  CHECK(count(f.db, "SELECT count(*) FROM wa_events WHERE type = 'message.created'") == "3");
+  CHECK(count(f.db, "SELECT count(*) FROM wa_webhook_events WHERE status <> 'processed'") == "0");
 }
 
 TEST_CASE("a claim whose unit hangs gives its row back after the lease; the row is done once, when the unit can go on") {

@@ -125,7 +125,7 @@ TEST_CASE("finishing records each row's outcome and counts the attempt") {
 TEST_CASE("owned rows: no claim takes them, their outcome needs the key, and they are freed once the key's connection is gone") {
   inbox_db db;
   auto unowned = db.add_pending(1);
-  // An intake connection: holds its key's lock and commits rows with it.
+  // A dispatcher's key connection holds the lock; rows are committed with the key (by intake).
   const std::int64_t key = 4242424242424242LL;
   auto writer = std::make_unique<pqxx::connection>(db.url);
   {
@@ -148,7 +148,7 @@ TEST_CASE("owned rows: no claim takes them, their outcome needs the key, and the
     CHECK(ids_of(infra::inbox_claims::claim(w, 10, 0)) == std::vector<std::int64_t>{unowned});
   }
   // Its owner is alive: the sweep leaves the rows alone.
-  CHECK(claims.free_orphans() == 0);
+  CHECK(claims.free_orphans(0, std::chrono::seconds(0)) == 0);
   // An outcome written with another key changes nothing; with the key, it is written and the
   // row is nobody's any more.
   CHECK(claims.finish_owned({{owned[0], "processed", std::nullopt, {}, key + 1}}) == 0);
@@ -166,20 +166,42 @@ TEST_CASE("owned rows: no claim takes them, their outcome needs the key, and the
   db.scalar("UPDATE wa_webhook_events SET received_at = now() - interval '1 hour' WHERE id = " +
             std::to_string(owned[2]) + " RETURNING 1");
   CHECK(claims.pending_lag_ms() >= 3600 * 1000);
-  // The writer's process dies: its lock goes with its connection (the server notices at once,
-  // but asynchronously), and the sweep frees the rest.
+  // The key's holder dies: its lock goes with its connection (the server notices at once, but
+  // asynchronously), and the sweep frees the rest: not the caller's own rows, not rows younger
+  // than the grace period.
   writer.reset();
-  std::size_t freed = 0;
-  for (int i = 0; i < 100 && freed == 0; ++i) {
-    freed = claims.free_orphans();
-    if (freed == 0) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
+  const auto key_held = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1"
+                        " AND ((classid::bigint << 32) | objid::bigint) = " + std::to_string(key);
+  for (int i = 0; i < 100 && db.scalar(key_held) != "0"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  CHECK(freed == 1);
+  REQUIRE(db.scalar(key_held) == "0");
+  CHECK(claims.free_orphans(key, std::chrono::seconds(0)) == 0);
+  CHECK(claims.free_orphans(0, std::chrono::hours(2)) == 0);  // an hour old
+  CHECK(claims.free_orphans(0, std::chrono::seconds(0)) == 1);
   CHECK(db.scalar("SELECT owner_key IS NULL FROM wa_webhook_events WHERE id = " + std::to_string(owned[2])) == "t");
   {
     pqxx::work w{conn};
     CHECK(ids_of(infra::inbox_claims::claim(w, 10, 0)) == std::vector<std::int64_t>{unowned, owned[1], owned[2]});
   }
+}
+
+TEST_CASE("a dispatcher gives back its own rows it never got, once they are older than it could hold any") {
+  inbox_db db;
+  const std::int64_t key = 777000777;
+  auto add_owned = [&](const std::string& age) {
+    return db.scalar("INSERT INTO wa_webhook_events (body, status, owner_key, received_at)"
+                     " VALUES ('{}', 'pending', " + std::to_string(key) + ", now() - interval '" + age +
+                     "') RETURNING id");
+  };
+  auto fresh = add_owned("1 second");
+  auto lost = add_owned("10 minutes");
+  db.scalar("INSERT INTO wa_webhook_events (body, status, owner_key, received_at)"
+            " VALUES ('{}', 'pending', 4, now() - interval '1 hour') RETURNING 1");  // another's
+  pqxx::connection conn{db.url};
+  infra::inbox_claims claims{conn};
+  CHECK(claims.give_back_stale(key, std::chrono::minutes(3)) == 1);
+  CHECK(db.scalar("SELECT owner_key IS NULL FROM wa_webhook_events WHERE id = " + lost) == "t");
+  CHECK(db.scalar("SELECT owner_key FROM wa_webhook_events WHERE id = " + fresh) == std::to_string(key));
+  CHECK(db.scalar("SELECT count(*) FROM wa_webhook_events WHERE owner_key = 4") == "1");
 }

@@ -36,6 +36,9 @@ constexpr std::size_t max_born_waiting = 16000;
 // nobody waits for it (the webhook was answered at its commit, the messages are stored).
 constexpr std::size_t owned_batch = 256;
 constexpr std::chrono::milliseconds owned_delay{20};
+// Owned rows younger than this are not freed even if their key is missing from pg_locks: its
+// dispatcher may be taking it again on a new connection (checked every second).
+constexpr std::chrono::seconds orphan_grace{5};
 // A 'processing' row older than this was left by a process of an older version that died.
 constexpr std::chrono::seconds legacy_lease{60};
 // A failed row is tried this many times in all (inbox_claims::requeue_failed spaces them out).
@@ -127,6 +130,7 @@ struct dispatcher_state {
   infra::metrics::counter* skipped = nullptr;  // parts of deliveries that could not be used
   infra::metrics::counter* refused = nullptr;  // deliveries refused whole (over the item limit)
   infra::metrics::gauge* lag = nullptr;
+  infra::metrics::gauge* key_held = nullptr;
   static inline const char* name = "inbox_dispatcher";
 };
 
@@ -148,18 +152,61 @@ std::unique_ptr<pqxx::connection> dispatcher_connection(const std::string& url) 
   return c;
 }
 
+// Every row we hold in memory was received less than this long ago: waiting rows go back after
+// the lease, and a claim settles its rows after the lease.
+std::chrono::seconds stale_age(const dispatcher_state& st) {
+  return std::max(std::chrono::seconds(5),
+                  std::chrono::duration_cast<std::chrono::seconds>(st.settings.claim_lease * 3));
+}
+
+// The lock on our owner key lives with key_conn. Checked every tick and taken again on a new
+// connection if that one was lost; meanwhile rows committed with the key may be freed by
+// another process (after orphan_grace) and done twice (harmless: every write is idempotent),
+// never lost.
+void keep_owner_key(dispatcher_state& st) {
+  if (st.owner_key == 0) {
+    return;
+  }
+  std::string why = "no connection";
+  try {
+    if (st.key_conn && st.key_conn->is_open()) {
+      pqxx::nontransaction{*st.key_conn}.exec("SELECT 1");
+      return;
+    }
+  } catch (const std::exception& e) {
+    why = e.what();
+  }
+  st.key_held->store(0);
+  st.key_conn.reset();
+  try {
+    auto c = infra::connect_for_probes(st.settings.database_url);
+    if (infra::inbox_claims{*c}.retake_owner_key(st.owner_key)) {
+      st.key_conn = std::move(c);
+      st.key_held->store(1);
+      infra::log_info("inbox_owner_key_retaken", {{"lost_because", why}});
+    } else {
+      infra::log_warn("inbox_owner_key_lost", {{"why", "another session holds it"}});
+    }
+  } catch (const std::exception& e) {
+    infra::log_warn("inbox_owner_key_lost", {{"why", why}, {"error", e.what()}});
+  }
+}
+
 pqxx::connection* connect(dispatcher_state& st) {
   if (st.conn && st.conn->is_open()) {
     return st.conn.get();
   }
   try {
     st.conn = dispatcher_connection(st.settings.database_url);
+    if (st.started) {
+      keep_owner_key(st);  // the database was away: the key's connection may be gone too
+    }
     if (!st.started) {
       // Crash recovery: rows a dead process left behind, rows that failed last time.
       infra::inbox_claims claims{*st.conn};
       auto stale = claims.requeue_stale(legacy_lease);
       auto failed = claims.requeue_failed(max_attempts);
-      auto orphans = claims.free_orphans();
+      auto orphans = claims.free_orphans(st.owner_key, orphan_grace);
       if (stale + failed + orphans > 0) {
         infra::log_info("inbox_recovered", {{"stale", std::to_string(stale)},
                                             {"failed", std::to_string(failed)},
@@ -172,34 +219,6 @@ pqxx::connection* connect(dispatcher_state& st) {
     st.conn.reset();
     infra::log_warn("inbox_db_unavailable", {{"error", e.what()}});
     return nullptr;
-  }
-}
-
-// The lock on our owner key lives with key_conn. Checked every tick and taken again on a new
-// connection if that one was lost; meanwhile rows committed with the key are anyone's, and may
-// be done twice (harmless: every write is idempotent), never lost.
-void keep_owner_key(dispatcher_state& st) {
-  if (st.owner_key == 0) {
-    return;
-  }
-  try {
-    if (st.key_conn && st.key_conn->is_open()) {
-      pqxx::nontransaction{*st.key_conn}.exec("SELECT 1");
-      return;
-    }
-  } catch (const std::exception&) {
-  }
-  try {
-    auto c = infra::connect_for_probes(st.settings.database_url);
-    if (infra::inbox_claims{*c}.retake_owner_key(st.owner_key)) {
-      st.key_conn = std::move(c);
-      infra::log_info("inbox_owner_key_retaken");
-    } else {
-      infra::log_warn("inbox_owner_key_lost", {{"why", "another session holds it"}});
-    }
-  } catch (const std::exception& e) {
-    st.key_conn.reset();
-    infra::log_warn("inbox_owner_key_lost", {{"error", e.what()}});
   }
 }
 
@@ -471,15 +490,20 @@ void give_back_owned(dispatcher_state& st) {
     return;
   }
   infra::inbox_claims claims{*c};
+  std::size_t rows = 0;
   while (!st.to_give_back.empty()) {
     try {
-      claims.give_back(st.to_give_back.back().second, st.to_give_back.back().first);
+      rows += claims.give_back(st.to_give_back.back().second, st.to_give_back.back().first);
     } catch (const std::exception& e) {
       infra::log_warn("inbox_give_back_failed", {{"error", e.what()}});
-      return;
+      break;
     }
     st.to_give_back.pop_back();
     st.claim_due = true;
+  }
+  if (rows > 0) {
+    // Over the in-memory bound, waited past the lease, or at stop: claims take them.
+    infra::log_info("inbox_given_back", {{"rows", std::to_string(rows)}});
   }
 }
 
@@ -701,6 +725,9 @@ inbox_dispatcher_actor::behavior_type dispatcher(self_ptr self, inbox_dispatcher
   st.refused = &m->get_counter("wachat_webhooks_refused_total",
                                "Stored webhooks refused whole (over the item limit; rows left 'rejected').");
   st.lag = &m->get_gauge("wachat_inbox_lag_ms", "Age of the oldest inbox row not finished yet (claimed or not), ms.");
+  st.key_held = &m->get_gauge("wachat_inbox_owner_key_held",
+                              "1 while the dispatcher holds the lock on the key intake commits this process's rows with.");
+  st.key_held->store(st.owner_key != 0 && st.key_conn ? 1 : 0);
   st.sites = std::move(sites);
   self->send(st.sites, watch_atom::value, caf::actor_cast<route_watcher>(self));
   queue_work(self);
@@ -744,9 +771,13 @@ inbox_dispatcher_actor::behavior_type dispatcher(self_ptr self, inbox_dispatcher
             }
             claims.requeue_stale(legacy_lease);
             claims.requeue_failed(max_attempts);
-            // Rows whose owner died (its process, or only its writer's connection).
-            if (auto orphans = claims.free_orphans(); orphans > 0) {
-              infra::log_info("inbox_recovered", {{"orphaned", std::to_string(orphans)}});
+            // Rows whose owner died (its process, or only its dispatcher), and rows of ours we
+            // never got (a commit whose answer was lost; nothing we hold is that old).
+            auto orphans = claims.free_orphans(s.owner_key, orphan_grace);
+            auto lost = s.owner_key == 0 ? 0 : claims.give_back_stale(s.owner_key, stale_age(s));
+            if (orphans + lost > 0) {
+              infra::log_info("inbox_recovered", {{"orphaned", std::to_string(orphans)},
+                                                  {"never_handed_over", std::to_string(lost)}});
             }
             // Once a second, not after every claim: at 2,000 messages/s claims are small and
             // many, and this was one more round trip before each claim's rows were routed.
@@ -794,6 +825,7 @@ inbox_dispatcher_actor::behavior_type dispatcher(self_ptr self, inbox_dispatcher
       [=](flush_atom) {
         self->state.owned_flush_queued = false;
         write_owned(self->state);
+        queue_work(self);  // rows written back 'pending' are anyone's now
       },
       [=](done_atom) {
         write_finished(self);

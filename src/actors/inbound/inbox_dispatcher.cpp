@@ -107,8 +107,8 @@ struct dispatcher_state {
   std::vector<infra::event_finish> owned_finished;
   bool owned_unroutable_stale = false;  // one of them was routed before routes were forgotten
   bool owned_flush_queued = false;
-  // Owned rows to give back to any claim (over the in-memory bound, or at stop), by key, kept
-  // until the statement succeeds.
+  // Owned rows to give back to any claim (over the in-memory bound, waiting past the lease, or
+  // at stop), by key, kept until the statement succeeds.
   std::vector<std::pair<std::int64_t, std::vector<std::int64_t>>> to_give_back;
   // Whether a claim may find rows: set by `wake`, every tick, when rows were given back or
   // freed, and when the last claim was full or could not run. Owned rows need no claim, so

@@ -16,6 +16,11 @@ inline std::unique_ptr<pqxx::connection> connect_for_probes(const std::string& u
   auto c = std::make_unique<pqxx::connection>(url);
   // set_variable, not a plain SET: libpqxx applies it again when it reconnects by itself.
   c->set_variable("enable_seqscan", "off");
+  // A plan that must scan anyway (a small table without an index to use, pg_locks) is then
+  // priced at 10^10 and crosses jit_above_cost: PostgreSQL compiled it with LLVM each time it
+  // ran, 110-130 ms for a statement that takes 0.3 ms (bench/RESULTS.md, set 13). These are
+  // short statements: JIT never pays here.
+  c->set_variable("jit", "off");
   return c;
 }
 

@@ -145,29 +145,51 @@ std::size_t inbox_claims::give_back(const std::vector<std::int64_t>& ids, std::i
   return r.affected_rows();
 }
 
+namespace {
+
 // A session advisory lock on a bigint key shows in pg_locks as classid (high half) and objid
-// (low half) with objsubid 1. A key can be missing for a moment while its dispatcher takes it
-// again on a new connection (the database restarted, and intake reconnected first): rows
-// younger than the grace period are left alone, and the dispatcher never frees its own.
+// (low half) with objsubid 1; only locks in this database count.
+constexpr const char* locked_keys_sql =
+    "SELECT (l.classid::bigint << 32) | l.objid::bigint FROM pg_locks l"
+    " WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted"
+    " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())";
+
+}  // namespace
+
+// Only keys in wa_inbox_owners are looked at (migration 020): the owned rows are touched only
+// for a key found dead, so a sweep with nothing to free costs a read of that small table.
 std::size_t inbox_claims::free_orphans(std::int64_t own_key, std::chrono::seconds grace) {
-  pqxx::nontransaction tx{conn_};
-  auto r = tx.exec_params(
-      "UPDATE wa_webhook_events SET owner_key = NULL"
-      " WHERE status = 'pending' AND owner_key IS NOT NULL AND owner_key <> $1"
-      " AND received_at < now() - $2 * interval '1 second' AND owner_key NOT IN ("
-      "   SELECT (l.classid::bigint << 32) | l.objid::bigint FROM pg_locks l"
-      "   WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted"
-      "   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()))",
-      own_key, static_cast<std::int64_t>(grace.count()));
+  pqxx::work tx{conn_};
+  auto dead = tx.exec_params(std::string{"DELETE FROM wa_inbox_owners WHERE owner_key <> $1"
+                                         " AND seen_at < now() - $2 * interval '1 second'"
+                                         " AND owner_key NOT IN ("} + locked_keys_sql + ")"
+                                 " RETURNING owner_key",
+                             own_key, static_cast<std::int64_t>(grace.count()));
+  if (dead.empty()) {
+    return 0;  // read only: nothing to commit
+  }
+  std::string keys = "{";  // an array literal of integers: nothing in it needs quoting
+  for (const auto& row : dead) {
+    keys += (keys.size() > 1 ? "," : "") + std::to_string(row[0].as<std::int64_t>());
+  }
+  keys += "}";
+  // The registry rows go with the rows they free, in one transaction: a key is never forgotten
+  // while rows of it are still owned.
+  auto r = tx.exec_params("UPDATE wa_webhook_events SET owner_key = NULL"
+                          " WHERE status = 'pending' AND owner_key = ANY($1::bigint[])",
+                          keys);
+  tx.commit();
   return r.affected_rows();
 }
 
-std::size_t inbox_claims::give_back_stale(std::int64_t owner_key, std::chrono::seconds age) {
+std::size_t inbox_claims::free_all_orphans(std::int64_t own_key, std::chrono::seconds grace) {
   pqxx::nontransaction tx{conn_};
   auto r = tx.exec_params(
-      "UPDATE wa_webhook_events SET owner_key = NULL"
-      " WHERE status = 'pending' AND owner_key = $1 AND received_at < now() - $2 * interval '1 second'",
-      owner_key, static_cast<std::int64_t>(age.count()));
+      std::string{"UPDATE wa_webhook_events SET owner_key = NULL"
+                  " WHERE status = 'pending' AND owner_key IS NOT NULL AND owner_key <> $1"
+                  " AND received_at < now() - $2 * interval '1 second' AND owner_key NOT IN ("} +
+          locked_keys_sql + ")",
+      own_key, static_cast<std::int64_t>(grace.count()));
   return r.affected_rows();
 }
 
@@ -184,8 +206,25 @@ std::int64_t inbox_claims::take_owner_key() {
 }
 
 bool inbox_claims::retake_owner_key(std::int64_t key) {
+  bool locked = false;
+  {
+    pqxx::nontransaction tx{conn_};
+    locked = tx.exec_params("SELECT pg_try_advisory_lock($1)", key)[0][0].as<bool>();
+  }
+  if (!locked) {
+    return false;
+  }
+  // Registered only once held, so a sweep never finds the key registered and unlocked while
+  // its holder lives (beyond a lost connection, which the grace covers).
+  refresh_owner_key(key);
+  return true;
+}
+
+void inbox_claims::refresh_owner_key(std::int64_t key) {
   pqxx::nontransaction tx{conn_};
-  return tx.exec_params("SELECT pg_try_advisory_lock($1)", key)[0][0].as<bool>();
+  tx.exec_params("INSERT INTO wa_inbox_owners (owner_key) VALUES ($1)"
+                 " ON CONFLICT (owner_key) DO UPDATE SET seen_at = now()",
+                 key);
 }
 
 std::size_t inbox_claims::requeue_routable() {
@@ -206,15 +245,18 @@ std::size_t inbox_claims::requeue_failed(int max_attempts) {
   return r.affected_rows();
 }
 
-std::int64_t inbox_claims::pending_lag_ms() {
+std::int64_t inbox_claims::pending_lag_ms(std::int64_t oldest_held) {
   pqxx::nontransaction nt{conn_};
-  // Owned and unowned rows each through their own index (migration 019).
-  auto r = nt.exec(
+  // Rows nobody owns through their own index; owned rows only as the oldest the caller holds,
+  // by primary key: the owned index's entries of finished rows would cost a heap visit each
+  // (migration 020), and another process's rows are in that process's own gauge.
+  auto r = nt.exec_params(
       "SELECT coalesce(extract(epoch from now() - least("
       "   (SELECT received_at FROM wa_webhook_events WHERE status = 'pending' AND owner_key IS NULL"
       "    ORDER BY id LIMIT 1),"
-      "   (SELECT received_at FROM wa_webhook_events WHERE status = 'pending' AND owner_key IS NOT NULL"
-      "    ORDER BY id LIMIT 1))) * 1000, 0)::bigint");
+      "   (SELECT received_at FROM wa_webhook_events WHERE id = $1 AND status = 'pending')"
+      " )) * 1000, 0)::bigint",
+      oldest_held);
   return r[0][0].as<std::int64_t>();
 }
 

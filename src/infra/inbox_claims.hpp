@@ -47,20 +47,23 @@ class inbox_claims {
   std::size_t finish_owned(const std::vector<event_finish>& rows);
   // Gives pending rows owned by `owner_key` back to any claim (their process will not do them).
   std::size_t give_back(const std::vector<std::int64_t>& ids, std::int64_t owner_key);
-  // Pending rows whose owner's lock is gone are given back to any claim: the dispatcher that
-  // held it stopped or died (with its process, or its connection broke). Rows of `own_key`
-  // (the caller's) and rows younger than `grace` are left alone.
+  // Pending rows whose owner is dead are given back to any claim: a key registered in
+  // wa_inbox_owners (migration 020) whose lock is gone (its dispatcher stopped or died, with its
+  // process or alone, or its connection broke) and whose holder has not refreshed it for
+  // `grace`. Its registration goes with them. `own_key` (the caller's) is left alone.
   std::size_t free_orphans(std::int64_t own_key, std::chrono::seconds grace);
-  // Pending rows of `owner_key` older than `age` are given back to any claim: its dispatcher
-  // would have finished or given back every row it holds by then, so these are rows it never
-  // got (a commit whose answer was lost: intake answered 503 and told nobody).
-  std::size_t give_back_stale(std::int64_t owner_key, std::chrono::seconds age);
-  // Takes a session advisory lock on a new random key (62 bits, never 0) on this connection and
-  // returns the key, or 0 if none could be taken. Rows committed with the key are this
-  // process's while the connection lives.
+  // As free_orphans, for every owned row older than `grace` whose key is not locked, registered
+  // or not (keys of processes older than migration 020). Walks every owned row: at start only.
+  std::size_t free_all_orphans(std::int64_t own_key, std::chrono::seconds grace);
+  // Takes a session advisory lock on a new random key (62 bits, never 0) on this connection,
+  // registers it, and returns the key, or 0 if none could be taken. Rows committed with the key
+  // are this process's while the connection lives.
   std::int64_t take_owner_key();
-  // Takes the lock on `key` again (after the connection that held it was lost).
+  // Takes the lock on `key` again (after the connection that held it was lost) and registers it.
   bool retake_owner_key(std::int64_t key);
+  // Marks `key` seen now (registering it again if a sweep removed it); its holder does this
+  // every second, so that a sweep can tell a dead key from one being taken again.
+  void refresh_owner_key(std::int64_t key);
   // 'processing' rows whose lease ran out go back to pending. Versions before claims by row lock
   // marked claimed rows 'processing'; a process of such a version may have died holding some.
   std::size_t requeue_stale(std::chrono::seconds lease);
@@ -70,8 +73,9 @@ class inbox_claims {
   // square of the attempts (10 s, 40 s, 90 s, ...): a deadlock or a bug fixed by a restart
   // heals by itself, a payload that always fails stops costing work.
   std::size_t requeue_failed(int max_attempts);
-  // Age of the oldest pending row in milliseconds (0 when none).
-  std::int64_t pending_lag_ms();
+  // Age in milliseconds of the oldest pending row nobody owns or, if older, of row
+  // `oldest_held` (the oldest the caller holds; 0 for none) while it is pending; 0 when none.
+  std::int64_t pending_lag_ms(std::int64_t oldest_held);
 
  private:
   pqxx::connection_base& conn_;

@@ -128,10 +128,9 @@ TEST_CASE("owned rows: no claim takes them, their outcome needs the key, and the
   // A dispatcher's key connection holds the lock; rows are committed with the key (by intake).
   const std::int64_t key = 4242424242424242LL;
   auto writer = std::make_unique<pqxx::connection>(db.url);
-  {
-    pqxx::nontransaction nt{*writer};
-    REQUIRE(nt.exec_params("SELECT pg_try_advisory_lock($1)", key)[0][0].as<bool>());
-  }
+  REQUIRE(infra::inbox_claims{*writer}.retake_owner_key(key));  // locked and registered
+  const auto registered = "SELECT count(*) FROM wa_inbox_owners WHERE owner_key = " + std::to_string(key);
+  CHECK(db.scalar(registered) == "1");
   std::vector<std::int64_t> owned;
   {
     pqxx::work w{*writer};
@@ -147,8 +146,15 @@ TEST_CASE("owned rows: no claim takes them, their outcome needs the key, and the
     pqxx::work w{conn};
     CHECK(ids_of(infra::inbox_claims::claim(w, 10, 0)) == std::vector<std::int64_t>{unowned});
   }
-  // Its owner is alive: the sweep leaves the rows alone.
+  // Its owner is alive: the sweeps leave the rows and the registration alone.
   CHECK(claims.free_orphans(0, std::chrono::seconds(0)) == 0);
+  CHECK(claims.free_all_orphans(0, std::chrono::seconds(0)) == 0);
+  CHECK(db.scalar(registered) == "1");
+  // A registration removed (by a sweep that took its holder for dead) comes back at its next
+  // refresh.
+  db.scalar("DELETE FROM wa_inbox_owners WHERE owner_key = " + std::to_string(key) + " RETURNING 1");
+  infra::inbox_claims{*writer}.refresh_owner_key(key);
+  CHECK(db.scalar(registered) == "1");
   // An outcome written with another key changes nothing; with the key, it is written and the
   // row is nobody's any more.
   CHECK(claims.finish_owned({{owned[0], "processed", std::nullopt, {}, key + 1}}) == 0);
@@ -162,13 +168,15 @@ TEST_CASE("owned rows: no claim takes them, their outcome needs the key, and the
     pqxx::work w{conn};
     CHECK(ids_of(infra::inbox_claims::claim(w, 10, 0)) == std::vector<std::int64_t>{unowned, owned[1]});
   }
-  // The lag counts owned rows too (an hour old here, the others just in).
+  // The lag counts the oldest row the caller holds (an hour old here, the others just in), by id,
+  // not by walking the owned rows.
   db.scalar("UPDATE wa_webhook_events SET received_at = now() - interval '1 hour' WHERE id = " +
             std::to_string(owned[2]) + " RETURNING 1");
-  CHECK(claims.pending_lag_ms() >= 3600 * 1000);
+  CHECK(claims.pending_lag_ms(owned[2]) >= 3600 * 1000);
+  CHECK(claims.pending_lag_ms(0) < 3600 * 1000);
   // The key's holder dies: its lock goes with its connection (the server notices at once, but
-  // asynchronously), and the sweep frees the rest: not the caller's own rows, not rows younger
-  // than the grace period.
+  // asynchronously), and the sweep frees the rest, with the registration: not the caller's own
+  // key, not a key refreshed within the grace period.
   writer.reset();
   const auto key_held = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1"
                         " AND ((classid::bigint << 32) | objid::bigint) = " + std::to_string(key);
@@ -177,16 +185,19 @@ TEST_CASE("owned rows: no claim takes them, their outcome needs the key, and the
   }
   REQUIRE(db.scalar(key_held) == "0");
   CHECK(claims.free_orphans(key, std::chrono::seconds(0)) == 0);
-  CHECK(claims.free_orphans(0, std::chrono::hours(2)) == 0);  // an hour old
+  CHECK(claims.free_orphans(0, std::chrono::hours(2)) == 0);  // refreshed just now
+  CHECK(db.scalar(registered) == "1");
   CHECK(claims.free_orphans(0, std::chrono::seconds(0)) == 1);
   CHECK(db.scalar("SELECT owner_key IS NULL FROM wa_webhook_events WHERE id = " + std::to_string(owned[2])) == "t");
+  CHECK(db.scalar(registered) == "0");
+  CHECK(claims.free_orphans(0, std::chrono::seconds(0)) == 0);
   {
     pqxx::work w{conn};
     CHECK(ids_of(infra::inbox_claims::claim(w, 10, 0)) == std::vector<std::int64_t>{unowned, owned[1], owned[2]});
   }
 }
 
-TEST_CASE("a dispatcher gives back its own rows it never got, once they are older than it could hold any") {
+TEST_CASE("rows of a key nobody registered (a process older than migration 020) are freed by the start-up sweep, once old enough") {
   inbox_db db;
   const std::int64_t key = 777000777;
   auto add_owned = [&](const std::string& age) {
@@ -195,13 +206,12 @@ TEST_CASE("a dispatcher gives back its own rows it never got, once they are olde
                      "') RETURNING id");
   };
   auto fresh = add_owned("1 second");
-  auto lost = add_owned("10 minutes");
-  db.scalar("INSERT INTO wa_webhook_events (body, status, owner_key, received_at)"
-            " VALUES ('{}', 'pending', 4, now() - interval '1 hour') RETURNING 1");  // another's
+  auto old = add_owned("10 minutes");
   pqxx::connection conn{db.url};
   infra::inbox_claims claims{conn};
-  CHECK(claims.give_back_stale(key, std::chrono::minutes(3)) == 1);
-  CHECK(db.scalar("SELECT owner_key IS NULL FROM wa_webhook_events WHERE id = " + lost) == "t");
+  CHECK(claims.free_orphans(0, std::chrono::seconds(0)) == 0);  // not registered: not looked at
+  CHECK(claims.free_all_orphans(key, std::chrono::seconds(5)) == 0);  // the caller's own
+  CHECK(claims.free_all_orphans(0, std::chrono::seconds(5)) == 1);
+  CHECK(db.scalar("SELECT owner_key IS NULL FROM wa_webhook_events WHERE id = " + old) == "t");
   CHECK(db.scalar("SELECT owner_key FROM wa_webhook_events WHERE id = " + fresh) == std::to_string(key));
-  CHECK(db.scalar("SELECT count(*) FROM wa_webhook_events WHERE owner_key = 4") == "1");
 }

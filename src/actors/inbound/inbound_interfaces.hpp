@@ -18,6 +18,7 @@ using wake_atom = caf::atom_constant<caf::atom("wake")>;
 using born_atom = caf::atom_constant<caf::atom("born")>;
 using rescan_atom = caf::atom_constant<caf::atom("rescan")>;
 using work_atom = caf::atom_constant<caf::atom("work")>;
+using doubt_atom = caf::atom_constant<caf::atom("doubt")>;
 
 // One row an intake writer committed as its process's own (owner_key), with its body.
 struct owned_row {
@@ -35,9 +36,11 @@ struct owned_rows {
 // batch), `done` (write finished claims) and `flush` (write the outcomes of owned rows that
 // waited for company) are turns it sends itself; `forget` comes from the site directory when the
 // routes it handed out changed, and after a settings change in this process (unroutable rows
-// are then looked at again).
+// are then looked at again). `doubt` from an intake writer that lost the answer to a commit
+// made with that owner key.
 using inbox_dispatcher_actor =
     caf::typed_actor<caf::reacts_to<born_atom, owned_rows>, caf::reacts_to<wake_atom, std::int64_t>,
+                     caf::reacts_to<doubt_atom, std::int64_t>,
                      caf::reacts_to<rescan_atom>,
                      caf::reacts_to<tick_atom>, caf::reacts_to<work_atom>, caf::reacts_to<done_atom>,
                      caf::reacts_to<flush_atom>,

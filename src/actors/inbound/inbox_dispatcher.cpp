@@ -1,6 +1,7 @@
 #include "actors/inbound/inbox_dispatcher.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <caf/all.hpp>
 #include <chrono>
 #include <deque>
@@ -36,8 +37,9 @@ constexpr std::size_t max_born_waiting = 16000;
 // nobody waits for it (the webhook was answered at its commit, the messages are stored).
 constexpr std::size_t owned_batch = 256;
 constexpr std::chrono::milliseconds owned_delay{20};
-// Owned rows younger than this are not freed even if their key is missing from pg_locks: its
-// dispatcher may be taking it again on a new connection (checked every second).
+// A key missing from pg_locks is taken for dead only once its holder has not refreshed it for
+// this long (at start: rows younger than this are left alone): its dispatcher may be taking it
+// again on a new connection (checked every second).
 constexpr std::chrono::seconds orphan_grace{5};
 // A 'processing' row older than this was left by a process of an older version that died.
 constexpr std::chrono::seconds legacy_lease{60};
@@ -90,9 +92,23 @@ struct dispatcher_state {
   std::vector<std::unique_ptr<pqxx::connection>> idle;  // claim connections not in use
   std::size_t tx_claims = 0;                             // claims with an open transaction
   // Holds the session lock on owner_key, the key intake commits our rows with (migration 019),
-  // for as long as this actor lives.
+  // for as long as this actor lives or until the key is retired. `key_cell` is where intake
+  // reads it (shared with the writers).
   std::shared_ptr<pqxx::connection> key_conn;
   std::int64_t owner_key = 0;
+  std::shared_ptr<std::atomic<std::int64_t>> key_cell;
+  // A commit's answer was lost (intake said `doubt`): rows may be in with the key that nobody
+  // told us of. The key is retired: a new one takes its place, and the old one's lock is held
+  // until nothing we hold in memory can be of it (stale_age), then let go, so that the sweep
+  // frees what is left of it: exactly the rows we never got. Finding them otherwise meant
+  // walking every owned row (migration 020).
+  bool retire_due = false;
+  struct retired_key {
+    std::shared_ptr<pqxx::connection> conn;
+    std::int64_t key = 0;
+    std::chrono::steady_clock::time_point until;
+  };
+  std::vector<retired_key> retired;
   // Rows the intake committed as ours, waiting for room below max_in_flight (oldest first),
   // with when they came.
   struct waiting {
@@ -159,10 +175,10 @@ std::chrono::seconds stale_age(const dispatcher_state& st) {
                   std::chrono::duration_cast<std::chrono::seconds>(st.settings.claim_lease * 3));
 }
 
-// The lock on our owner key lives with key_conn. Checked every tick and taken again on a new
-// connection if that one was lost; meanwhile rows committed with the key may be freed by
-// another process (after orphan_grace) and done twice (harmless: every write is idempotent),
-// never lost.
+// The lock on our owner key lives with key_conn. Refreshed every tick (wa_inbox_owners) and
+// taken again on a new connection if that one was lost; meanwhile rows committed with the key
+// may be freed by another process (after orphan_grace) and done twice (harmless: every write is
+// idempotent), never lost.
 void keep_owner_key(dispatcher_state& st) {
   if (st.owner_key == 0) {
     return;
@@ -170,7 +186,7 @@ void keep_owner_key(dispatcher_state& st) {
   std::string why = "no connection";
   try {
     if (st.key_conn && st.key_conn->is_open()) {
-      pqxx::nontransaction{*st.key_conn}.exec("SELECT 1");
+      infra::inbox_claims{*st.key_conn}.refresh_owner_key(st.owner_key);
       return;
     }
   } catch (const std::exception& e) {
@@ -202,11 +218,13 @@ pqxx::connection* connect(dispatcher_state& st) {
       keep_owner_key(st);  // the database was away: the key's connection may be gone too
     }
     if (!st.started) {
-      // Crash recovery: rows a dead process left behind, rows that failed last time.
+      // Crash recovery: rows a dead process left behind, rows that failed last time. Walks
+      // every owned row: once, here.
       infra::inbox_claims claims{*st.conn};
       auto stale = claims.requeue_stale(legacy_lease);
       auto failed = claims.requeue_failed(max_attempts);
-      auto orphans = claims.free_orphans(st.owner_key, orphan_grace);
+      auto orphans = claims.free_all_orphans(st.owner_key, orphan_grace) +
+                     claims.free_orphans(st.owner_key, orphan_grace);
       if (stale + failed + orphans > 0) {
         infra::log_info("inbox_recovered", {{"stale", std::to_string(stale)},
                                             {"failed", std::to_string(failed)},
@@ -220,6 +238,54 @@ pqxx::connection* connect(dispatcher_state& st) {
     infra::log_warn("inbox_db_unavailable", {{"error", e.what()}});
     return nullptr;
   }
+}
+
+// Takes a new key in place of the current one, which is kept locked until stale_age has passed
+// (see dispatcher_state::retired). Tried again every tick until it succeeds; meanwhile intake
+// goes on with the old key, whose rows we are told of as before.
+void retire_key(dispatcher_state& st) {
+  if (!st.retire_due || st.owner_key == 0) {
+    st.retire_due = false;
+    return;
+  }
+  std::int64_t key = 0;
+  std::shared_ptr<pqxx::connection> conn;
+  try {
+    conn = infra::connect_for_probes(st.settings.database_url);
+    key = infra::inbox_claims{*conn}.take_owner_key();
+  } catch (const std::exception& e) {
+    infra::log_warn("inbox_owner_key_not_retired", {{"error", e.what()}});
+    return;
+  }
+  if (key == 0) {
+    return;
+  }
+  st.retired.push_back({std::move(st.key_conn), st.owner_key, std::chrono::steady_clock::now() + stale_age(st)});
+  st.key_conn = std::move(conn);
+  st.owner_key = key;
+  st.key_cell->store(key);
+  st.key_held->store(1);
+  st.retire_due = false;
+  infra::log_info("inbox_owner_key_retired", {{"why", "a commit's answer was lost"},
+                                              {"held_for_s", std::to_string(stale_age(st).count())}});
+}
+
+// Lets go of retired keys whose time is up: the sweep (ours or another process's) frees their
+// rows once orphan_grace has passed since we last refreshed them, which was when they retired.
+void let_go_retired(dispatcher_state& st) {
+  const auto now = std::chrono::steady_clock::now();
+  std::erase_if(st.retired, [&](const dispatcher_state::retired_key& r) { return r.until <= now; });
+}
+
+// The oldest row we hold, for the lag gauge (0: none).
+std::int64_t oldest_held(const dispatcher_state& st) {
+  std::int64_t oldest = st.in_flight.empty() ? 0 : st.in_flight.begin()->first;
+  for (const auto& w : st.born_waiting) {
+    if (!w.born.rows.empty() && (oldest == 0 || w.born.rows.front().id < oldest)) {
+      oldest = w.born.rows.front().id;  // VALUES order: a batch's ids rise
+    }
+  }
+  return oldest;
 }
 
 void queue_finish(self_ptr self) {
@@ -711,11 +777,13 @@ void queue_work(self_ptr self) {
 
 inbox_dispatcher_actor::behavior_type dispatcher(self_ptr self, inbox_dispatcher_settings settings,
                          std::shared_ptr<infra::metrics> m, site_directory_actor sites,
-                         std::shared_ptr<pqxx::connection> key_conn, std::int64_t owner_key) {
+                         std::shared_ptr<pqxx::connection> key_conn,
+                         std::shared_ptr<std::atomic<std::int64_t>> key_cell) {
   auto& st = self->state;
   st.settings = std::move(settings);
   st.key_conn = std::move(key_conn);
-  st.owner_key = owner_key;
+  st.owner_key = key_cell->load();
+  st.key_cell = std::move(key_cell);
   st.processed = &m->get_counter("wachat_inbox_events_processed_total", "Inbox rows handled.");
   st.messages = &m->get_counter("wachat_inbound_messages_total", "New inbound messages stored.");
   st.statuses = &m->get_counter("wachat_statuses_total", "New message statuses recorded.");
@@ -740,6 +808,14 @@ inbox_dispatcher_actor::behavior_type dispatcher(self_ptr self, inbox_dispatcher
         take_born(self);
         trim_born(s);
       },
+      // An intake writer lost the answer to a commit made with `key`: see dispatcher_state::retired.
+      [=](doubt_atom, std::int64_t key) {
+        auto& s = self->state;
+        if (key != 0 && key == s.owner_key) {
+          s.retire_due = true;
+          retire_key(s);
+        }
+      },
       [=](wake_atom, std::int64_t first_id) {
         auto& s = self->state;
         s.after = std::min(s.after, std::max<std::int64_t>(first_id - 1, 0));
@@ -762,6 +838,8 @@ inbox_dispatcher_actor::behavior_type dispatcher(self_ptr self, inbox_dispatcher
         }
         s.after = 0;  // requeued rows, rows of other processes, rows put back
         keep_owner_key(s);  // before the sweep below, which would free our rows if it were lost
+        retire_key(s);
+        let_go_retired(s);
         if (auto* c = connect(self->state)) {
           try {
             infra::inbox_claims claims{*c};
@@ -771,17 +849,15 @@ inbox_dispatcher_actor::behavior_type dispatcher(self_ptr self, inbox_dispatcher
             }
             claims.requeue_stale(legacy_lease);
             claims.requeue_failed(max_attempts);
-            // Rows whose owner died (its process, or only its dispatcher), and rows of ours we
-            // never got (a commit whose answer was lost; nothing we hold is that old).
+            // Rows whose owner died (its process, or only its dispatcher), and rows of a key
+            // we retired that we never got (a commit whose answer was lost).
             auto orphans = claims.free_orphans(s.owner_key, orphan_grace);
-            auto lost = s.owner_key == 0 ? 0 : claims.give_back_stale(s.owner_key, stale_age(s));
-            if (orphans + lost > 0) {
-              infra::log_info("inbox_recovered", {{"orphaned", std::to_string(orphans)},
-                                                  {"never_handed_over", std::to_string(lost)}});
+            if (orphans > 0) {
+              infra::log_info("inbox_recovered", {{"orphaned", std::to_string(orphans)}});
             }
             // Once a second, not after every claim: at 2,000 messages/s claims are small and
             // many, and this was one more round trip before each claim's rows were routed.
-            s.lag->store(claims.pending_lag_ms());
+            s.lag->store(claims.pending_lag_ms(oldest_held(s)));
           } catch (const std::exception& e) {
             infra::log_warn("inbox_requeue_failed", {{"error", e.what()}});
           }
@@ -862,7 +938,7 @@ inbox_dispatcher_actor::behavior_type dispatcher(self_ptr self, inbox_dispatcher
 struct inbox_dispatcher::impl {
   inbox_dispatcher_actor actor;
   caf::actor_system* sys = nullptr;
-  std::int64_t owner_key = 0;
+  std::shared_ptr<std::atomic<std::int64_t>> owner_key = std::make_shared<std::atomic<std::int64_t>>(0);
 };
 
 inbox_dispatcher::inbox_dispatcher(caf::actor_system& sys, inbox_dispatcher_settings settings,
@@ -874,19 +950,19 @@ inbox_dispatcher::inbox_dispatcher(caf::actor_system& sys, inbox_dispatcher_sett
   std::shared_ptr<pqxx::connection> key_conn;
   try {
     key_conn = infra::connect_for_probes(settings.database_url);
-    impl_->owner_key = infra::inbox_claims{*key_conn}.take_owner_key();
+    impl_->owner_key->store(infra::inbox_claims{*key_conn}.take_owner_key());
   } catch (const std::exception& e) {
     infra::log_warn("inbox_owner_key_unavailable", {{"error", e.what()}});
     key_conn.reset();
   }
-  if (impl_->owner_key == 0) {
+  if (impl_->owner_key->load() == 0) {
     key_conn.reset();  // rows go to claims, as before migration 019
   }
   impl_->actor = sys.spawn<caf::detached>(dispatcher, std::move(settings), std::move(metrics),
                                           std::move(sites), key_conn, impl_->owner_key);
 }
 
-std::int64_t inbox_dispatcher::owner_key() const { return impl_->owner_key; }
+std::shared_ptr<const std::atomic<std::int64_t>> inbox_dispatcher::owner_key() const { return impl_->owner_key; }
 
 inbox_dispatcher::~inbox_dispatcher() { shutdown(); }
 

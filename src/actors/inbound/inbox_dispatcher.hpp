@@ -1,5 +1,7 @@
 #pragma once
+#include <atomic>
 #include <caf/fwd.hpp>
+#include <cstdint>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -39,8 +41,10 @@ class inbox_dispatcher {
   // The key of the advisory lock the dispatcher holds for as long as it runs (taken on its own
   // connection when it is made; 0 if the database could not be reached then). Intake commits
   // pending rows with it and hands them over from memory; when the dispatcher stops or dies, the
-  // lock goes with its connection and any process may claim what is left (migration 019).
-  std::int64_t owner_key() const;
+  // lock goes with its connection and any process may claim what is left (migrations 019, 020).
+  // A cell, read at every commit: the dispatcher replaces the key when a commit's answer was
+  // lost (intake sends it `doubt`).
+  std::shared_ptr<const std::atomic<std::int64_t>> owner_key() const;
   void shutdown();
 
  private:

@@ -1,4 +1,5 @@
 #pragma once
+#include <atomic>
 #include <caf/actor.hpp>
 #include <caf/fwd.hpp>
 #include <cstdint>
@@ -42,9 +43,10 @@ struct intake_settings {
   // Told `(wake_atom, first id)` after each commit: the inbox dispatcher (untyped here to keep
   // this header light).
   caf::actor wake;
-  // The dispatcher's owner key (inbox_dispatcher::owner_key): pending rows are committed with
-  // it and handed to `wake` with their bodies (`born`) instead. 0: rows go to any claim.
-  std::int64_t owner_key = 0;
+  // The dispatcher's owner key (inbox_dispatcher::owner_key), read at every commit: pending rows
+  // are committed with it and handed to `wake` with their bodies (`born`) instead; a commit whose
+  // answer was lost is reported (`doubt`, with the key). None or 0: rows go to any claim.
+  std::shared_ptr<const std::atomic<std::int64_t>> owner_key;
 };
 
 // The webhook intake (DESIGN.md §2): a supervisor actor (supervised_workers,

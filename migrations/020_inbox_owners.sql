@@ -3,7 +3,7 @@
 -- for keys missing from pg_locks, and gave back its own rows older than three leases: both
 -- walked the owned index, whose entries of rows finished since the last VACUUM are dead but
 -- still visited (one heap visit each). At 20,000 webhooks/s that was 135 ms of PostgreSQL's
--- CPU every second, about a tenth of a core (bench/RESULTS.md, set 13).
+-- CPU every second (bench/RESULTS.md, set 13).
 -- Now a dispatcher registers its key here when it takes the lock and refreshes `seen_at` every
 -- second; the sweep reads this small table and frees rows only for a key whose lock is gone and
 -- which nobody has refreshed for the grace period.
@@ -12,6 +12,9 @@ CREATE TABLE wa_inbox_owners (
   seen_at timestamptz NOT NULL DEFAULT now()
 );
 
+-- Upgrade: stop processes of older versions before this runs. Their keys are registered below
+-- only if they own rows now, and they do not refresh them; a row such a process commits later
+-- is freed only by the start-up walk of a later process (inbox_claims::free_all_orphans).
 -- Keys of processes that ran before this migration: eligible at once once their lock is gone.
 INSERT INTO wa_inbox_owners (owner_key, seen_at)
 SELECT DISTINCT owner_key, '-infinity'::timestamptz FROM wa_webhook_events

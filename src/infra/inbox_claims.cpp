@@ -160,10 +160,13 @@ constexpr const char* locked_keys_sql =
 // for a key found dead, so a sweep with nothing to free costs a read of that small table.
 std::size_t inbox_claims::free_orphans(std::int64_t own_key, std::chrono::seconds grace) {
   pqxx::work tx{conn_};
-  auto dead = tx.exec_params(std::string{"DELETE FROM wa_inbox_owners WHERE owner_key <> $1"
+  // SKIP LOCKED: a key another sweeper is freeing (or its owner refreshing) is left to it, not
+  // waited for.
+  auto dead = tx.exec_params(std::string{"DELETE FROM wa_inbox_owners WHERE owner_key IN ("
+                                         " SELECT owner_key FROM wa_inbox_owners WHERE owner_key <> $1"
                                          " AND seen_at < now() - $2 * interval '1 second'"
                                          " AND owner_key NOT IN ("} + locked_keys_sql + ")"
-                                 " RETURNING owner_key",
+                                 " FOR UPDATE SKIP LOCKED) RETURNING owner_key",
                              own_key, static_cast<std::int64_t>(grace.count()));
   if (dead.empty()) {
     return 0;  // read only: nothing to commit
@@ -174,7 +177,8 @@ std::size_t inbox_claims::free_orphans(std::int64_t own_key, std::chrono::second
   }
   keys += "}";
   // The registry rows go with the rows they free, in one transaction: a key is never forgotten
-  // while rows of it are still owned.
+  // while rows of it are still owned. This walks the owned index (no index leads by owner_key),
+  // once per dead key: when a process died or a key was retired.
   auto r = tx.exec_params("UPDATE wa_webhook_events SET owner_key = NULL"
                           " WHERE status = 'pending' AND owner_key = ANY($1::bigint[])",
                           keys);

@@ -187,6 +187,15 @@ TEST_CASE("owned rows: no claim takes them, their outcome needs the key, and the
   CHECK(claims.free_orphans(key, std::chrono::seconds(0)) == 0);
   CHECK(claims.free_orphans(0, std::chrono::hours(2)) == 0);  // refreshed just now
   CHECK(db.scalar(registered) == "1");
+  {
+    // Another sweeper is freeing it (holds its registration): skipped, not waited for.
+    pqxx::connection other{db.url};
+    pqxx::work busy{other};
+    busy.exec("SELECT 1 FROM wa_inbox_owners WHERE owner_key = " + std::to_string(key) + " FOR UPDATE");
+    const auto t0 = std::chrono::steady_clock::now();
+    CHECK(claims.free_orphans(0, std::chrono::seconds(0)) == 0);
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(1));
+  }
   CHECK(claims.free_orphans(0, std::chrono::seconds(0)) == 1);
   CHECK(db.scalar("SELECT owner_key IS NULL FROM wa_webhook_events WHERE id = " + std::to_string(owned[2])) == "t");
   CHECK(db.scalar(registered) == "0");

@@ -99,9 +99,10 @@ struct dispatcher_state {
   std::shared_ptr<std::atomic<std::int64_t>> key_cell;
   // A commit's answer was lost (intake said `doubt`): rows may be in with the key that nobody
   // told us of. The key is retired: a new one takes its place, and the old one's lock is held
-  // until nothing we hold in memory can be of it (stale_age), then let go, so that the sweep
-  // frees what is left of it: exactly the rows we never got. Finding them otherwise meant
-  // walking every owned row (migration 020).
+  // (and refreshed) until its rows in memory are done (retire_hold), then let go, so that the
+  // sweep frees what is left of it: the rows we never got. Finding them otherwise meant walking
+  // every owned row (migration 020). At most max_retired at once (each holds a connection);
+  // beyond, the retirement waits.
   bool retire_due = false;
   struct retired_key {
     std::shared_ptr<pqxx::connection> conn;
@@ -168,12 +169,15 @@ std::unique_ptr<pqxx::connection> dispatcher_connection(const std::string& url) 
   return c;
 }
 
-// Every row we hold in memory was received less than this long ago: waiting rows go back after
-// the lease, and a claim settles its rows after the lease.
-std::chrono::seconds stale_age(const dispatcher_state& st) {
-  return std::max(std::chrono::seconds(5),
+// How long a retired key stays locked. A row waits in memory for at most a lease, then its
+// claim runs for at most a lease and is settled at the next tick; and a commit that read the key
+// before it retired lands within the intake's statement_timeout (10 s). Rows still held after
+// this are only done twice (every write checks the key), never lost.
+std::chrono::seconds retire_hold(const dispatcher_state& st) {
+  return std::max(std::chrono::seconds(15),
                   std::chrono::duration_cast<std::chrono::seconds>(st.settings.claim_lease * 3));
 }
+constexpr std::size_t max_retired = 2;
 
 // The lock on our owner key lives with key_conn. Refreshed every tick (wa_inbox_owners) and
 // taken again on a new connection if that one was lost; meanwhile rows committed with the key
@@ -189,13 +193,18 @@ void keep_owner_key(dispatcher_state& st) {
       infra::inbox_claims{*st.key_conn}.refresh_owner_key(st.owner_key);
       return;
     }
-  } catch (const std::exception& e) {
+  } catch (const pqxx::broken_connection& e) {
     why = e.what();
+  } catch (const std::exception& e) {
+    // The lock is still held (a full disk, a lock wait given up): keep it; the registration is
+    // refreshed at a later tick, and a sweep never frees a key that is locked.
+    infra::log_warn("inbox_owner_key_not_refreshed", {{"error", e.what()}});
+    return;
   }
   st.key_held->store(0);
   st.key_conn.reset();
   try {
-    auto c = infra::connect_for_probes(st.settings.database_url);
+    auto c = dispatcher_connection(st.settings.database_url);
     if (infra::inbox_claims{*c}.retake_owner_key(st.owner_key)) {
       st.key_conn = std::move(c);
       st.key_held->store(1);
@@ -240,18 +249,21 @@ pqxx::connection* connect(dispatcher_state& st) {
   }
 }
 
-// Takes a new key in place of the current one, which is kept locked until stale_age has passed
-// (see dispatcher_state::retired). Tried again every tick until it succeeds; meanwhile intake
-// goes on with the old key, whose rows we are told of as before.
+// Takes a new key in place of the current one, which is kept locked for retire_hold (see
+// dispatcher_state::retired). Tried again every tick until it succeeds; meanwhile intake goes
+// on with the old key, whose rows we are told of as before.
 void retire_key(dispatcher_state& st) {
   if (!st.retire_due || st.owner_key == 0) {
     st.retire_due = false;
     return;
   }
+  if (st.retired.size() >= max_retired) {
+    return;  // a connection each: a flapping link must not use up the server's connections
+  }
   std::int64_t key = 0;
   std::shared_ptr<pqxx::connection> conn;
   try {
-    conn = infra::connect_for_probes(st.settings.database_url);
+    conn = dispatcher_connection(st.settings.database_url);
     key = infra::inbox_claims{*conn}.take_owner_key();
   } catch (const std::exception& e) {
     infra::log_warn("inbox_owner_key_not_retired", {{"error", e.what()}});
@@ -260,21 +272,33 @@ void retire_key(dispatcher_state& st) {
   if (key == 0) {
     return;
   }
-  st.retired.push_back({std::move(st.key_conn), st.owner_key, std::chrono::steady_clock::now() + stale_age(st)});
+  st.retired.push_back({std::move(st.key_conn), st.owner_key, std::chrono::steady_clock::now() + retire_hold(st)});
   st.key_conn = std::move(conn);
   st.owner_key = key;
   st.key_cell->store(key);
   st.key_held->store(1);
   st.retire_due = false;
-  infra::log_info("inbox_owner_key_retired", {{"why", "a commit's answer was lost"},
-                                              {"held_for_s", std::to_string(stale_age(st).count())}});
+  infra::log_info("inbox_owner_key_retired", {{"why", "a commit's answer may have been lost"},
+                                              {"held_for_s", std::to_string(retire_hold(st).count())}});
 }
 
-// Lets go of retired keys whose time is up: the sweep (ours or another process's) frees their
-// rows once orphan_grace has passed since we last refreshed them, which was when they retired.
+// Lets go of retired keys whose time is up, and refreshes the others: the sweep (ours or another
+// process's) frees a key's rows once orphan_grace has passed since its last refresh.
 void let_go_retired(dispatcher_state& st) {
   const auto now = std::chrono::steady_clock::now();
-  std::erase_if(st.retired, [&](const dispatcher_state::retired_key& r) { return r.until <= now; });
+  std::erase_if(st.retired, [&](const dispatcher_state::retired_key& r) {
+    if (r.until <= now || !r.conn || !r.conn->is_open()) {
+      return true;
+    }
+    try {
+      infra::inbox_claims{*r.conn}.refresh_owner_key(r.key);
+    } catch (const pqxx::broken_connection&) {
+      return true;  // the lock went with it: freed after the grace, some rows maybe done twice
+    } catch (const std::exception& e) {
+      infra::log_warn("inbox_owner_key_not_refreshed", {{"error", e.what()}});
+    }
+    return false;
+  });
 }
 
 // The oldest row we hold, for the lag gauge (0: none).
@@ -792,7 +816,8 @@ inbox_dispatcher_actor::behavior_type dispatcher(self_ptr self, inbox_dispatcher
                                "Parts of stored webhooks that could not be used (rows left 'partial').");
   st.refused = &m->get_counter("wachat_webhooks_refused_total",
                                "Stored webhooks refused whole (over the item limit; rows left 'rejected').");
-  st.lag = &m->get_gauge("wachat_inbox_lag_ms", "Age of the oldest inbox row not finished yet (claimed or not), ms.");
+  st.lag = &m->get_gauge("wachat_inbox_lag_ms",
+                         "Age of the oldest inbox row not finished yet that nobody owns or this process holds, ms.");
   st.key_held = &m->get_gauge("wachat_inbox_owner_key_held",
                               "1 while the dispatcher holds the lock on the key intake commits this process's rows with.");
   st.key_held->store(st.owner_key != 0 && st.key_conn ? 1 : 0);
@@ -949,7 +974,7 @@ inbox_dispatcher::inbox_dispatcher(caf::actor_system& sys, inbox_dispatcher_sett
   // The connection then lives in the actor's state: the lock lasts exactly as long as the actor.
   std::shared_ptr<pqxx::connection> key_conn;
   try {
-    key_conn = infra::connect_for_probes(settings.database_url);
+    key_conn = dispatcher_connection(settings.database_url);
     impl_->owner_key->store(infra::inbox_claims{*key_conn}.take_owner_key());
   } catch (const std::exception& e) {
     infra::log_warn("inbox_owner_key_unavailable", {{"error", e.what()}});

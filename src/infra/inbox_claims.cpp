@@ -1,10 +1,13 @@
 #include "infra/inbox_claims.hpp"
 
 #include <algorithm>
+#include <map>
+#include <tuple>
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 #include <random>
 
+#include "infra/cached_statement.hpp"
 #include "infra/pg_columns.hpp"
 
 namespace wachat::infra {
@@ -51,6 +54,17 @@ const std::string& finish_owned_sql() {
       " AND e.id = ANY(" + first_column_ids() + ") RETURNING e.status <> 'pending'";
   return sql;
 }
+
+// As finish_owned_sql, for rows that all ended alike: by id alone.
+constexpr const char* finish_owned_alike_sql =
+    "UPDATE wa_webhook_events SET status = $2, error = $3,"
+    " processed_at = CASE WHEN $2 = 'pending' THEN NULL ELSE now() END, owner_key = NULL,"
+    " attempts = attempts + CASE WHEN $2 = 'pending' THEN 0 ELSE 1 END,"
+    " unroutable_phone_ids = CASE WHEN $4::json IS NULL THEN NULL"
+    "   ELSE ARRAY(SELECT json_array_elements_text($4::json)) END"
+    " WHERE id = ANY($1::bigint[]) AND status = 'pending' AND owner_key = $5";
+// Outcomes shared by at least this many rows take that statement.
+constexpr std::size_t alike_min = 8;
 
 // Error texts can quote webhook content; PostgreSQL text cannot hold NUL.
 json text_or_null(const std::optional<std::string>& s) {
@@ -104,14 +118,41 @@ std::size_t inbox_claims::finish_owned(const std::vector<event_finish>& rows) {
   if (rows.empty()) {
     return 0;
   }
-  pg_columns columns(5);
+  // Rows that ended alike (nearly all of a turn: processed, no error) are written by id alone,
+  // one statement per outcome: no column arrays for PostgreSQL to parse and join per row.
+  using outcome = std::tuple<std::int64_t, std::string, std::optional<std::string>, std::set<std::string>>;
+  std::map<outcome, std::vector<std::int64_t>> alike;
   for (const auto& r : rows) {
-    columns.add(r.id, r.status, text_or_null(r.error), unroutable_json(r.unroutable_ids), r.owner_key);
+    alike[{r.owner_key, r.status, r.error, r.unroutable_ids}].push_back(r.id);
   }
   pqxx::nontransaction tx{conn_};
   std::size_t done = 0;
-  for (const auto& row : exec_columns(tx, "inbox_finish_owned", finish_owned_sql(), {&columns})) {
-    done += row[0].as<bool>() ? 1 : 0;
+  pg_columns columns(5);
+  for (const auto& [o, ids] : alike) {
+    const auto& [key, status, error, unroutable] = o;
+    if (ids.size() < alike_min) {
+      for (auto id : ids) {
+        columns.add(id, status, text_or_null(error), unroutable_json(unroutable), key);
+      }
+      continue;
+    }
+    std::string list = "{";  // an array literal of integers: nothing in it needs quoting
+    for (auto id : ids) {
+      list += (list.size() > 1 ? "," : "") + std::to_string(id);
+    }
+    list += "}";
+    const auto unroutable_text = unroutable_json(unroutable);
+    const auto error_text = text_or_null(error);
+    auto r = exec_cached(tx, "inbox_finish_owned_alike", finish_owned_alike_sql, list, status,
+                         error_text.is_null() ? std::optional<std::string>{} : error_text.get<std::string>(),
+                         unroutable_text.is_null() ? std::optional<std::string>{} : unroutable_text.dump(),
+                         key);
+    done += status == "pending" ? 0 : r.affected_rows();
+  }
+  if (!columns.empty()) {
+    for (const auto& row : exec_columns(tx, "inbox_finish_owned", finish_owned_sql(), {&columns})) {
+      done += row[0].as<bool>() ? 1 : 0;
+    }
   }
   return done;
 }

@@ -224,3 +224,38 @@ TEST_CASE("rows of a key nobody registered (a process older than migration 020) 
   CHECK(db.scalar("SELECT owner_key IS NULL FROM wa_webhook_events WHERE id = " + old) == "t");
   CHECK(db.scalar("SELECT owner_key FROM wa_webhook_events WHERE id = " + fresh) == std::to_string(key));
 }
+
+TEST_CASE("owned rows that ended alike are written together, each only under its own key; the rest row by row") {
+  inbox_db db;
+  const std::int64_t key = 5151515151LL;
+  // 20 rows owned by `key`, one by another key.
+  const auto first = std::stoll(db.scalar(
+      "WITH n AS (INSERT INTO wa_webhook_events (body, status, owner_key) SELECT '{}', 'pending', " +
+      std::to_string(key) + " FROM generate_series(1, 20) RETURNING id) SELECT min(id) FROM n"));
+  db.scalar("UPDATE wa_webhook_events SET owner_key = 99 WHERE id = " + std::to_string(first + 8) + " RETURNING 1");
+  std::vector<infra::event_finish> rows;
+  for (int i = 0; i < 9; ++i) {  // processed alike; the 9th is no longer ours
+    rows.push_back({first + i, "processed", std::nullopt, {}, key});
+  }
+  for (int i = 9; i < 17; ++i) {  // unroutable alike, with the ids kept
+    rows.push_back({first + i, "unroutable", std::nullopt, {"999", "it's \"quoted\""}, key});
+  }
+  for (int i = 17; i < 19; ++i) {  // given back alike, but too few to group
+    rows.push_back({first + i, "pending", std::nullopt, {}, key});
+  }
+  rows.push_back({first + 19, "failed", std::string{"no\0way", 6}, {}, key});  // alone
+  pqxx::connection conn{db.url};
+  CHECK(infra::inbox_claims{conn}.finish_owned(rows) == 8 + 8 + 1);
+  const auto range = " FROM wa_webhook_events WHERE id BETWEEN " + std::to_string(first) + " AND " +
+                     std::to_string(first + 19);
+  CHECK(db.scalar("SELECT string_agg(status || ':' || coalesce(owner_key::text, '-') || ':' || attempts || ':' ||"
+                  " (processed_at IS NOT NULL), ',' ORDER BY id)" + range) ==
+        "processed:-:1:true,processed:-:1:true,processed:-:1:true,processed:-:1:true,processed:-:1:true,"
+        "processed:-:1:true,processed:-:1:true,processed:-:1:true,pending:99:0:false,"
+        "unroutable:-:1:true,unroutable:-:1:true,unroutable:-:1:true,unroutable:-:1:true,unroutable:-:1:true,"
+        "unroutable:-:1:true,unroutable:-:1:true,unroutable:-:1:true,"
+        "pending:-:0:false,pending:-:0:false,failed:-:1:true");
+  CHECK(db.scalar("SELECT count(*)" + range + " AND unroutable_phone_ids = ARRAY['999', 'it''s \"quoted\"']") == "8");
+  CHECK(db.scalar("SELECT error" + range + " AND status = 'failed'") == "noway");
+  CHECK(db.scalar("SELECT count(*)" + range + " AND error IS NOT NULL") == "1");
+}

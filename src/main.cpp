@@ -274,10 +274,11 @@ int main(int argc, char** argv) {
   shared->limits.request_timeout = std::chrono::milliseconds(cfg.request_timeout_ms);
   shared->limits.default_body_limit = cfg.api_max_body_bytes;
 
-  boost::asio::io_context ioc{static_cast<int>(cfg.http_threads)};
+  http::io_pool pool{cfg.http_threads};
+  auto& ioc = pool.main();
   std::unique_ptr<http::server> srv;
   try {
-    srv = std::make_unique<http::server>(ioc, cfg.listen_host, cfg.listen_port, shared);
+    srv = std::make_unique<http::server>(pool, cfg.listen_host, cfg.listen_port, shared);
   } catch (const std::exception& e) {
     die(e.what());
   }
@@ -306,10 +307,7 @@ int main(int argc, char** argv) {
       stop_signal.set_value(sig);
     }
   });
-  std::vector<std::thread> threads;
-  for (std::uint32_t i = 0; i < cfg.http_threads; ++i) {
-    threads.emplace_back([&ioc] { ioc.run(); });
-  }
+  pool.run();
   const auto webhook_url = public_url + http::webhook_path;
   infra::log_info("listening", {{"address", listen}, {"webhook_url", webhook_url}});
 
@@ -339,10 +337,8 @@ int main(int argc, char** argv) {
   events.stop();
   graph->stop();
   graph.reset();
-  ioc.stop();
-  for (auto& t : threads) {
-    t.join();
-  }
+  pool.stop();
+  pool.join();
   infra::log_info("stopped", {{"unfinished_requests", std::to_string(srv->in_flight())}});
   return 0;
 }

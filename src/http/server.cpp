@@ -1,6 +1,5 @@
 #include "http/server.hpp"
 
-#include <boost/asio/strand.hpp>
 
 #include "http/session.hpp"
 #include "infra/log.hpp"
@@ -10,9 +9,9 @@ namespace wachat::http {
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
-server::server(net::io_context& ioc, const std::string& host, std::uint16_t port,
+server::server(io_pool& pool, const std::string& host, std::uint16_t port,
                std::shared_ptr<server_shared> shared)
-    : ioc_(ioc), acceptor_(net::make_strand(ioc)), shared_(std::move(shared)) {
+    : pool_(pool), acceptor_(pool.main()), shared_(std::move(shared)) {
   boost::system::error_code ec;
   auto address = net::ip::make_address(host == "localhost" ? "127.0.0.1" : host, ec);
   if (ec) {
@@ -33,8 +32,7 @@ server::server(net::io_context& ioc, const std::string& host, std::uint16_t port
 void server::start() { do_accept(); }
 
 void server::do_accept() {
-  acceptor_.async_accept(net::make_strand(ioc_), [this](boost::system::error_code ec,
-                                                        tcp::socket socket) {
+  acceptor_.async_accept(pool_.next(), [this](boost::system::error_code ec, session_socket socket) {
     if (ec == net::error::operation_aborted || !acceptor_.is_open()) {
       return;
     }

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "http/io_pool.hpp"
 #include "http/router.hpp"
 #include "infra/metrics.hpp"
 
@@ -30,7 +31,8 @@ struct server_shared {
 
 class server {
  public:
-  server(boost::asio::io_context& ioc, const std::string& host, std::uint16_t port,
+  // Listens on `pool.main()`; each connection goes to the pool's next io_context.
+  server(io_pool& pool, const std::string& host, std::uint16_t port,
          std::shared_ptr<server_shared> shared);
   // The port actually bound (differs from the requested one when that was 0).
   std::uint16_t port() const { return port_; }
@@ -41,7 +43,7 @@ class server {
 
  private:
   void do_accept();
-  boost::asio::io_context& ioc_;
+  io_pool& pool_;
   boost::asio::ip::tcp::acceptor acceptor_;
   std::shared_ptr<server_shared> shared_;
   std::uint16_t port_ = 0;

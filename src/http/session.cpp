@@ -49,7 +49,7 @@ std::optional<std::string> framing_error(const bhttp::request_header<>& h, bool 
 
 class session : public std::enable_shared_from_this<session> {
  public:
-  session(tcp::socket socket, std::shared_ptr<server_shared> shared)
+  session(session_socket socket, std::shared_ptr<server_shared> shared)
       : stream_(std::move(socket)), shared_(std::move(shared)) {}
 
   void run() {
@@ -410,7 +410,8 @@ class session : public std::enable_shared_from_this<session> {
     }
   }
 
-  beast::tcp_stream stream_;
+  // Its io_context's own executor: one thread runs it, so no strand (io_pool).
+  beast::basic_stream<tcp, net::io_context::executor_type> stream_;
   beast::flat_buffer buffer_;
   std::shared_ptr<server_shared> shared_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
@@ -441,7 +442,7 @@ class session : public std::enable_shared_from_this<session> {
 
 }  // namespace
 
-void start_session(tcp::socket socket, std::shared_ptr<server_shared> shared) {
+void start_session(session_socket socket, std::shared_ptr<server_shared> shared) {
   std::make_shared<session>(std::move(socket), std::move(shared))->run();
 }
 

@@ -308,6 +308,15 @@ int main(int argc, char** argv) {
     }
   });
   pool.run();
+  // On any way out of this scope the HTTP threads stop before the server, the signal set and the
+  // handlers they run are destroyed (on the orderly way they have stopped already).
+  struct pool_stopper {
+    http::io_pool& pool;
+    ~pool_stopper() {
+      pool.stop();
+      pool.join();
+    }
+  } stopper{pool};
   const auto webhook_url = public_url + http::webhook_path;
   infra::log_info("listening", {{"address", listen}, {"webhook_url", webhook_url}});
 

@@ -14,7 +14,9 @@ namespace wachat::http {
 // the io_context's own executor instead of the type-erased any_io_executor: the strand and the
 // executor's type erasure (shared_ptr copies, prefer() dispatch) were about a tenth of wachatd's
 // samples under webhook load (bench/RESULTS.md, set 13). Each io_context is told it has one
-// thread (concurrency hint 1). Posting to one from any thread stays safe.
+// thread (concurrency hint 1). Posting to one from any thread stays safe. What a handler does on
+// its thread holds up that thread's connections only: the API runs on the gateway's workers, a
+// file reply reads its 64 KiB chunks here (pread, from the page cache as a rule).
 class io_pool {
  public:
   explicit io_pool(std::size_t threads) {

@@ -8,6 +8,7 @@
 #include <random>
 
 #include "infra/cached_statement.hpp"
+#include "infra/inbound_values.hpp"
 #include "infra/pg_columns.hpp"
 
 namespace wachat::infra {
@@ -57,7 +58,7 @@ const std::string& finish_owned_sql() {
 
 // As finish_owned_sql, for rows that all ended alike: by id alone.
 constexpr const char* finish_owned_alike_sql =
-    "UPDATE wa_webhook_events SET status = $2, error = $3,"
+    "UPDATE wa_webhook_events SET status = $2, error = $3::json #>> '{}',"
     " processed_at = CASE WHEN $2 = 'pending' THEN NULL ELSE now() END, owner_key = NULL,"
     " attempts = attempts + CASE WHEN $2 = 'pending' THEN 0 ELSE 1 END,"
     " unroutable_phone_ids = CASE WHEN $4::json IS NULL THEN NULL"
@@ -141,12 +142,13 @@ std::size_t inbox_claims::finish_owned(const std::vector<event_finish>& rows) {
       list += (list.size() > 1 ? "," : "") + std::to_string(id);
     }
     list += "}";
-    const auto unroutable_text = unroutable_json(unroutable);
-    const auto error_text = text_or_null(error);
+    // The error and the ids as JSON texts, as the column statement takes them: NUL dropped
+    // (text_or_null), invalid UTF-8 replaced (pg_json), never refused by PostgreSQL.
+    const auto as_param = [](const nlohmann::json& j) {
+      return j.is_null() ? std::optional<std::string>{} : std::optional<std::string>{pg_json(j)};
+    };
     auto r = exec_cached(tx, "inbox_finish_owned_alike", finish_owned_alike_sql, list, status,
-                         error_text.is_null() ? std::optional<std::string>{} : error_text.get<std::string>(),
-                         unroutable_text.is_null() ? std::optional<std::string>{} : unroutable_text.dump(),
-                         key);
+                         as_param(text_or_null(error)), as_param(unroutable_json(unroutable)), key);
     done += status == "pending" ? 0 : r.affected_rows();
   }
   if (!columns.empty()) {

@@ -258,4 +258,22 @@ TEST_CASE("owned rows that ended alike are written together, each only under its
   CHECK(db.scalar("SELECT count(*)" + range + " AND unroutable_phone_ids = ARRAY['999', 'it''s \"quoted\"']") == "8");
   CHECK(db.scalar("SELECT error" + range + " AND status = 'failed'") == "noway");
   CHECK(db.scalar("SELECT count(*)" + range + " AND error IS NOT NULL") == "1");
+
+  // Alike and many: failed with the same error (NUL, invalid UTF-8), and given back at a stop.
+  const auto more = std::stoll(db.scalar(
+      "WITH n AS (INSERT INTO wa_webhook_events (body, status, owner_key) SELECT '{}', 'pending', " +
+      std::to_string(key) + " FROM generate_series(1, 16) RETURNING id) SELECT min(id) FROM n"));
+  rows.clear();
+  for (int i = 0; i < 8; ++i) {
+    rows.push_back({more + i, "failed", std::string{"bad \xff\0byte", 10}, {"\xfe" "1"}, key});
+    rows.push_back({more + 8 + i, "pending", std::nullopt, {}, key});
+  }
+  CHECK(infra::inbox_claims{conn}.finish_owned(rows) == 8);
+  const auto range2 = " FROM wa_webhook_events WHERE id BETWEEN " + std::to_string(more) + " AND " +
+                      std::to_string(more + 15);
+  CHECK(db.scalar("SELECT count(DISTINCT error)" + range2 + " AND status = 'failed' AND attempts = 1"
+                  " AND owner_key IS NULL AND error LIKE 'bad %byte' AND unroutable_phone_ids[1] LIKE '%1'") == "1");
+  CHECK(db.scalar("SELECT count(*)" + range2 + " AND status = 'failed'") == "8");
+  CHECK(db.scalar("SELECT count(*)" + range2 + " AND status = 'pending' AND owner_key IS NULL AND attempts = 0"
+                  " AND processed_at IS NULL") == "8");
 }

@@ -55,6 +55,11 @@ wachat_pg_data_dir() {
 
 # wachat_pg_start DIR PORT LOGFILE: starts the cluster on 127.0.0.1:PORT, sockets in DIR.
 # WACHAT_PG_OPTIONS adds server options (the benchmark's statement statistics use it).
+# max_wal_size 4GB: each webhook writes about 2.6 kB of WAL (its row, then its outcome), so at
+# 20,000 webhooks/s the default 1GB set off a checkpoint every ten seconds or so, and commits
+# waited behind its sync (intake p99 350-410 ms against 17-20 ms in 15 s wrk runs;
+# bench/RESULTS.md, set 13). Under sustained load checkpoints still come, less often. The WAL
+# takes up to that much disk under such load and shrinks back when idle.
 wachat_pg_start() {
   local dir=$1 port=$2 log=$3
   touch "$log"
@@ -62,7 +67,7 @@ wachat_pg_start() {
     chown postgres:postgres "$log"
   fi
   wachat_as_pg "$WACHAT_PG_BIN/pg_ctl" -D "$dir" -l "$log" -w -t 60 start \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=256MB -c synchronous_commit=on ${WACHAT_PG_OPTIONS:-}" >/dev/null
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=256MB -c max_wal_size=4GB -c synchronous_commit=on ${WACHAT_PG_OPTIONS:-}" >/dev/null
 }
 
 wachat_pg_stop() {

@@ -1,6 +1,5 @@
 #include "http/server.hpp"
 
-
 #include "http/session.hpp"
 #include "infra/log.hpp"
 

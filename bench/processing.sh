@@ -30,7 +30,8 @@
 #                                   statements that took the most time; plans of statements slower
 #                                   than BENCH_PG_EXPLAIN_MS [1000] go to the PostgreSQL log; commit
 #                                   timestamps, for the sse phase's 2xx -> writer commit
-#   BENCH_KEEP_LOGS=1               keep the work directory (logs, JSON lines) after exit
+#   BENCH_KEEP_LOGS=1               keep the work directory (logs, JSON lines) after exit;
+#                                  BENCH_KEEP_PG_DATA=1 keeps its PostgreSQL data directory too
 #   WACHAT_INBOUND_WRITERS, WACHAT_HTTP_THREADS, WACHAT_INTAKE_WRITERS pass through to wachatd.
 set -euo pipefail
 WACHAT_ROOT=$(cd "$(dirname "$0")/.." && pwd)

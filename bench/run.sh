@@ -19,7 +19,8 @@
 #   BENCH_BASELINE_AUTOCOMMIT [0]  1: the INSERT alone, without BEGIN/COMMIT
 #   BENCH_BUILD_DIR [build-bench]  build directory; BENCH_BUILD_JOBS [1]; BENCH_SKIP_BUILD=1
 #   BENCH_WAIT_QUIET=1             before each phase, wait (bounded) until the shared machine is idle
-#   BENCH_KEEP_LOGS=1              keep the work directory (logs, JSON lines) after exit
+#   BENCH_KEEP_LOGS=1              keep the work directory (logs, JSON lines) after exit;
+#                                  BENCH_KEEP_PG_DATA=1 keeps its PostgreSQL data directory too
 #   WACHAT_HTTP_THREADS, WACHAT_INTAKE_WRITERS, WACHAT_INTAKE_BATCH_MAX pass through to wachatd.
 set -euo pipefail
 WACHAT_ROOT=$(cd "$(dirname "$0")/.." && pwd)

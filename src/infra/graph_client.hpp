@@ -72,7 +72,11 @@ struct graph_client_options {
   std::optional<std::string> ca_file;  // PEM bundle trusted in addition to the system store
   std::chrono::milliseconds timeout{10000};          // one whole request, from submit to body
   std::chrono::milliseconds connect_timeout{5000};   // resolve + connect + TLS handshake
-  std::size_t max_idle_per_host = 8;                 // kept-alive connections kept per host
+  // Kept-alive connections kept per host. Sends overlap: at N/s with Meta answering in L
+  // seconds about N * L are open at once, and each one over this limit is closed when it
+  // finishes, to be opened again (resolve, connect, TLS) by a later send. 8 turned a third of the
+  // sends into new connections at 2,000/s against a local fake (bench/RESULTS.md, set 14).
+  std::size_t max_idle_per_host = 64;
   std::chrono::milliseconds idle_timeout{30000};     // an idle connection older than this is dropped
   std::size_t max_body_bytes = 16 * 1024 * 1024;     // larger answers fail (transport error)
   // Run the I/O thread at a lower CPU priority (nice 10): for bulk transfers (media) that must

@@ -42,7 +42,10 @@ trap 'bench_remove_work "$work"' EXIT
 bench_pg_start "$work"
 # The tool makes a fresh database per run through this (superuser) URL.
 export WACHAT_TEST_DATABASE_URL="${db_url/wachat_bench/postgres}"
-echo "bench: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); wachatd $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+# The tool's own build would start the wachatd whose path it was compiled with: run this
+# build directory's (BENCH_BUILD_DIR may be another build's binaries, for an A/B).
+export WACHAT_TEST_WACHATD="$build_dir/wachatd"
+echo "bench: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); wachatd $(git rev-parse --short HEAD 2>/dev/null || echo '?'), binary $(readlink -f "$WACHAT_TEST_WACHATD") sha256 $(sha256sum "$WACHAT_TEST_WACHATD" | cut -c1-12)"
 
 for run in $(seq "$runs"); do
   wait_quiet

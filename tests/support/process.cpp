@@ -136,8 +136,14 @@ wachatd::wachatd(const std::string& database_url, std::map<std::string, std::str
   } else {
     media_dir_ = env["WACHAT_MEDIA_DIR"];
   }
-  proc_ = std::make_unique<child_process>(binary.empty() ? std::string{WACHATD_PATH} : binary,
-                                          std::vector<std::string>{}, env, fsize);
+  // WACHAT_TEST_WACHATD runs another build's wachatd (a benchmark comparing builds: its tools
+  // are linked against this build, whose path is compiled in).
+  std::string path = binary;
+  if (path.empty()) {
+    const char* other = std::getenv("WACHAT_TEST_WACHATD");
+    path = other != nullptr && *other != '\0' ? other : WACHATD_PATH;
+  }
+  proc_ = std::make_unique<child_process>(path, std::vector<std::string>{}, env, fsize);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (std::chrono::steady_clock::now() < deadline) {
     if (auto code = proc_->wait_exit(0)) {

@@ -9,7 +9,8 @@
 // in any one second at the fake, whether each conversation's sends arrived in order, and
 // wachatd's CPU per send. --offered O sends at a fixed rate instead (open loop), the way a
 // latency target is read: at that rate, not at whatever rate a fixed number of clients reaches.
-// BENCH_TRACE=file writes each send's due time and latency (ms from start, µs), one per line.
+// BENCH_TRACE=file writes each send's due time and latency (ms from start, µs), one per line,
+// to file.LABEL.
 #include <atomic>
 #include <chrono>
 #include <ctime>
@@ -231,7 +232,8 @@ int run(int argc, char** argv) {
   for (auto& t : threads) t.join();
   const auto accepted = clock_type::now();
   if (const char* trace = std::getenv("BENCH_TRACE")) {
-    std::ofstream out{trace};
+    // One file per phase: sending.sh runs several in a row.
+    std::ofstream out{std::string{trace} + "." + args.text("label", "sends")};
     for (std::uint64_t i = 0; i < sends; ++i) out << due_ms[i] << ' ' << lat_of[i] << '\n';
   }
   deadline = accepted + std::chrono::seconds(30) + std::chrono::seconds(sends / (rate * sites));

@@ -87,7 +87,7 @@ struct graph_client_options {
 };
 
 // Asynchronous client for Meta's Graph API. Runs its own I/O thread; `request` never blocks the
-// caller. Keeps a few kept-alive connections per host and reuses them. Thread-safe.
+// caller. Keeps up to 64 idle kept-alive connections per host and reuses them. Thread-safe.
 class graph_client {
  public:
   using completion = std::function<void(graph_response)>;

@@ -39,6 +39,8 @@ export WACHAT_TEST_DATABASE_URL="postgresql://wachat:$pw@127.0.0.1:$pg_port/post
 export WACHAT_TEST_PG_DATA="$pg_dir/data"
 export WACHAT_TEST_PG_PORT="$pg_port"
 export WACHAT_TEST_PG_LOG="$pg_dir/postgresql.log"
+# The benches' way to run another build's wachatd: the tests run this build's, always.
+unset WACHAT_TEST_WACHATD
 
 (cd "$build_dir" && ctest --output-on-failure --timeout 900)
 

@@ -72,10 +72,12 @@ struct graph_client_options {
   std::optional<std::string> ca_file;  // PEM bundle trusted in addition to the system store
   std::chrono::milliseconds timeout{10000};          // one whole request, from submit to body
   std::chrono::milliseconds connect_timeout{5000};   // resolve + connect + TLS handshake
-  // Kept-alive connections kept per host. Sends overlap: at N/s with Meta answering in L
-  // seconds about N * L are open at once, and each one over this limit is closed when it
-  // finishes, to be opened again (resolve, connect, TLS) by a later send. 8 turned a third of the
-  // sends into new connections at 2,000/s against a local fake (bench/RESULTS.md, set 14).
+  // Idle kept-alive connections kept per host; when a request finishes with this many idle, the
+  // oldest is closed. Sends overlap (at N/s with Meta answering in L seconds about N * L are in
+  // flight), and after a burst every connection beyond the limit is closed, to be opened again
+  // (resolve, connect, TLS) by later sends. With 8, the sending bench's closed loop (about
+  // 3,000 sends/s into a local fake) opened a connection for every third send; with 64, 50 in
+  // all (bench/RESULTS.md, set 14). Idle connections are only checked when taken.
   std::size_t max_idle_per_host = 64;
   std::chrono::milliseconds idle_timeout{30000};     // an idle connection older than this is dropped
   std::size_t max_body_bytes = 16 * 1024 * 1024;     // larger answers fail (transport error)
@@ -87,7 +89,7 @@ struct graph_client_options {
 };
 
 // Asynchronous client for Meta's Graph API. Runs its own I/O thread; `request` never blocks the
-// caller. Keeps up to 64 idle kept-alive connections per host and reuses them. Thread-safe.
+// caller. Keeps up to `max_idle_per_host` idle connections per host and reuses them. Thread-safe.
 class graph_client {
  public:
   using completion = std::function<void(graph_response)>;

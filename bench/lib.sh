@@ -1,5 +1,5 @@
 # Helpers of the benchmark scripts: CPU accounting on a shared machine, JSON lines, medians.
-# Sourced by bench/run.sh and bench/processing.sh.
+# Sourced by bench/run.sh, bench/processing.sh, bench/sending.sh and bench/media.sh.
 
 # CPU seconds (user + system) of a process, from /proc; 0 when it is gone.
 cpu_of() {
@@ -85,4 +85,13 @@ bench_remove_work() {
   else
     rm -rf "$work"
   fi
+}
+
+# For tools that start wachatd through the test support (wachat_send_bench, wachat_media_bench):
+# their own build would start the wachatd whose path it was compiled with, so point them at
+# BUILD_DIR's (BENCH_BUILD_DIR may hold another build's binaries, for an A/B), and say which.
+bench_use_wachatd() {
+  export WACHAT_TEST_WACHATD="$1/wachatd"
+  [ -x "$WACHAT_TEST_WACHATD" ] || { echo "bench: no wachatd at $WACHAT_TEST_WACHATD (BENCH_BUILD_DIR)" >&2; exit 2; }
+  echo "bench: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); wachatd $(git rev-parse --short HEAD 2>/dev/null || echo '?'), binary $(readlink -f "$WACHAT_TEST_WACHATD") sha256 $(sha256sum "$WACHAT_TEST_WACHATD" | cut -c1-12)"
 }

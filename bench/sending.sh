@@ -42,11 +42,7 @@ trap 'bench_remove_work "$work"' EXIT
 bench_pg_start "$work"
 # The tool makes a fresh database per run through this (superuser) URL.
 export WACHAT_TEST_DATABASE_URL="${db_url/wachat_bench/postgres}"
-# The tool's own build would start the wachatd whose path it was compiled with: run this
-# build directory's (BENCH_BUILD_DIR may be another build's binaries, for an A/B).
-export WACHAT_TEST_WACHATD="$build_dir/wachatd"
-[ -x "$WACHAT_TEST_WACHATD" ] || { echo "bench: no wachatd at $WACHAT_TEST_WACHATD (BENCH_BUILD_DIR)" >&2; exit 2; }
-echo "bench: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); wachatd $(git rev-parse --short HEAD 2>/dev/null || echo '?'), binary $(readlink -f "$WACHAT_TEST_WACHATD") sha256 $(sha256sum "$WACHAT_TEST_WACHATD" | cut -c1-12)"
+bench_use_wachatd "$build_dir"
 
 for run in $(seq "$runs"); do
   wait_quiet

@@ -90,6 +90,15 @@ json unroutable_json(const std::set<std::string>& ids) {
   return out;
 }
 
+// A bigint[] literal for `= ANY($1::bigint[])`: integers need no quoting.
+std::string bigint_list(const std::vector<std::int64_t>& ids) {
+  std::string list = "{";
+  for (auto id : ids) {
+    list += (list.size() > 1 ? "," : "") + std::to_string(id);
+  }
+  return list + "}";
+}
+
 }  // namespace
 
 std::vector<claimed_event> inbox_claims::claim(pqxx::transaction_base& tx, std::size_t limit,
@@ -137,11 +146,7 @@ std::size_t inbox_claims::finish_owned(const std::vector<event_finish>& rows) {
       }
       continue;
     }
-    std::string list = "{";  // an array literal of integers: nothing in it needs quoting
-    for (auto id : ids) {
-      list += (list.size() > 1 ? "," : "") + std::to_string(id);
-    }
-    list += "}";
+    const auto list = bigint_list(ids);
     // The error and the ids as JSON texts, as the column statement takes them: NUL dropped
     // (text_or_null), invalid UTF-8 replaced (pg_json), never refused by PostgreSQL.
     const auto as_param = [](const nlohmann::json& j) {
@@ -175,11 +180,7 @@ std::size_t inbox_claims::give_back(const std::vector<std::int64_t>& ids, std::i
   if (ids.empty()) {
     return 0;
   }
-  std::string list = "{";  // an array literal of integers: nothing in it needs quoting
-  for (auto id : ids) {
-    list += (list.size() > 1 ? "," : "") + std::to_string(id);
-  }
-  list += "}";
+  const auto list = bigint_list(ids);
   pqxx::nontransaction tx{conn_};
   auto r = tx.exec_params(
       "UPDATE wa_webhook_events SET owner_key = NULL"
@@ -214,17 +215,16 @@ std::size_t inbox_claims::free_orphans(std::int64_t own_key, std::chrono::second
   if (dead.empty()) {
     return 0;  // read only: nothing to commit
   }
-  std::string keys = "{";  // an array literal of integers: nothing in it needs quoting
+  std::vector<std::int64_t> keys;
   for (const auto& row : dead) {
-    keys += (keys.size() > 1 ? "," : "") + std::to_string(row[0].as<std::int64_t>());
+    keys.push_back(row[0].as<std::int64_t>());
   }
-  keys += "}";
   // The registry rows go with the rows they free, in one transaction: a key is never forgotten
   // while rows of it are still owned. This walks the owned index (no index leads by owner_key),
   // once per dead key: when a process died or a key was retired.
   auto r = tx.exec_params("UPDATE wa_webhook_events SET owner_key = NULL"
                           " WHERE status = 'pending' AND owner_key = ANY($1::bigint[])",
-                          keys);
+                          bigint_list(keys));
   tx.commit();
   return r.affected_rows();
 }

@@ -73,6 +73,11 @@ struct system_notice {
   std::string new_wa_id;
   std::string new_user_id;
   std::string previous_user_id;
+  // Whether it moves its customer to a new phone or BSUID (`customer_changed_number`: an older
+  // name of `user_changed_number`); other system messages only tell.
+  bool moves_customer() const {
+    return type == "user_changed_number" || type == "customer_changed_number" || type == "user_changed_user_id";
+  }
 };
 
 struct inbound_message {

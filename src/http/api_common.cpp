@@ -75,13 +75,14 @@ std::uint32_t api_calls::add(access level, deferred_api_handler h, std::chrono::
   return static_cast<std::uint32_t>(impl_->operations.size() - 1);
 }
 
-void api_calls::submit(request_context& rc, std::uint32_t operation, responder respond,
-                       std::map<std::string, std::string> extra) {
+std::optional<api_call> api_calls::file(request_context& rc, std::uint32_t operation, responder respond,
+                                        std::map<std::string, std::string> extra) {
   api_call call;
   call.authorization = std::string{rc.req[bhttp::field::authorization]};
   if (call.authorization.empty() &&
       !(impl_->operations.at(operation).level == access::stream_reader && infra::query_value(rc.query, "ticket"))) {
-    return respond(json_error(bhttp::status::unauthorized, "unauthorized", "Missing bearer token."));
+    respond(json_error(bhttp::status::unauthorized, "unauthorized", "Missing bearer token."));
+    return std::nullopt;
   }
   call.operation = operation;
   call.params = rc.params;
@@ -102,12 +103,12 @@ void api_calls::submit(request_context& rc, std::uint32_t operation, responder r
                             "The request did not finish in time (the database or WhatsApp was too slow); it may still take effect, so repeat it with the same client_message_id where it has one."));
     }
   });
-  impl_->gateway->submit(std::move(call));
+  return call;
 }
 
-void api_calls::execute(pqxx::connection_base* conn, const api_call& call) {
+responder api_calls::answer_of(std::uint64_t ticket) {
   // Whoever answers first (the operation or the timer) wins; the answer stops the timer.
-  responder done{[weak = weak_from_this(), ticket = call.ticket](response res) {
+  return responder{[weak = weak_from_this(), ticket](response res) {
     auto self = weak.lock();
     if (!self) {
       return;
@@ -117,6 +118,40 @@ void api_calls::execute(pqxx::connection_base* conn, const api_call& call) {
       boost::asio::post(w->timer->get_executor(), [timer = w->timer] { timer->cancel(); });
     }
   }};
+}
+
+void api_calls::submit(request_context& rc, std::uint32_t operation, responder respond,
+                       std::map<std::string, std::string> extra) {
+  if (auto call = file(rc, operation, std::move(respond), std::move(extra))) {
+    impl_->gateway->submit(std::move(*call));
+  }
+}
+
+void api_calls::submit_direct(request_context& rc, std::uint32_t operation, const actor_api_handler& direct,
+                              responder respond) {
+  auto call = file(rc, operation, std::move(respond), {});
+  if (!call) {
+    return;
+  }
+  if (is_admin(call->authorization, impl_->admin_token)) {
+    auto done = answer_of(call->ticket);
+    try {
+      if (direct(nullptr, principal{true, {}, std::nullopt}, *call, done)) {
+        return;
+      }
+    } catch (...) {
+      try {
+        answer_failure(done, std::current_exception());
+      } catch (...) {  // a broken connection, which this thread has none of
+      }
+      return;
+    }
+  }
+  impl_->gateway->submit(std::move(*call));
+}
+
+void api_calls::execute(pqxx::connection_base* conn, const api_call& call) {
+  auto done = answer_of(call.ticket);
   if (conn == nullptr) {
     return done(json_error(bhttp::status::service_unavailable, "unavailable",
                            "The database is unavailable."));
@@ -158,6 +193,23 @@ void add_deferred_api_route(router& r, api_context& api, bhttp::verb method, std
   auto calls = api.calls;
   r.add(method, std::move(pattern), max_body, [calls, op](request_context& rc, responder respond) {
     calls->submit(rc, op, std::move(respond));
+  });
+}
+
+void add_actor_api_route(router& r, api_context& api, bhttp::verb method, std::string pattern,
+                         std::size_t max_body, access level, actor_api_handler h,
+                         std::chrono::milliseconds timeout) {
+  auto op = api.calls->add(
+      level,
+      [h](pqxx::connection_base& c, const principal& who, const api_call& call, responder done) {
+        if (!h(&c, who, call, done)) {
+          throw std::logic_error("an operation asked for a connection while it had one");
+        }
+      },
+      timeout);
+  auto calls = api.calls;
+  r.add(method, std::move(pattern), max_body, [calls, op, h = std::move(h)](request_context& rc, responder respond) {
+    calls->submit_direct(rc, op, h, std::move(respond));
   });
 }
 

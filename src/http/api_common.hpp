@@ -38,6 +38,14 @@ using api_handler = std::function<response(pqxx::connection_base&, const princip
 using deferred_api_handler =
     std::function<void(pqxx::connection_base&, const principal&, const api_call&, responder done)>;
 
+// An operation that needs no database connection once its caller is known: it asks the actors.
+// Called with `conn` null on the HTTP thread for the admin token (known without the database);
+// it returns false, having answered nothing, when it needs a connection after all, and then
+// runs again on a gateway worker with one. Every other caller is authenticated by a worker,
+// which runs it with its connection.
+using actor_api_handler =
+    std::function<bool(pqxx::connection_base* conn, const principal&, const api_call&, responder done)>;
+
 // The HTTP side of the API gateway (actors/api): the table of operations, filled while the
 // routes are added and fixed before serving, and the requests waiting for their answer. A route
 // files its request under a ticket and submits an `api_call` naming its operation; a gateway
@@ -56,11 +64,20 @@ class api_calls final : public actors::api_executor, public std::enable_shared_f
   // `extra` goes into the call's params beside the route's own.
   void submit(request_context& rc, std::uint32_t operation, responder respond,
               std::map<std::string, std::string> extra = {});
+  // As submit(), but an admin's call runs `direct` at once on this thread, without a gateway
+  // worker; `operation` (the same handler, registered) is what a worker runs otherwise.
+  void submit_direct(request_context& rc, std::uint32_t operation, const actor_api_handler& direct,
+                     responder respond);
   void execute(pqxx::connection_base* conn, const api_call& call) override;
 
  private:
   struct impl;
   std::unique_ptr<impl> impl_;
+  // The call of `rc` under a new ticket with its timer; none when it was answered 401 already.
+  std::optional<api_call> file(request_context& rc, std::uint32_t operation, responder respond,
+                               std::map<std::string, std::string> extra);
+  // Answers `ticket` once (or not at all when the timer did first).
+  responder answer_of(std::uint64_t ticket);
 };
 
 // What every dashboard handler needs. Lives as long as the server.
@@ -87,6 +104,12 @@ void add_api_route(router& r, api_context& api, bhttp::verb method, std::string 
 void add_deferred_api_route(router& r, api_context& api, bhttp::verb method, std::string pattern,
                             std::size_t max_body, access level, deferred_api_handler h,
                             std::chrono::milliseconds timeout = std::chrono::seconds(20));
+
+// Adds a route run by `h` without a database connection of its own where the caller allows
+// (actor_api_handler): the admin's requests skip the gateway's hop and worker.
+void add_actor_api_route(router& r, api_context& api, bhttp::verb method, std::string pattern,
+                         std::size_t max_body, access level, actor_api_handler h,
+                         std::chrono::milliseconds timeout = std::chrono::seconds(20));
 
 // Parses a request body as a JSON object; throws api_error 400 invalid_json otherwise.
 // The returned document must stay alive while the object is used.

@@ -13,10 +13,8 @@ pqxx::binarystring token_hash(std::string_view token) {
   return pqxx::binarystring{d.data(), d.size()};
 }
 
-}  // namespace
-
-std::optional<principal> authenticate(pqxx::connection_base& conn, std::string_view authorization,
-                                      const std::optional<std::string>& admin_token) {
+// The token of `Bearer <token>` (the scheme in any case); none when there is no usable one.
+std::optional<std::string_view> bearer_token(std::string_view authorization) {
   constexpr std::string_view scheme = "Bearer ";
   if (authorization.size() <= scheme.size() ||
       !std::equal(scheme.begin(), scheme.end(), authorization.begin(),
@@ -30,11 +28,27 @@ std::optional<principal> authenticate(pqxx::connection_base& conn, std::string_v
   if (token.empty() || token.size() > 512) {
     return std::nullopt;
   }
-  if (admin_token && infra::constant_time_equal(token, *admin_token)) {
+  return token;
+}
+
+}  // namespace
+
+bool is_admin(std::string_view authorization, const std::optional<std::string>& admin_token) {
+  auto token = bearer_token(authorization);
+  return token && admin_token && infra::constant_time_equal(*token, *admin_token);
+}
+
+std::optional<principal> authenticate(pqxx::connection_base& conn, std::string_view authorization,
+                                      const std::optional<std::string>& admin_token) {
+  auto token = bearer_token(authorization);
+  if (!token) {
+    return std::nullopt;
+  }
+  if (admin_token && infra::constant_time_equal(*token, *admin_token)) {
     return principal{true, {}, std::nullopt};
   }
   pqxx::nontransaction nt{conn};
-  auto r = infra::exec_cached(nt, "auth_token", "SELECT site_id, id FROM api_tokens WHERE token_hash = $1", token_hash(token));
+  auto r = infra::exec_cached(nt, "auth_token", "SELECT site_id, id FROM api_tokens WHERE token_hash = $1", token_hash(*token));
   if (r.empty()) {
     return std::nullopt;
   }

@@ -17,6 +17,9 @@ struct principal {
   bool may_see(const std::string& site) const { return admin || site_id == site; }
 };
 
+// Whether `Authorization` carries the admin token: known without the database.
+bool is_admin(std::string_view authorization, const std::optional<std::string>& admin_token);
+
 // Resolves `Authorization: Bearer <token>`; nullopt for a missing or unknown token.
 // Site tokens are looked up by their SHA-256, never stored or compared in clear.
 std::optional<principal> authenticate(pqxx::connection_base& conn, std::string_view authorization,

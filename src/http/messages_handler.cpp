@@ -121,51 +121,64 @@ void attach_upload(pqxx::connection_base& c, const std::string& site, domain::ou
   }
 }
 
+// A send needs the database only for an uploaded file's facts (`media_id`); the conversation's
+// site and customer are the directory's to find.
+bool send_message(api_context& api, std::chrono::milliseconds within, pqxx::connection_base* c,
+                  const principal& who, const api_call& call, const responder& done) {
+  auto id = parse_id(call.params.at("id"));
+  if (!id) {
+    not_found();
+  }
+  auto parsed = domain::parse_outbound(call.body);
+  if (auto* p = std::get_if<domain::request_problem>(&parsed)) {
+    fail(p->code == "invalid_json" ? bhttp::status::bad_request : bhttp::status::unprocessable_entity, p->code,
+         p->message);
+  }
+  auto& request = std::get<domain::outbound_request>(parsed);
+  if (!request.media_id.empty()) {
+    if (c == nullptr) {
+      return false;
+    }
+    attach_upload(*c, owner_of(*c, call.params.at("id"), who).site, request);
+  }
+  actors::outbound_send s;
+  s.conversation_id = *id;
+  s.request = std::move(request);
+  api.sites->send(who.admin ? std::string{} : who.site_id, std::move(s), within,
+                  [done](send_reply reply) { done(answer_of(reply)); });
+  return true;
+}
+
 }  // namespace
 
 void add_message_routes(router& r, api_context& api) {
   const auto wait = std::chrono::milliseconds(api.cfg->send_wait_ms);
   // The send waits for Meta up to the send wait; the database steps around it get 10 s more.
   const auto within = wait + std::chrono::seconds(10);
-  add_deferred_api_route(
+  add_actor_api_route(
       r, api, bhttp::verb::post, "/api/conversations/{id}/messages", api.cfg->api_max_body_bytes,
       access::any_principal,
-      [&api, within](pqxx::connection_base& c, const principal& who, const api_call& call, responder done) {
-        auto owner = owner_of(c, call.params.at("id"), who);
-        auto parsed = domain::parse_outbound(call.body);
-        if (auto* p = std::get_if<domain::request_problem>(&parsed)) {
-          fail(p->code == "invalid_json" ? bhttp::status::bad_request : bhttp::status::unprocessable_entity, p->code,
-               p->message);
-        }
-        auto& request = std::get<domain::outbound_request>(parsed);
-        if (!request.media_id.empty()) {
-          attach_upload(c, owner.site, request);
-        }
-        actors::outbound_send s;
-        s.conversation_id = owner.id;
-        s.site = owner.site;
-        s.request = std::move(request);
-        api.sites->send(owner.site, owner.key, std::move(s), within,
-                        [done](send_reply reply) { done(answer_of(reply)); });
+      [&api, within](pqxx::connection_base* c, const principal& who, const api_call& call, const responder& done) {
+        return send_message(api, within, c, who, call, done);
       },
       within + std::chrono::seconds(5));
 
   // The same row again, with the same outcomes as a send (API.md §3.4).
-  add_deferred_api_route(
+  add_actor_api_route(
       r, api, bhttp::verb::post, "/api/conversations/{id}/messages/{message_id}/retry", api.cfg->api_max_body_bytes,
       access::any_principal,
-      [&api, within](pqxx::connection_base& c, const principal& who, const api_call& call, responder done) {
-        auto owner = owner_of(c, call.params.at("id"), who);
+      [&api, within](pqxx::connection_base*, const principal& who, const api_call& call, const responder& done) {
+        auto conversation = parse_id(call.params.at("id"));
         auto message = parse_id(call.params.at("message_id"));
-        if (!message) {
+        if (!conversation || !message) {
           not_found();
         }
         actors::outbound_send s;
-        s.conversation_id = owner.id;
-        s.site = owner.site;
+        s.conversation_id = *conversation;
         s.resend_message_id = *message;
-        api.sites->send(owner.site, owner.key, std::move(s), within,
+        api.sites->send(who.admin ? std::string{} : who.site_id, std::move(s), within,
                         [done](send_reply reply) { done(answer_of(reply)); });
+        return true;
       },
       within + std::chrono::seconds(5));
 }

@@ -8,6 +8,7 @@
 #include "http/api_common.hpp"
 #include "http/webhook_handler.hpp"
 #include "http/responses.hpp"
+#include "infra/conversation_owners.hpp"
 
 namespace wachat::http {
 
@@ -109,15 +110,11 @@ conversation_owner owner_of(pqxx::connection_base& c, const std::string& id_text
   if (!id) {
     not_found();
   }
-  pqxx::nontransaction nt{c};
-  auto r = infra::exec_cached(nt, "conversation_owner", 
-      "SELECT c.site_id, coalesce(v.whatsapp_phone, v.whatsapp_user_id, 'conversation:' || c.id)"
-      " FROM mod_chat_conversations c JOIN mod_chat_visitors v ON v.id = c.visitor_id WHERE c.id = $1",
-      *id);
-  if (r.empty() || !who.may_see(r[0][0].as<std::string>())) {
+  auto owner = infra::find_conversation_owner(c, *id);
+  if (!owner || !who.may_see(owner->site)) {
     not_found();
   }
-  return {*id, r[0][0].as<std::string>(), r[0][1].as<std::string>()};
+  return {*id, std::move(owner->site), std::move(owner->key)};
 }
 
 

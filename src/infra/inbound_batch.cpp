@@ -298,9 +298,7 @@ std::vector<message_item*> find_visitors(pqxx::transaction_base& tx,
 void apply_identity_changes(pqxx::transaction_base& tx, const std::vector<message_item*>& items) {
   for (const auto* it : items) {
     const auto& notice = it->message->system;
-    if (it->message_id == 0 || !notice ||
-        (notice->type != "user_changed_number" && notice->type != "customer_changed_number" &&
-         notice->type != "user_changed_user_id")) {
+    if (it->message_id == 0 || !notice || !notice->moves_customer()) {
       continue;
     }
     auto phone = notice->type == "user_changed_user_id" ? std::string{} : pg_text(notice->new_wa_id);

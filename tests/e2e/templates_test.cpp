@@ -188,6 +188,37 @@ TEST_CASE("marketing opt-out: Meta's user_preferences, the site's keywords and 1
   CHECK(test::eventually([&] { return opted_out() == true; }));
 }
 
+TEST_CASE("a customer who changed number is sent to at the new one, and Meta's 131050 opts them out there") {
+  test::whatsapp_site s;
+  s.graph.add_template(test::waba_id, promo_template());
+  // A send first, so that this process has looked the conversation's customer up already.
+  auto first = s.send(json{{"type", "text"}, {"text", "before"}, {"sender_id", "agent-7"}, {"sender_name", "Ann"}});
+  INFO(first.body);
+  REQUIRE(first.status == 201);
+  REQUIRE(s.graph.sent_messages().size() == 1);
+  CHECK(s.graph.sent_messages()[0]["to"] == test::customer);
+
+  const std::string moved = "12195555358";
+  json value = {{"messaging_product", "whatsapp"},
+                {"metadata", test::metadata(test::phone_id)},
+                {"messages",
+                 {{{"from", test::customer}, {"id", "wamid.MOVED"}, {"timestamp", std::to_string(std::time(nullptr))},
+                   {"type", "system"},
+                   {"system", {{"body", "User changed their number"}, {"wa_id", moved}, {"type", "user_changed_number"}}}}}}};
+  REQUIRE(s.f->post_webhook(test::envelope(value)).status == 200);
+  auto visitor = [&] { return s.f->call_json("GET", "/api/conversations/" + s.conversation)["visitor"]; };
+  REQUIRE(test::eventually([&] { return visitor()["whatsapp_phone"] == moved; }));
+
+  // The customer's key changed with the number: the refusal must reach the customer as they are
+  // now, not a conversation actor of the number they left.
+  s.graph.fail_next("*/messages", 1, 400, 131050, "Unable to deliver message: user stopped marketing messages");
+  CHECK(s.send(promo_send()).status == 502);
+  auto sends = s.graph.calls_matching("POST", "*/messages");
+  REQUIRE(!sends.empty());
+  CHECK(json::parse(sends.back().body)["to"] == moved);
+  CHECK(test::eventually([&] { return visitor()["marketing_opt_out"] == true; }));
+}
+
 TEST_CASE("a test message goes to any number with the site's credentials and stores nothing") {
   test::whatsapp_site s;
   s.graph.add_template(test::waba_id, order_update());

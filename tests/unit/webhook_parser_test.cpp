@@ -245,6 +245,7 @@ TEST_CASE("a system message shows its body and keeps the new number") {
   REQUIRE(message.system);
   CHECK(message.system->type == "customer_changed_number");
   CHECK(message.system->new_wa_id == "16505559999");
+  CHECK(message.system->moves_customer());
 }
 
 TEST_CASE("a reaction names its target and emoji") {
@@ -743,4 +744,12 @@ TEST_CASE("system notices carry the new phone, the new BSUID and the previous BS
   REQUIRE(changed_number.system);
   CHECK(changed_number.system->new_wa_id == "12195555358");
   CHECK(changed_number.system->new_user_id.empty());
+  CHECK(changed_id.system->moves_customer());
+  CHECK(changed_number.system->moves_customer());
+  // Other system messages (Meta sends a few kinds) only tell; nobody moves.
+  auto other = only_message(parse_ok(envelope(
+      R"("messages":[{"from":"16505551234","id":"wamid.sys3","timestamp":"1","type":"system",)"
+      R"("system":{"body":"Something happened","type":"customer_identity_changed"}}])")));
+  REQUIRE(other.system);
+  CHECK_FALSE(other.system->moves_customer());
 }

@@ -548,6 +548,10 @@ conversation_impl::behavior_type conversation(conversation_impl::stateful_pointe
                     self->state.known_facts = facts_after_customer_message(*context, *unit, window, kept_opt_out);
                     after_customer_message(self, *context, *unit);
                   }
+                  if (o.new_message && unit && unit->message.system && unit->message.system->moves_customer()) {
+                    // This customer's key may be another from now on; sends find it again.
+                    self->send(self->state.site, forget_atom::value);
+                  }
                   if (context && context->welcome && o.new_conversation != 0) {
                     self->send(self->state.site, welcome_atom::value, self->state.key, o.new_conversation);
                   }

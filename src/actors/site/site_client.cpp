@@ -99,10 +99,10 @@ void site_client::templates(const std::string& site, bool refresh, reply done) {
   ask_directory(*impl_->sys, impl_->directory, std::move(done), templates_atom::value, site, refresh);
 }
 
-void site_client::send(const std::string& site, const std::string& key, outbound_send s,
-                       std::chrono::milliseconds within, std::function<void(send_reply)> done) {
+void site_client::send(const std::string& caller_site, outbound_send s, std::chrono::milliseconds within,
+                       std::function<void(send_reply)> done) {
   actors::ask<send_reply>(*impl_->sys, impl_->directory, within, std::move(done), unanswered<send_reply>,
-                          send_atom::value, site, key, std::move(s));
+                          send_atom::value, caller_site, std::move(s));
 }
 
 }  // namespace wachat::actors

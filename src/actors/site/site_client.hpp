@@ -38,9 +38,11 @@ class site_client {
   void patch(const std::string& site, const std::string& key, infra::conversation_change change,
              std::function<void(conversation_reply)> done);
 
-  // An agent's send to the customer `key`, answered with its outcome or, after the send wait,
-  // as queued; `within` bounds the whole ask.
-  void send(const std::string& site, const std::string& key, outbound_send s, std::chrono::milliseconds within,
+  // An agent's send to the conversation `s.conversation_id` (not_found unless it is of
+  // `caller_site`; empty: any site), answered with its outcome or, after the send wait, as
+  // queued; `within` bounds the whole ask. Needs no database connection of the caller's: the
+  // directory finds the conversation's site and customer.
+  void send(const std::string& caller_site, outbound_send s, std::chrono::milliseconds within,
             std::function<void(send_reply)> done);
 
  private:

@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "actors/site/site_actor.hpp"
+#include "infra/conversation_owners.hpp"
 #include "infra/log.hpp"
 #include "infra/outbound_store.hpp"
 #include "infra/site_settings.hpp"
@@ -14,6 +15,12 @@ namespace {
 
 // Distinct phone number ids remembered at most; many more (a flood of unknown ids) start over.
 constexpr std::size_t max_routes = 10000;
+// Conversations whose owner is remembered at most, and for how long. A customer's key changes
+// only when WhatsApp says their number or user id changed; until an entry expires, a send may
+// then reach the actor of their old key, which is what a second process's send would be: the
+// outbox's SQL guards keep the order and the one attempt (DESIGN.md §4.4).
+constexpr std::size_t max_owners = 100000;
+constexpr auto owner_kept = std::chrono::seconds(60);
 
 struct directory_state {
   site_directory_settings settings;
@@ -26,6 +33,12 @@ struct directory_state {
   // Phone number id -> site (none: no site has it). Forgotten on every settings change.
   std::unordered_map<std::string, std::optional<std::string>> routes;
   std::vector<route_watcher> watchers;  // told to forget the routes they were given
+  // Conversation id -> its site and customer's key, for sends (the dashboard's commonest write).
+  struct known_owner {
+    infra::conversation_owner owner;
+    std::chrono::steady_clock::time_point until;
+  };
+  std::unordered_map<std::int64_t, known_owner> owners;
   std::chrono::steady_clock::time_point next_sweep{};
   static inline const char* name = "site_directory";
 };
@@ -69,6 +82,25 @@ std::optional<site_actor> site_for(self_ptr self, const std::string& site_id) {
   auto actor = spawn_site_actor(self->home_system(), std::move(s));
   st.sites.emplace(site_id, actor);
   return actor;
+}
+
+// The conversation's site and customer key, remembered a while; none when there is no such
+// conversation (not remembered: it may be created next). Throws when the database cannot be read.
+std::optional<infra::conversation_owner> owner_for(self_ptr self, std::int64_t conversation_id) {
+  auto& st = self->state;
+  const auto now = std::chrono::steady_clock::now();
+  if (auto it = st.owners.find(conversation_id); it != st.owners.end() && now < it->second.until) {
+    return it->second.owner;
+  }
+  store(self);  // (re)connects
+  auto owner = infra::find_conversation_owner(*st.conn, conversation_id);
+  if (owner) {
+    if (st.owners.size() >= max_owners) {
+      st.owners.clear();
+    }
+    st.owners.insert_or_assign(conversation_id, directory_state::known_owner{*owner, now + owner_kept});
+  }
+  return owner;
 }
 
 // Reads the site's settings again and hands them to its actor (if it has one).
@@ -264,11 +296,16 @@ site_directory_actor::behavior_type directory(self_ptr self, site_directory_sett
           return r;
         }
       },
-      [=](send_atom, const std::string& site, const std::string& key,
-          outbound_send& s) -> caf::result<send_reply> {
+      [=](send_atom, const std::string& caller_site, outbound_send& s) -> caf::result<send_reply> {
         try {
-          if (auto actor = site_for(self, site)) {
-            return self->delegate(*actor, send_atom::value, key, std::move(s));
+          auto owner = owner_for(self, s.conversation_id);
+          std::optional<site_actor> actor;
+          if (owner && (caller_site.empty() || caller_site == owner->site)) {
+            actor = site_for(self, owner->site);
+          }
+          if (actor) {
+            s.site = owner->site;
+            return self->delegate(*actor, send_atom::value, owner->key, std::move(s));
           }
           send_reply r;
           r.what = send_reply::kind::not_found;
@@ -293,6 +330,7 @@ site_directory_actor::behavior_type directory(self_ptr self, site_directory_sett
           infra::log_warn("template_change_not_applied", {{"waba", waba}, {"error", e.what()}});
         }
       },
+      [=](forget_atom) { self->state.owners.clear(); },
       [=](watch_atom, route_watcher& w) { self->state.watchers.push_back(std::move(w)); },
       [=](verify_atom, const std::string& token) {
         try {

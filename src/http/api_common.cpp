@@ -7,9 +7,9 @@
 #include <pqxx/pqxx>
 
 #include "actors/api/api_gateway.hpp"
-#include "http/ticket_map.hpp"
 #include "infra/log.hpp"
 #include "infra/stream_tickets.hpp"
+#include "infra/ticket_map.hpp"
 #include "infra/url.hpp"
 
 namespace wachat::http {
@@ -59,7 +59,7 @@ struct api_calls::impl {
   std::optional<std::string> admin_token;
   actors::api_gateway* gateway = nullptr;
   std::vector<operation> operations;
-  ticket_map<waiting> waiting;
+  infra::ticket_map<waiting> waiting;
 };
 
 api_calls::api_calls(std::optional<std::string> admin_token) : impl_(std::make_unique<impl>()) {

@@ -5,13 +5,14 @@
 #include <mutex>
 #include <optional>
 #include <unordered_map>
+#include <vector>
 
-namespace wachat::http {
+namespace wachat::infra {
 
 // Requests waiting for an answer from the actors, filed under a ticket: the ticket travels with
 // the request (plain data), the waiting entry (its responder) stays here. Whoever takes an entry
 // first answers it — the actor's answer or the request's timeout — so a late one finds nothing.
-// Sharded: every webhook passes through one of these.
+// Sharded: every webhook and every send passes through one of these.
 template <class Entry>
 class ticket_map {
  public:
@@ -21,6 +22,24 @@ class ticket_map {
     std::lock_guard lock{s.mutex};
     s.waiting.emplace(ticket, std::move(e));
     return ticket;
+  }
+
+  // Takes every entry `expired` says is (a periodic sweep: the entries waiting are few).
+  template <class Pred>
+  std::vector<Entry> take_if(Pred expired) {
+    std::vector<Entry> out;
+    for (auto& s : shards_) {
+      std::lock_guard lock{s.mutex};
+      for (auto it = s.waiting.begin(); it != s.waiting.end();) {
+        if (expired(it->second)) {
+          out.push_back(std::move(it->second));
+          it = s.waiting.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    return out;
   }
 
   std::optional<Entry> take(std::uint64_t ticket) {
@@ -44,4 +63,4 @@ class ticket_map {
   std::atomic<std::uint64_t> next_{1};
 };
 
-}  // namespace wachat::http
+}  // namespace wachat::infra

@@ -514,6 +514,16 @@ void set_marketing_opt_out(pqxx::connection_base& conn, const std::string& site,
   w.commit();
 }
 
+void set_marketing_opt_out_of_message(pqxx::connection_base& conn, std::int64_t message_id) {
+  pqxx::work w{conn};
+  exec_cached(w, "outbound_opt_out_of_message",
+      "UPDATE mod_chat_visitors v SET marketing_opt_out = true FROM mod_chat_messages m"
+      " JOIN mod_chat_conversations c ON c.id = m.conversation_id"
+      " WHERE m.id = $1 AND v.id = c.visitor_id AND v.marketing_opt_out IS DISTINCT FROM true",
+      message_id);
+  w.commit();
+}
+
 std::optional<reaction_target> find_reaction_target(pqxx::connection_base& conn, std::int64_t conversation_id,
                                                     const std::string& ref) {
   pqxx::nontransaction nt{conn};

@@ -144,8 +144,11 @@ std::optional<reaction_target> find_reaction_target(pqxx::connection_base& conn,
 std::string set_agent_reaction(pqxx::connection_base& conn, std::int64_t message_id, const std::string& emoji);
 
 // The customer `key` (phone, else BSUID) of the site stopped (true) or resumed marketing
-// messages: a keyword of theirs, or Meta's 131050 on a send.
+// messages: a keyword in a message of theirs, under the key it came with.
 void set_marketing_opt_out(pqxx::connection_base& conn, const std::string& site, const std::string& key, bool opt_out);
+// Opts out the customer of the conversation `message_id` is in (Meta's 131050 on it): found by
+// the message, as they are now, whatever phone or BSUID they had when it was queued.
+void set_marketing_opt_out_of_message(pqxx::connection_base& conn, std::int64_t message_id);
 
 // What a retry by hand (POST .../messages/{message_id}/retry) is decided on.
 struct resend_facts {

@@ -12,7 +12,7 @@ namespace wachat::infra {
 // Requests waiting for an answer from the actors, filed under a ticket: the ticket travels with
 // the request (plain data), the waiting entry (its responder) stays here. Whoever takes an entry
 // first answers it — the actor's answer or the request's timeout — so a late one finds nothing.
-// Sharded: every webhook and every send passes through one of these.
+// Sharded: every dashboard call and every send passes through one of these.
 template <class Entry>
 class ticket_map {
  public:
@@ -24,7 +24,8 @@ class ticket_map {
     return ticket;
   }
 
-  // Takes every entry `expired` says is (a periodic sweep: the entries waiting are few).
+  // Takes every entry `expired` says is: a periodic sweep over the requests in flight (tens of
+  // thousands at most), one shard locked at a time.
   template <class Pred>
   std::vector<Entry> take_if(Pred expired) {
     std::vector<Entry> out;

@@ -209,8 +209,9 @@ TEST_CASE("a customer who changed number is sent to at the new one, and Meta's 1
   auto visitor = [&] { return s.f->call_json("GET", "/api/conversations/" + s.conversation)["visitor"]; };
   REQUIRE(test::eventually([&] { return visitor()["whatsapp_phone"] == moved; }));
 
-  // The customer's key changed with the number: the refusal must reach the customer as they are
-  // now, not a conversation actor of the number they left.
+  // The customer's key changed with the number, and this process remembers the conversation's
+  // customer under the number they left (a minute): the refusal must still opt out the customer
+  // as they are now.
   s.graph.fail_next("*/messages", 1, 400, 131050, "Unable to deliver message: user stopped marketing messages");
   CHECK(s.send(promo_send()).status == 502);
   auto sends = s.graph.calls_matching("POST", "*/messages");

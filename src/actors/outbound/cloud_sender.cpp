@@ -783,6 +783,12 @@ worker_interface::behavior_type worker(worker_interface::stateful_pointer<worker
           return true;
         });
       },
+      [=](optout_atom, std::int64_t message) {
+        with_db(self->state, "marketing_opt_out", [&](pqxx::connection_base& c) {
+          infra::set_marketing_opt_out_of_message(c, message);
+          return true;
+        });
+      },
       [=](refacts_atom, const std::string& site, std::int64_t conversation,
           std::int64_t message) -> caf::result<infra::resend_facts> {
         auto f = with_db(self->state, "resend_facts", [&](pqxx::connection_base& c) {
@@ -867,6 +873,11 @@ pool_interface::behavior_type pool(pool_actor self, std::string url, unsigned co
       [=](optout_atom a, std::string& site, std::string& key, bool opt_out) {
         if (auto w = next_worker(self)) {
           self->send(*w, a, std::move(site), std::move(key), opt_out);
+        }
+      },
+      [=](optout_atom a, std::int64_t message) {
+        if (auto w = next_worker(self)) {
+          self->send(*w, a, message);
         }
       },
       [=](markread_atom a, std::string& number, std::string& token, std::string& wamid, bool typing) {

@@ -44,6 +44,8 @@ using cloud_sender_actor = caf::typed_actor<
     caf::reacts_to<markread_atom, std::string, std::string, std::string, bool>,
     // The site, the customer's key, opted out (true) or back in.
     caf::reacts_to<optout_atom, std::string, std::string, bool>,
+    // Meta refused this message with 131050: its customer stopped marketing messages.
+    caf::reacts_to<optout_atom, std::int64_t>,
     caf::reacts_to<stop_atom>>;
 
 }  // namespace wachat::actors

@@ -139,8 +139,9 @@ void failed_attempt(self_ptr self, const queued_send& s, attempt_result& r) {
     self->state.known_facts.reset();  // both change below
   }
   if (error.code == 131050) {
-    // Meta says the customer stopped marketing messages.
-    self->send(self->state.sender, optout_atom::value, self->state.site_id, self->state.key, true);
+    // Meta says the customer stopped marketing messages: the customer of the message as they are
+    // now (this actor's key may be a number they left, or a BSUID since linked to a phone).
+    self->send(self->state.sender, optout_atom::value, s.message_id);
   }
   if (d.action == domain::graph_error_action::fail_window_closed) {
     // Meta says the window is closed whatever we knew: shut it, as a 131047 status would.
@@ -547,10 +548,6 @@ conversation_impl::behavior_type conversation(conversation_impl::stateful_pointe
                   if (context && o.new_message) {
                     self->state.known_facts = facts_after_customer_message(*context, *unit, window, kept_opt_out);
                     after_customer_message(self, *context, *unit);
-                  }
-                  if (o.new_message && unit && unit->message.system && unit->message.system->moves_customer()) {
-                    // This customer's key may be another from now on; sends find it again.
-                    self->send(self->state.site, forget_atom::value);
                   }
                   if (context && context->welcome && o.new_conversation != 0) {
                     self->send(self->state.site, welcome_atom::value, self->state.key, o.new_conversation);

@@ -588,7 +588,6 @@ site_actor::behavior_type site(self_ptr self, site_actor_settings settings) {
       [=](testmsg_atom, const std::string& to, domain::outbound_request& r) { return test_message(self, to, std::move(r)); },
       [=](welcome_atom, const std::string& key, std::int64_t conversation) { welcome(self, key, conversation); },
       [=](tchanged_atom) { self->state.templates.expire(); },
-      [=](forget_atom) { self->send(self->state.settings.directory, forget_atom::value); },
       [=](broken_atom, const domain::graph_error& e) {
         auto note = domain::credentials_refused_note(e);
         infra::log_warn("site_credentials_refused", {{"site", current(self).site_id}, {"graph_code", std::to_string(e.code)}});

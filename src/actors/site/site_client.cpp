@@ -63,15 +63,19 @@ using send_answers = infra::ticket_map<send_waiting>;
 
 // How often the bridge looks for sends not answered in time.
 constexpr auto expiry_sweep = std::chrono::seconds(1);
+// A send is given up this long after its `within`: the HTTP layer's own timeout has answered its
+// caller by then (that the send may still take effect), so the sweep only frees the entry.
+constexpr auto expiry_grace = std::chrono::seconds(10);
 
 // Agents' sends, the dashboard's commonest write, cross into the actors through this one
 // long-lived actor rather than through a short-lived one each (ask()): a send then costs neither
 // an actor's spawn and end nor two operations on CAF's clock (a request timeout set, and the
 // timeouts cancelled as the asker ends), each of which wakes the clock's thread (bench/RESULTS.md,
-// set 15). Its requests wait without a timeout; a periodic sweep answers, as `unavailable`, a
-// send not answered within its `within`. (A conversation actor answers every send it takes,
-// after the send wait at the latest; only one that died holding sends would not, and then its
-// response handler here stays behind: CAF 0.17 cannot drop one.)
+// set 15). Its requests wait without a timeout; a periodic sweep frees the entry of a send not
+// answered in time. (A conversation actor answers every send it takes, after the send wait at
+// the latest, and on `stop` (it decides with `await`, so a stop waits for the decision); one
+// that died while deciding a send would not, and then its response handler here stays behind: CAF 0.17 cannot drop one. Rare,
+// and a few hundred bytes each.)
 using send_bridge_actor =
     caf::typed_actor<caf::reacts_to<send_atom, std::uint64_t, std::string, outbound_send>, caf::reacts_to<tick_atom>,
                      caf::reacts_to<stop_atom>>;
@@ -161,7 +165,7 @@ void site_client::templates(const std::string& site, bool refresh, reply done) {
 
 void site_client::send(const std::string& caller_site, outbound_send s, std::chrono::milliseconds within,
                        std::function<void(send_reply)> done) {
-  auto ticket = impl_->answers->add(send_waiting{std::move(done), clock::now() + within});
+  auto ticket = impl_->answers->add(send_waiting{std::move(done), clock::now() + within + expiry_grace});
   caf::anon_send(caf::actor_cast<send_bridge_actor>(impl_->bridge), send_atom::value, ticket, caller_site,
                  std::move(s));
 }

@@ -2,6 +2,7 @@
 
 #include <caf/all.hpp>
 #include <pqxx/pqxx>
+#include <stdexcept>
 #include <unordered_map>
 
 #include "actors/site/site_actor.hpp"
@@ -16,9 +17,12 @@ namespace {
 // Distinct phone number ids remembered at most; many more (a flood of unknown ids) start over.
 constexpr std::size_t max_routes = 10000;
 // Conversations whose owner is remembered at most, and for how long. A customer's key changes
-// only when WhatsApp says their number or user id changed; until an entry expires, a send may
-// then reach the actor of their old key, which is what a second process's send would be: the
-// outbox's SQL guards keep the order and the one attempt (DESIGN.md §4.4).
+// when WhatsApp says their number or user id changed, or when a customer known by BSUID alone
+// is linked to a phone. Until the entry expires, a send may then reach the actor of their old
+// key while their messages reach the new one: two actors for one customer, which the outbox's
+// SQL guards already serve (a second process's sends, DESIGN.md §4.4): order and one attempt
+// hold, the recipient is read from the visitor at each attempt, and Meta's 131050 opts out the
+// message's customer, found by the message.
 constexpr std::size_t max_owners = 100000;
 constexpr auto owner_kept = std::chrono::seconds(60);
 
@@ -27,6 +31,9 @@ struct directory_state {
   std::shared_ptr<infra::metrics> metrics;
   infra::metrics::gauge* live_conversations = nullptr;
   std::unique_ptr<pqxx::connection> conn;
+  // After a failed connect, none is tried before this: an unreachable server (each try may take
+  // the connect timeout) must not hold up the directory's every turn.
+  std::chrono::steady_clock::time_point connect_after{};
   std::unique_ptr<infra::site_settings_listener> listener;
   bool listening = false;  // for logging the listener's outages once each
   std::unordered_map<std::string, site_actor> sites;
@@ -49,7 +56,16 @@ infra::site_settings_store store(self_ptr self) {
   auto& st = self->state;
   if (!st.conn || !st.conn->is_open()) {
     st.conn.reset();
-    st.conn = std::make_unique<pqxx::connection>(st.settings.database_url);
+    const auto now = std::chrono::steady_clock::now();
+    if (now < st.connect_after) {
+      throw std::runtime_error("the database could not be reached a moment ago");
+    }
+    try {
+      st.conn = std::make_unique<pqxx::connection>(st.settings.database_url);
+    } catch (...) {
+      st.connect_after = now + std::chrono::milliseconds(500);
+      throw;
+    }
   }
   return infra::site_settings_store{*st.conn, *st.settings.cfg};
 }
@@ -330,7 +346,6 @@ site_directory_actor::behavior_type directory(self_ptr self, site_directory_sett
           infra::log_warn("template_change_not_applied", {{"waba", waba}, {"error", e.what()}});
         }
       },
-      [=](forget_atom) { self->state.owners.clear(); },
       [=](watch_atom, route_watcher& w) { self->state.watchers.push_back(std::move(w)); },
       [=](verify_atom, const std::string& token) {
         try {

@@ -93,9 +93,6 @@ using site_actor = caf::typed_actor<
     // A customer's message started a conversation (key, id): the site's welcome_template goes.
     caf::reacts_to<welcome_atom, std::string, std::int64_t>,
     caf::reacts_to<tchanged_atom>,
-    // A customer's phone or BSUID changed (one of its conversation actors stored the notice):
-    // the directory looks conversations' customers up again.
-    caf::reacts_to<forget_atom>,
     // A test message to a phone (no conversation, nothing stored): Meta's wamid, or its error.
     caf::replies_to<testmsg_atom, std::string, domain::outbound_request>::with<site_answer>,
     // The templates (true: fetch them again now); Graph's pages come back as `tpage`.
@@ -138,8 +135,6 @@ using site_directory_actor = caf::typed_actor<
     caf::replies_to<verify_atom, std::string>::with<bool>,
     // Meta's template webhooks for a WABA (its id): the sites using it drop their template cache.
     caf::reacts_to<tchanged_atom, std::string>,
-    // A customer's phone or BSUID changed: the conversations' owners are looked up again.
-    caf::reacts_to<forget_atom>,
     caf::replies_to<save_atom, std::string, infra::site_settings_update>::with<settings_written>,
     caf::replies_to<clear_atom, std::string>::with<settings_written>,
     caf::replies_to<record_atom, std::string, bool, std::string>::with<settings_written>,

@@ -254,6 +254,17 @@ TEST_CASE("bad send requests get clear errors and change nothing") {
   ok["reply_to"] = "wamid.IN1";
   REQUIRE(s.send(ok).status == 201);
   CHECK(s.graph.sent_messages()[0]["context"]["message_id"] == "wamid.IN1");
+
+  // A site token sends to its own site's conversations (authenticated by a gateway worker; the
+  // admin's sends skip it), and retries nothing of another site's.
+  auto own = s.send(text("from the site's token"), s.f->site_token("acme"));
+  CHECK(own.status == 201);
+  const auto sent_id = body_of(own)["message"]["id"].get<std::string>();
+  auto retry_path = "/api/conversations/" + s.conversation + "/messages/" + sent_id + "/retry";
+  CHECK(s.f->call("POST", retry_path, "", s.f->site_token("beta")).status == 404);
+  CHECK(s.f->call("POST", retry_path, "", s.f->site_token("acme")).status == 409);  // sent: invalid_state
+  CHECK(s.f->call("POST", retry_path, "", "wct_" + std::string(64, '0')).status == 401);
+  CHECK(s.graph.sent_messages().size() == 2);
 }
 
 TEST_CASE("a site without WhatsApp refuses sends with whatsapp_disabled") {
@@ -742,4 +753,41 @@ TEST_CASE("Graph taking the request and never answering: 202 queued, then in dou
   std::this_thread::sleep_for(3s);
   // One request reached the fake; the doubt period holds any second one back.
   CHECK(s.graph.send_calls() == 1);
+}
+
+TEST_CASE("PostgreSQL stopped: sends answer 503 and store nothing; the same requests go once it is back") {
+  sending s;
+  auto conversations = with_customers(s, {"15550000011"});
+  REQUIRE(s.send(text("before", "c-before")).status == 201);  // its customer is remembered now
+  auto send_to = [&](const std::string& conversation, const std::string& body, const std::string& id) {
+    return s.f->call("POST", "/api/conversations/" + conversation + "/messages", text(body, id).dump());
+  };
+
+  test::stop_test_postgres();
+  auto remembered = send_to(conversations[0], "during, to a conversation sent to before", "c-during-1");
+  auto unknown = send_to(conversations[1], "during, to a conversation not sent to yet", "c-during-2");
+  test::start_test_postgres();
+  CHECK(remembered.status == 503);
+  CHECK(unknown.status == 503);
+  CHECK(body_of(remembered)["error"]["code"] == "unavailable");
+  CHECK(body_of(unknown)["error"]["code"] == "unavailable");
+
+  // The caller repeats them (same client_message_id) until the database is back: each is
+  // stored and sent once.
+  auto until_created = [&](const std::string& conversation, const std::string& body, const std::string& id) {
+    int status = 0;
+    for (int i = 0; i < 100 && status != 201; ++i) {
+      status = send_to(conversation, body, id).status;
+      if (status != 201) std::this_thread::sleep_for(100ms);
+    }
+    return status;
+  };
+  CHECK(until_created(conversations[0], "during, to a conversation sent to before", "c-during-1") == 201);
+  CHECK(until_created(conversations[1], "during, to a conversation not sent to yet", "c-during-2") == 201);
+  CHECK(s.scalar("SELECT count(*) FROM mod_chat_messages WHERE sender_type = 'agent'") == "3");
+  auto sent = s.graph.sent_messages();
+  REQUIRE(sent.size() == 3);
+  CHECK(sent[0]["text"]["body"] == "before");
+  CHECK(sent[1]["text"]["body"] == "during, to a conversation sent to before");
+  CHECK(sent[2]["text"]["body"] == "during, to a conversation not sent to yet");
 }

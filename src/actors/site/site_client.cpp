@@ -72,10 +72,10 @@ constexpr auto expiry_grace = std::chrono::seconds(10);
 // an actor's spawn and end nor two operations on CAF's clock (a request timeout set, and the
 // timeouts cancelled as the asker ends), each of which wakes the clock's thread (bench/RESULTS.md,
 // set 15). Its requests wait without a timeout; a periodic sweep frees the entry of a send not
-// answered in time. (A conversation actor answers every send it takes, after the send wait at
-// the latest, and on `stop` (it decides with `await`, so a stop waits for the decision); one
-// that died while deciding a send would not, and then its response handler here stays behind: CAF 0.17 cannot drop one. Rare,
-// and a few hundred bytes each.)
+// answered in time. A conversation actor answers every send it takes: after the send wait at
+// the latest, and on `stop` (it decides with `await`, so a stop waits for the decision). Only
+// one that died while deciding a send would not answer; its response handler then stays here,
+// as CAF 0.17 cannot drop one: rare, and a few hundred bytes each.
 using send_bridge_actor =
     caf::typed_actor<caf::reacts_to<send_atom, std::uint64_t, std::string, outbound_send>, caf::reacts_to<tick_atom>,
                      caf::reacts_to<stop_atom>>;

@@ -121,6 +121,14 @@ void attach_upload(pqxx::connection_base& c, const std::string& site, domain::ou
   }
 }
 
+// Hands a send or retry to the site actors, for the caller's site only (any, for the admin),
+// and answers it with its outcome.
+void ask_send(api_context& api, std::chrono::milliseconds within, const principal& who, actors::outbound_send s,
+              const responder& done) {
+  api.sites->send(who.admin ? std::string{} : who.site_id, std::move(s), within,
+                  [done](send_reply reply) { done(answer_of(reply)); });
+}
+
 // A send needs the database only for an uploaded file's facts (`media_id`); the conversation's
 // site and customer are the directory's to find.
 bool send_message(api_context& api, std::chrono::milliseconds within, pqxx::connection_base* c,
@@ -144,8 +152,7 @@ bool send_message(api_context& api, std::chrono::milliseconds within, pqxx::conn
   actors::outbound_send s;
   s.conversation_id = *id;
   s.request = std::move(request);
-  api.sites->send(who.admin ? std::string{} : who.site_id, std::move(s), within,
-                  [done](send_reply reply) { done(answer_of(reply)); });
+  ask_send(api, within, who, std::move(s), done);
   return true;
 }
 
@@ -176,8 +183,7 @@ void add_message_routes(router& r, api_context& api) {
         actors::outbound_send s;
         s.conversation_id = *conversation;
         s.resend_message_id = *message;
-        api.sites->send(who.admin ? std::string{} : who.site_id, std::move(s), within,
-                        [done](send_reply reply) { done(answer_of(reply)); });
+        ask_send(api, within, who, std::move(s), done);
         return true;
       },
       within + std::chrono::seconds(5));
